@@ -1,0 +1,32 @@
+"""The ``moment-search`` command: one typer app with a sub-app per command group."""
+
+from __future__ import annotations
+
+import click
+import typer
+
+from . import data, evaluate
+
+app = typer.Typer(
+    help="Search a video corpus for moments that match a sentence.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(evaluate.app, name="evaluate")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    try:
+        app(args=argv, prog_name="moment-search", standalone_mode=False)
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        return 1
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0

@@ -1,0 +1,130 @@
+"""Run a named localizer on every query of a split, write its predictions, score them.
+
+Every model joins ``moment-search evaluate model NAME`` through :func:`register_localizer`: a
+loader ``(data_dir, model_dir) -> Localizer`` whose ``localize`` answers a batch of queries with
+ranked ``[start_s, end_s, score]`` windows in their own video.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..data.corpus import Corpus, Query
+from ..data.corpus_dir import open_corpus
+from ..data.features import FeatureStore
+from .metrics import single_video_metrics
+from .predictions import write_single_predictions
+from .prior import PriorBaseline
+
+
+class Localizer(Protocol):
+    """Single-video moment localization: one ranked window list per query."""
+
+    def localize(
+        self, queries: list[Query], corpus: Corpus, store: FeatureStore, k: int
+    ) -> dict[str, np.ndarray]:
+        """``qid -> (K, 3)`` array of ``[start_s, end_s, score]``, best first, K <= k."""
+        ...
+
+
+LocalizerLoader = Callable[[Path, Path | None], Localizer]
+LOCALIZERS: dict[str, LocalizerLoader] = {}
+# Built-in models, imported on first use so that ``prior`` never loads torch models.
+BUILTIN_LOCALIZERS = {
+    "fvmr": "moment_search.eval.fvmr_localizer",
+}
+
+
+def register_localizer(name: str) -> Callable[[LocalizerLoader], LocalizerLoader]:
+    """Decorator: make a loader available to ``evaluate model NAME``."""
+    def add(loader: LocalizerLoader) -> LocalizerLoader:
+        LOCALIZERS[name] = loader
+        return loader
+    return add
+
+
+@dataclass
+class EvalResult:
+    """What ``evaluate model`` measured."""
+
+    model: str
+    split: str
+    metrics: dict[str, float]
+    timings: dict[str, float] = field(default_factory=dict)
+    predictions_path: Path | None = None
+
+
+def load_localizer(name: str, data_dir: Path, model_dir: Path | None) -> Localizer:
+    """The registered localizer ``name``; ValueError lists the known names."""
+    if name not in LOCALIZERS and name in BUILTIN_LOCALIZERS:
+        importlib.import_module(BUILTIN_LOCALIZERS[name])  # registers itself
+    if name not in LOCALIZERS:
+        known = ", ".join(sorted(set(LOCALIZERS) | set(BUILTIN_LOCALIZERS)))
+        raise ValueError(f"unknown model {name!r}; expected one of: {known}")
+    return LOCALIZERS[name](Path(data_dir), None if model_dir is None else Path(model_dir))
+
+
+def evaluate_model(
+    name: str,
+    data_dir: str | Path,
+    split: str = "val",
+    model_dir: str | Path | None = None,
+    predictions_path: str | Path | None = None,
+    k: int = 10,
+) -> EvalResult:
+    """Localize every query of ``split`` with model ``name`` and score it.
+
+    Args:
+        name: a registered localizer (``prior``, ``fvmr``...).
+        data_dir: the corpus directory with ``<split>.jsonl`` and features.
+        split: the annotation split to answer.
+        model_dir: a checkpoint directory; None uses the model's default.
+        predictions_path: where to write QVHighlights-style predictions (None: not written).
+        k: windows kept per query.
+
+    Returns:
+        An :class:`EvalResult` with R@n, IoU=m and mIoU (percent) and the wall time per query.
+    """
+    localizer = load_localizer(name, Path(data_dir), model_dir)
+    corpus, store = open_corpus(data_dir, split=split)
+    start = time.perf_counter()
+    predictions = localizer.localize(corpus.queries, corpus, store, k)
+    elapsed = time.perf_counter() - start
+    timings = {"ms_per_query": 1000 * elapsed / max(1, len(corpus.queries))}
+    timings.update(getattr(localizer, "timings", {}))
+    path = None
+    if predictions_path is not None:
+        path = Path(predictions_path)
+        write_single_predictions(path, predictions)
+    metrics = single_video_metrics(predictions, corpus.queries)
+    return EvalResult(name, split, metrics, timings, path)
+
+
+class PriorLocalizer:
+    """The prior baseline as a localizer: the same ranked positions for every video."""
+
+    def __init__(self, prior: PriorBaseline):
+        self.prior = prior
+
+    def localize(
+        self, queries: list[Query], corpus: Corpus, store: FeatureStore, k: int
+    ) -> dict[str, np.ndarray]:
+        """Scale the prior's positions to each query's video."""
+        return {q.qid: self.prior.predict(corpus.video(q.video_id).duration, k) for q in queries}
+
+
+@register_localizer("prior")
+def load_prior(data_dir: Path, model_dir: Path | None) -> PriorLocalizer:
+    """Load ``prior.json`` from ``model_dir``, or fit the prior on the train split of ``data_dir``."""
+    if model_dir is not None:
+        return PriorLocalizer(PriorBaseline.load(model_dir / "prior.json"))
+    train, _ = open_corpus(data_dir, split="train")
+    durations = {vid: v.duration for vid, v in train.videos.items()}
+    return PriorLocalizer(PriorBaseline.fit(train.queries, durations))

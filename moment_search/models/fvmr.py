@@ -1,0 +1,198 @@
+"""FVMR: the moment-query common space of "Fast Video Moment Retrieval" (Gao & Xu, ICCV 2021).
+
+Four parts (paper Sec. 3):
+
+* video encoder: clip features -> FC -> 2D map (max pooling over clips i..j) -> conv k=5 -> BN ->
+  tanh -> conv k=3 -> BN -> tanh, giving one feature m_i per 2D-TAN proposal;
+* text encoder: frozen MiniLM token embeddings (instead of the paper's GloVe) -> 2-layer BiLSTM,
+  sentence feature s = w_1 + w_L;
+* fine-grained semantic extractor (the teacher): GRU node embeddings of the semantic role tree and
+  the hierarchical semantic-guided attention of Eq. 3-5, giving u;
+* the common space: p_i = phi_m(m_i) . phi_s(s) (Eq. 6, the fast path) and
+  q_i = phi_fuse(phi_m(m_i) * phi_u(u)) (Eq. 7, the teacher).
+
+At search time only ``encode_moments`` (once per video, by the indexer) and ``encode_queries``
+(per query) run; the teacher is a training-time device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..geometry.proposals import map_max_pool, proposal_index, proposal_mask
+from .base import PretrainedMixin
+from .layers import MLP, GatedConv2d, MapConvStack, last_valid, masked_mean, run_packed
+
+NEG = -1e9  # a finite "minus infinity": fully masked rows give a uniform softmax, not NaN
+
+
+@dataclass
+class FVMRConfig:
+    """FVMR sizes. The paper uses 512 everywhere on C3D/I3D/VGG; the defaults are halved for
+    CPU training on the 2.3k queries of the Charades-STA CLIP split."""
+
+    feature_dim: int = 512  # width of the input clip features (CLIP ViT-B/32)
+    token_dim: int = 384  # width of the frozen MiniLM token embeddings
+    n_clips: int = 16  # 2D-map size N (2D-TAN uses 16 on Charades-STA)
+    hidden_dim: int = 256  # D_v = D_s = D_f, the encoders' widths
+    space_dim: int = 256  # D, the common space
+    map_kernels: tuple[int, ...] = (5, 3)  # conv kernels over the 2D map (paper)
+    fuse_kernels: tuple[int, int] = (3, 9)  # phi_fuse: conv, then gated conv (paper)
+    lstm_layers: int = 2  # BiLSTM depth (paper, Fig. 3b)
+    dropout: float = 0.1
+
+
+@dataclass
+class RoleTreeTensors:
+    """A batch of semantic role trees as token-pooling weights (see ``train.batches``).
+
+    Attributes:
+        verb_weights: (B, V, L) weights over tokens of each verb node (rows of absent nodes are 0).
+        verb_mask: (B, V) bool, True where the verb node exists.
+        noun_weights: (B, K, L) weights over tokens of each noun node.
+        noun_mask: (B, K) bool.
+        edges: (B, V, K) bool, True where noun k hangs under verb v.
+    """
+
+    verb_weights: torch.Tensor
+    verb_mask: torch.Tensor
+    noun_weights: torch.Tensor
+    noun_mask: torch.Tensor
+    edges: torch.Tensor
+
+
+@dataclass
+class FVMROutput:
+    """Named outputs of :meth:`FVMR.forward`: logits over proposals and the embeddings."""
+
+    p: torch.Tensor  # (B, P) fast-path logits, Eq. 6
+    q: torch.Tensor | None  # (B, P) teacher logits, Eq. 7 (None without a role tree)
+    moments: torch.Tensor  # (B, P, D) phi_m(m_i)
+    queries: torch.Tensor  # (B, D) phi_s(s)
+
+
+class SemanticExtractor(nn.Module):
+    """Hierarchical semantic-guided attention over the role tree (paper Eq. 3-5) -> u.
+
+    Node embeddings come from a BiGRU over the tokens, as HGR (the paper's [11]) does: the global
+    node is the mean over all tokens, a verb/noun node the mean over its word's sub-word tokens.
+    The paper writes one set of W_alpha, W_top, W_low for both levels; they are shared here.
+    """
+
+    def __init__(self, token_dim: int, dim: int):
+        super().__init__()
+        self.gru = nn.GRU(token_dim, dim // 2, batch_first=True, bidirectional=True)
+        self.w_top = nn.Linear(dim, dim, bias=False)
+        self.w_low = nn.Linear(dim, dim, bias=False)
+        self.w_alpha = nn.Linear(2 * dim, 1, bias=False)
+
+    def importance(self, top: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        """Eq. 3: alpha_k = W_alpha tanh(W_top top || W_low low_k); (B, D), (B, K, D) -> (B, K)."""
+        guide = self.w_top(top)[:, None].expand(-1, low.shape[1], -1)  # (B, K, D)
+        return self.w_alpha(torch.tanh(torch.cat([guide, self.w_low(low)], -1))).squeeze(-1)
+
+    def forward(self, tokens: torch.Tensor, token_mask: torch.Tensor,
+                tree: RoleTreeTensors) -> torch.Tensor:
+        """(B, L, Dt) tokens, (B, L) mask and the trees -> u, (B, D)."""
+        words = run_packed(self.gru, tokens, token_mask)  # (B, L, D)
+        g_s = masked_mean(words, token_mask.to(words.dtype)[:, None])[:, 0]  # (B, D)
+        g_v = masked_mean(words, tree.verb_weights)  # (B, V, D)
+        g_n = masked_mean(words, tree.noun_weights)  # (B, K, D)
+        alpha_v = self.importance(g_s, g_v).masked_fill(~tree.verb_mask, NEG)  # (B, V)
+        g_v_hat = (torch.softmax(alpha_v, -1)[..., None] * g_v).sum(1)  # (B, D), Eq. 3
+        alpha_n = self.importance(g_v_hat, g_n)  # (B, K)
+        phrases = self.phrases(alpha_v, alpha_n, g_v, g_n, tree)  # (B, V, D), Eq. 4
+        weight = tree.verb_mask.to(phrases.dtype)[..., None]  # (B, V, 1)
+        mean_phrase = (phrases * weight).sum(1) / weight.sum(1).clamp(min=1)  # (B, D)
+        return g_s * mean_phrase  # Eq. 5
+
+    @staticmethod
+    def phrases(alpha_v, alpha_n, g_v, g_n, tree: RoleTreeTensors) -> torch.Tensor:
+        """Eq. 4: h_i = softmax over verb i and its nouns of their alphas, applied to the nodes."""
+        n_verbs = g_v.shape[1]
+        logits = torch.cat([alpha_v[..., None], alpha_n[:, None].expand(-1, n_verbs, -1)], -1)
+        allowed = torch.cat([torch.ones_like(tree.verb_mask)[..., None],
+                             tree.edges & tree.noun_mask[:, None]], -1)  # (B, V, 1 + K)
+        b = torch.softmax(logits.masked_fill(~allowed, NEG), -1)  # (B, V, 1 + K)
+        nodes = torch.cat([g_v[:, :, None], g_n[:, None].expand(-1, n_verbs, -1, -1)], 2)
+        return (b[..., None] * nodes).sum(2)  # (B, V, D)
+
+
+class FVMR(PretrainedMixin, nn.Module):
+    """The FVMR model (see the module docstring)."""
+
+    model_type = "fvmr"
+    config_class = FVMRConfig
+
+    def __init__(self, config: FVMRConfig):
+        super().__init__()
+        self.config = c = config
+        self.clip_fc = nn.Sequential(nn.Linear(c.feature_dim, c.hidden_dim), nn.ReLU(),
+                                     nn.Dropout(c.dropout))
+        self.map_convs = MapConvStack(c.hidden_dim, c.map_kernels)
+        self.lstm = nn.LSTM(c.token_dim, c.hidden_dim // 2, num_layers=c.lstm_layers,
+                            batch_first=True, bidirectional=True,
+                            dropout=c.dropout if c.lstm_layers > 1 else 0.0)
+        self.semantic = SemanticExtractor(c.token_dim, c.hidden_dim)
+        self.phi_m = MLP(c.hidden_dim, c.space_dim, c.space_dim, c.dropout)
+        self.phi_s = MLP(c.hidden_dim, c.space_dim, c.space_dim, c.dropout)
+        self.phi_u = MLP(c.hidden_dim, c.space_dim, c.space_dim, c.dropout)
+        conv_k, gate_k = c.fuse_kernels
+        # phi_fuse: "one convolutional and one gated convolutional layer" (paper, Sec. 4.1)
+        self.fuse_conv = nn.Conv2d(c.space_dim, c.space_dim, conv_k, padding=conv_k // 2)
+        self.fuse_gated = GatedConv2d(c.space_dim, 1, gate_k)
+        index = torch.from_numpy(proposal_index(c.n_clips))
+        self.register_buffer("cells", index[:, 0] * c.n_clips + index[:, 1], persistent=False)
+        self.register_buffer("mask", torch.from_numpy(proposal_mask(c.n_clips)), persistent=False)
+
+    @property
+    def n_proposals(self) -> int:
+        """P, the number of 2D-map proposals per video."""
+        return int(self.cells.numel())
+
+    def moment_cells(self, clips: torch.Tensor) -> torch.Tensor:
+        """Video encoder + phi_m on every map cell: (B, N, Dv) clips -> (B, N*N, D)."""
+        hidden = self.clip_fc(clips)  # (B, N, H)
+        map2d = self.map_convs(map_max_pool(hidden), self.mask)  # (B, H, N, N)
+        return self.phi_m(map2d.flatten(2).transpose(1, 2))  # (B, N*N, D)
+
+    def encode_moments(self, clips: torch.Tensor) -> torch.Tensor:
+        """Common-space moment embeddings: (B, N, Dv) clips -> (B, P, D), proposal order."""
+        return self.moment_cells(clips)[:, self.cells]
+
+    def encode_queries(self, tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """Common-space query embeddings phi_s(w_1 + w_L): (B, L, Dt), (B, L) -> (B, D)."""
+        words = run_packed(self.lstm, tokens, token_mask)  # (B, L, H)
+        return self.phi_s(words[:, 0] + last_valid(words, token_mask))
+
+    def teacher_scores(self, cells: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Eq. 7 over the map: (B, N*N, D) phi_m cells and (B, Du) u -> (B, P) logits q."""
+        n = self.config.n_clips
+        fused = cells * self.phi_u(u)[:, None]  # (B, N*N, D)
+        fused = fused.transpose(1, 2).reshape(fused.shape[0], -1, n, n)  # (B, D, N, N)
+        fused = torch.relu(self.fuse_conv(fused)) * self.mask.to(fused.dtype)
+        return self.fuse_gated(fused).flatten(1)[:, self.cells]  # (B, P)
+
+    def forward(self, clips: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor,
+                tree: RoleTreeTensors | None = None) -> FVMROutput:
+        """Score every proposal of each video against its query.
+
+        Args:
+            clips: (B, N, Dv) clip features.
+            tokens: (B, L, Dt) token embeddings; token_mask: (B, L) bool.
+            tree: role trees for the teacher; None skips it (inference, w/o SD ablation).
+
+        Returns:
+            :class:`FVMROutput` with p (and q when ``tree`` is given).
+        """
+        cells = self.moment_cells(clips)  # (B, N*N, D)
+        moments = cells[:, self.cells]  # (B, P, D)
+        queries = self.encode_queries(tokens, token_mask)  # (B, D)
+        p = torch.einsum("bpd,bd->bp", moments, queries)  # Eq. 6
+        q = None
+        if tree is not None:
+            q = self.teacher_scores(cells, self.semantic(tokens, token_mask, tree))
+        return FVMROutput(p=p, q=q, moments=moments, queries=queries)

@@ -1,0 +1,71 @@
+"""The two sides of the FVMR common space at inference time.
+
+* :class:`MomentEncoder`: a video's features -> N clips -> P proposal embeddings phi_m(m_i) and
+  their spans in seconds (run once per video by the indexer).
+* :class:`QueryEncoder`: sentences -> MiniLM tokens -> BiLSTM -> phi_s(s) (run per query).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..data.clips import pool_clips
+from ..data.corpus import Video
+from ..geometry.proposals import proposal_spans
+from ..models.fvmr import FVMR
+from ..text.tokens import TokenEncoder
+
+
+class MomentEncoder:
+    """Embeds every 2D-map proposal of a video into the common space."""
+
+    def __init__(self, model: FVMR):
+        self.model = model
+        self.n_clips = model.config.n_clips
+
+    @property
+    def device(self) -> torch.device:
+        """The model's device."""
+        return next(self.model.parameters()).device
+
+    def clips(self, features: np.ndarray, video: Video) -> np.ndarray:
+        """(T, Dv) features -> (N, Dv) clips, honouring the video's feature rate."""
+        return pool_clips(features, self.n_clips, video.duration, video.feature_rate)
+
+    @torch.inference_mode()
+    def embed_clips(self, clips: np.ndarray) -> np.ndarray:
+        """(B, N, Dv) clips -> (B, P, D) float32 proposal embeddings."""
+        batch = torch.from_numpy(np.ascontiguousarray(clips, dtype=np.float32)).to(self.device)
+        return self.model.encode_moments(batch).float().cpu().numpy()
+
+    def spans(self, duration: float) -> np.ndarray:
+        """(P, 2) proposal spans in seconds, proposal order."""
+        return proposal_spans(self.n_clips, duration)
+
+
+class QueryEncoder:
+    """Encodes sentences into the common space; keeps the last call's timing (ms)."""
+
+    def __init__(self, model: FVMR, tokens: TokenEncoder):
+        self.model = model
+        self.tokens = tokens
+        self.last_ms = 0.0
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """B sentences -> (B, D) float32 query embeddings phi_s(s).
+
+        Raises:
+            ValueError: an empty or blank sentence (names its position).
+        """
+        start = time.perf_counter()
+        batch = self.tokens.encode(list(texts))
+        device = next(self.model.parameters()).device
+        queries = self.model.encode_queries(batch.embeddings.to(device), batch.mask.to(device))
+        out = queries.float().cpu().numpy()
+        self.last_ms = 1000 * (time.perf_counter() - start)
+        return out

@@ -1,0 +1,158 @@
+"""Training examples for FVMR over a Corpus: clips, tokens, role trees, soft IoU labels.
+
+Everything expensive (clip pooling, MiniLM token embeddings, spaCy parses) is computed once when
+the examples are built; an epoch only pads and stacks small tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..data.clips import pool_clips
+from ..data.corpus import Corpus, Query
+from ..data.features import FeatureStore
+from ..geometry.proposals import proposal_spans
+from ..geometry.spans import soft_iou_labels, temporal_iou
+from ..models.fvmr import RoleTreeTensors
+from ..text.role_tree import RoleTree, RoleTreeParser
+from ..text.tokens import TokenEncoder, span_weights
+
+MAX_VERBS = 4
+MAX_NOUNS = 6
+
+
+@dataclass
+class Example:
+    """One query with its video, ready to batch."""
+
+    qid: str
+    clips: torch.Tensor  # (N, Dv)
+    tokens: torch.Tensor  # (L, Dt)
+    verb_weights: torch.Tensor  # (V, L)
+    noun_weights: torch.Tensor  # (K, L)
+    verb_mask: torch.Tensor  # (V,) bool
+    noun_mask: torch.Tensor  # (K,) bool
+    edges: torch.Tensor  # (V, K) bool
+    labels: torch.Tensor  # (P,) soft IoU labels
+    positive: int  # proposal with the highest IoU
+    video_index: int
+
+
+@dataclass
+class Batch:
+    """A padded batch of examples (see :func:`collate`)."""
+
+    clips: torch.Tensor  # (B, N, Dv)
+    tokens: torch.Tensor  # (B, L, Dt)
+    token_mask: torch.Tensor  # (B, L)
+    tree: RoleTreeTensors
+    labels: torch.Tensor  # (B, P)
+    positive: torch.Tensor  # (B,)
+    video_groups: torch.Tensor  # (B,)
+
+    def to(self, device: torch.device) -> Batch:
+        """The batch on ``device``."""
+        move = {k: v.to(device) for k, v in vars(self.tree).items()}
+        return Batch(self.clips.to(device), self.tokens.to(device), self.token_mask.to(device),
+                     RoleTreeTensors(**move), self.labels.to(device), self.positive.to(device),
+                     self.video_groups.to(device))
+
+
+def proposal_labels(query: Query, duration: float, n_clips: int, o_min: float, o_max: float
+                    ) -> tuple[np.ndarray, int]:
+    """Soft IoU labels of every proposal (best over the query's windows) and the argmax."""
+    iou = temporal_iou(proposal_spans(n_clips, duration), np.asarray(query.windows)).max(1)
+    return soft_iou_labels(iou, o_min, o_max).astype(np.float32), int(iou.argmax())
+
+
+def tree_tensors(tree: RoleTree, offsets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Token-pooling weights, masks and edges of one tree, padded to MAX_VERBS x MAX_NOUNS."""
+    lengths = torch.ones(1, offsets.shape[0], dtype=torch.bool)
+    verbs, verb_ok = span_weights(offsets[None], lengths, [tree.verbs[:MAX_VERBS]], MAX_VERBS)
+    nouns, noun_ok = span_weights(offsets[None], lengths, [tree.nouns[:MAX_NOUNS]], MAX_NOUNS)
+    edges = torch.zeros(MAX_VERBS, MAX_NOUNS, dtype=torch.bool)
+    for v, n in tree.edges:
+        if v < MAX_VERBS and n < MAX_NOUNS:
+            edges[v, n] = True
+    verb_mask = verb_ok[0].clone()
+    verb_mask[0] = True  # every tree has a first verb (or pseudo-verb); keep it even if truncated
+    return {"verb_weights": verbs[0], "noun_weights": nouns[0], "verb_mask": verb_mask,
+            "noun_mask": noun_ok[0], "edges": edges}
+
+
+def build_examples(corpus: Corpus, store: FeatureStore, n_clips: int, encoder: TokenEncoder,
+                   parser: RoleTreeParser, o_min: float = 0.3, o_max: float = 0.7
+                   ) -> list[Example]:
+    """One :class:`Example` per query of ``corpus`` (queries without windows are skipped)."""
+    queries = [q for q in corpus.queries if q.windows]
+    video_ids = list(dict.fromkeys(q.video_id for q in queries))
+    clips = {vid: _video_clips(corpus, store, vid, n_clips) for vid in video_ids}
+    texts = [q.text for q in queries]
+    trees = parser.parse(texts)
+    token_rows = _token_rows(encoder, texts)
+    examples = []
+    for query, tree in zip(queries, trees, strict=True):
+        tokens, offsets = token_rows[query.text]
+        labels, positive = proposal_labels(query, corpus.video(query.video_id).duration,
+                                           n_clips, o_min, o_max)
+        examples.append(Example(
+            qid=query.qid, clips=clips[query.video_id], tokens=tokens,
+            labels=torch.from_numpy(labels), positive=positive,
+            video_index=video_ids.index(query.video_id), **tree_tensors(tree, offsets)))
+    return examples
+
+
+def _video_clips(corpus: Corpus, store: FeatureStore, video_id: str, n_clips: int
+                 ) -> torch.Tensor:
+    video = corpus.video(video_id)
+    pooled = pool_clips(store.load(video_id), n_clips, video.duration, video.feature_rate)
+    return torch.from_numpy(pooled)
+
+
+def _token_rows(encoder: TokenEncoder, texts: Sequence[str], chunk: int = 256
+                ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``text -> ((L, Dt) token embeddings, (L, 2) char offsets)`` for every distinct text."""
+    distinct = list(dict.fromkeys(texts))
+    rows = {}
+    for start in range(0, len(distinct), chunk):
+        part = distinct[start:start + chunk]
+        batch = encoder.encode(part)
+        for i, text in enumerate(part):
+            n = int(batch.mask[i].sum())
+            rows[text] = (batch.embeddings[i, :n].cpu(), batch.offsets[i, :n].cpu())
+    return rows
+
+
+def _pad(rows: Sequence[torch.Tensor], length: int, dim: int) -> torch.Tensor:
+    """Right-pad the last ``dim`` of each row to ``length`` with zeros and stack."""
+    out = []
+    for row in rows:
+        pad = [0, 0] * (row.ndim - 1 - dim) + [0, length - row.shape[dim]]
+        out.append(torch.nn.functional.pad(row, pad))
+    return torch.stack(out)
+
+
+def collate(examples: Sequence[Example]) -> Batch:
+    """Pad and stack examples into a :class:`Batch`."""
+    length = max(e.tokens.shape[0] for e in examples)
+    lengths = torch.tensor([e.tokens.shape[0] for e in examples])
+    tree = RoleTreeTensors(
+        verb_weights=_pad([e.verb_weights for e in examples], length, 1),
+        verb_mask=torch.stack([e.verb_mask for e in examples]),
+        noun_weights=_pad([e.noun_weights for e in examples], length, 1),
+        noun_mask=torch.stack([e.noun_mask for e in examples]),
+        edges=torch.stack([e.edges for e in examples]),
+    )
+    return Batch(
+        clips=torch.stack([e.clips for e in examples]),
+        tokens=_pad([e.tokens for e in examples], length, 0),
+        token_mask=torch.arange(length)[None] < lengths[:, None],
+        tree=tree,
+        labels=torch.stack([e.labels for e in examples]),
+        positive=torch.tensor([e.positive for e in examples]),
+        video_groups=torch.tensor([e.video_index for e in examples]),
+    )

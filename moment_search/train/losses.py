@@ -1,0 +1,77 @@
+"""FVMR's losses as pure functions of tensors (paper Eq. 8-10), plus the cross-video term.
+
+All take logits; labels are soft IoU labels in [0, 1]. Shapes: B queries, P proposals.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def soft_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Eq. 8: binary cross-entropy of sigmoid(logits) against soft labels, mean over B and P.
+
+    Args:
+        logits: (B, P) proposal scores before the sigmoid.
+        labels: (B, P) soft IoU labels in [0, 1].
+    """
+    return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0
+                 ) -> torch.Tensor:
+    """Eq. 9: cross-entropy between softmax(p/T) and softmax(q/T) over proposals, q detached.
+
+    The paper writes L_ce(sigma(p/T), sigma(q/T)) with L_ce of Eq. 8; for two distributions over
+    proposals its authors most likely meant the soft-target cross-entropy of knowledge
+    distillation, -sum_i sigma(q/T)_i log sigma(p/T)_i, used here (mean over the batch).
+
+    Args:
+        student: (B, P) fast-path logits p.
+        teacher: (B, P) teacher logits q (gradient is not propagated into it).
+        temperature: T.
+    """
+    target = torch.softmax(teacher.detach() / temperature, dim=-1)
+    return -(target * torch.log_softmax(student / temperature, dim=-1)).sum(-1).mean()
+
+
+def cross_video(moments: torch.Tensor, queries: torch.Tensor, positive: torch.Tensor,
+                video_groups: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """In-batch negatives across videos, so scores of different videos become comparable.
+
+    Each query's positive is its best-labelled proposal in its own video; its negatives are the
+    highest-scoring proposal of every other video in the batch (other queries of the same video
+    are not negatives). InfoNCE over [positive, negatives] with temperature ``temperature``.
+
+    Args:
+        moments: (B, P, D) moment embeddings of each query's video.
+        queries: (B, D) query embeddings.
+        positive: (B,) int index of each query's positive proposal.
+        video_groups: (B,) int, equal for queries of the same video.
+        temperature: softmax temperature on the inner products.
+    """
+    scores = torch.einsum("qd,vpd->qvp", queries, moments)  # (B queries, B videos, P)
+    best_other = scores.max(-1).values  # (B, B) each query vs each video's best proposal
+    rows = torch.arange(queries.shape[0], device=queries.device)
+    pos = scores[rows, rows, positive]  # (B,)
+    same_video = video_groups[:, None] == video_groups[None, :]  # (B, B)
+    negatives = best_other.masked_fill(same_video, float("-inf"))
+    logits = torch.cat([pos[:, None], negatives], dim=1) / temperature  # (B, 1 + B)
+    return F.cross_entropy(logits, torch.zeros_like(rows))
+
+
+def fvmr_loss(p: torch.Tensor, q: torch.Tensor | None, labels: torch.Tensor,
+              distill_weight: float, temperature: float) -> dict[str, torch.Tensor]:
+    """Eq. 10: BCE(p, y) + BCE(q, y) + lambda * L_dis(p, q); each term also returned by name.
+
+    ``distill_weight = 0`` (warm-up, or the w/o SD ablation) drops the distillation term; a missing
+    teacher (``q is None``) drops both teacher terms.
+    """
+    terms = {"bce_p": soft_bce(p, labels)}
+    if q is not None:
+        terms["bce_q"] = soft_bce(q, labels)
+        if distill_weight > 0:
+            terms["distill"] = distill_weight * distillation(p, q, temperature)
+    terms["total"] = sum(terms.values())
+    return terms
