@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import typer
 
-from . import data, evaluate
+from . import data, evaluate, train
 
 app = typer.Typer(
     help="Search a video corpus for moments that match a sentence.",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(evaluate.app, name="evaluate")
+app.add_typer(train.app, name="train")
 
 
 def main(argv: list[str] | None = None) -> int:

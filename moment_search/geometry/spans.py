@@ -132,7 +132,7 @@ def temporal_iou_torch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _check_scores(scores, n_spans: int) -> np.ndarray:
-    """Scores as a finite float array (n_spans,), or ValueError naming the problem."""
+    """Scores as a float array (n_spans,) without NaN, or ValueError naming the problem."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (n_spans,):
         raise ValueError(f"scores must have shape ({n_spans},) to match spans, got {scores.shape}")
@@ -145,7 +145,8 @@ def nms(spans, scores, iou_threshold: float, max_keep: int | None = None) -> np.
     """Greedy temporal non-maximum suppression.
 
     Visits spans from the highest score down (ties: lower index first) and drops every span whose
-    IoU with an already kept span is greater than ``iou_threshold`` (2D-TAN's rule: ``<=`` survives).
+    IoU with an already kept span is greater than ``iou_threshold`` (2D-TAN's rule: IoU equal to
+    the threshold survives).
 
     Args:
         spans: spans (N, 2).
@@ -168,7 +169,7 @@ def nms(spans, scores, iou_threshold: float, max_keep: int | None = None) -> np.
     if max_keep is not None and not (isinstance(max_keep, numbers.Integral) and max_keep >= 0):
         raise ValueError(f"max_keep must be None or an integer >= 0, got {max_keep!r}")
     limit = len(spans) if max_keep is None else min(int(max_keep), len(spans))
-    order = np.argsort(-scores)[::-1][::-1]
+    order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
     while order.size and len(keep) < limit:
         best, rest = order[0], order[1:]
@@ -207,7 +208,8 @@ def clip_span_to_seconds(i, j, n_clips: int, duration) -> np.ndarray:
         float64 array (..., 2): ``[start_s, end_s]`` for each (i, j); shape (2,) for scalars.
 
     Raises:
-        ValueError: for n_clips <= 0, a non-positive duration, or indices outside ``0 <= i <= j < N``.
+        ValueError: for n_clips <= 0, a non-positive duration, or indices outside
+            ``0 <= i <= j < N``.
     """
     duration = _check_clip_grid(n_clips, duration)
     i = np.asarray(i)

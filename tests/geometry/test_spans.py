@@ -1,4 +1,4 @@
-"""Tests for moment_search.geometry.spans: hand cases, brute-force references, properties, errors."""
+"""Tests for moment_search.geometry.spans: hand cases, slow references, properties, errors."""
 
 import numpy as np
 import pytest
@@ -106,7 +106,9 @@ def test_iou_diag_is_the_diagonal_of_pairwise(a, b):
 
 
 @SEEDED
-@given(grid_span_sets, st.floats(min_value=0.1, max_value=10), st.floats(min_value=-100, max_value=100))
+@given(
+    grid_span_sets, st.floats(min_value=0.1, max_value=10), st.floats(min_value=-100, max_value=100)
+)
 def test_iou_is_invariant_to_time_unit_and_origin(a, scale, origin):
     # grid spans: arbitrary floats could lose a tiny length to rounding when shifted
     b = a[::-1] + 1.0
@@ -149,7 +151,9 @@ def test_nms_hand_case_and_stable_ties():
     st.sampled_from([0.0, 0.3, 0.5, 0.7, 1.0]),
 )
 def test_nms_properties(spans, data, threshold):
-    scores = np.array(data.draw(st.lists(st.integers(0, 4), min_size=len(spans), max_size=len(spans))))
+    scores = np.array(
+        data.draw(st.lists(st.integers(0, 4), min_size=len(spans), max_size=len(spans)))
+    )
     keep = nms(spans, scores, threshold)
     assert keep.tolist() == _nms_reference(spans.tolist(), scores.tolist(), threshold)
     assert keep[0] == np.argmax(scores)  # the best span always survives

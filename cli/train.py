@@ -1,0 +1,50 @@
+"""``moment-search train ...``: train a model on a corpus directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from moment_search.models.fvmr import FVMRConfig
+
+from .common import console, metric_table, user_errors
+
+app = typer.Typer(help="Train models.", no_args_is_help=True)
+
+
+@app.command()
+def fvmr(
+    data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
+    out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
+    epochs: int = typer.Option(20, min=1, help="Training epochs."),
+    batch_size: int = typer.Option(32, min=1, help="Queries per batch."),
+    lr: float = typer.Option(2e-4, min=0.0, help="Adam learning rate."),
+    hidden_dim: int = typer.Option(256, min=8, help="Encoder width (paper: 512)."),
+    space_dim: int = typer.Option(256, min=8, help="Common-space width D (paper: 512)."),
+    n_clips: int = typer.Option(16, min=1, help="2D-map size N."),
+    distill_weight: float = typer.Option(3.0, min=0.0, help="lambda of Eq. 10."),
+    warmup_epochs: int = typer.Option(8, min=0, help="Epochs before distillation starts."),
+    teacher: bool = typer.Option(True, help="--no-teacher trains FVMR w/o SD."),
+    cross_video: float = typer.Option(0.0, min=0.0, help="Weight of the cross-video term."),
+    feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
+    train_split: str = typer.Option("train", help="Split to train on."),
+    val_split: str = typer.Option("val", help="Split to validate on each epoch."),
+    seed: int = typer.Option(0, help="Random seed."),
+    resume: bool = typer.Option(False, help="Continue from OUT/last."),
+) -> None:
+    """Train FVMR (with fine-grained semantic distillation) and keep the best epoch in OUT/best."""
+    from moment_search.train.fvmr_trainer import FVMRTrainer, TrainConfig
+
+    model_config = FVMRConfig(n_clips=n_clips, hidden_dim=hidden_dim, space_dim=space_dim)
+    train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
+                               distill_weight=distill_weight, warmup_epochs=warmup_epochs,
+                               teacher=teacher, cross_video_weight=cross_video, seed=seed)
+    with user_errors():
+        trainer = FVMRTrainer(data, out, model_config, train_config, train_split, val_split,
+                              feature_rate)
+        if resume and trainer.resume():
+            console.print(f"resuming after epoch {trainer.start_epoch}")
+        best = trainer.fit(progress=console.print)
+    console.print(metric_table(f"best validation epoch ({val_split})", best))
+    console.print(f"model saved to {out / 'best'}")

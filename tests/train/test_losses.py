@@ -1,0 +1,50 @@
+import math
+
+import torch
+
+from moment_search.train.losses import cross_video, distillation, fvmr_loss, soft_bce
+
+
+def test_soft_bce_hand_value():
+    logits = torch.tensor([[0.0, 0.0]])
+    labels = torch.tensor([[1.0, 0.5]])
+    assert math.isclose(float(soft_bce(logits, labels)), math.log(2), rel_tol=1e-6)
+
+
+def test_distillation_is_cross_entropy_and_detaches_teacher():
+    student = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    teacher = torch.tensor([[0.0, 0.0]], requires_grad=True)
+    loss = distillation(student, teacher)
+    expected = -0.5 * (math.log(math.e / (math.e + 1)) + math.log(1 / (math.e + 1)))
+    assert math.isclose(float(loss.detach()), expected, rel_tol=1e-6)
+    loss.backward()
+    assert teacher.grad is None and student.grad is not None
+
+
+def test_distillation_minimised_when_student_matches():
+    teacher = torch.tensor([[2.0, 0.0, -1.0]])
+    same = distillation(teacher.clone(), teacher)
+    other = distillation(torch.tensor([[0.0, 2.0, -1.0]]), teacher)
+    assert same < other
+
+
+def test_cross_video_prefers_own_positive():
+    queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    good = torch.tensor([[[5.0, 0.0], [0.0, 0.0]], [[0.0, 5.0], [0.0, 0.0]]])
+    bad = good.flip(0)  # each video now matches the other query
+    positive = torch.tensor([0, 0])
+    groups = torch.tensor([0, 1])
+    assert cross_video(good, queries, positive, groups) < cross_video(bad, queries, positive, groups)
+    # queries of the same video are not negatives of each other
+    same = cross_video(bad, queries, positive, torch.tensor([0, 0]))
+    assert math.isclose(float(same), 0.0, abs_tol=1e-6)
+
+
+def test_fvmr_loss_terms():
+    p, q = torch.zeros(2, 3), torch.ones(2, 3)
+    labels = torch.zeros(2, 3)
+    warm = fvmr_loss(p, q, labels, 0.0, 1.0)
+    assert set(warm) == {"bce_p", "bce_q", "total"}
+    full = fvmr_loss(p, q, labels, 3.0, 1.0)
+    assert math.isclose(float(full["distill"]), 3.0 * math.log(3), rel_tol=1e-6)
+    assert set(fvmr_loss(p, None, labels, 3.0, 1.0)) == {"bce_p", "total"}
