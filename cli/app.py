@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import typer
 
-from . import data, evaluate, train
+from . import data, evaluate, index, query, train
 
 app = typer.Typer(
     help="Search a video corpus for moments that match a sentence.",
@@ -15,6 +15,8 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(train.app, name="train")
+app.add_typer(index.app, name="index")
+app.command(name="query")(query.query)
 
 
 def main(argv: list[str] | None = None) -> int:

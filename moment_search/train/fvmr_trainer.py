@@ -172,7 +172,7 @@ class FVMRTrainer:
             terms["total"].backward()
             self.optimizer.step()
             for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value)
+                sums[name] = sums.get(name, 0.0) + float(value.detach())
         return {name: total / len(batches) for name, total in sums.items()}
 
     def fit(self, progress=print) -> dict[str, float]:

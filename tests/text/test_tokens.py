@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from moment_search.text import TokenBatch, TokenEncoder, Word, resolve_model_path, span_embeddings
-from moment_search.text.tokens import _resolve_device
+from moment_search.device import resolve_device
 
 SHORT = "person opens a cabinet."
 SPLIT = "a person is unscrewing the doorknob."  # "unscrewing" -> un ##sc ##rew ##ing
@@ -177,12 +177,12 @@ def test_span_embeddings_reject_bad_input(encoder):
 
 
 def test_device_resolution():
-    assert _resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(ValueError, match="not-a-device"):
-        _resolve_device("not-a-device")
+        resolve_device("not-a-device")
     if not torch.cuda.is_available():
-        assert _resolve_device("auto") == torch.device("cpu")
+        assert resolve_device("auto") == torch.device("cpu")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            assert _resolve_device("cuda:0") == torch.device("cpu")
+            assert resolve_device("cuda:0") == torch.device("cpu")
         assert any("CUDA is unavailable" in str(w.message) for w in caught)

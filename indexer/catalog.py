@@ -1,0 +1,419 @@
+"""The index catalog: the SQL record of which videos, proposal ids and shards an index holds.
+
+One id space: a video's proposals are the ids ``first_id .. first_id + n_proposals - 1``, which are
+also their FAISS ids and Parquet rows. Shards (fixed groups of videos in sorted video-id order) own
+contiguous id ranges, and a shard is recorded together with its videos in one transaction, so a
+build interrupted at any point resumes from the shards marked "embedded".
+
+The catalog is ``INDEX_DIR/catalog.sqlite`` by default, but any SQLAlchemy URL works (e.g.
+PostgreSQL): only portable column types and portable SQL are used here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import JSON, BigInteger, DateTime, String, create_engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+CATALOG_FILENAME = "catalog.sqlite"
+FORMAT_VERSION = 1  # bump when the tables change incompatibly
+INDEXED, REMOVED = "indexed", "removed"
+PENDING, EMBEDDED = "pending", "embedded"
+
+
+class CatalogError(ValueError):
+    """A catalog operation that would break the index: names the video, shard or model at fault."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Some backends (SQLite) drop the time zone; every stored time is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _VideoRow(_Base):
+    __tablename__ = "videos"
+    video_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    duration: Mapped[float]
+    feature_source: Mapped[str] = mapped_column(String(1024))
+    feature_rate: Mapped[float | None]
+    checksum: Mapped[str] = mapped_column(String(40))
+    n_proposals: Mapped[int]
+    first_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    shard: Mapped[int] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class _IndexInfoRow(_Base):
+    __tablename__ = "index_info"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(255))
+    config_hash: Mapped[str] = mapped_column(String(128))
+    map_size: Mapped[int]
+    feature_rate: Mapped[float | None]
+    embedding_dim: Mapped[int]
+    index_type: Mapped[str | None] = mapped_column(String(255))
+    index_params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    n_videos: Mapped[int]
+    n_proposals: Mapped[int] = mapped_column(BigInteger)
+    n_removed_proposals: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    format_version: Mapped[int]
+
+
+class _ShardRow(_Base):
+    __tablename__ = "build_shards"
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    n_videos: Mapped[int]
+    n_proposals: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+_Record = TypeVar("_Record")  # one of the frozen record dataclasses below
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One indexed video: its proposals are ids ``first_id .. first_id + n_proposals - 1``.
+
+    ``duration`` is in seconds; ``feature_source``/``feature_rate`` as in ``Video`` (rate in
+    features/s, None: spread over the duration); ``checksum`` is the sha1 hex digest of the feature
+    array bytes embedded; ``shard`` is the build shard it was embedded in.
+    """
+
+    video_id: str
+    duration: float
+    feature_source: str
+    feature_rate: float | None
+    checksum: str
+    n_proposals: int
+    first_id: int
+    shard: int
+
+    @property
+    def end_id(self) -> int:
+        """One past its last proposal id."""
+        return self.first_id + self.n_proposals
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    """One build shard: ``n_videos`` videos owning ids ``first_id .. first_id+n_proposals-1``."""
+
+    shard: int
+    first_id: int
+    n_videos: int
+    n_proposals: int
+    status: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """A snapshot of the index_info row: what built the index and what the FAISS index is.
+
+    ``index_type`` is None (and ``index_params`` empty) until :meth:`Catalog.set_index` is called.
+    Times are UTC.
+    """
+
+    model_id: str
+    config_hash: str
+    map_size: int
+    feature_rate: float | None
+    embedding_dim: int
+    index_type: str | None
+    index_params: dict[str, Any]
+    n_videos: int
+    n_proposals: int
+    n_removed_proposals: int
+    created_at: datetime
+    updated_at: datetime
+    format_version: int
+
+
+def _snapshot(record_type: type[_Record], row: _Base) -> _Record:
+    """A frozen copy of an ORM row's columns that outlives its session (times made UTC)."""
+    values = {field.name: getattr(row, field.name) for field in fields(record_type)}
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            values[name] = _as_utc(value)
+    return record_type(**values)
+
+
+def _check_shard_ids(shard: int, first_id: int, videos: list[VideoRecord]) -> None:
+    """Each video must belong to ``shard`` and the id ranges must tile up from ``first_id``."""
+    if shard < 0 or first_id < 0:
+        raise CatalogError(f"shard {shard}: shard and first id must be >= 0, got {first_id}")
+    expected = first_id
+    for video in videos:
+        if video.shard != shard:
+            raise CatalogError(
+                f"video {video.video_id!r} says shard {video.shard}, recorded in shard {shard}"
+            )
+        if video.first_id != expected or video.n_proposals < 0:
+            raise CatalogError(
+                f"shard {shard}: video {video.video_id!r} has ids [{video.first_id}, "
+                f"{video.end_id}), expected a range from {expected} (ranges must be contiguous)"
+            )
+        expected = video.end_id
+
+
+class Catalog:
+    """The SQL catalog of one index. Every method runs in its own transaction.
+
+    Open one with :meth:`open`; close it with :meth:`close` (or use it as a context manager).
+    """
+
+    def __init__(self, url: str) -> None:
+        """Connect to the SQLAlchemy ``url`` and create the tables if missing."""
+        self.url = url
+        self._engine = create_engine(url)
+        _Base.metadata.create_all(self._engine)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        self._check_format()
+
+    @staticmethod
+    def sqlite_url(index_dir: str | Path) -> str:
+        """The default catalog of an index directory: ``sqlite:///INDEX_DIR/catalog.sqlite``."""
+        return f"sqlite:///{Path(index_dir).resolve() / CATALOG_FILENAME}"
+
+    @classmethod
+    def open(cls, url_or_path: str | Path) -> Catalog:
+        """Open (creating if missing) a catalog from an SQLAlchemy URL or an SQLite file path.
+
+        Raises:
+            CatalogError: a path whose parent directory does not exist.
+        """
+        text = str(url_or_path)
+        if "://" in text:
+            return cls(text)
+        path = Path(text).resolve()
+        if not path.parent.is_dir():
+            raise CatalogError(f"catalog {path}: directory {path.parent} does not exist")
+        return cls(f"sqlite:///{path}")
+
+    def close(self) -> None:
+        """Release the connections (the data stays in the database)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _check_format(self) -> None:
+        with self._sessions.begin() as session:
+            row = session.get(_IndexInfoRow, 1)
+            if row is not None and row.format_version != FORMAT_VERSION:
+                raise CatalogError(
+                    f"catalog {self.url}: format version {row.format_version}, this moment-search "
+                    f"reads version {FORMAT_VERSION}; rebuild the index"
+                )
+
+    def init_index(self, model_id: str, config_hash: str, map_size: int,
+                   feature_rate: float | None, embedding_dim: int) -> None:
+        """Record the model an index is built with, or check that it is the one already recorded.
+
+        Args:
+            model_id: the FVMR model's id; config_hash: hash of its config.
+            map_size: 2D-map size N (clips per video); feature_rate: features/s or None.
+            embedding_dim: proposal embedding width D.
+
+        Raises:
+            CatalogError: the catalog already records another model, config or geometry.
+        """
+        with self._sessions.begin() as session:
+            row = session.get(_IndexInfoRow, 1)
+            if row is None:
+                now = _utcnow()
+                session.add(_IndexInfoRow(
+                    id=1, model_id=model_id, config_hash=config_hash, map_size=map_size,
+                    feature_rate=feature_rate, embedding_dim=embedding_dim, index_type=None,
+                    index_params={}, n_videos=0, n_proposals=0, n_removed_proposals=0,
+                    created_at=now, updated_at=now, format_version=FORMAT_VERSION,
+                ))
+                return
+            if (row.model_id, row.config_hash) != (model_id, config_hash):
+                raise CatalogError(
+                    f"refusing to mix embeddings of model {model_id} (config {config_hash}) into "
+                    f"an index built with model {row.model_id} (config {row.config_hash})"
+                )
+            recorded = (row.map_size, row.feature_rate, row.embedding_dim)
+            if recorded != (map_size, feature_rate, embedding_dim):
+                raise CatalogError(
+                    f"model {model_id}: (map size, feature rate, dim) = "
+                    f"{(map_size, feature_rate, embedding_dim)} but the index records {recorded}"
+                )
+
+    def info(self) -> IndexInfo | None:
+        """The index_info snapshot, or None before :meth:`init_index`."""
+        with self._sessions.begin() as session:
+            row = session.get(_IndexInfoRow, 1)
+            return None if row is None else _snapshot(IndexInfo, row)
+
+    def set_index(self, index_type: str, params: dict[str, Any], n_videos: int,
+                  n_proposals: int, n_removed: int) -> None:
+        """Record the FAISS index written: its type, JSON-able params and what it holds.
+
+        Args:
+            n_proposals: vectors in the FAISS index; n_removed: of those, ids of removed videos
+                (still present until the index is compacted).
+
+        Raises:
+            CatalogError: before :meth:`init_index`.
+        """
+        with self._sessions.begin() as session:
+            row = session.get(_IndexInfoRow, 1)
+            if row is None:
+                raise CatalogError(f"catalog {self.url}: set_index before init_index")
+            row.index_type, row.index_params = index_type, dict(params)
+            row.n_videos, row.n_proposals = n_videos, n_proposals
+            row.n_removed_proposals = n_removed
+            row.updated_at = _utcnow()
+
+    def record_shard(self, shard: int, first_id: int, videos: list[VideoRecord]) -> None:
+        """Insert a shard's videos (status "indexed") and mark the shard "embedded", atomically.
+
+        Args:
+            shard: the shard number; first_id: its first proposal id.
+            videos: its videos in id order; their ranges must tile up from ``first_id``.
+
+        Raises:
+            CatalogError: the shard is already embedded, a video is already indexed (named),
+                the id ranges are not contiguous or overlap ids already recorded. Nothing is
+                written then.
+        """
+        _check_shard_ids(shard, first_id, videos)
+        end_id = videos[-1].end_id if videos else first_id
+        try:
+            with self._sessions.begin() as session:
+                self._put_shard(session, shard, first_id, len(videos), end_id - first_id)
+                self._check_free_ids(session, shard, first_id, end_id)
+                for video in videos:
+                    self._put_video(session, video)
+        except IntegrityError as e:
+            raise CatalogError(f"shard {shard}: the database refused the record: {e.orig}") from e
+
+    @staticmethod
+    def _put_shard(session: Session, shard: int, first_id: int, n_videos: int,
+                   n_proposals: int) -> None:
+        row = session.get(_ShardRow, shard)
+        if row is not None and row.status == EMBEDDED:
+            raise CatalogError(f"shard {shard} is already embedded (ids from {row.first_id})")
+        if row is None:
+            row = _ShardRow(shard=shard)
+            session.add(row)
+        row.first_id, row.n_videos, row.n_proposals = first_id, n_videos, n_proposals
+        row.status, row.updated_at = EMBEDDED, _utcnow()
+        session.flush()
+
+    @staticmethod
+    def _check_free_ids(session: Session, shard: int, first_id: int, end_id: int) -> None:
+        """No recorded video (indexed or removed: ids are never reused) may own ids in the range."""
+        clash = session.scalars(select(_VideoRow).where(
+            _VideoRow.first_id < end_id, _VideoRow.first_id + _VideoRow.n_proposals > first_id,
+        ).limit(1)).first()
+        if clash is not None:
+            raise CatalogError(
+                f"shard {shard}: ids [{first_id}, {end_id}) overlap those of video "
+                f"{clash.video_id!r} [{clash.first_id}, {clash.first_id + clash.n_proposals})"
+            )
+
+    @staticmethod
+    def _put_video(session: Session, video: VideoRecord) -> None:
+        """Insert one video; a removed one of the same id is replaced (its old ids stay unused)."""
+        row = session.get(_VideoRow, video.video_id)
+        if row is not None and row.status == INDEXED:
+            raise CatalogError(
+                f"video {video.video_id!r} is already indexed (shard {row.shard}, ids from "
+                f"{row.first_id}); remove it first"
+            )
+        if row is None:
+            row = _VideoRow(video_id=video.video_id)
+            session.add(row)
+        for field in fields(VideoRecord):
+            setattr(row, field.name, getattr(video, field.name))
+        row.status, row.added_at = INDEXED, _utcnow()
+        session.flush()
+
+    def embedded_shards(self) -> dict[int, ShardRecord]:
+        """The shards marked "embedded", by shard number."""
+        with self._sessions.begin() as session:
+            rows = session.scalars(select(_ShardRow).where(_ShardRow.status == EMBEDDED))
+            return {row.shard: _snapshot(ShardRecord, row) for row in rows}
+
+    def videos(self, status: str = INDEXED) -> list[VideoRecord]:
+        """The videos with ``status`` ("indexed" or "removed"), ordered by first id."""
+        if status not in (INDEXED, REMOVED):
+            raise CatalogError(f"video status must be {INDEXED!r} or {REMOVED!r}, got {status!r}")
+        with self._sessions.begin() as session:
+            query = select(_VideoRow).where(_VideoRow.status == status).order_by(_VideoRow.first_id)
+            return [_snapshot(VideoRecord, row) for row in session.scalars(query)]
+
+    def video(self, video_id: str) -> VideoRecord | None:
+        """One video's record (whatever its status), or None if the catalog never saw it."""
+        with self._sessions.begin() as session:
+            row = session.get(_VideoRow, video_id)
+            return None if row is None else _snapshot(VideoRecord, row)
+
+    def next_id(self) -> int:
+        """The first unused proposal id: max(first_id + n_proposals) over all videos, 0 if none."""
+        with self._sessions.begin() as session:
+            end = func.max(_VideoRow.first_id + _VideoRow.n_proposals)
+            return int(session.scalar(select(func.coalesce(end, 0))))
+
+    def next_shard(self) -> int:
+        """One past the highest shard number recorded (pending or embedded), 0 if none."""
+        with self._sessions.begin() as session:
+            return int(session.scalar(select(func.coalesce(func.max(_ShardRow.shard) + 1, 0))))
+
+    def mark_removed(self, video_ids: Iterable[str]) -> list[VideoRecord]:
+        """Mark videos "removed" (their ids stay reserved), all or nothing.
+
+        Returns:
+            the removed videos' records, in the order given.
+
+        Raises:
+            CatalogError: an id is unknown, already removed or given twice (named); nothing changes.
+        """
+        with self._sessions.begin() as session:
+            removed = []
+            for video_id in video_ids:
+                row = session.get(_VideoRow, video_id)
+                if row is None:
+                    raise CatalogError(f"cannot remove video {video_id!r}: not in the catalog")
+                if row.status == REMOVED:
+                    raise CatalogError(f"cannot remove video {video_id!r}: already removed")
+                row.status = REMOVED
+                removed.append(_snapshot(VideoRecord, row))
+            return removed
+
+    def counts(self) -> dict[str, int]:
+        """Videos and proposals by status: keys ``videos_indexed``, ``videos_removed``,
+        ``proposals_indexed``, ``proposals_removed``."""
+        counts = {f"{kind}_{status}": 0 for kind in ("videos", "proposals")
+                  for status in (INDEXED, REMOVED)}
+        with self._sessions.begin() as session:
+            query = select(_VideoRow.status, func.count(), func.sum(_VideoRow.n_proposals))
+            for status, n_videos, n_proposals in session.execute(query.group_by(_VideoRow.status)):
+                counts[f"videos_{status}"] = int(n_videos)
+                counts[f"proposals_{status}"] = int(n_proposals or 0)
+        return counts

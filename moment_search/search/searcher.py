@@ -1,0 +1,198 @@
+"""Search an index: encode the sentence, find the best proposals, NMS per video, top k moments.
+
+    >>> searcher = Searcher.open("moment-index")
+    >>> for moment in searcher.search("person opens a cabinet", k=5):
+    ...     print(moment.video_id, moment.start_s, moment.end_s, moment.score)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..geometry.spans import nms
+from ..indexer import faiss_index
+from ..indexer.catalog import Catalog
+from ..indexer.store import MODEL_DIR, ProposalTable, read_metadata
+from .encoders import QueryEncoder
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One search result: a moment of a video, with the score of the stage that ranked it."""
+
+    rank: int
+    video_id: str
+    start_s: float
+    end_s: float
+    score: float
+    stage: str = "fvmr"
+    proposal_id: int = -1
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields."""
+        return {"rank": self.rank, "video_id": self.video_id, "start_s": round(self.start_s, 3),
+                "end_s": round(self.end_s, 3), "score": round(self.score, 6), "stage": self.stage}
+
+
+@dataclass
+class SearchOptions:
+    """How hits become moments."""
+
+    k: int = 10  # moments returned
+    nms: float = 0.5  # temporal NMS IoU threshold within a video (>= 1 disables it)
+    per_video: int | None = None  # at most this many moments per video
+    candidates: int | None = None  # proposals fetched from FAISS (default max(200, 20 k))
+    video_ids: Sequence[str] | None = None  # restrict the search to these videos
+
+
+@dataclass
+class Timings:
+    """Milliseconds spent in each step of the last search call."""
+
+    encode_ms: float = 0.0
+    search_ms: float = 0.0
+    post_ms: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Searcher:
+    """An opened index: the FAISS index, the proposal table, the catalog and the query encoder."""
+
+    def __init__(self, index, table: ProposalTable, catalog: Catalog, encoder: QueryEncoder,
+                 params: dict, index_dir: Path):
+        self.index = index
+        self.table = table
+        self.catalog = catalog
+        self.encoder = encoder
+        self.params = params
+        self.index_dir = index_dir
+        self.video_position = {name: i for i, name in enumerate(table.video_names)}
+        self.removed = self._removed_mask()
+        self.timings = Timings()
+
+    @classmethod
+    def open(cls, index_dir: str | Path, device: str = "auto", catalog_url: str | None = None
+             ) -> Searcher:
+        """Open an index directory built by ``moment-search index build``.
+
+        Raises:
+            FileNotFoundError / ValueError: a missing, unfinished or corrupt index (names it).
+        """
+        from ..device import resolve_device
+        from ..indexer.build import require_index, verify_model_matches
+        from ..models.fvmr import FVMR
+        from ..text.tokens import TokenEncoder
+
+        index_dir = Path(index_dir)
+        catalog, params = require_index(index_dir, catalog_url)
+        verify_model_matches(index_dir, catalog)
+        index = faiss_index.read_index(index_dir / params["file"])
+        torch_device = resolve_device(device)
+        model = FVMR.from_pretrained(index_dir / MODEL_DIR, torch_device)
+        _, extra = FVMR.read_config(index_dir / MODEL_DIR)
+        tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)))
+        encoder = QueryEncoder(model, tokens)
+        if model.config.space_dim != index.d:
+            raise ValueError(f"{index_dir}: query embedding width {model.config.space_dim} does "
+                             f"not match the index width {index.d}")
+        return cls(index, read_metadata(index_dir), catalog, encoder, params, index_dir)
+
+    def _removed_mask(self) -> np.ndarray:
+        """(V,) bool over ``table.video_names``: True for videos removed from the index."""
+        mask = np.zeros(len(self.table.video_names), dtype=bool)
+        for record in self.catalog.videos(status="removed"):
+            if record.video_id in self.video_position:
+                mask[self.video_position[record.video_id]] = True
+        return mask
+
+    @property
+    def n_proposals(self) -> int:
+        """Proposals searchable (removed ones excluded)."""
+        return int(len(self.table) - self.removed[self.table.video_index].sum())
+
+    def search(self, text: str, k: int = 10, **options) -> list[Moment]:
+        """The top ``k`` moments for one sentence (see :class:`SearchOptions` for options)."""
+        return self.search_many([text], k=k, **options)[0]
+
+    def search_many(self, texts: Sequence[str], k: int = 10, **options) -> list[list[Moment]]:
+        """Batched search: one ranked moment list per sentence.
+
+        Raises:
+            ValueError: an empty sentence, k <= 0 or larger than the index, unknown video ids.
+        """
+        opts = SearchOptions(k=k, **options)
+        self._check(texts, opts)
+        start = time.perf_counter()
+        queries = self.encoder.encode(list(texts))  # (B, D)
+        self.timings = Timings(encode_ms=1000 * (time.perf_counter() - start))
+        start = time.perf_counter()
+        scores, ids = faiss_index.search(self.index, queries, self._candidates(opts),
+                                         self.params, self._selector(opts.video_ids))
+        self.timings.search_ms = 1000 * (time.perf_counter() - start)
+        start = time.perf_counter()
+        results = [self._moments(s, i, opts) for s, i in zip(scores, ids, strict=True)]
+        self.timings.post_ms = 1000 * (time.perf_counter() - start)
+        return results
+
+    def _check(self, texts: Sequence[str], opts: SearchOptions) -> None:
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"query {i + 1} is empty; expected a sentence")
+        if opts.k <= 0:
+            raise ValueError(f"k must be positive, got {opts.k}")
+        if opts.k > self.n_proposals:
+            raise ValueError(f"k={opts.k} is larger than the index ({self.n_proposals} proposals)")
+        if opts.per_video is not None and opts.per_video <= 0:
+            raise ValueError(f"per_video must be positive, got {opts.per_video}")
+        unknown = [v for v in opts.video_ids or () if v not in self.video_position
+                   or self.removed[self.video_position[v]]]
+        if unknown:
+            raise ValueError(f"unknown video id(s) {unknown[:5]}: not in this index")
+
+    def _candidates(self, opts: SearchOptions) -> int:
+        wanted = opts.candidates or max(200, 20 * opts.k)
+        return int(min(wanted, self.index.ntotal))
+
+    def _selector(self, video_ids: Sequence[str] | None) -> list[tuple[int, int]] | None:
+        """Id ranges ``(first_id, count)`` of the chosen videos, or None for the whole index."""
+        if not video_ids:
+            return None
+        ranges = []
+        for video_id in dict.fromkeys(video_ids):
+            record = self.catalog.video(video_id)
+            ranges.append((record.first_id, record.n_proposals))
+        return ranges
+
+    def _moments(self, scores: np.ndarray, ids: np.ndarray, opts: SearchOptions) -> list[Moment]:
+        """FAISS hits of one query -> NMS within each video -> per-video cap -> top k."""
+        keep = ids >= 0
+        scores, ids = scores[keep], ids[keep]
+        videos = self.table.video_index[ids]
+        alive = ~self.removed[videos]
+        scores, ids, videos = scores[alive], ids[alive], videos[alive]
+        chosen = [self._video_hits(ids[videos == v], scores[videos == v], opts)
+                  for v in np.unique(videos)]
+        hits = [hit for group in chosen for hit in group]
+        hits.sort(key=lambda h: -h[1])
+        return [self._moment(rank, pid, score) for rank, (pid, score) in enumerate(hits[:opts.k], 1)]
+
+    def _video_hits(self, ids: np.ndarray, scores: np.ndarray, opts: SearchOptions
+                    ) -> list[tuple[int, float]]:
+        spans = np.stack([self.table.start_s[ids], self.table.end_s[ids]], axis=1)
+        cap = opts.per_video or opts.k
+        if opts.nms >= 1.0:
+            keep = np.argsort(-scores, kind="stable")[:cap]
+        else:
+            keep = nms(spans, scores, opts.nms, max_keep=cap)
+        return [(int(ids[i]), float(scores[i])) for i in keep]
+
+    def _moment(self, rank: int, proposal_id: int, score: float) -> Moment:
+        video = self.table.video_names[self.table.video_index[proposal_id]]
+        return Moment(rank, video, float(self.table.start_s[proposal_id]),
+                      float(self.table.end_s[proposal_id]), score, "fvmr", proposal_id)
+

@@ -1,0 +1,159 @@
+"""The index catalog: persistence, model-mixing refusal, atomic shard records, removal, ids."""
+
+from __future__ import annotations
+
+from datetime import timezone
+
+import pytest
+from moment_search.indexer.catalog import Catalog, CatalogError, VideoRecord
+
+
+def make_videos(shard: int, first_id: int, sizes: list[int], prefix: str = "vid"
+                ) -> list[VideoRecord]:
+    """Videos of one shard whose id ranges tile up from ``first_id``."""
+    videos, next_id = [], first_id
+    for i, n in enumerate(sizes):
+        videos.append(VideoRecord(
+            video_id=f"{prefix}{shard}-{i}", duration=10.0 + i, feature_source=f"f/{i}.npy",
+            feature_rate=None if i % 2 else 1.0, checksum=f"{i:040x}", n_proposals=n,
+            first_id=next_id, shard=shard,
+        ))
+        next_id += n
+    return videos
+
+
+@pytest.fixture(params=["file", "memory"])
+def catalog(request, tmp_path):
+    """A fresh catalog in an SQLite file and in an in-memory SQLite database."""
+    target = tmp_path / "catalog.sqlite" if request.param == "file" else "sqlite://"
+    with Catalog.open(target) as opened:
+        yield opened
+
+
+def test_sqlite_url_and_missing_directory(tmp_path):
+    assert Catalog.sqlite_url(tmp_path) == f"sqlite:///{tmp_path.resolve()}/catalog.sqlite"
+    with pytest.raises(CatalogError, match="does not exist"):
+        Catalog.open(tmp_path / "absent" / "catalog.sqlite")
+
+
+def test_empty_catalog(catalog):
+    assert catalog.info() is None
+    assert catalog.next_id() == 0 and catalog.next_shard() == 0
+    assert catalog.videos() == [] and catalog.embedded_shards() == {}
+    assert catalog.counts() == {"videos_indexed": 0, "videos_removed": 0,
+                                "proposals_indexed": 0, "proposals_removed": 0}
+
+
+def test_reopen_keeps_everything(tmp_path):
+    path = tmp_path / "catalog.sqlite"
+    videos = make_videos(0, 0, [3, 5])
+    with Catalog.open(path) as catalog:
+        catalog.init_index("fvmr-a", "abc", 16, 1.0, 8)
+        catalog.record_shard(0, 0, videos)
+        catalog.set_index("Flat", {"metric": "ip"}, 2, 8, 0)
+    with Catalog.open(Catalog.sqlite_url(tmp_path)) as catalog:
+        info = catalog.info()
+        assert (info.model_id, info.config_hash, info.map_size, info.embedding_dim) == (
+            "fvmr-a", "abc", 16, 8)
+        assert info.index_type == "Flat" and info.n_proposals == 8 and info.format_version == 1
+        assert info.created_at.tzinfo == timezone.utc
+        assert catalog.videos() == videos
+        assert catalog.video("vid0-1") == videos[1]
+        assert catalog.embedded_shards()[0].n_proposals == 8
+
+
+def test_init_index_refuses_another_model(catalog):
+    catalog.init_index("fvmr-a", "abc", 16, 1.0, 8)
+    catalog.init_index("fvmr-a", "abc", 16, 1.0, 8)  # same model: fine
+    refusal = r"model fvmr-b \(config def\) into an index built with model fvmr-a \(config abc\)"
+    with pytest.raises(CatalogError, match=refusal):
+        catalog.init_index("fvmr-b", "def", 16, 1.0, 8)
+    with pytest.raises(CatalogError, match="map size"):
+        catalog.init_index("fvmr-a", "abc", 32, 1.0, 8)
+    assert catalog.info().model_id == "fvmr-a"
+
+
+def test_set_index_json_params_round_trip(catalog):
+    with pytest.raises(CatalogError, match="before init_index"):
+        catalog.set_index("Flat", {}, 0, 0, 0)
+    catalog.init_index("fvmr-a", "abc", 16, None, 8)
+    info = catalog.info()
+    assert info.index_type is None and info.index_params == {} and info.feature_rate is None
+    params = {"nlist": 64, "nprobe": 8, "factory": "IVF64,PQ8", "gpu": False, "ratio": 0.5,
+              "shape": [3, 4], "nested": {"a": None}}
+    catalog.set_index("IVF64,PQ8", params, 5, 100, 7)
+    info = catalog.info()
+    assert info.index_params == params
+    assert (info.n_videos, info.n_proposals, info.n_removed_proposals) == (5, 100, 7)
+    assert info.updated_at >= info.created_at
+
+
+def test_record_shard_and_ids(catalog):
+    catalog.record_shard(0, 0, make_videos(0, 0, [3, 5]))
+    catalog.record_shard(2, 20, make_videos(2, 20, [4]))  # out of order: shard 1 comes later
+    assert catalog.next_id() == 24 and catalog.next_shard() == 3
+    catalog.record_shard(1, 8, make_videos(1, 8, [6, 6]))
+    assert catalog.next_id() == 24
+    assert [v.first_id for v in catalog.videos()] == [0, 3, 8, 14, 20]
+    shards = catalog.embedded_shards()
+    assert sorted(shards) == [0, 1, 2]
+    assert (shards[1].first_id, shards[1].n_videos, shards[1].n_proposals) == (8, 2, 12)
+    assert shards[1].status == "embedded"
+    with pytest.raises(CatalogError, match="shard 1 is already embedded"):
+        catalog.record_shard(1, 24, make_videos(1, 24, [2], prefix="other"))
+
+
+def test_record_shard_is_atomic(catalog):
+    videos = make_videos(0, 0, [3, 5, 2])
+    duplicate = VideoRecord(**{**videos[1].__dict__, "first_id": 10})
+    with pytest.raises(CatalogError, match="'vid0-1' is already indexed"):
+        catalog.record_shard(0, 0, videos + [duplicate])
+    # The shard row and the first videos were written inside the failed transaction: all gone.
+    assert catalog.embedded_shards() == {} and catalog.next_shard() == 0
+    assert catalog.video("vid0-0") is None and catalog.videos() == []
+    catalog.record_shard(0, 0, videos)  # and the shard can be recorded afterwards
+    assert len(catalog.videos()) == 3
+
+
+def test_record_shard_refuses_indexed_video_and_bad_ranges(catalog):
+    catalog.record_shard(0, 0, make_videos(0, 0, [3]))
+    again = make_videos(1, 3, [2]) + [VideoRecord(**{**make_videos(0, 0, [3])[0].__dict__,
+                                                     "first_id": 5, "shard": 1})]
+    with pytest.raises(CatalogError, match="'vid0-0' is already indexed"):
+        catalog.record_shard(1, 3, again)
+    with pytest.raises(CatalogError, match="contiguous"):
+        catalog.record_shard(1, 4, make_videos(1, 3, [2]))
+    with pytest.raises(CatalogError, match="says shard 2"):
+        catalog.record_shard(1, 3, make_videos(2, 3, [2]))
+    with pytest.raises(CatalogError, match="overlap .* 'vid0-0'"):
+        catalog.record_shard(1, 1, make_videos(1, 1, [2]))
+    assert catalog.next_shard() == 1 and catalog.next_id() == 3
+
+
+def test_mark_removed_all_or_nothing(catalog):
+    catalog.record_shard(0, 0, make_videos(0, 0, [3, 5, 2]))
+    for bad, why in ((["vid0-0", "nope"], "'nope': not in the catalog"),
+                     (["vid0-1", "vid0-1"], "'vid0-1': already removed")):
+        with pytest.raises(CatalogError, match=why):
+            catalog.mark_removed(bad)
+        assert len(catalog.videos()) == 3 and catalog.videos("removed") == []
+    removed = catalog.mark_removed(["vid0-2", "vid0-0"])
+    assert [v.video_id for v in removed] == ["vid0-2", "vid0-0"]
+    assert [v.video_id for v in catalog.videos("removed")] == ["vid0-0", "vid0-2"]
+    assert [v.video_id for v in catalog.videos()] == ["vid0-1"]
+    assert catalog.counts() == {"videos_indexed": 1, "videos_removed": 2,
+                                "proposals_indexed": 5, "proposals_removed": 5}
+    assert catalog.next_id() == 10  # removed ids stay reserved
+    with pytest.raises(CatalogError, match="already removed"):
+        catalog.mark_removed(["vid0-0"])
+    with pytest.raises(CatalogError, match="status"):
+        catalog.videos("gone")
+
+
+def test_removed_video_can_be_indexed_again(catalog):
+    catalog.record_shard(0, 0, make_videos(0, 0, [3, 5]))
+    catalog.mark_removed(["vid0-0"])
+    readded = VideoRecord(**{**make_videos(0, 0, [3])[0].__dict__, "first_id": 8, "shard": 1})
+    catalog.record_shard(1, 8, [readded])
+    assert catalog.video("vid0-0") == readded
+    assert [v.first_id for v in catalog.videos()] == [3, 8] and catalog.next_id() == 11
