@@ -22,7 +22,8 @@ app.command(name="query")(query.query)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     try:
-        app(args=argv, prog_name="moment-search", standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of raising it.
+        result = app(args=argv, prog_name="moment-search", standalone_mode=False)
     except click.ClickException as e:
         e.show()
         return e.exit_code
@@ -32,4 +33,4 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except SystemExit as e:
         return int(e.code or 0)
-    return 0
+    return result if isinstance(result, int) else 0

@@ -352,13 +352,13 @@ def add_videos(corpus_dir: str | Path, index_dir: str | Path, config: BuildConfi
 
 def new_videos(corpus: Corpus, catalog: Catalog) -> tuple[list[Video], list[str]]:
     """Corpus videos not in the catalog, sorted; notes on the ones skipped."""
+    gone = {r.video_id for r in catalog.videos(status="removed")}
     fresh, known, removed = [], 0, []
     for video in sorted(corpus, key=lambda v: v.video_id):
-        record = catalog.video(video.video_id)
-        if record is None:
-            fresh.append(video)
-        elif record.status == "removed":
+        if video.video_id in gone:
             removed.append(video.video_id)
+        elif catalog.video(video.video_id) is None:
+            fresh.append(video)
         else:
             known += 1
     if removed:
@@ -376,11 +376,12 @@ def remove_videos(index_dir: str | Path, video_ids: list[str], catalog_url: str 
     """
     index_dir = Path(index_dir)
     catalog, params = require_index(index_dir, catalog_url)
-    records = [catalog.video(v) for v in video_ids]
-    unknown = [v for v, r in zip(video_ids, records, strict=True) if r is None or r.status != "indexed"]
+    live = {r.video_id: r for r in catalog.videos(status="indexed")}
+    unknown = [v for v in video_ids if v not in live]
     if unknown:
         raise ValueError(f"not in the index (or already removed): {unknown}")
     index = faiss_index.read_index(index_dir / params["file"])
+    records = [live[v] for v in video_ids]
     ids = np.concatenate([np.arange(r.first_id, r.first_id + r.n_proposals) for r in records])
     info = catalog.info()
     if info.index_type != "hnsw":

@@ -1,18 +1,16 @@
 """The index catalog: the SQL record of which videos, proposal ids and shards an index holds.
 
-One id space: a video's proposals are the ids ``first_id .. first_id + n_proposals - 1``, which are
-also their FAISS ids and Parquet rows. Shards (fixed groups of videos in sorted video-id order) own
-contiguous id ranges, and a shard is recorded together with its videos in one transaction, so a
-build interrupted at any point resumes from the shards marked "embedded".
-
-The catalog is ``INDEX_DIR/catalog.sqlite`` by default, but any SQLAlchemy URL works (e.g.
-PostgreSQL): only portable column types and portable SQL are used here.
+One id space: a video's proposals are ids ``first_id .. first_id + n_proposals - 1``, also their
+FAISS ids and Parquet rows. Shards (fixed groups of videos in sorted video-id order) own contiguous
+id ranges; a shard is recorded with its videos in one transaction, so an interrupted build resumes
+from the shards marked "embedded". The catalog is ``INDEX_DIR/catalog.sqlite`` by default, but any
+SQLAlchemy URL works (e.g. PostgreSQL): only portable column types and SQL are used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 CATALOG_FILENAME = "catalog.sqlite"
 FORMAT_VERSION = 1  # bump when the tables change incompatibly
 INDEXED, REMOVED = "indexed", "removed"
-PENDING, EMBEDDED = "pending", "embedded"
+EMBEDDED = "embedded"  # a build_shards row is "pending" until then
 
 
 class CatalogError(ValueError):
@@ -33,11 +31,6 @@ class CatalogError(ValueError):
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _as_utc(moment: datetime) -> datetime:
-    """Some backends (SQLite) drop the time zone; every stored time is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 class _Base(DeclarativeBase):
@@ -127,10 +120,9 @@ class ShardRecord:
 
 @dataclass(frozen=True)
 class IndexInfo:
-    """A snapshot of the index_info row: what built the index and what the FAISS index is.
+    """Snapshot of the index_info row: what built the index and what the FAISS index is (times UTC).
 
-    ``index_type`` is None (and ``index_params`` empty) until :meth:`Catalog.set_index` is called.
-    Times are UTC.
+    ``index_type`` is None and ``index_params`` empty until :meth:`Catalog.set_index`.
     """
 
     model_id: str
@@ -150,11 +142,14 @@ class IndexInfo:
 
 def _snapshot(record_type: type[_Record], row: _Base) -> _Record:
     """A frozen copy of an ORM row's columns that outlives its session (times made UTC)."""
-    values = {field.name: getattr(row, field.name) for field in fields(record_type)}
-    for name, value in values.items():
-        if isinstance(value, datetime):
-            values[name] = _as_utc(value)
-    return record_type(**values)
+    return record_type(*(_utc(getattr(row, field.name)) for field in fields(record_type)))
+
+
+def _utc(value: Any) -> Any:
+    """SQLite drops the time zone of stored times; every time stored here is UTC."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
 
 
 def _check_shard_ids(shard: int, first_id: int, videos: list[VideoRecord]) -> None:
@@ -175,19 +170,67 @@ def _check_shard_ids(shard: int, first_id: int, videos: list[VideoRecord]) -> No
         expected = video.end_id
 
 
-class Catalog:
-    """The SQL catalog of one index. Every method runs in its own transaction.
+def _check_same_model(recorded: _IndexInfoRow, given: _IndexInfoRow) -> None:
+    """Embeddings of another model, config or proposal geometry must not enter an index."""
+    if (recorded.model_id, recorded.config_hash) != (given.model_id, given.config_hash):
+        raise CatalogError(
+            f"refusing to mix embeddings of model {given.model_id} (config {given.config_hash}) "
+            f"into an index built with model {recorded.model_id} (config {recorded.config_hash})"
+        )
+    for name in ("map_size", "feature_rate", "embedding_dim"):
+        if getattr(recorded, name) != getattr(given, name):
+            raise CatalogError(f"model {given.model_id}: {name} {getattr(given, name)!r} differs "
+                               f"from the index's {getattr(recorded, name)!r}")
 
-    Open one with :meth:`open`; close it with :meth:`close` (or use it as a context manager).
-    """
+
+def _put_shard(session: Session, shard: int, first_id: int, n_videos: int, n_proposals: int
+               ) -> None:
+    """Mark the shard embedded; refuses one already embedded."""
+    row = session.get(_ShardRow, shard)
+    if row is not None and row.status == EMBEDDED:
+        raise CatalogError(f"shard {shard} is already embedded (ids from {row.first_id})")
+    session.merge(_ShardRow(shard=shard, first_id=first_id, n_videos=n_videos,
+                            n_proposals=n_proposals, status=EMBEDDED, updated_at=_utcnow()))
+    session.flush()
+
+
+def _check_free_ids(session: Session, shard: int, first_id: int, end_id: int) -> None:
+    """No recorded video (indexed or removed: ids are never reused) may own ids in the range."""
+    clash = session.scalars(select(_VideoRow).where(
+        _VideoRow.first_id < end_id, _VideoRow.first_id + _VideoRow.n_proposals > first_id,
+    ).limit(1)).first()
+    if clash is not None:
+        raise CatalogError(
+            f"shard {shard}: ids [{first_id}, {end_id}) overlap those of video "
+            f"{clash.video_id!r} [{clash.first_id}, {clash.first_id + clash.n_proposals})"
+        )
+
+
+def _put_video(session: Session, video: VideoRecord) -> None:
+    """Insert one video; a removed one of the same id is replaced (its old ids stay unused)."""
+    row = session.get(_VideoRow, video.video_id)
+    if row is not None and row.status == INDEXED:
+        raise CatalogError(
+            f"video {video.video_id!r} is already indexed (shard {row.shard}, ids from "
+            f"{row.first_id}); remove it first"
+        )
+    session.merge(_VideoRow(**asdict(video), status=INDEXED, added_at=_utcnow()))
+    session.flush()
+
+
+class Catalog:
+    """The SQL catalog of one index (see :meth:`open`); each method runs in one transaction."""
 
     def __init__(self, url: str) -> None:
-        """Connect to the SQLAlchemy ``url`` and create the tables if missing."""
+        """Connect to the SQLAlchemy ``url``, create the tables if missing, check the format."""
         self.url = url
         self._engine = create_engine(url)
         _Base.metadata.create_all(self._engine)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
-        self._check_format()
+        info = self.info()
+        if info is not None and info.format_version != FORMAT_VERSION:
+            raise CatalogError(f"catalog {url}: format version {info.format_version}, this "
+                               f"moment-search reads {FORMAT_VERSION}; rebuild the index")
 
     @staticmethod
     def sqlite_url(index_dir: str | Path) -> str:
@@ -219,49 +262,27 @@ class Catalog:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _check_format(self) -> None:
-        with self._sessions.begin() as session:
-            row = session.get(_IndexInfoRow, 1)
-            if row is not None and row.format_version != FORMAT_VERSION:
-                raise CatalogError(
-                    f"catalog {self.url}: format version {row.format_version}, this moment-search "
-                    f"reads version {FORMAT_VERSION}; rebuild the index"
-                )
-
     def init_index(self, model_id: str, config_hash: str, map_size: int,
                    feature_rate: float | None, embedding_dim: int) -> None:
-        """Record the model an index is built with, or check that it is the one already recorded.
-
-        Args:
-            model_id: the FVMR model's id; config_hash: hash of its config.
-            map_size: 2D-map size N (clips per video); feature_rate: features/s or None.
-            embedding_dim: proposal embedding width D.
+        """Record the model (id, config hash, 2D-map size N in clips, feature rate in features/s
+        or None, embedding width D) an index is built with, or check it is the one recorded.
 
         Raises:
             CatalogError: the catalog already records another model, config or geometry.
         """
+        now = _utcnow()
+        given = _IndexInfoRow(
+            id=1, model_id=model_id, config_hash=config_hash, map_size=map_size,
+            feature_rate=feature_rate, embedding_dim=embedding_dim, index_type=None,
+            index_params={}, n_videos=0, n_proposals=0, n_removed_proposals=0,
+            created_at=now, updated_at=now, format_version=FORMAT_VERSION,
+        )
         with self._sessions.begin() as session:
             row = session.get(_IndexInfoRow, 1)
             if row is None:
-                now = _utcnow()
-                session.add(_IndexInfoRow(
-                    id=1, model_id=model_id, config_hash=config_hash, map_size=map_size,
-                    feature_rate=feature_rate, embedding_dim=embedding_dim, index_type=None,
-                    index_params={}, n_videos=0, n_proposals=0, n_removed_proposals=0,
-                    created_at=now, updated_at=now, format_version=FORMAT_VERSION,
-                ))
-                return
-            if (row.model_id, row.config_hash) != (model_id, config_hash):
-                raise CatalogError(
-                    f"refusing to mix embeddings of model {model_id} (config {config_hash}) into "
-                    f"an index built with model {row.model_id} (config {row.config_hash})"
-                )
-            recorded = (row.map_size, row.feature_rate, row.embedding_dim)
-            if recorded != (map_size, feature_rate, embedding_dim):
-                raise CatalogError(
-                    f"model {model_id}: (map size, feature rate, dim) = "
-                    f"{(map_size, feature_rate, embedding_dim)} but the index records {recorded}"
-                )
+                session.add(given)
+            else:
+                _check_same_model(row, given)
 
     def info(self) -> IndexInfo | None:
         """The index_info snapshot, or None before :meth:`init_index`."""
@@ -271,11 +292,8 @@ class Catalog:
 
     def set_index(self, index_type: str, params: dict[str, Any], n_videos: int,
                   n_proposals: int, n_removed: int) -> None:
-        """Record the FAISS index written: its type, JSON-able params and what it holds.
-
-        Args:
-            n_proposals: vectors in the FAISS index; n_removed: of those, ids of removed videos
-                (still present until the index is compacted).
+        """Record the FAISS index written: its type, JSON-able params, videos and vectors held, and
+        how many of those vectors are removed videos' (kept until compaction).
 
         Raises:
             CatalogError: before :meth:`init_index`.
@@ -292,67 +310,22 @@ class Catalog:
     def record_shard(self, shard: int, first_id: int, videos: list[VideoRecord]) -> None:
         """Insert a shard's videos (status "indexed") and mark the shard "embedded", atomically.
 
-        Args:
-            shard: the shard number; first_id: its first proposal id.
-            videos: its videos in id order; their ranges must tile up from ``first_id``.
+        ``videos`` come in id order; their id ranges must tile up from ``first_id``.
 
         Raises:
-            CatalogError: the shard is already embedded, a video is already indexed (named),
-                the id ranges are not contiguous or overlap ids already recorded. Nothing is
-                written then.
+            CatalogError: the shard is already embedded, a video is already indexed (named), or
+                the id ranges are not contiguous or overlap recorded ids. Nothing is written then.
         """
         _check_shard_ids(shard, first_id, videos)
         end_id = videos[-1].end_id if videos else first_id
         try:
             with self._sessions.begin() as session:
-                self._put_shard(session, shard, first_id, len(videos), end_id - first_id)
-                self._check_free_ids(session, shard, first_id, end_id)
+                _put_shard(session, shard, first_id, len(videos), end_id - first_id)
+                _check_free_ids(session, shard, first_id, end_id)
                 for video in videos:
-                    self._put_video(session, video)
+                    _put_video(session, video)
         except IntegrityError as e:
             raise CatalogError(f"shard {shard}: the database refused the record: {e.orig}") from e
-
-    @staticmethod
-    def _put_shard(session: Session, shard: int, first_id: int, n_videos: int,
-                   n_proposals: int) -> None:
-        row = session.get(_ShardRow, shard)
-        if row is not None and row.status == EMBEDDED:
-            raise CatalogError(f"shard {shard} is already embedded (ids from {row.first_id})")
-        if row is None:
-            row = _ShardRow(shard=shard)
-            session.add(row)
-        row.first_id, row.n_videos, row.n_proposals = first_id, n_videos, n_proposals
-        row.status, row.updated_at = EMBEDDED, _utcnow()
-        session.flush()
-
-    @staticmethod
-    def _check_free_ids(session: Session, shard: int, first_id: int, end_id: int) -> None:
-        """No recorded video (indexed or removed: ids are never reused) may own ids in the range."""
-        clash = session.scalars(select(_VideoRow).where(
-            _VideoRow.first_id < end_id, _VideoRow.first_id + _VideoRow.n_proposals > first_id,
-        ).limit(1)).first()
-        if clash is not None:
-            raise CatalogError(
-                f"shard {shard}: ids [{first_id}, {end_id}) overlap those of video "
-                f"{clash.video_id!r} [{clash.first_id}, {clash.first_id + clash.n_proposals})"
-            )
-
-    @staticmethod
-    def _put_video(session: Session, video: VideoRecord) -> None:
-        """Insert one video; a removed one of the same id is replaced (its old ids stay unused)."""
-        row = session.get(_VideoRow, video.video_id)
-        if row is not None and row.status == INDEXED:
-            raise CatalogError(
-                f"video {video.video_id!r} is already indexed (shard {row.shard}, ids from "
-                f"{row.first_id}); remove it first"
-            )
-        if row is None:
-            row = _VideoRow(video_id=video.video_id)
-            session.add(row)
-        for field in fields(VideoRecord):
-            setattr(row, field.name, getattr(video, field.name))
-        row.status, row.added_at = INDEXED, _utcnow()
-        session.flush()
 
     def embedded_shards(self) -> dict[int, ShardRecord]:
         """The shards marked "embedded", by shard number."""
@@ -386,10 +359,7 @@ class Catalog:
             return int(session.scalar(select(func.coalesce(func.max(_ShardRow.shard) + 1, 0))))
 
     def mark_removed(self, video_ids: Iterable[str]) -> list[VideoRecord]:
-        """Mark videos "removed" (their ids stay reserved), all or nothing.
-
-        Returns:
-            the removed videos' records, in the order given.
+        """Mark videos "removed" (their ids stay reserved), all or nothing; returns their records.
 
         Raises:
             CatalogError: an id is unknown, already removed or given twice (named); nothing changes.
@@ -409,8 +379,8 @@ class Catalog:
     def counts(self) -> dict[str, int]:
         """Videos and proposals by status: keys ``videos_indexed``, ``videos_removed``,
         ``proposals_indexed``, ``proposals_removed``."""
-        counts = {f"{kind}_{status}": 0 for kind in ("videos", "proposals")
-                  for status in (INDEXED, REMOVED)}
+        counts = dict.fromkeys(("videos_indexed", "videos_removed", "proposals_indexed",
+                                "proposals_removed"), 0)
         with self._sessions.begin() as session:
             query = select(_VideoRow.status, func.count(), func.sum(_VideoRow.n_proposals))
             for status, n_videos, n_proposals in session.execute(query.group_by(_VideoRow.status)):

@@ -51,3 +51,41 @@ def write_tiny_corpus(root: Path, n_videos: int = 6, width: int = 8, seed: int =
 def tiny_corpus(tmp_path: Path) -> Path:
     """A fresh tiny corpus directory (see :func:`write_tiny_corpus`)."""
     return write_tiny_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """An untrained, seeded FVMR checkpoint sized for the tiny corpus (8-d features, N = 8)."""
+    import torch
+
+    from moment_search.models.fvmr import FVMR, FVMRConfig
+
+    torch.manual_seed(0)
+    model = FVMR(FVMRConfig(feature_dim=8, n_clips=8, hidden_dim=16, space_dim=8, dropout=0.0))
+    path = tmp_path_factory.mktemp("models") / "tiny-fvmr"
+    model.eval().save_pretrained(path, extra={"feature_rate": 1.0, "max_tokens": 32})
+    return path
+
+
+@pytest.fixture(scope="session")
+def session_corpus(tmp_path_factory) -> Path:
+    """A tiny corpus shared by read-only tests."""
+    return write_tiny_corpus(tmp_path_factory.mktemp("corpus") / "corpus", n_videos=9)
+
+
+@pytest.fixture(scope="session")
+def built_index(tmp_path_factory, session_corpus, tiny_model_dir) -> Path:
+    """A flat index of the session corpus, built once; tests must not modify it."""
+    from moment_search.indexer.build import BuildConfig, build_index
+
+    out = tmp_path_factory.mktemp("index") / "index"
+    build_index(session_corpus, out, tiny_model_dir, BuildConfig(shard_videos=4, device="cpu"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def searcher(built_index):
+    """The Searcher over :func:`built_index`."""
+    from moment_search.search.searcher import Searcher
+
+    return Searcher.open(built_index, device="cpu")

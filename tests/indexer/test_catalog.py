@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timezone
 
 import pytest
@@ -68,7 +69,7 @@ def test_init_index_refuses_another_model(catalog):
     refusal = r"model fvmr-b \(config def\) into an index built with model fvmr-a \(config abc\)"
     with pytest.raises(CatalogError, match=refusal):
         catalog.init_index("fvmr-b", "def", 16, 1.0, 8)
-    with pytest.raises(CatalogError, match="map size"):
+    with pytest.raises(CatalogError, match="map_size 32 differs"):
         catalog.init_index("fvmr-a", "abc", 32, 1.0, 8)
     assert catalog.info().model_id == "fvmr-a"
 
@@ -157,3 +158,15 @@ def test_removed_video_can_be_indexed_again(catalog):
     catalog.record_shard(1, 8, [readded])
     assert catalog.video("vid0-0") == readded
     assert [v.first_id for v in catalog.videos()] == [3, 8] and catalog.next_id() == 11
+
+
+def test_other_format_version_is_refused(tmp_path):
+    path = tmp_path / "catalog.sqlite"
+    with Catalog.open(path) as catalog:
+        catalog.init_index("fvmr-a", "abc", 16, 1.0, 8)
+    connection = sqlite3.connect(path)
+    connection.execute("UPDATE index_info SET format_version = 99")
+    connection.commit()
+    connection.close()
+    with pytest.raises(CatalogError, match="format version 99"):
+        Catalog.open(path)

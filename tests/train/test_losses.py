@@ -11,12 +11,15 @@ def test_soft_bce_hand_value():
     assert math.isclose(float(soft_bce(logits, labels)), math.log(2), rel_tol=1e-6)
 
 
-def test_distillation_is_cross_entropy_and_detaches_teacher():
+def test_distillation_is_bce_of_softmaxes_and_detaches_teacher():
     student = torch.tensor([[1.0, 0.0]], requires_grad=True)
     teacher = torch.tensor([[0.0, 0.0]], requires_grad=True)
     loss = distillation(student, teacher)
-    expected = -0.5 * (math.log(math.e / (math.e + 1)) + math.log(1 / (math.e + 1)))
-    assert math.isclose(float(loss.detach()), expected, rel_tol=1e-6)
+    p1 = math.e / (math.e + 1)
+    # target (0.5, 0.5): mean over proposals of -[0.5 log p + 0.5 log(1 - p)]
+    expected = -0.5 * (0.5 * math.log(p1) + 0.5 * math.log(1 - p1)
+                       + 0.5 * math.log(1 - p1) + 0.5 * math.log(p1))
+    assert math.isclose(float(loss.detach()), expected, rel_tol=1e-5)
     loss.backward()
     assert teacher.grad is None and student.grad is not None
 
@@ -46,5 +49,6 @@ def test_fvmr_loss_terms():
     warm = fvmr_loss(p, q, labels, 0.0, 1.0)
     assert set(warm) == {"bce_p", "bce_q", "total"}
     full = fvmr_loss(p, q, labels, 3.0, 1.0)
-    assert math.isclose(float(full["distill"]), 3.0 * math.log(3), rel_tol=1e-6)
+    uniform = -(1 / 3 * math.log(1 / 3) + 2 / 3 * math.log(2 / 3))
+    assert math.isclose(float(full["distill"]), 3.0 * uniform, rel_tol=1e-5)
     assert set(fvmr_loss(p, None, labels, 3.0, 1.0)) == {"bce_p", "total"}

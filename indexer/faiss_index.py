@@ -1,0 +1,904 @@
+"""The FAISS layer of the indexer: choose, build, search, edit, place and save an inner-product index.
+
+Every proposal embedding (float32, width D) lives in one inner-product index under its proposal id
+(int64, the one id space of the project), so every index kind here accepts explicit ids:
+
+    kind    FAISS structure                              remove  memory / vector (D = 128)
+    flat    IndexIDMap2(IndexFlatIP)                     yes     4D + 48         (560 B)
+    ivf     IndexIVFFlat (ids stored natively)           yes     4D + 8          (520 B)
+    ivfpq   IndexIVFPQ, m = D/4 codes of 8 bits          yes     D/4 + 8         (40 B)
+            or IndexIDMap2(IndexRefineFlat(IndexIVFPQ))  no      5D/4 + 4D + 56  (600 B)
+    hnsw    IndexIDMap2(IndexHNSWFlat)                   no      4D + 8M + 64    (832 B, M=32)
+
+HNSW and the refined IVF-PQ cannot delete vectors in FAISS: :func:`remove` raises
+NotImplementedError for them and the caller tombstones (see :func:`supports_remove`).
+
+Defaults (``nprobe``, ``efSearch``) come from ``benchmarks/corpus_scale.py`` on clustered synthetic
+embeddings: they are the smallest values that gave recall@100 >= 0.95 against exact search at
+10^4..10^6 vectors. Builds are seeded (k-means seed 1234): two builds on the same data give the same
+bytes; HNSW only when added with ``threads=1`` (its parallel insertion order is not fixed).
+
+``faiss`` is imported lazily; a missing install raises ImportError naming ``pip install faiss-cpu``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FLAT_MAX_VECTORS",
+    "KINDS",
+    "IndexSpec",
+    "Placement",
+    "add",
+    "choose_index",
+    "default_ef_search",
+    "default_nprobe",
+    "estimated_bytes",
+    "fit_spec_to_data",
+    "format_bytes",
+    "import_faiss",
+    "index_kind",
+    "make_id_selector",
+    "new_index",
+    "parse_bytes",
+    "read_index",
+    "remove",
+    "resolve_placement",
+    "search",
+    "supports_remove",
+    "to_cpu",
+    "to_device",
+    "train",
+    "train_sample_size",
+    "write_index",
+]
+
+logger = logging.getLogger("moment_search")
+
+KINDS = ("flat", "ivf", "ivfpq", "hnsw")
+FLAT_MAX_VECTORS = 200_000  # above this, brute force costs more than ~10 ms per query on a CPU
+SEED = 1234  # k-means seed of the coarse quantizer and of the PQ codebooks
+MIN_POINTS_PER_CENTROID = 39  # FAISS warns below this many training vectors per centroid
+TRAIN_POINTS_PER_CENTROID = 64  # sample size per centroid: k-means quality saturates near here
+PQ_CENTROIDS = 256  # 8-bit codes
+PQ_TRAIN_POINTS = 256 * PQ_CENTROIDS  # FAISS subsamples PQ training to this many vectors
+MIN_NLIST = 16  # below this an inverted file saves nothing over brute force
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+REFINE_K_FACTOR = 4  # the refined IVF-PQ re-scores 4k PQ candidates exactly
+HNSW_FILTER_MIN_FRACTION = 0.1  # below this share of allowed ids, filtered HNSW loses recall
+ID_MAP2_BYTES = 48  # IndexIDMap2: id_map (8) + rev_map hash node and bucket (~40)
+IVF_ID_BYTES = 8  # one int64 id per inverted-list entry
+# nprobe = clamp(nlist / NPROBE_DIVISOR, NPROBE_MIN, nlist): measured by corpus_scale (see module doc)
+NPROBE_DIVISOR = 16
+NPROBE_MIN = 16
+EF_SEARCH_MIN = 128  # measured: recall@100 >= 0.95 up to 10^6 vectors with M=32
+
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+_GPU_RESOURCES: dict[int, Any] = {}
+
+
+def import_faiss():
+    """The ``faiss`` module.
+
+    Raises:
+        ImportError: FAISS is not installed (names the package to install).
+    """
+    try:
+        import faiss
+    except ImportError as e:
+        raise ImportError("the indexer needs FAISS: pip install faiss-cpu "
+                          "(or the [gpu] extra for faiss-gpu-cu12)") from e
+    return faiss
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing an index under a memory budget
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class IndexSpec:
+    """What to build and how to search it.
+
+    Attributes:
+        kind: "flat" | "ivf" | "ivfpq" | "hnsw".
+        params: kind-specific settings: ivf ``nlist``, ``nprobe``; ivfpq also ``m``, ``nbits``,
+            ``refine`` ("flat" or None), ``k_factor``; hnsw ``M``, ``ef_construction``,
+            ``ef_search``. JSON-serialisable.
+        reason: one sentence saying what was chosen and why (printed by the CLI).
+    """
+
+    kind: str
+    params: dict = field(default_factory=dict)
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown index kind {self.kind!r}; expected one of {KINDS}")
+
+    def to_dict(self) -> dict:
+        """A JSON-ready ``{"kind", "params", "reason"}`` dict."""
+        return {"kind": self.kind, "params": dict(self.params), "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IndexSpec:
+        """The inverse of :meth:`to_dict`."""
+        return cls(str(data["kind"]), dict(data.get("params", {})), str(data.get("reason", "")))
+
+
+def parse_bytes(text: str | int | None) -> int | None:
+    """A memory size in bytes from ``"4G"``, ``"512M"``, ``"1.5GiB"``, ``"800k"`` or an int.
+
+    Units are binary (K = 1024 bytes, M = 2^20, G = 2^30, T = 2^40); "B", "iB" suffixes and case
+    are ignored. None passes through (no budget).
+
+    Raises:
+        ValueError: naming the string when it is not a positive size.
+    """
+    if text is None or (isinstance(text, int) and not isinstance(text, bool)):
+        value = text
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(?:I?B)?\s*", str(text).upper())
+        if match is None:
+            raise ValueError(f"bad memory size {text!r}; expected a number with an optional unit "
+                             f"K, M, G or T (e.g. '4G', '512M')")
+        value = int(float(match.group(1)) * _UNITS[match.group(2)])
+    if value is not None and value <= 0:
+        raise ValueError(f"bad memory size {text!r}: must be positive")
+    return value
+
+
+def format_bytes(n_bytes: float) -> str:
+    """``1536 -> "1.5 KiB"``: a size for messages and reports."""
+    value = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def nlist_for(n_vectors: int) -> int:
+    """The number of inverted lists for ``n_vectors``: the power of two nearest 4 * sqrt(n)."""
+    return 2 ** max(0, round(math.log2(max(1.0, 4.0 * math.sqrt(n_vectors)))))
+
+
+def default_nprobe(nlist: int) -> int:
+    """Lists probed per query for recall@100 >= 0.95 (measured; see the module docstring)."""
+    return int(min(nlist, max(NPROBE_MIN, nlist // NPROBE_DIVISOR)))
+
+
+def default_ef_search(k: int = 100) -> int:
+    """HNSW ``efSearch`` for recall@100 >= 0.95 at ``k`` results (never below ``k``)."""
+    return int(max(EF_SEARCH_MIN, k))
+
+
+def pq_m_for(dim: int) -> int:
+    """PQ sub-quantizers: D/4 (4 dimensions per 8-bit code), or the largest divisor of D below."""
+    return next(m for m in range(max(1, dim // 4), 0, -1) if dim % m == 0)
+
+
+def estimated_bytes(spec: IndexSpec, n: int, dim: int) -> int:
+    """Steady-state memory of an index of ``n`` vectors of width ``dim``, in bytes.
+
+    Per vector: flat 4D + 48 (vectors + IndexIDMap2's id map and reverse hash map); ivf 4D + 8
+    (vectors + inverted-list id); ivfpq m + 8 (codes + id), plus 4D + 48 more with a flat refine
+    stage (exact vectors, IndexIDMap2) and 8 for its positional ids; hnsw 4D + 8M (level-0 links,
+    2M int32) + ~16 (upper levels, level, offset) + 48 (IndexIDMap2). Fixed parts: IVF centroids
+    (nlist * 4D) and list headers (48 B/list), PQ codebooks (256 * 4D). Transient growth while
+    adding (vector doubling, up to ~2x the list storage) is not counted.
+
+    Raises:
+        ValueError: n < 0 or dim < 1.
+    """
+    if n < 0 or dim < 1:
+        raise ValueError(f"need n >= 0 and dim >= 1, got n={n}, dim={dim}")
+    p = spec.params
+    if spec.kind == "flat":
+        return n * (4 * dim + ID_MAP2_BYTES)
+    if spec.kind == "hnsw":
+        return n * (4 * dim + 8 * int(p.get("M", HNSW_M)) + 16 + ID_MAP2_BYTES)
+    nlist = int(p.get("nlist", nlist_for(n)))
+    fixed = nlist * (4 * dim + 48)
+    if spec.kind == "ivf":
+        return fixed + n * (4 * dim + IVF_ID_BYTES)
+    m = int(p.get("m", pq_m_for(dim)))
+    per_vector = m * int(p.get("nbits", 8)) // 8 + IVF_ID_BYTES
+    if p.get("refine") == "flat":
+        per_vector += 4 * dim + ID_MAP2_BYTES
+    return fixed + PQ_CENTROIDS * 4 * dim + n * per_vector
+
+
+def _ivf_spec(n: int) -> IndexSpec:
+    nlist = nlist_for(n)
+    return IndexSpec("ivf", {"nlist": nlist, "nprobe": default_nprobe(nlist)})
+
+
+def _ivfpq_spec(n: int, dim: int, refine: str | None) -> IndexSpec:
+    nlist = nlist_for(n)
+    params = {"nlist": nlist, "nprobe": default_nprobe(nlist), "m": pq_m_for(dim), "nbits": 8,
+              "refine": refine, "k_factor": REFINE_K_FACTOR if refine else 1}
+    return IndexSpec("ivfpq", params)
+
+
+def _hnsw_spec() -> IndexSpec:
+    return IndexSpec("hnsw", {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION,
+                              "ef_search": default_ef_search()})
+
+
+def _fits(spec: IndexSpec, n: int, dim: int, budget: int | None) -> bool:
+    return budget is None or estimated_bytes(spec, n, dim) <= budget
+
+
+def _describe(spec: IndexSpec) -> str:
+    """A short name with the key parameters, e.g. ``IVF-Flat (nlist=4096, nprobe=256)``."""
+    p = spec.params
+    if spec.kind == "flat":
+        return "exact flat inner-product search"
+    if spec.kind == "hnsw":
+        return f"HNSW (M={p['M']}, efSearch={p['ef_search']})"
+    base = f"nlist={p['nlist']}, nprobe={p['nprobe']}"
+    if spec.kind == "ivf":
+        return f"IVF-Flat ({base})"
+    refine = ", flat refine" if p.get("refine") == "flat" else ""
+    return f"IVF-PQ ({base}, {p['m']}x{p['nbits']}-bit codes{refine})"
+
+
+def _with_reason(spec: IndexSpec, why: str, n: int, dim: int) -> IndexSpec:
+    size = format_bytes(estimated_bytes(spec, n, dim))
+    return replace(spec, reason=f"{_describe(spec)} for {n:,} vectors of width {dim} "
+                                f"(~{size}): {why}")
+
+
+def _too_big(spec: IndexSpec, n: int, dim: int, budget: int) -> ValueError:
+    need = estimated_bytes(spec, n, dim)
+    return ValueError(f"{_describe(spec)} of {n:,} vectors (width {dim}) needs ~{format_bytes(need)} "
+                      f"({need} bytes) but the memory budget is {format_bytes(budget)} "
+                      f"({budget} bytes); raise the budget or index fewer vectors")
+
+
+def _choose_ivfpq(n: int, dim: int, budget: int | None) -> IndexSpec:
+    refined = _ivfpq_spec(n, dim, "flat")
+    if _fits(refined, n, dim, budget):
+        return _with_reason(refined, "PQ candidates are re-scored exactly against the stored "
+                                     "vectors, which fit the budget (remove is not supported)",
+                            n, dim)
+    plain = _ivfpq_spec(n, dim, None)
+    if not _fits(plain, n, dim, budget):
+        raise _too_big(plain, n, dim, budget)
+    return _with_reason(plain, f"full vectors do not fit the {format_bytes(budget)} budget, so "
+                               "scores come from 8-bit PQ codes without a refine stage and recall "
+                               "drops (recall@100 well below IVF-Flat's)", n, dim)
+
+
+def choose_index(n_vectors: int, dim: int, memory_budget_bytes: int | str | None = None,
+                 kind: str = "auto") -> IndexSpec:
+    """Pick the index kind and parameters for ``n_vectors`` embeddings of width ``dim``.
+
+    ``auto``: exact flat when n <= 200,000 and it fits the budget; IVF-Flat when the full
+    vectors fit; otherwise IVF-PQ (a flat refine stage only if it fits, else recall drops). HNSW
+    only when asked. The result is already fitted to ``n_vectors`` (see :func:`fit_spec_to_data`).
+
+    Args:
+        n_vectors: how many vectors the index will hold (>= 0).
+        dim: embedding width D.
+        memory_budget_bytes: bytes (or a string such as "4G") for the index; None = unlimited.
+        kind: "auto" | "flat" | "ivf" | "ivfpq" | "hnsw".
+
+    Returns:
+        IndexSpec with a one-sentence ``reason``.
+
+    Raises:
+        ValueError: an unknown kind, bad sizes, or when even the smallest choice exceeds the
+            budget (names the estimate and the budget).
+    """
+    budget = parse_bytes(memory_budget_bytes)
+    if kind not in ("auto", *KINDS):
+        raise ValueError(f"unknown index kind {kind!r}; expected 'auto' or one of {KINDS}")
+    if n_vectors < 0 or dim < 1:
+        raise ValueError(f"need n_vectors >= 0 and dim >= 1, got {n_vectors} and {dim}")
+    if kind == "auto":
+        spec = _choose_auto(n_vectors, dim, budget)
+    elif kind == "ivfpq":
+        spec = _choose_ivfpq(n_vectors, dim, budget)
+    else:
+        spec = {"flat": IndexSpec("flat"), "ivf": _ivf_spec(n_vectors), "hnsw": _hnsw_spec()}[kind]
+        if not _fits(spec, n_vectors, dim, budget):
+            raise _too_big(spec, n_vectors, dim, budget)
+        spec = _with_reason(spec, "requested explicitly", n_vectors, dim)
+    return fit_spec_to_data(spec, n_vectors)
+
+
+def _choose_auto(n: int, dim: int, budget: int | None) -> IndexSpec:
+    flat = IndexSpec("flat")
+    if n <= FLAT_MAX_VECTORS and _fits(flat, n, dim, budget):
+        return _with_reason(flat, f"small enough (<= {FLAT_MAX_VECTORS:,} vectors) for brute "
+                                  "force within the budget", n, dim)
+    ivf = _ivf_spec(n)
+    if _fits(ivf, n, dim, budget):
+        why = ("too many vectors for brute-force latency" if n > FLAT_MAX_VECTORS
+               else "the exact index's id map does not fit the budget")
+        return _with_reason(ivf, f"full vectors fit the budget; {why}", n, dim)
+    if n < MIN_POINTS_PER_CENTROID * PQ_CENTROIDS:
+        raise _too_big(flat, n, dim, budget)  # too few vectors to train PQ codebooks
+    return _choose_ivfpq(n, dim, budget)
+
+
+def fit_spec_to_data(spec: IndexSpec, n: int) -> IndexSpec:
+    """Shrink a spec so that ``n`` vectors can train it; a tiny corpus never fails.
+
+    IVF: nlist <= n // 39 (FAISS wants >= 39 training vectors per centroid), rounded down to a
+    power of two, nprobe scaled with it; below 16 lists the index becomes flat. IVF-PQ: below
+    39 * 256 vectors its 8-bit codebooks cannot be trained, so it becomes IVF-Flat (or flat).
+    Flat and HNSW pass unchanged. The reason says what changed.
+
+    Raises:
+        ValueError: n < 0.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if spec.kind in ("flat", "hnsw"):
+        return spec
+    pq_minimum = MIN_POINTS_PER_CENTROID * PQ_CENTROIDS
+    if spec.kind == "ivfpq" and n < pq_minimum:
+        ivf = IndexSpec("ivf", {"nlist": spec.params["nlist"], "nprobe": spec.params["nprobe"]})
+        spec = replace(ivf, reason=f"{_describe(ivf)} instead of {_describe(spec)}: only {n:,} "
+                                   f"vectors, too few to train 8-bit PQ codebooks (needs "
+                                   f"{pq_minimum:,})")
+    max_nlist = n // MIN_POINTS_PER_CENTROID
+    if max_nlist < MIN_NLIST:
+        flat = IndexSpec("flat")
+        return replace(flat, reason=f"{_describe(flat)} instead of {_describe(spec)}: only {n:,} "
+                                    f"vectors, too few for {MIN_NLIST} inverted lists of >= "
+                                    f"{MIN_POINTS_PER_CENTROID} vectors")
+    nlist = int(spec.params["nlist"])
+    if nlist <= max_nlist:
+        return spec
+    fitted = 2 ** int(math.log2(max_nlist))
+    scaled = round(int(spec.params["nprobe"]) * fitted / nlist)
+    shrunk = replace(spec, params={**spec.params, "nlist": fitted,
+                                   "nprobe": min(fitted, max(scaled, default_nprobe(fitted)))})
+    old_name, reason = _describe(spec), spec.reason
+    if reason.startswith(old_name):
+        reason = _describe(shrunk) + reason[len(old_name):]
+    note = (f"nlist lowered from {nlist} to {fitted} to keep >= {MIN_POINTS_PER_CENTROID} "
+            f"training vectors per list")
+    return replace(shrunk, reason=f"{reason}; {note}" if reason else f"{_describe(shrunk)}: {note}")
+
+
+def train_sample_size(spec: IndexSpec, n: int) -> int:
+    """How many of the ``n`` vectors to train on (0: the kind needs no training).
+
+    IVF: 64 per list (at least 39); IVF-PQ: also at least 256 * 256 for the PQ codebooks (the
+    most FAISS uses); never more than ``n``.
+    """
+    if spec.kind in ("flat", "hnsw"):
+        return 0
+    nlist = int(spec.params["nlist"])
+    wanted = TRAIN_POINTS_PER_CENTROID * nlist
+    if spec.kind == "ivfpq":
+        wanted = max(wanted, PQ_TRAIN_POINTS)
+    return int(min(n, wanted))
+
+
+# ---------------------------------------------------------------------------------------------
+# Building and editing
+# ---------------------------------------------------------------------------------------------
+
+
+def _factory_string(spec: IndexSpec) -> str:
+    p = spec.params
+    if spec.kind == "flat":
+        return "IDMap2,Flat"
+    if spec.kind == "hnsw":
+        return f"IDMap2,HNSW{int(p['M'])},Flat"
+    if spec.kind == "ivf":
+        return f"IVF{int(p['nlist'])},Flat"
+    pq = f"IVF{int(p['nlist'])},PQ{int(p['m'])}x{int(p.get('nbits', 8))}"
+    return f"IDMap2,{pq},RFlat" if p.get("refine") == "flat" else pq
+
+
+def new_index(spec: IndexSpec, dim: int):
+    """An empty inner-product index for ``spec`` that takes explicit int64 ids.
+
+    Flat and HNSW are wrapped in IndexIDMap2; IVF kinds keep ids in their lists (the refined
+    IVF-PQ is wrapped too). Seeds and search defaults (nprobe, efSearch, k_factor) are set, and
+    stored in the index, so a saved index searches the same way after :func:`read_index`.
+
+    Raises:
+        ValueError: dim < 1, or PQ ``m`` does not divide ``dim``.
+    """
+    faiss = import_faiss()
+    if dim < 1:
+        raise ValueError(f"dim must be >= 1, got {dim}")
+    if spec.kind == "ivfpq" and dim % int(spec.params["m"]):
+        raise ValueError(f"PQ m={spec.params['m']} does not divide the embedding width {dim}")
+    index = faiss.index_factory(dim, _factory_string(spec), faiss.METRIC_INNER_PRODUCT)
+    _, core = _unwrap(index)
+    p = spec.params
+    if spec.kind == "hnsw":
+        core.hnsw.efConstruction = int(p.get("ef_construction", HNSW_EF_CONSTRUCTION))
+        core.hnsw.efSearch = int(p.get("ef_search", default_ef_search()))
+    elif spec.kind in ("ivf", "ivfpq"):
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+        ivf.cp.seed = SEED
+        ivf.nprobe = int(p["nprobe"])
+        if spec.kind == "ivfpq":
+            ivf.pq.cp.seed = SEED
+        if p.get("refine") == "flat":
+            core.k_factor = float(p.get("k_factor", REFINE_K_FACTOR))
+    return index
+
+
+def _as_matrix(x, dim: int, name: str) -> np.ndarray:
+    """``x`` as a C-contiguous float32 (N, dim) array of finite values."""
+    arr = np.ascontiguousarray(x, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise ValueError(f"{name} must have shape (N, {dim}), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        row = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise ValueError(f"{name}[{row}] has a NaN or infinite value")
+    return arr
+
+
+def _as_ids(ids, name: str = "ids") -> np.ndarray:
+    """``ids`` as a C-contiguous int64 (N,) array of non-negative values."""
+    arr = np.ascontiguousarray(ids)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name} must be a 1-D integer array, got shape {arr.shape} "
+                         f"dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{name} must be >= 0 (-1 means 'no result'), got {int(arr.min())}")
+    return arr
+
+
+def train(index, sample) -> None:
+    """Train the index's quantizers on ``sample`` (N, D) float32; a no-op for flat and HNSW.
+
+    Raises:
+        ValueError: wrong shape, non-finite values, or too few vectors for the lists / codebooks
+            (use :func:`fit_spec_to_data` and :func:`train_sample_size`).
+    """
+    faiss = import_faiss()
+    sample = _as_matrix(sample, index.d, "training sample")
+    kind = index_kind(index)
+    if kind in ("flat", "hnsw"):
+        return
+    nlist = faiss.extract_index_ivf(index).nlist
+    needed = max(nlist * MIN_POINTS_PER_CENTROID,
+                 MIN_POINTS_PER_CENTROID * PQ_CENTROIDS if kind == "ivfpq" else 0)
+    if len(sample) < needed:
+        raise ValueError(f"{kind} with nlist={nlist} needs >= {needed} training vectors, got "
+                         f"{len(sample)}; shrink it with fit_spec_to_data")
+    index.train(sample)
+
+
+@contextlib.contextmanager
+def _omp_threads(threads: int | None) -> Iterator[None]:
+    """Temporarily run FAISS with ``threads`` OpenMP threads (None: leave as is)."""
+    faiss = import_faiss()
+    if threads is None:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def add(index, vectors, ids, threads: int | None = None) -> None:
+    """Add ``vectors`` (N, D) float32 under ``ids`` (N,) int64, each id new to the index.
+
+    Args:
+        threads: OpenMP threads for this call (None: FAISS's setting). HNSW graphs are byte-for-
+            byte reproducible only when built with ``threads=1``.
+
+    Raises:
+        ValueError: shapes disagree, non-finite vectors, negative or repeated ids, or the index
+            is untrained.
+    """
+    vectors = _as_matrix(vectors, index.d, "vectors")
+    ids = _as_ids(ids)
+    if len(ids) != len(vectors):
+        raise ValueError(f"got {len(vectors)} vectors but {len(ids)} ids")
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("ids repeat within the batch; every proposal id must be unique")
+    if not index.is_trained:
+        raise ValueError("the index is not trained yet: call train(index, sample) first")
+    with _omp_threads(threads):
+        index.add_with_ids(vectors, ids)
+
+
+def supports_remove(index) -> bool:
+    """False for HNSW and the refined IVF-PQ, which FAISS cannot delete from (tombstone them)."""
+    _, core = _unwrap(index)
+    return index_kind(index) != "hnsw" and not _is_refine(core)
+
+
+def remove(index, ids) -> int:
+    """Delete ``ids`` from the index; returns how many were present and removed.
+
+    Raises:
+        NotImplementedError: HNSW or refined IVF-PQ (FAISS cannot delete: the caller tombstones
+            the ids and filters them at search time).
+        ValueError: ids not a 1-D non-negative integer array.
+    """
+    faiss = import_faiss()
+    ids = _as_ids(ids)
+    if not supports_remove(index):
+        raise NotImplementedError(
+            f"FAISS cannot remove vectors from a {index_kind(index)} index "
+            f"({type(_unwrap(index)[1]).__name__}); tombstone the ids and filter them at search "
+            f"time, or rebuild the index")
+    if _is_gpu(index):
+        raise ValueError("remove needs a CPU index: call to_cpu(index) first")
+    return int(index.remove_ids(faiss.IDSelectorBatch(ids)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Searching
+# ---------------------------------------------------------------------------------------------
+
+
+def _merge_ranges(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``(first_id, count)`` ranges as sorted, disjoint, half-open ``[lo, hi)`` intervals."""
+    spans = []
+    for first, count in ranges:
+        first, count = int(first), int(count)
+        if first < 0 or count < 0:
+            raise ValueError(f"bad id range (first_id={first}, count={count}): both must be >= 0")
+        if count:
+            spans.append((first, first + count))
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _or_tree(faiss, selectors: list):
+    """A balanced IDSelectorOr tree over ``selectors`` (children kept alive by the parent)."""
+    if len(selectors) == 1:
+        return selectors[0]
+    middle = len(selectors) // 2
+    left, right = _or_tree(faiss, selectors[:middle]), _or_tree(faiss, selectors[middle:])
+    node = faiss.IDSelectorOr(left, right)
+    node.referenced_objects = [left, right]
+    return node
+
+
+def make_id_selector(ranges: Sequence[tuple[int, int]]):
+    """The cheapest FAISS IDSelector accepting the ids of ``(first_id, count)`` ranges.
+
+    One range: IDSelectorRange (two comparisons). Up to 4 ranges: an OR tree of ranges. More: a
+    bitmap over ``[0, max_id]`` (one bit per id, O(1) test) while it stays under 64 MiB, else an
+    IDSelectorBatch hash set of the ids.
+
+    Returns:
+        (selector, n_allowed): the selector and how many ids it accepts.
+
+    Raises:
+        ValueError: a negative first id or count.
+    """
+    faiss = import_faiss()
+    merged = _merge_ranges(ranges)
+    allowed = sum(hi - lo for lo, hi in merged)
+    if not merged:
+        return faiss.IDSelectorRange(0, 0), 0
+    if len(merged) <= 4:
+        return _or_tree(faiss, [faiss.IDSelectorRange(lo, hi) for lo, hi in merged]), allowed
+    top = merged[-1][1]
+    if top <= 8 * 64 * 2**20:
+        bits = np.zeros(top, dtype=bool)
+        for lo, hi in merged:
+            bits[lo:hi] = True
+        return faiss.IDSelectorBitmap(np.packbits(bits, bitorder="little")), allowed
+    ids = np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in merged])
+    return faiss.IDSelectorBatch(ids), allowed
+
+
+def _unwrap(index):
+    """``(id_map, core)``: the IndexIDMap2 wrapper (or None) and the index inside it."""
+    faiss = import_faiss()
+    index = faiss.downcast_index(index)
+    if isinstance(index, (faiss.IndexIDMap2, faiss.IndexIDMap)):
+        return index, faiss.downcast_index(index.index)
+    return None, index
+
+
+def _is_refine(core) -> bool:
+    faiss = import_faiss()
+    return isinstance(core, faiss.IndexRefine)
+
+
+def _is_gpu(index) -> bool:
+    _, core = _unwrap(index)
+    return type(core).__name__.startswith("Gpu")
+
+
+def index_kind(index) -> str:
+    """"flat" | "ivf" | "ivfpq" | "hnsw" for an index made by :func:`new_index` (CPU or GPU).
+
+    Raises:
+        ValueError: an index of another structure.
+    """
+    _, core = _unwrap(index)
+    name = type(core).__name__
+    if _is_refine(core):
+        name = type(import_faiss().downcast_index(core.base_index)).__name__
+    for prefix, kind in (("IndexFlat", "flat"), ("GpuIndexFlat", "flat"),
+                         ("IndexIVFFlat", "ivf"), ("GpuIndexIVFFlat", "ivf"),
+                         ("IndexIVFPQ", "ivfpq"), ("GpuIndexIVFPQ", "ivfpq"),
+                         ("IndexHNSW", "hnsw")):
+        if name.startswith(prefix):
+            return kind
+    raise ValueError(f"unsupported FAISS index structure {name}; build it with new_index")
+
+
+def _search_settings(index, spec, nprobe, ef_search, k_factor) -> dict:
+    """nprobe / ef_search / k_factor: explicit argument, else spec params, else the index's."""
+    faiss = import_faiss()
+    params = spec.params if isinstance(spec, IndexSpec) else dict(spec or {})
+    _, core = _unwrap(index)
+    kind = index_kind(index)
+    settings = {}
+    if kind in ("ivf", "ivfpq"):
+        stored = faiss.extract_index_ivf(index).nprobe if not _is_gpu(index) else core.nprobe
+        settings["nprobe"] = int(nprobe or params.get("nprobe") or stored)
+    if kind == "hnsw":
+        settings["ef_search"] = int(ef_search or params.get("ef_search") or core.hnsw.efSearch)
+    if _is_refine(core):
+        settings["k_factor"] = float(k_factor or params.get("k_factor") or core.k_factor)
+    return settings
+
+
+def _ivf_params(faiss, settings: dict, nlist: int, sel, allowed: int, ntotal: int):
+    """SearchParametersIVF; a small allowed set is scanned in every list (exact within it)."""
+    nprobe = settings["nprobe"]
+    if sel is not None and allowed <= ntotal * nprobe / max(nlist, 1):
+        nprobe = nlist  # the restriction is cheaper to scan in full than to miss in probing
+    params = faiss.SearchParametersIVF(nprobe=min(nprobe, nlist))
+    if sel is not None:
+        params.sel = sel
+    return params
+
+
+def _search_params(index, settings: dict, sel, allowed: int):
+    """The SearchParameters object for this index structure, or None for a plain search."""
+    faiss = import_faiss()
+    id_map, core = _unwrap(index)
+    kind = index_kind(index)
+    if kind == "flat":
+        return faiss.SearchParameters(sel=sel) if sel is not None else None
+    if kind == "hnsw":
+        params = faiss.SearchParametersHNSW(efSearch=settings["ef_search"])
+        if sel is not None:
+            params.sel = sel
+        return params
+    nlist = faiss.extract_index_ivf(index).nlist
+    if not _is_refine(core):
+        return _ivf_params(faiss, settings, nlist, sel, allowed, index.ntotal)
+    # IndexRefine forwards only base_index_params: translate the user's ids to positions there.
+    base_sel = None if sel is None else faiss.IDSelectorTranslated(id_map.id_map, sel)
+    base = _ivf_params(faiss, settings, nlist, base_sel, allowed, index.ntotal)
+    if base_sel is not None:
+        base.referenced_objects = [sel]
+    params = faiss.IndexRefineSearchParameters(k_factor=settings["k_factor"])
+    params.base_index_params = base
+    return params
+
+
+def _exact_hnsw_subset(index, queries: np.ndarray, k: int, sel):
+    """Brute force over HNSW's stored vectors, restricted to ``sel``: (scores, ids)."""
+    faiss = import_faiss()
+    id_map, core = _unwrap(index)
+    translated = faiss.IDSelectorTranslated(id_map.id_map, sel)
+    storage = faiss.downcast_index(core.storage)
+    scores, positions = storage.search(queries, k, params=faiss.SearchParameters(sel=translated))
+    lookup = faiss.rev_swig_ptr(id_map.id_map.data(), id_map.id_map.size())
+    ids = np.where(positions >= 0, lookup[np.maximum(positions, 0)], -1)
+    return scores, ids.astype(np.int64)
+
+
+def _search_gpu(index, queries: np.ndarray, k: int, settings: dict):
+    """A GPU index search: IVF gets nprobe through SearchParametersIVF, flat needs nothing."""
+    if "nprobe" not in settings:
+        return index.search(queries, k)
+    params = import_faiss().SearchParametersIVF(nprobe=settings["nprobe"])
+    return index.search(queries, k, params=params)
+
+
+def search(index, queries, k: int, spec: IndexSpec | Mapping[str, Any] | None = None,
+           id_selector=None, *, nprobe: int | None = None, ef_search: int | None = None,
+           k_factor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` highest inner products of each query, optionally among allowed ids only.
+
+    Args:
+        index: an index from :func:`new_index` / :func:`read_index` (or on a GPU).
+        queries: (B, D) float32 query embeddings.
+        k: results per query (>= 1).
+        spec: an IndexSpec or its params dict, giving nprobe / ef_search / k_factor; None uses
+            the values stored in the index. Keyword overrides win over both.
+        id_selector: None (whole index), a list of ``(first_id, count)`` id ranges, or a ready
+            FAISS IDSelector. Ranges are searched exactly when the allowed set is smaller than
+            what the ANN would scan (IVF: all lists probed; HNSW below 10 % of the index: brute
+            force over its stored vectors), so restricting to a few videos loses no recall.
+
+    Returns:
+        scores (B, k) float32, ids (B, k) int64, best first; ids are -1 (scores -inf or
+        -3.4e38) where fewer than k vectors are allowed / present.
+
+    Raises:
+        ValueError: wrong query shape, k < 1, or a selector on a GPU index.
+    """
+    queries = _as_matrix(queries, index.d, "queries")
+    if int(k) < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    settings = _search_settings(index, spec, nprobe, ef_search, k_factor)
+    sel, allowed = None, index.ntotal
+    if id_selector is not None:
+        if _is_gpu(index):
+            raise ValueError("id-restricted search needs a CPU index: call to_cpu(index) first")
+        if hasattr(id_selector, "is_member"):
+            sel = id_selector
+        else:
+            sel, allowed = make_id_selector(id_selector)
+    if (sel is not None and index_kind(index) == "hnsw"
+            and allowed < HNSW_FILTER_MIN_FRACTION * index.ntotal):
+        return _exact_hnsw_subset(index, queries, int(k), sel)
+    if _is_gpu(index):
+        return _search_gpu(index, queries, int(k), settings)
+    return index.search(queries, int(k), params=_search_params(index, settings, sel, allowed))
+
+
+# ---------------------------------------------------------------------------------------------
+# Placement (CPU / GPU) and files
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where FAISS runs.
+
+    Attributes:
+        device: "cpu" or "cuda".
+        gpu_id: the CUDA device number when ``device == "cuda"``, else None.
+        reason: why (printed / logged once).
+    """
+
+    device: str
+    gpu_id: int | None = None
+    reason: str = ""
+
+
+def _gpu_count(faiss) -> int:
+    if not hasattr(faiss, "StandardGpuResources"):
+        return 0
+    return int(faiss.get_num_gpus())
+
+
+def resolve_placement(device: str = "auto") -> Placement:
+    """Resolve ``"auto" | "cpu" | "cuda" | "cuda:N"`` once, logging one line when on the CPU.
+
+    The GPU is used only when asked for (or auto) and the FAISS build has GPU support with a
+    visible device; otherwise the CPU, with a warning when a GPU was asked for explicitly.
+
+    Raises:
+        ValueError: an unrecognised device string.
+    """
+    match = re.fullmatch(r"(auto|cpu|cuda)(?::(\d+))?", str(device).strip().lower())
+    if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
+        raise ValueError(f"bad device {device!r}; expected 'auto', 'cpu' or 'cuda:N'")
+    wanted, number = match.group(1), int(match.group(2) or 0)
+    if wanted == "cpu":
+        return Placement("cpu", None, "FAISS on the CPU as requested")
+    count = _gpu_count(import_faiss())
+    if count > number:
+        return Placement("cuda", number, f"FAISS on GPU {number} of {count}")
+    why = (f"FAISS sees {count} GPU(s), so cuda:{number} is not available"
+           if hasattr(import_faiss(), "StandardGpuResources")
+           else "this FAISS build has no GPU support (pip install faiss-gpu-cu12)")
+    placement = Placement("cpu", None, f"FAISS on the CPU: {why}")
+    (logger.warning if wanted == "cuda" else logger.info)(placement.reason)
+    return placement
+
+
+def _gpu_resources(faiss, gpu_id: int):
+    """One StandardGpuResources per device, kept for the process lifetime."""
+    if gpu_id not in _GPU_RESOURCES:
+        _GPU_RESOURCES[gpu_id] = faiss.StandardGpuResources()
+    return _GPU_RESOURCES[gpu_id]
+
+
+def to_device(index, placement: Placement):
+    """The index on ``placement``: copied to the GPU for flat / IVF / plain IVF-PQ.
+
+    HNSW and the refined IVF-PQ have no GPU version and stay on the CPU (one log line).
+    """
+    if placement.device != "cuda":
+        return to_cpu(index)
+    _, core = _unwrap(index)
+    if index_kind(index) == "hnsw" or _is_refine(core):
+        logger.info("FAISS %s index stays on the CPU (no GPU version)", type(core).__name__)
+        return index
+    if _is_gpu(index):
+        return index
+    faiss = import_faiss()
+    options = faiss.GpuClonerOptions()
+    if index_kind(index) == "ivfpq":
+        # Lookup tables of m x 256 float32 must fit 48 KiB of shared memory; else use float16.
+        options.useFloat16 = faiss.extract_index_ivf(index).pq.M * PQ_CENTROIDS * 4 > 48 * 1024
+    return faiss.index_cpu_to_gpu(_gpu_resources(faiss, placement.gpu_id), placement.gpu_id,
+                                  index, options)
+
+
+def to_cpu(index):
+    """A CPU copy of a GPU index; a CPU index is returned as is."""
+    if not _is_gpu(index):
+        return index
+    return import_faiss().index_gpu_to_cpu(index)
+
+
+def write_index(index, path: str | os.PathLike) -> None:
+    """Save the index in CPU format to ``path`` atomically (temp file + rename).
+
+    Raises:
+        OSError: the directory is missing or not writable (no partial file is left).
+    """
+    faiss = import_faiss()
+    target = Path(path)
+    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                         suffix=".tmp")
+    os.close(handle)
+    try:
+        faiss.write_index(to_cpu(index), temp_name)
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def read_index(path: str | os.PathLike, mmap: bool = False):
+    """Load an index written by :func:`write_index`.
+
+    Args:
+        mmap: map the vectors / inverted lists from the file instead of reading them into RAM
+            (for searching: memory-mapped IVF lists are read-only).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a readable FAISS index (names the path).
+    """
+    faiss = import_faiss()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no FAISS index at {path}")
+    # IVF lists map with IO_FLAG_MMAP; flat codes (flat, HNSW storage) need IO_FLAG_MMAP_IFC,
+    # which IVF refuses: try both, then lists only.
+    attempts = ([faiss.IO_FLAG_MMAP | faiss.IO_FLAG_MMAP_IFC, faiss.IO_FLAG_MMAP] if mmap
+                else [0])
+    for flags in attempts:
+        try:
+            return faiss.read_index(str(path), flags)
+        except RuntimeError as e:
+            error = e
+    raise ValueError(f"{path} is not a readable FAISS index (corrupt or truncated?): "
+                     f"{str(error).splitlines()[0][:200]}") from error

@@ -1,0 +1,113 @@
+import json
+
+import numpy as np
+import pytest
+
+from moment_search.cli.app import main
+from moment_search.data.readers import read_jsonl_queries
+from moment_search.eval.predictions import score_predictions
+from moment_search.models.fvmr import FVMR
+from moment_search.search.batch import read_query_file, search_file, write_predictions
+from moment_search.search.encoders import MomentEncoder
+from moment_search.search.searcher import Searcher
+
+
+def brute_force_best(searcher, corpus_dir, text):
+    """The best proposal over every video, by explicit inner products."""
+    from moment_search.data.corpus_dir import open_corpus
+
+    corpus, store = open_corpus(corpus_dir, feature_rate=1.0)
+    model = FVMR.from_pretrained(searcher.index_dir / "model")
+    encoder = MomentEncoder(model)
+    query = searcher.encoder.encode([text])[0]
+    best = (-np.inf, None, None)
+    for video in corpus:
+        embedded = encoder.embed_clips(encoder.clips(store.load(video.video_id), video)[None])[0]
+        scores = embedded @ query
+        i = int(scores.argmax())
+        if scores[i] > best[0]:
+            best = (float(scores[i]), video.video_id, encoder.spans(video.duration)[i])
+    return best
+
+
+def test_top_hit_equals_brute_force(searcher, session_corpus):
+    text = "person does action number 3"
+    score, video, span = brute_force_best(searcher, session_corpus, text)
+    top = searcher.search(text, k=3)[0]
+    assert top.video_id == video
+    assert top.start_s == pytest.approx(span[0]) and top.end_s == pytest.approx(span[1])
+    assert top.score == pytest.approx(score, rel=1e-4)
+
+
+def test_results_ranked_nms_and_per_video(searcher):
+    moments = searcher.search("a person walks", k=20, nms=0.3, per_video=2)
+    assert [m.rank for m in moments] == list(range(1, len(moments) + 1))
+    assert all(a.score >= b.score for a, b in zip(moments, moments[1:]))
+    by_video = {}
+    for m in moments:
+        by_video.setdefault(m.video_id, []).append(m)
+    assert max(len(v) for v in by_video.values()) <= 2
+    for group in by_video.values():
+        for i, a in enumerate(group):
+            for b in group[i + 1:]:
+                inter = max(0.0, min(a.end_s, b.end_s) - max(a.start_s, b.start_s))
+                union = max(a.end_s, b.end_s) - min(a.start_s, b.start_s)
+                assert inter / union <= 0.3 + 1e-9
+
+
+def test_video_restriction(searcher):
+    moments = searcher.search("a person walks", k=5, video_ids=["vid004"])
+    assert moments and {m.video_id for m in moments} == {"vid004"}
+
+
+def test_batched_equals_single(searcher):
+    texts = ["a person walks", "person does action number 2"]
+    batched = searcher.search_many(texts, k=5)
+    for text, moments in zip(texts, batched, strict=True):
+        single = searcher.search(text, k=5)
+        assert [(m.video_id, m.start_s) for m in single] == [(m.video_id, m.start_s) for m in moments]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"text": "   "}, "empty"),
+    ({"text": "walk", "k": 0}, "k must be positive"),
+    ({"text": "walk", "k": 10**6}, "larger than the index"),
+    ({"text": "walk", "video_ids": ["nope"]}, "unknown video"),
+])
+def test_bad_queries(searcher, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        searcher.search(**kwargs)
+
+
+def test_missing_and_corrupt_index(tmp_path, built_index):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Searcher.open(tmp_path / "nope")
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(built_index, copy)
+    next(copy.glob("index-*.faiss")).write_bytes(b"not a faiss index")
+    with pytest.raises(ValueError, match="index-"):
+        Searcher.open(copy)
+
+
+def test_batch_file_and_corpus_predictions(tmp_path, searcher, session_corpus):
+    results = search_file(searcher, session_corpus / "val.jsonl", k=10)
+    assert set(results) == {q.qid for q in read_jsonl_queries(session_corpus / "val.jsonl").queries}
+    pred = tmp_path / "pred.jsonl"
+    write_predictions(pred, results)
+    metrics = score_predictions(pred, read_jsonl_queries(session_corpus / "val.jsonl").queries)
+    assert 0 <= metrics["R10@0.5"] <= 100
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "ok"}\n{"qid": 3}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        read_query_file(bad)
+
+
+def test_cli_query_json(built_index, capsys):
+    code = main(["query", "person does action number 1", "--index", str(built_index),
+                 "-k", "3", "--json", "--device", "cpu"])
+    assert code == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [x["rank"] for x in lines] == [1, 2, 3]
+    assert main(["query", "", "--index", str(built_index), "--device", "cpu"]) == 2
