@@ -39,18 +39,19 @@ def model(
     split: str = typer.Option("val", help="Annotation split to answer."),
     model_dir: Path = typer.Option(None, "--model", help="Checkpoint directory (default: shipped)."),
     predictions: Path = typer.Option(None, help="Write predictions here (JSONL)."),
+    control: str = typer.Option(None, help="shuffled-video | shuffled-query (prior controls)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Run model NAME on every query of a split; print R@n, IoU=m, mIoU and timings."""
     with user_errors():
-        result = evaluate_model(name, data, split, model_dir, predictions)
+        result = evaluate_model(name, data, split, model_dir, predictions, control=control)
     if as_json:
         print_json({"model": result.model, "split": result.split, "metrics": result.metrics,
                     "timings": result.timings,
                     "predictions": None if result.predictions_path is None
                     else str(result.predictions_path)})
         return
-    console.print(metric_table(f"{name} on {data} [{split}]", result.metrics))
+    console.print(metric_table(f"{result.model} on {data} [{split}]", result.metrics))
     console.print(metric_table("timings (ms)", result.timings))
     if result.predictions_path is not None:
         console.print(f"predictions written to {result.predictions_path}")

@@ -19,6 +19,7 @@ import numpy as np
 from ..data.corpus import Corpus, Query
 from ..data.corpus_dir import open_corpus
 from ..data.features import FeatureStore
+from .controls import apply_control
 from .metrics import single_video_metrics
 from .predictions import write_single_predictions
 from .prior import PriorBaseline
@@ -39,6 +40,7 @@ LOCALIZERS: dict[str, LocalizerLoader] = {}
 # Built-in models, imported on first use so that ``prior`` never loads torch models.
 BUILTIN_LOCALIZERS = {
     "fvmr": "moment_search.eval.fvmr_localizer",
+    "fvmr-pq": "moment_search.eval.fvmr_fusion",
 }
 
 
@@ -78,6 +80,7 @@ def evaluate_model(
     model_dir: str | Path | None = None,
     predictions_path: str | Path | None = None,
     k: int = 10,
+    control: str | None = None,
 ) -> EvalResult:
     """Localize every query of ``split`` with model ``name`` and score it.
 
@@ -88,12 +91,14 @@ def evaluate_model(
         model_dir: a checkpoint directory; None uses the model's default.
         predictions_path: where to write QVHighlights-style predictions (None: not written).
         k: windows kept per query.
+        control: ``shuffled-video`` or ``shuffled-query`` (see ``controls``), or None.
 
     Returns:
         An :class:`EvalResult` with R@n, IoU=m and mIoU (percent) and the wall time per query.
     """
     localizer = load_localizer(name, Path(data_dir), model_dir)
     corpus, store = open_corpus(data_dir, split=split)
+    corpus, store = apply_control(corpus, store, control)
     start = time.perf_counter()
     predictions = localizer.localize(corpus.queries, corpus, store, k)
     elapsed = time.perf_counter() - start
@@ -104,7 +109,8 @@ def evaluate_model(
         path = Path(predictions_path)
         write_single_predictions(path, predictions)
     metrics = single_video_metrics(predictions, corpus.queries)
-    return EvalResult(name, split, metrics, timings, path)
+    return EvalResult(name if control is None else f"{name} ({control})", split, metrics,
+                      timings, path)
 
 
 class PriorLocalizer:

@@ -1,0 +1,61 @@
+"""The FVMR (p + q) ablation: rank proposals by the average of the fast path and the teacher.
+
+Paper Sec. 4.3, "How about fusing p and q?": the average of the two matching scores (here of
+their sigmoids, the probabilities both are trained as). Slow: it parses every query and runs the
+teacher, so it is an evaluation-only localizer, not a search path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.corpus import Corpus, Query
+from ..data.features import FeatureStore
+from ..geometry.proposals import proposal_spans
+from ..models.fvmr import FVMR
+from ..pretrained import default_model_dir
+from ..search.localize import rank_moments
+from ..text.role_tree import RoleTreeParser
+from ..text.tokens import TokenEncoder
+from ..train.data import build_examples, collate
+from .runner import register_localizer
+
+
+class FVMRFusionLocalizer:
+    """Scores (sigmoid(p) + sigmoid(q)) / 2 over each query's own video."""
+
+    def __init__(self, model: FVMR, max_tokens: int = 32):
+        self.model = model
+        self.tokens = TokenEncoder(max_length=max_tokens)
+        self.parser = RoleTreeParser()
+
+    @torch.inference_mode()
+    def localize(self, queries: list[Query], corpus: Corpus, store: FeatureStore, k: int
+                 ) -> dict[str, np.ndarray]:
+        """``qid -> (K, 3) [start_s, end_s, score]``."""
+        subset = Corpus(corpus.videos, list(queries), corpus.name)
+        examples = build_examples(subset, store, self.model.config.n_clips, self.tokens,
+                                  self.parser)
+        by_qid = {q.qid: q for q in queries}
+        out = {}
+        for start in range(0, len(examples), 128):
+            chunk = examples[start:start + 128]
+            batch = collate(chunk)
+            result = self.model(batch.clips, batch.tokens, batch.token_mask, batch.tree)
+            fused = ((torch.sigmoid(result.p) + torch.sigmoid(result.q)) / 2).numpy()
+            for example, scores in zip(chunk, fused, strict=True):
+                duration = corpus.video(by_qid[example.qid].video_id).duration
+                spans = proposal_spans(self.model.config.n_clips, duration)
+                out[example.qid] = rank_moments(scores, spans, k)
+        return out
+
+
+@register_localizer("fvmr-pq")
+def load_fvmr_fusion(data_dir: Path, model_dir: Path | None) -> FVMRFusionLocalizer:
+    """The FVMR checkpoint in ``model_dir`` (default: the shipped model), p + q fused."""
+    directory = model_dir or default_model_dir("fvmr")
+    _, extra = FVMR.read_config(directory)
+    return FVMRFusionLocalizer(FVMR.from_pretrained(directory), int(extra.get("max_tokens", 32)))

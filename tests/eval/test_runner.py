@@ -1,0 +1,31 @@
+import json
+
+import pytest
+
+from moment_search.cli.app import main
+from moment_search.eval.runner import evaluate_model
+
+
+def test_prior_and_fvmr_on_tiny_corpus(tiny_corpus, tiny_model_dir, tmp_path):
+    prior = evaluate_model("prior", tiny_corpus, "val")
+    assert prior.metrics["n_queries"] == 2
+    pred = tmp_path / "pred.jsonl"
+    fvmr = evaluate_model("fvmr", tiny_corpus, "val", tiny_model_dir, pred)
+    assert {"TE_ms_median", "CML_ms_median"} <= set(fvmr.timings)
+    assert len(pred.read_text().splitlines()) == 2
+    fused = evaluate_model("fvmr-pq", tiny_corpus, "val", tiny_model_dir)
+    assert fused.metrics["n_queries"] == 2
+    control = evaluate_model("fvmr", tiny_corpus, "val", tiny_model_dir, control="shuffled-video")
+    assert control.model == "fvmr (shuffled-video)"
+
+
+def test_unknown_model(tiny_corpus):
+    with pytest.raises(ValueError, match="unknown model 'nope'.*fvmr"):
+        evaluate_model("nope", tiny_corpus, "val")
+
+
+def test_cli_evaluate_json(tiny_corpus, capsys):
+    assert main(["evaluate", "model", "prior", "--data", str(tiny_corpus), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["model"] == "prior" and "R1@0.5" in payload["metrics"]
+    assert main(["evaluate", "model", "prior", "--data", str(tiny_corpus / "nope")]) == 2

@@ -1,0 +1,55 @@
+import json
+
+import torch
+
+from moment_search.models.fvmr import FVMR, FVMRConfig
+from moment_search.train.data import collate
+from moment_search.train.fvmr_trainer import FVMRTrainer, TrainConfig, batch_loss
+
+MODEL = FVMRConfig(feature_dim=8, n_clips=8, hidden_dim=16, space_dim=8, dropout=0.0)
+
+
+def trainer(corpus, out, **overrides):
+    config = TrainConfig(epochs=2, batch_size=4, warmup_epochs=1, seed=0, **overrides)
+    return FVMRTrainer(corpus, out, MODEL, config, feature_rate=1.0)
+
+
+def test_training_steps_lower_the_loss(tiny_corpus, tmp_path):
+    run = trainer(tiny_corpus, tmp_path / "run", cross_video_weight=0.5, lr=5e-3)
+    batch = collate(run.train_examples)
+    model = run.model.train()
+    losses = []
+    for _ in range(15):
+        terms = batch_loss(model, batch, run.config, epoch=1)
+        assert {"bce_p", "bce_q", "distill", "cross_video"} <= set(terms)
+        run.optimizer.zero_grad()
+        terms["total"].backward()
+        run.optimizer.step()
+        losses.append(float(terms["total"].detach()))
+    assert losses[-1] < losses[0]
+
+
+def test_fit_saves_best_and_resumes(tiny_corpus, tmp_path):
+    out = tmp_path / "run"
+    run = trainer(tiny_corpus, out)
+    run.fit(progress=lambda message: None)
+    assert (out / "best" / "model.safetensors").is_file()
+    assert len((out / "history.jsonl").read_text().splitlines()) == 2
+    _, extra = FVMR.read_config(out / "best")
+    assert extra["feature_rate"] == 1.0 and extra["max_tokens"] == 32
+    more = FVMRTrainer(tiny_corpus, out, MODEL,
+                       TrainConfig(epochs=3, batch_size=4, warmup_epochs=1), feature_rate=1.0)
+    assert more.resume() and more.start_epoch == 2
+    more.fit(progress=lambda message: None)
+    epochs = [json.loads(line)["epoch"] for line in (out / "history.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+
+
+def test_same_seed_same_weights(tiny_corpus, tmp_path):
+    a = trainer(tiny_corpus, tmp_path / "a")
+    b = trainer(tiny_corpus, tmp_path / "b")
+    a.train_epoch(0)
+    b.train_epoch(0)
+    for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(x, y), name
