@@ -126,6 +126,7 @@ class ScaleConfig:
         batch: batch size of the batched latency.
         memory_budget: estimated index + working memory above which a (size, kind) is skipped.
         sweep: also measure recall vs nprobe (IVF kinds) and efSearch (HNSW).
+        threads: FAISS OpenMP threads (None: FAISS's default, all cores).
         data: the synthetic embedding generator.
     """
 
@@ -137,6 +138,7 @@ class ScaleConfig:
     batch: int = 32
     memory_budget: str = "12G"
     sweep: bool = True
+    threads: int | None = None
     data: SyntheticEmbeddings = field(default_factory=SyntheticEmbeddings)
 
 
@@ -245,7 +247,7 @@ def _recall(index, queries: np.ndarray, truth: np.ndarray, **settings) -> dict:
 def _sweep(index, kind: str, params: dict, queries, truth, batch: int) -> list[dict]:
     """Recall and batched latency vs nprobe (IVF kinds) or efSearch (HNSW), until saturated."""
     if kind == "hnsw":
-        name, values = "ef_search", [16, 32, 64, 128, 256, 512]
+        name, values = "ef_search", [16, 32, 64, 128, 256, 512, 1024]
     elif kind in ("ivf", "ivfpq"):
         nlist = int(params["nlist"])
         name, values = "nprobe", [2**i for i in range(int(np.log2(nlist)) + 1)]
@@ -322,7 +324,7 @@ def measure(kind: str, n: int, queries, truth, cfg: ScaleConfig, out_dir: Path) 
 def run(preset: str = "small", out_dir: str | os.PathLike = "benchmark-results",
         sizes: Sequence[int] | None = None, kinds: Sequence[str] = KINDS,
         n_queries: int = 500, n_single: int = 200, memory_budget: str = "12G",
-        sweep: bool = True, seed: int = 0) -> dict:
+        sweep: bool = True, seed: int = 0, threads: int | None = None) -> dict:
     """Run the benchmark and write corpus_scale.json, corpus_scale.md, latency_vs_size.png.
 
     Args:
@@ -334,6 +336,8 @@ def run(preset: str = "small", out_dir: str | os.PathLike = "benchmark-results",
         memory_budget: e.g. "12G": (size, kind) pairs estimated above it are skipped, saying why.
         sweep: measure recall vs nprobe / efSearch too.
         seed: data seed.
+        threads: FAISS OpenMP threads (None: all cores). On a machine shared with other jobs,
+            1 thread avoids OpenMP barrier stalls that otherwise dominate small timings.
 
     Returns:
         the report dict (what corpus_scale.json holds).
@@ -347,29 +351,31 @@ def run(preset: str = "small", out_dir: str | os.PathLike = "benchmark-results",
     if unknown:
         raise ValueError(f"unknown index kind(s) {unknown}; expected some of {KINDS}")
     cfg = ScaleConfig(preset, tuple(int(s) for s in (sizes or PRESETS[preset])), tuple(kinds),
-                      n_queries, min(n_single, n_queries), 32, memory_budget, sweep,
+                      n_queries, min(n_single, n_queries), 32, memory_budget, sweep, threads,
                       SyntheticEmbeddings(seed=seed))
     if cfg.n_queries < cfg.batch:
         raise ValueError(f"n_queries must be >= the batch size {cfg.batch}, got {n_queries}")
     fi.parse_bytes(memory_budget)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    queries = cfg.data.queries(cfg.n_queries)
-    rows = []
-    for n in cfg.sizes:
-        truth = exact_topk(cfg.data.blocks(n), queries, K)[1]
-        rows += [measure(kind, n, queries, truth, cfg, out) for kind in cfg.kinds]
-    result = _report_dict(cfg, rows, time.perf_counter() - started)
+    with fi.omp_threads(cfg.threads):
+        machine = report.machine_info()
+        started = time.perf_counter()
+        queries = cfg.data.queries(cfg.n_queries)
+        rows = []
+        for n in cfg.sizes:
+            truth = exact_topk(cfg.data.blocks(n), queries, K)[1]
+            rows += [measure(kind, n, queries, truth, cfg, out) for kind in cfg.kinds]
+        result = _report_dict(cfg, rows, machine, time.perf_counter() - started)
     write_outputs(result, out)
     return result
 
 
-def _report_dict(cfg: ScaleConfig, rows: list[dict], elapsed_s: float) -> dict:
-    config = asdict(cfg)
-    return {"benchmark": "corpus_scale", "preset": cfg.preset, "config": config,
+def _report_dict(cfg: ScaleConfig, rows: list[dict], machine: dict, elapsed_s: float) -> dict:
+    machine = {**machine, "load_average_1m_at_end": os.getloadavg()[0]}
+    return {"benchmark": "corpus_scale", "preset": cfg.preset, "config": asdict(cfg),
             "data_description": _data_description(cfg.data), "recall_target": RECALL_TARGET,
-            "k": K, "machine": report.machine_info(), "results": rows,
+            "k": K, "machine": machine, "results": rows,
             "defaults_check": _defaults_check(rows), "elapsed_s": elapsed_s}
 
 
@@ -484,10 +490,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", default="12G", help="memory budget, e.g. 12G")
     parser.add_argument("--no-sweep", action="store_true", help="skip the nprobe/efSearch sweep")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="FAISS threads (default: all cores)")
     args = parser.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")] if args.sizes else None
     result = run(args.preset, args.out, sizes, tuple(args.kinds.split(",")), args.queries,
-                 args.single, args.budget, not args.no_sweep, args.seed)
+                 args.single, args.budget, not args.no_sweep, args.seed, args.threads)
     print(to_markdown(result))
     return 0
 

@@ -77,8 +77,8 @@ def machine_info() -> dict[str, Any]:
         dict with ``cpu_model``, ``logical_cores`` (os.cpu_count), ``usable_cores`` (this
         process's CPU affinity), ``faiss_threads`` (OpenMP threads FAISS uses),
         ``omp_num_threads`` (the environment variable, if set), ``platform``, ``versions``
-        (python, numpy, faiss, torch, matplotlib; None when absent) and ``timestamp`` (UTC).
-    """
+        (python, numpy, faiss, torch, matplotlib; None when absent), ``load_average_1m`` (other
+        work competing for the cores) and ``timestamp`` (UTC)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = {lib: package_version(*names) for lib, names in _DISTRIBUTIONS.items()}
     versions["python"] = platform.python_version()
@@ -88,6 +88,7 @@ def machine_info() -> dict[str, Any]:
         "usable_cores": usable,
         "faiss_threads": _faiss_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
         "versions": versions,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -176,7 +177,8 @@ def machine_markdown(info: Mapping[str, Any]) -> str:
     """A one-paragraph Markdown description of :func:`machine_info`."""
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
     return (f"Machine: {info['cpu_model']}, {info['usable_cores']} usable of "
-            f"{info['logical_cores']} logical cores, FAISS threads {info['faiss_threads']}; "
+            f"{info['logical_cores']} logical cores, FAISS threads {info['faiss_threads']}, "
+            f"1-min load average {info.get('load_average_1m')}; "
             f"{info['platform']}; {versions}; run at {info['timestamp']}.")
 
 

@@ -20,6 +20,8 @@ def fvmr(
     epochs: int = typer.Option(20, min=1, help="Training epochs."),
     batch_size: int = typer.Option(32, min=1, help="Queries per batch."),
     lr: float = typer.Option(2e-4, min=0.0, help="Adam learning rate."),
+    weight_decay: float = typer.Option(0.0, min=0.0, help="Adam weight decay."),
+    dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout in every block."),
     hidden_dim: int = typer.Option(128, min=8, help="Encoder width (paper: 512)."),
     space_dim: int = typer.Option(128, min=8, help="Common-space width D (paper: 512)."),
     n_clips: int = typer.Option(16, min=1, help="2D-map size N."),
@@ -36,8 +38,10 @@ def fvmr(
     """Train FVMR (with fine-grained semantic distillation) and keep the best epoch in OUT/best."""
     from moment_search.train.fvmr_trainer import FVMRTrainer, TrainConfig
 
-    model_config = FVMRConfig(n_clips=n_clips, hidden_dim=hidden_dim, space_dim=space_dim)
+    model_config = FVMRConfig(n_clips=n_clips, hidden_dim=hidden_dim, space_dim=space_dim,
+                               dropout=dropout)
     train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
+                               weight_decay=weight_decay,
                                distill_weight=distill_weight, warmup_epochs=warmup_epochs,
                                teacher=teacher, cross_video_weight=cross_video, seed=seed)
     with user_errors():

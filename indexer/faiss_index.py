@@ -52,6 +52,7 @@ __all__ = [
     "index_kind",
     "make_id_selector",
     "new_index",
+    "omp_threads",
     "parse_bytes",
     "read_index",
     "remove",
@@ -407,7 +408,8 @@ def _factory_string(spec: IndexSpec) -> str:
         return f"IDMap2,HNSW{int(p['M'])},Flat"
     if spec.kind == "ivf":
         return f"IVF{int(p['nlist'])},Flat"
-    pq = f"IVF{int(p['nlist'])},PQ{int(p['m'])}x{int(p.get('nbits', 8))}"
+    # "np": no polysemous training (minutes of CPU for a code ordering this search never uses)
+    pq = f"IVF{int(p['nlist'])},PQ{int(p['m'])}x{int(p.get('nbits', 8))}np"
     return f"IDMap2,{pq},RFlat" if p.get("refine") == "flat" else pq
 
 
@@ -484,11 +486,29 @@ def train(index, sample) -> None:
     if len(sample) < needed:
         raise ValueError(f"{kind} with nlist={nlist} needs >= {needed} training vectors, got "
                          f"{len(sample)}; shrink it with fit_spec_to_data")
-    index.train(sample)
+    with _blas_distances():
+        index.train(sample)
 
 
 @contextlib.contextmanager
-def _omp_threads(threads: int | None) -> Iterator[None]:
+def _blas_distances() -> Iterator[None]:
+    """Let k-means use BLAS distances at any size.
+
+    FAISS switches to its non-BLAS kernel when n * d < 128,000; for the 256-centroid k-means of
+    each 4-dimensional PQ sub-space that path is ~10x slower (PQ training on 20k vectors: 16 s
+    instead of 1.3 s on one core).
+    """
+    faiss = import_faiss()
+    before = faiss.cvar.distance_compute_blas_threshold
+    faiss.cvar.distance_compute_blas_threshold = 20
+    try:
+        yield
+    finally:
+        faiss.cvar.distance_compute_blas_threshold = before
+
+
+@contextlib.contextmanager
+def omp_threads(threads: int | None) -> Iterator[None]:
     """Temporarily run FAISS with ``threads`` OpenMP threads (None: leave as is)."""
     faiss = import_faiss()
     if threads is None:
@@ -521,7 +541,7 @@ def add(index, vectors, ids, threads: int | None = None) -> None:
         raise ValueError("ids repeat within the batch; every proposal id must be unique")
     if not index.is_trained:
         raise ValueError("the index is not trained yet: call train(index, sample) first")
-    with _omp_threads(threads):
+    with omp_threads(threads):
         index.add_with_ids(vectors, ids)
 
 

@@ -1,0 +1,110 @@
+"""FVMR accuracy report: single-video metrics with prior controls, and corpus search metrics.
+
+For every model given as ``NAME=CHECKPOINT_DIR`` (and the prior baseline):
+
+* single-video R@{1,5}, IoU={0.3,0.5,0.7} and mIoU on ``--split``, with the real pairing and the
+  two controls (``shuffled-video``, ``shuffled-query``); the drop from the real figure is what the
+  model takes from the video and from the text;
+* corpus search (TVR convention, R@{1,10,100}, IoU={0.5,0.7}) over the split's videos: a flat index
+  is built in a temporary directory and every query is answered by batched search.
+
+    python -m moment_search.benchmarks.fvmr_eval --data ../shared/data/charades-sta-clip \\
+        --model fvmr=moment_search/pretrained/fvmr-charades-clip --out reports/fvmr
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from ..data.corpus_dir import open_corpus
+from ..eval.metrics import corpus_metrics
+from ..eval.runner import evaluate_model
+from ..indexer.build import BuildConfig, build_index
+from ..search.batch import search_file
+from ..search.searcher import Searcher
+from .report import machine_info, machine_markdown, markdown_table, write_json, write_markdown
+
+SINGLE_COLUMNS = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU"]
+CORPUS_COLUMNS = ["R1@0.5", "R10@0.5", "R100@0.5", "R1@0.7", "R10@0.7", "R100@0.7"]
+CONTROLS = (None, "shuffled-video", "shuffled-query")
+
+
+def single_video_rows(name: str, model_dir: Path | None, data: Path, split: str) -> list[dict]:
+    """One row per pairing (real, shuffled-video, shuffled-query) of one model."""
+    localizer = "prior" if model_dir is None else "fvmr"
+    rows = []
+    for control in CONTROLS if model_dir is not None else (None,):
+        result = evaluate_model(localizer, data, split, model_dir, control=control)
+        rows.append({"model": name, "pairing": control or "real", **result.metrics,
+                     **result.timings})
+    return rows
+
+
+def corpus_row(name: str, model_dir: Path, data: Path, split: str) -> dict:
+    """Corpus search metrics over the split's videos, with the index built on the fly."""
+    corpus, _ = open_corpus(data, split=split)
+    with tempfile.TemporaryDirectory() as tmp:
+        index_dir = Path(tmp) / "index"
+        build_index(data, index_dir, model_dir,
+                    BuildConfig(split=split, index_kind="flat", device="cpu"))
+        searcher = Searcher.open(index_dir, device="cpu")
+        results = search_file(searcher, data / f"{split}.jsonl", k=min(100, searcher.n_proposals))
+    predictions = {qid: [(m.video_id, m.start_s, m.end_s, m.score) for m in moments]
+                   for qid, moments in results.items()}
+    return {"model": name, "videos": len(corpus), **corpus_metrics(predictions, corpus.queries)}
+
+
+def run(data: Path, models: dict[str, Path], split: str, out: Path) -> dict:
+    """Evaluate every model; write ``fvmr_eval.json`` and ``fvmr_eval.md`` into ``out``."""
+    single = single_video_rows("prior", None, data, split)
+    corpus = []
+    for name, model_dir in models.items():
+        single += single_video_rows(name, model_dir, data, split)
+        corpus.append(corpus_row(name, model_dir, data, split))
+    report = {"data": str(data), "split": split, "models": {k: str(v) for k, v in models.items()},
+              "single_video": single, "corpus": corpus, "machine": machine_info()}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "fvmr_eval.json", report)
+    write_markdown(out / "fvmr_eval.md", markdown(report))
+    return report
+
+
+def markdown(report: dict) -> str:
+    """The report's two tables."""
+    return "\n\n".join([
+        f"Single-video, {report['split']} split (percent):",
+        markdown_table(report["single_video"], ["model", "pairing", *SINGLE_COLUMNS]),
+        f"Corpus search over the {report['split']} videos (percent; a hit needs the right video):",
+        markdown_table(report["corpus"], ["model", "videos", *CORPUS_COLUMNS]),
+        machine_markdown(report["machine"]),
+    ])
+
+
+def parse_models(values: list[str]) -> dict[str, Path]:
+    """``NAME=DIR`` pairs; ValueError naming a malformed one."""
+    models = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--model expects NAME=CHECKPOINT_DIR, got {value!r}")
+        models[name] = Path(path)
+    return models
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--model", action="append", default=[], help="NAME=CHECKPOINT_DIR")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    report = run(args.data, parse_models(args.model), args.split, args.out)
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""Training examples for PLN over a Corpus: per-stage clips, tokens and soft IoU label maps.
+
+Everything expensive (clip pooling at every stage's size, MiniLM token embeddings) is computed
+once when the examples are built; an epoch only pads and stacks small tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..data.corpus import Corpus
+from ..data.features import FeatureStore
+from ..geometry.proposals import proposal_index, proposal_mask, proposal_spans
+from ..geometry.spans import soft_iou_labels, temporal_iou
+from ..models.pln import pool_stage_clips
+
+PAPER_TAU = 0.5  # IoU threshold tau of Eq. 7 ("set to be 0.5")
+
+
+class TokenSource(Protocol):
+    """What the examples need of a token encoder (``text.tokens.TokenEncoder`` is one)."""
+
+    def precompute(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """``{text: (L, Dt) token embeddings}`` for every distinct text."""
+
+
+@dataclass
+class PLNExample:
+    """One query with its video, ready to batch."""
+
+    qid: str
+    duration: float  # seconds
+    clips: list[torch.Tensor]  # per stage (N^t, Dv)
+    tokens: torch.Tensor  # (L, Dt)
+    labels: list[torch.Tensor]  # per stage (N^t, N^t) soft IoU labels, 0 off the proposal mask
+    video_index: int
+
+
+@dataclass
+class PLNBatch:
+    """A padded batch of examples (see :func:`collate_pln`)."""
+
+    clips: list[torch.Tensor]  # per stage (B, N^t, Dv)
+    tokens: torch.Tensor  # (B, L, Dt)
+    token_mask: torch.Tensor  # (B, L) bool
+    labels: list[torch.Tensor]  # per stage (B, N^t, N^t)
+    masks: list[torch.Tensor]  # per stage (N^t, N^t) bool proposal masks
+    video_groups: torch.Tensor  # (B,) int, equal for queries of the same video
+
+    def to(self, device: torch.device | str) -> PLNBatch:
+        """The batch on ``device``."""
+        return PLNBatch([c.to(device) for c in self.clips], self.tokens.to(device),
+                        self.token_mask.to(device), [y.to(device) for y in self.labels],
+                        [m.to(device) for m in self.masks], self.video_groups.to(device))
+
+
+def stage_label_map(windows: Sequence[Sequence[float]], duration: float, n_clips: int,
+                    tau: float = PAPER_TAU) -> np.ndarray:
+    """Eq. 7 on one stage's map: y = 0 if IoU <= tau else (IoU - tau) / (1 - tau).
+
+    Args:
+        windows: the query's ground-truth ``(start_s, end_s)`` windows (IoU is the best over them).
+        duration: video length in seconds.
+        n_clips: the stage's map size N^t.
+        tau: IoU threshold in [0, 1).
+
+    Returns:
+        float32 (N^t, N^t): the label of proposal (i, j) at cell (i, j), 0 on non-proposal cells.
+
+    Raises:
+        ValueError: for no windows, a tau outside [0, 1), or a bad duration/N.
+    """
+    if not windows:
+        raise ValueError("a label map needs at least one ground-truth window")
+    if not 0.0 <= tau < 1.0:
+        raise ValueError(f"tau must be in [0, 1), got {tau!r}")
+    iou = temporal_iou(proposal_spans(n_clips, duration), np.asarray(windows)).max(1)  # (P,)
+    index = proposal_index(n_clips)  # (P, 2)
+    labels = np.zeros((n_clips, n_clips), dtype=np.float32)
+    labels[index[:, 0], index[:, 1]] = soft_iou_labels(iou, tau, 1.0)
+    return labels
+
+
+def build_pln_examples(corpus: Corpus, store: FeatureStore, stage_clips: Sequence[int],
+                       encoder: TokenSource, tau: float = PAPER_TAU) -> list[PLNExample]:
+    """One :class:`PLNExample` per query of ``corpus`` (queries without windows are skipped).
+
+    Args:
+        corpus: videos (with ``feature_rate``) and queries.
+        store: the feature store holding each video's (T, Dv) features.
+        stage_clips: N^t per stage (``PLNConfig.stage_clips``).
+        encoder: gives token embeddings (``TokenEncoder``).
+        tau: IoU threshold of the soft labels (paper: 0.5).
+    """
+    queries = [q for q in corpus.queries if q.windows]
+    video_ids = list(dict.fromkeys(q.video_id for q in queries))
+    clips = {vid: _video_stage_clips(corpus, store, vid, stage_clips) for vid in video_ids}
+    video_index = {vid: i for i, vid in enumerate(video_ids)}
+    tokens = encoder.precompute([q.text for q in queries])
+    examples = []
+    for query in queries:
+        duration = corpus.video(query.video_id).duration
+        labels = [torch.from_numpy(stage_label_map(query.windows, duration, n, tau))
+                  for n in stage_clips]
+        examples.append(PLNExample(qid=query.qid, duration=duration, clips=clips[query.video_id],
+                                   tokens=tokens[query.text], labels=labels,
+                                   video_index=video_index[query.video_id]))
+    return examples
+
+
+def _video_stage_clips(corpus: Corpus, store: FeatureStore, video_id: str,
+                       stage_clips: Sequence[int]) -> list[torch.Tensor]:
+    video = corpus.video(video_id)
+    return pool_stage_clips(store.load(video_id), stage_clips, video.duration, video.feature_rate)
+
+
+def collate_pln(examples: Sequence[PLNExample]) -> PLNBatch:
+    """Pad and stack examples (all with the same stages) into a :class:`PLNBatch`.
+
+    Raises:
+        ValueError: for no examples.
+    """
+    if not examples:
+        raise ValueError("cannot collate an empty list of examples")
+    lengths = torch.tensor([e.tokens.shape[0] for e in examples])  # (B,)
+    tokens = torch.nn.utils.rnn.pad_sequence([e.tokens for e in examples], batch_first=True)
+    n_stages = len(examples[0].clips)
+    return PLNBatch(
+        clips=[torch.stack([e.clips[t] for e in examples]) for t in range(n_stages)],
+        tokens=tokens,
+        token_mask=torch.arange(tokens.shape[1])[None] < lengths[:, None],
+        labels=[torch.stack([e.labels[t] for e in examples]) for t in range(n_stages)],
+        masks=[torch.from_numpy(proposal_mask(e.shape[0])) for e in examples[0].clips],
+        video_groups=torch.tensor([e.video_index for e in examples]),
+    )
