@@ -209,12 +209,23 @@ def _build(spec: fi.IndexSpec, n: int, data: SyntheticEmbeddings) -> tuple[objec
         train_s = time.perf_counter() - start
         del sample
     add_s = 0.0
-    for first, vectors in data.blocks(n):
+    for first, vectors in _insertion_batches(spec, n, data):
         start = time.perf_counter()
         fi.add(index, vectors, np.arange(first, first + len(vectors), dtype=np.int64))
         add_s += time.perf_counter() - start
     return index, {"train_s": train_s, "add_s": add_s, "build_s": train_s + add_s,
                    "train_sample": sample_size}
+
+
+def _insertion_batches(spec: fi.IndexSpec, n: int, data: SyntheticEmbeddings):
+    """Blocks in id order; HNSW gets everything in one call, which FAISS inserts shuffled.
+
+    HNSW graphs depend on insertion order: video-contiguous batches (ids contiguous per video)
+    cut recall@100 at efSearch 512 from 0.95 to 0.69-0.79 at 10^5 vectors in our measurements.
+    """
+    if spec.kind != "hnsw":
+        return data.blocks(n)
+    return [(0, np.concatenate([vectors for _, vectors in data.blocks(n)]))]
 
 
 def _serialized_bytes(index, out_dir: Path) -> int:
@@ -269,7 +280,8 @@ def _skip_reason(spec: fi.IndexSpec, n: int, cfg: ScaleConfig) -> str | None:
     """Why (size, kind) would not fit the memory budget, or None."""
     budget = fi.parse_bytes(cfg.memory_budget)
     index_bytes = fi.estimated_bytes(spec, n, cfg.data.dim)
-    working = (fi.train_sample_size(spec, n) + cfg.data.block_size) * cfg.data.dim * 4
+    buffered = n if spec.kind == "hnsw" else fi.train_sample_size(spec, n) + cfg.data.block_size
+    working = buffered * cfg.data.dim * 4
     if index_bytes + working <= budget:
         return None
     return (f"needs ~{fi.format_bytes(index_bytes + working)} (index ~"

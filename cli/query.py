@@ -43,7 +43,11 @@ def query(
     per_video: int = typer.Option(None, help="At most this many moments per video."),
     file: Path = typer.Option(None, help="Answer every query of a .txt or .jsonl file."),
     predictions: Path = typer.Option(None, help="With --file: write corpus predictions here."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda:N for the text encoder."),
+    rerank: str = typer.Option(None, help="Rerank the top videos with this model (pln)."),
+    rerank_videos: int = typer.Option(10, help="M: videos of the fast path that get reranked."),
+    rerank_weight: float = typer.Option(0.5, help="Fused = w * fast-path + (1 - w) * reranker."),
+    rerank_model: Path = typer.Option(None, help="Reranker checkpoint (default: shipped)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda:N for the models."),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
 ) -> None:
     """Search the index for the moments that best match a sentence."""
@@ -54,7 +58,11 @@ def query(
         if (text is None) == (file is None):
             raise ValueError("give either a query sentence or --file, not both or neither")
         searcher = Searcher.open(index, device=device, catalog_url=catalog)
-        options = {"video_ids": video or None, "nms": nms, "per_video": per_video}
+        options = {"video_ids": video or None, "nms": nms, "per_video": per_video,
+                   "rerank": rerank, "rerank_videos": rerank_videos,
+                   "rerank_weight": rerank_weight}
+        if rerank is not None:
+            searcher.add_reranker(rerank, rerank_model)
         if file is not None:
             results = search_file(searcher, file, k=k, **options)
             if predictions is not None:
@@ -69,5 +77,6 @@ def query(
         return
     console.print(moments_table(text, moments))
     t = searcher.timings
+    rerank_note = f", rerank {t.extra['rerank_ms']:.1f} ms" if "rerank_ms" in t.extra else ""
     console.print(f"text encoding {t.encode_ms:.1f} ms, search {t.search_ms:.1f} ms, "
-                  f"NMS {t.post_ms:.1f} ms over {searcher.n_proposals} proposals")
+                  f"NMS {t.post_ms:.1f} ms{rerank_note} over {searcher.n_proposals} proposals")

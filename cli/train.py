@@ -52,3 +52,38 @@ def fvmr(
         best = trainer.fit(progress=console.print)
     console.print(metric_table(f"best validation epoch ({val_split})", best))
     console.print(f"model saved to {out / 'best'}")
+
+
+@app.command()
+def pln(
+    data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
+    out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
+    epochs: int = typer.Option(15, min=1, help="Training epochs (paper: up to 50)."),
+    batch_size: int = typer.Option(32, min=1, help="Queries per batch."),
+    lr: float = typer.Option(1e-4, min=0.0, help="Adam learning rate."),
+    stages: str = typer.Option("8,16", help="Clips per stage, coarse to fine (e.g. 8,16)."),
+    hidden_dim: int = typer.Option(64, min=8, help="Width d (paper: 512)."),
+    cfm: bool = typer.Option(True, help="--no-cfm trains PLN w/o CFM."),
+    upsampling: bool = typer.Option(True, help="--no-upsampling trains PLN w/o UC."),
+    strategy: int = typer.Option(1, min=1, max=2, help="Validation strategy (1 last, 2 avg)."),
+    dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Dropout (paper: none)."),
+    feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    resume: bool = typer.Option(False, help="Continue from OUT/last."),
+) -> None:
+    """Train PLN (progressive localization network) and keep the best epoch in OUT/best."""
+    from moment_search.models.pln import PLNConfig
+    from moment_search.train.pln_trainer import PLNTrainConfig, PLNTrainer
+
+    with user_errors():
+        stage_clips = tuple(int(n) for n in stages.split(","))
+        model_config = PLNConfig(stage_clips=stage_clips, hidden_dim=hidden_dim, use_cfm=cfm,
+                                 use_upsampling=upsampling, dropout=dropout)
+        train_config = PLNTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
+                                      strategy=strategy, seed=seed)
+        trainer = PLNTrainer(data, out, model_config, train_config, feature_rate=feature_rate)
+        if resume and trainer.resume():
+            console.print(f"resuming after epoch {trainer.start_epoch}")
+        best = trainer.fit(progress=console.print)
+    console.print(metric_table("best validation epoch", best))
+    console.print(f"model saved to {out / 'best'}")

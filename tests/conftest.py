@@ -89,3 +89,18 @@ def searcher(built_index):
     from moment_search.search.searcher import Searcher
 
     return Searcher.open(built_index, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_pln_dir(tmp_path_factory) -> Path:
+    """An untrained, seeded PLN checkpoint for the tiny corpus (8-d features, stages 4 -> 8)."""
+    import torch
+
+    from moment_search.models.pln import PLN, PLNConfig
+
+    torch.manual_seed(0)
+    model = PLN(PLNConfig(feature_dim=8, stage_clips=(4, 8), hidden_dim=8, lstm_layers=1))
+    path = tmp_path_factory.mktemp("models") / "tiny-pln"
+    model.eval().save_pretrained(path, extra={"feature_rate": 1.0, "max_tokens": 32,
+                                              "strategy": 1, "nms_threshold": 0.5})
+    return path

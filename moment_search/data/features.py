@@ -170,3 +170,18 @@ def iter_features(store: FeatureStore, video_ids: list[str]) -> Iterator[tuple[s
     """Yield ``(video_id, (T, D) features)`` one video at a time (streaming)."""
     for video_id in video_ids:
         yield video_id, store.load(video_id)
+
+
+def load_feature_source(source: str, width: int | None = None) -> np.ndarray:
+    """Load one video's features from a source string as stores write it (``store.source``):
+    a ``.npy``/``.npz`` path, or ``"file.h5:video_id"``.
+
+    Raises:
+        FeatureError: a missing or unreadable source (names it).
+    """
+    for suffix in (".h5:", ".hdf5:"):
+        if suffix in source:
+            path, _, key = source.rpartition(":")
+            return HDF5Store(path, width).load(key)
+    path = Path(source)
+    return NpyDirStore(path.parent, width).load(path.stem)

@@ -41,6 +41,8 @@ LOCALIZERS: dict[str, LocalizerLoader] = {}
 BUILTIN_LOCALIZERS = {
     "fvmr": "moment_search.eval.fvmr_localizer",
     "fvmr-pq": "moment_search.eval.fvmr_fusion",
+    "pln": "moment_search.eval.pln_localizer",
+    "pln-s2": "moment_search.eval.pln_localizer",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PRETRAINED_DIR = Path(__file__).parent
-DEFAULT_MODELS = {"fvmr": "fvmr-charades-clip"}
+DEFAULT_MODELS = {"fvmr": "fvmr-charades-clip", "pln": "pln-charades-clip"}
 
 
 def default_model_dir(name: str) -> Path:

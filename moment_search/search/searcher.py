@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,9 @@ class SearchOptions:
     per_video: int | None = None  # at most this many moments per video
     candidates: int | None = None  # proposals fetched from FAISS (default max(200, 20 k))
     video_ids: Sequence[str] | None = None  # restrict the search to these videos
+    rerank: str | None = None  # a reranker name (see rerank.RERANKERS), or None
+    rerank_videos: int = 10  # M: the top videos of the fast path that the reranker re-scores
+    rerank_weight: float = 0.5  # fused = w * fast-path probability + (1 - w) * reranker's
 
 
 @dataclass
@@ -74,6 +77,8 @@ class Searcher:
         self.video_position = {name: i for i, name in enumerate(table.video_names)}
         self.removed = self._removed_mask()
         self.timings = Timings()
+        self.rerankers: dict[str, object] = {}
+        self.device = "cpu"
 
     @classmethod
     def open(cls, index_dir: str | Path, device: str = "auto", catalog_url: str | None = None
@@ -100,7 +105,15 @@ class Searcher:
         if model.config.space_dim != index.d:
             raise ValueError(f"{index_dir}: query embedding width {model.config.space_dim} does "
                              f"not match the index width {index.d}")
-        return cls(index, read_metadata(index_dir), catalog, encoder, params, index_dir)
+        searcher = cls(index, read_metadata(index_dir), catalog, encoder, params, index_dir)
+        searcher.device = str(torch_device)
+        return searcher
+
+    def add_reranker(self, name: str, model_dir: str | Path | None = None) -> None:
+        """Load reranker ``name`` (default: its shipped checkpoint) for ``rerank=name``."""
+        from .rerank import load_reranker
+
+        self.rerankers[name] = load_reranker(name, model_dir, self.device)
 
     def _removed_mask(self) -> np.ndarray:
         """(V,) bool over ``table.video_names``: True for videos removed from the index."""
@@ -135,9 +148,24 @@ class Searcher:
                                          self.params, self._selector(opts.video_ids))
         self.timings.search_ms = 1000 * (time.perf_counter() - start)
         start = time.perf_counter()
-        results = [self._moments(s, i, opts) for s, i in zip(scores, ids, strict=True)]
+        # the cascade needs every fetched video's fast-path moments, not only the top k
+        fast_opts = replace(opts, k=len(ids[0])) if opts.rerank else opts
+        results = [self._moments(s, i, fast_opts) for s, i in zip(scores, ids, strict=True)]
         self.timings.post_ms = 1000 * (time.perf_counter() - start)
+        if opts.rerank:
+            start = time.perf_counter()
+            results = [self._rerank(text, moments, opts) if moments else moments
+                       for text, moments in zip(texts, results, strict=True)]
+            self.timings.extra["rerank_ms"] = 1000 * (time.perf_counter() - start)
         return results
+
+    def _rerank(self, text: str, fast: list[Moment], opts: SearchOptions) -> list[Moment]:
+        """Re-score the top ``rerank_videos`` videos of the fast path and fuse (see rerank.py)."""
+        from .cascade import rerank_moments
+
+        if opts.rerank not in self.rerankers:
+            self.add_reranker(opts.rerank)
+        return rerank_moments(self, self.rerankers[opts.rerank], text, fast, opts)
 
     def _check(self, texts: Sequence[str], opts: SearchOptions) -> None:
         for i, text in enumerate(texts):
@@ -147,6 +175,8 @@ class Searcher:
             raise ValueError(f"k must be positive, got {opts.k}")
         if opts.k > self.n_proposals:
             raise ValueError(f"k={opts.k} is larger than the index ({self.n_proposals} proposals)")
+        if opts.rerank is not None and opts.rerank_videos <= 0:
+            raise ValueError(f"rerank_videos must be positive, got {opts.rerank_videos}")
         if opts.per_video is not None and opts.per_video <= 0:
             raise ValueError(f"per_video must be positive, got {opts.per_video}")
         unknown = [v for v in opts.video_ids or () if v not in self.video_position

@@ -1,0 +1,64 @@
+"""The search cascade: fast-path moments -> top M videos -> reranker -> fused scores -> NMS.
+
+Fusion: for each proposal of a reranked video, ``w * sigmoid(p) + (1 - w) * r`` where p is the
+FVMR fast-path logit (recomputed exactly for every proposal of the video, not only the fetched
+ones) and r the reranker's probability. Reranked videos come first, ranked by the fused score;
+the fast-path moments of the other videos follow, so k may exceed what M videos hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..data.corpus import Video
+from ..data.features import load_feature_source
+from ..geometry.spans import nms
+from .encoders import MomentEncoder
+from .rerank import RerankVideo, Reranker, fast_scores_for, fuse
+
+
+def candidate_videos(searcher, video_ids: list[str]) -> list[RerankVideo]:
+    """The raw features of each video, from the source recorded in the catalog."""
+    videos = []
+    for video_id in video_ids:
+        record = searcher.catalog.video(video_id)
+        features = load_feature_source(record.feature_source)
+        videos.append(RerankVideo(video_id, features, record.duration, record.feature_rate))
+    return videos
+
+
+def fast_probabilities(searcher, text: str, videos: list[RerankVideo]
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per video, ``(spans (P, 2), sigmoid(p) (P,))`` of the FVMR fast path over all proposals."""
+    encoder = MomentEncoder(searcher.encoder.model)
+    query = searcher.encoder.encode([text])[0]  # (D,)
+    out = []
+    for video in videos:
+        meta = Video(video.video_id, video.duration, None, video.feature_rate)
+        embedded = encoder.embed_clips(encoder.clips(video.features, meta)[None])[0]  # (P, D)
+        out.append((encoder.spans(video.duration), 1.0 / (1.0 + np.exp(-(embedded @ query)))))
+    return out
+
+
+def rerank_moments(searcher, reranker: Reranker, text: str, fast: list, opts) -> list:
+    """Fast-path moments of one query -> the cascade's top ``opts.k`` moments."""
+    chosen = list(dict.fromkeys(m.video_id for m in fast))[:opts.rerank_videos]
+    videos = candidate_videos(searcher, chosen)
+    scored = reranker.score_videos(text, videos)
+    fused = []
+    for video, moments, (spans, probs) in zip(videos, scored,
+                                              fast_probabilities(searcher, text, videos),
+                                              strict=True):
+        score = fuse(fast_scores_for(moments[:, :2], spans, probs), moments[:, 2],
+                     opts.rerank_weight)
+        cap = opts.per_video or opts.k
+        keep = nms(moments[:, :2], score, opts.nms, max_keep=cap) if opts.nms < 1 else \
+            np.argsort(-score, kind="stable")[:cap]
+        fused += [(video.video_id, moments[i, 0], moments[i, 1], float(score[i])) for i in keep]
+    fused.sort(key=lambda hit: -hit[3])
+    stage = f"{reranker.name}+fvmr"
+    head = [type(fast[0])(0, v, float(s), float(e), sc, stage) for v, s, e, sc in fused]
+    tail = [m for m in fast if m.video_id not in set(chosen)]
+    return [replace(m, rank=rank) for rank, m in enumerate((head + tail)[:opts.k], start=1)]

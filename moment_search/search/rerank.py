@@ -1,0 +1,72 @@
+"""The rerank stage: one interface for every cross-modal model, a registry, and score fusion.
+
+A reranker sees one query and whole videos (their raw features and durations) and returns every
+proposal of each video with a relevance probability in [0, 1]. PLN comes first; FIAN, DRN and
+LPNet join by adding a line to :data:`RERANKERS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..geometry.spans import temporal_iou
+
+
+@dataclass
+class RerankVideo:
+    """One candidate video as a reranker needs it."""
+
+    video_id: str
+    features: np.ndarray  # (T, D) raw features
+    duration: float  # seconds
+    feature_rate: float | None  # features per second, or None (spread over the duration)
+
+
+class Reranker(Protocol):
+    """A cross-modal model that scores the moments of whole videos for one query."""
+
+    name: str
+
+    def score_videos(self, text: str, videos: list[RerankVideo]) -> list[np.ndarray]:
+        """Per video, a (P, 3) array ``[start_s, end_s, probability]`` over its proposals."""
+        ...
+
+
+# name -> module whose ``load_reranker(model_dir, device)`` builds it (imported on first use).
+RERANKERS = {"pln": "moment_search.search.pln_reranker"}
+
+
+def load_reranker(name: str, model_dir: str | Path | None = None, device: str = "auto"
+                  ) -> Reranker:
+    """The reranker ``name`` from ``model_dir`` (default: its shipped checkpoint).
+
+    Raises:
+        ValueError: an unknown name (lists the known ones).
+    """
+    if name not in RERANKERS:
+        raise ValueError(f"unknown reranker {name!r}; expected one of {sorted(RERANKERS)}")
+    module = importlib.import_module(RERANKERS[name])
+    return module.load_reranker(None if model_dir is None else Path(model_dir), device)
+
+
+def fast_scores_for(rerank_spans: np.ndarray, fast_spans: np.ndarray, fast_scores: np.ndarray
+                    ) -> np.ndarray:
+    """The fast-path score of each reranked proposal: that of the best-overlapping fast proposal.
+
+    When both models use the same 2D-map grid this is an exact lookup (IoU 1).
+    """
+    best = temporal_iou(rerank_spans, fast_spans).argmax(axis=1)  # (P_rerank,)
+    return fast_scores[best]
+
+
+def fuse(fast_probability: np.ndarray, rerank_probability: np.ndarray, weight: float
+         ) -> np.ndarray:
+    """``weight * fast + (1 - weight) * rerank``: both are probabilities of the same event."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"rerank fusion weight must be in [0, 1], got {weight}")
+    return weight * fast_probability + (1.0 - weight) * rerank_probability

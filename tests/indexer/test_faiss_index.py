@@ -1,0 +1,410 @@
+"""The FAISS layer: choice under a budget, ANN vs exact, ids, remove, selectors, files, seeds."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+faiss = pytest.importorskip("faiss")
+
+from moment_search.indexer import faiss_index as fi  # noqa: E402
+
+DIM = 32
+
+
+def clustered(n: int, dim: int = DIM, clusters: int = 24, seed: int = 0) -> np.ndarray:
+    """(n, dim) float32 unit vectors from a seeded Gaussian mixture (ANN behaves as on embeddings)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    x = centres[rng.integers(clusters, size=n)] + 0.6 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def exact(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int):
+    """Brute-force top-k inner products: (scores, ids), best first."""
+    scores = queries @ vectors.T
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, 1), ids[order]
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(np.intersect1d(f, t)) / len(t) for f, t in zip(found, truth)]))
+
+
+def build(spec: fi.IndexSpec, vectors: np.ndarray, ids: np.ndarray, threads=None):
+    index = fi.new_index(spec, vectors.shape[1])
+    size = fi.train_sample_size(spec, len(vectors))
+    if size:
+        fi.train(index, vectors[np.random.default_rng(1).choice(len(vectors), size, False)])
+    fi.add(index, vectors, ids, threads=threads)
+    return index
+
+
+SPECS = {
+    "flat": fi.IndexSpec("flat"),
+    "ivf": fi.IndexSpec("ivf", {"nlist": 32, "nprobe": 8}),
+    "ivfpq": fi.IndexSpec("ivfpq", {"nlist": 32, "nprobe": 8, "m": 8, "nbits": 8,
+                                    "refine": None, "k_factor": 1}),
+    "ivfpq_refine": fi.IndexSpec("ivfpq", {"nlist": 32, "nprobe": 8, "m": 8, "nbits": 8,
+                                           "refine": "flat", "k_factor": 4}),
+    "hnsw": fi.IndexSpec("hnsw", {"M": 16, "ef_construction": 40, "ef_search": 64}),
+}
+# recall@10 lower bounds against exact search on CORPUS (measured values are 0.05-0.15 higher)
+RECALL_AT_10 = {"flat": 0.999, "ivf": 0.85, "ivfpq": 0.45, "ivfpq_refine": 0.85, "hnsw": 0.85}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    vectors = clustered(10_000)
+    ids = np.arange(10_000, dtype=np.int64) * 7 + 1000  # explicit, non-positional ids
+    return vectors, ids, clustered(40, seed=5)
+
+
+@pytest.fixture(scope="module")
+def built(corpus):
+    vectors, ids, _ = corpus
+    return {name: build(spec, vectors, ids) for name, spec in SPECS.items()}
+
+
+# --- ANN against exact ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_ann_recall_against_exact(built, corpus, name):
+    vectors, ids, queries = corpus
+    scores, found = fi.search(built[name], queries, 10)
+    truth_scores, truth = exact(vectors, ids, queries, 10)
+    assert found.shape == (40, 10) and found.dtype == np.int64
+    assert recall(found, truth) >= RECALL_AT_10[name]
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
+    if name in ("flat", "ivfpq_refine"):  # exact scores for what they return
+        np.testing.assert_allclose(scores[:, 0], truth_scores[:, 0], atol=1e-5)
+
+
+def test_recall_grows_with_nprobe_and_ef(built, corpus):
+    vectors, ids, queries = corpus
+    truth = exact(vectors, ids, queries, 10)[1]
+    low = recall(fi.search(built["ivf"], queries, 10, nprobe=1)[1], truth)
+    full = recall(fi.search(built["ivf"], queries, 10, nprobe=32)[1], truth)
+    assert low < full and full >= 0.999  # probing every list is exact for IVF-Flat
+    shallow = recall(fi.search(built["hnsw"], queries, 10, ef_search=10)[1], truth)
+    deep = recall(fi.search(built["hnsw"], queries, 10, ef_search=400)[1], truth)
+    assert shallow <= deep and deep >= 0.98
+
+
+def test_search_reads_params_from_spec_or_dict(built, corpus):
+    _, _, queries = corpus
+    index = built["ivf"]
+    with_spec = fi.search(index, queries, 10, fi.IndexSpec("ivf", {"nlist": 32, "nprobe": 32}))
+    with_dict = fi.search(index, queries, 10, {"nprobe": 32, "file": "index-00001.faiss"})
+    explicit = fi.search(index, queries, 10, nprobe=32)
+    np.testing.assert_array_equal(with_spec[1], explicit[1])
+    np.testing.assert_array_equal(with_dict[1], explicit[1])
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_ids_round_trip(built, corpus, name):
+    vectors, ids, _ = corpus
+    rows = np.array([0, 17, 4321, 9999])
+    _, found = fi.search(built[name], vectors[rows], 1, nprobe=32, ef_search=200)
+    np.testing.assert_array_equal(found[:, 0], ids[rows])  # a vector finds itself by its id
+
+
+def test_k_larger_than_index_pads_with_minus_one():
+    vectors = clustered(6)
+    index = build(fi.IndexSpec("flat"), vectors, np.arange(100, 106))
+    _, found = fi.search(index, vectors[:2], 10)
+    assert set(found[0, :6]) == set(range(100, 106)) and np.all(found[:, 6:] == -1)
+
+
+def test_bad_inputs_raise():
+    index = fi.new_index(fi.IndexSpec("flat"), DIM)
+    vectors = clustered(4)
+    with pytest.raises(ValueError, match="4 vectors but 3 ids"):
+        fi.add(index, vectors, np.arange(3))
+    with pytest.raises(ValueError, match="repeat"):
+        fi.add(index, vectors, np.array([1, 2, 2, 3]))
+    with pytest.raises(ValueError, match=">= 0"):
+        fi.add(index, vectors, np.array([-1, 0, 1, 2]))
+    with pytest.raises(ValueError, match=r"shape \(N, 32\)"):
+        fi.add(index, vectors[:, :8], np.arange(4))
+    bad = vectors.copy()
+    bad[2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"vectors\[2\]"):
+        fi.add(index, bad, np.arange(4))
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        fi.search(index, vectors, 0)
+    untrained = fi.new_index(SPECS["ivf"], DIM)
+    with pytest.raises(ValueError, match="not trained"):
+        fi.add(untrained, vectors, np.arange(4))
+    with pytest.raises(ValueError, match="needs >= 1248 training vectors"):
+        fi.train(untrained, clustered(100))
+
+
+# --- remove ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["flat", "ivf", "ivfpq"])
+def test_removed_ids_never_come_back(corpus, name):
+    vectors, ids, queries = corpus
+    index = build(SPECS[name], vectors[:3000], ids[:3000])
+    _, before = fi.search(index, queries, 50, nprobe=32)
+    gone = np.unique(before[:, :10])  # the best hits: the ones most likely to reappear
+    assert fi.supports_remove(index)
+    assert fi.remove(index, gone) == len(gone)
+    assert index.ntotal == 3000 - len(gone)
+    _, after = fi.search(index, np.vstack([queries, vectors[:3000]]), 50, nprobe=32)
+    assert not np.isin(after, gone).any()
+    keep = ~np.isin(ids[:3000], gone)
+    if name == "flat":  # the rest is still searched exactly
+        truth = exact(vectors[:3000][keep], ids[:3000][keep], queries, 50)[1]
+        np.testing.assert_array_equal(after[: len(queries)], truth)
+
+
+@pytest.mark.parametrize("name", ["hnsw", "ivfpq_refine"])
+def test_remove_refused_where_faiss_cannot(built, name):
+    assert not fi.supports_remove(built[name])
+    with pytest.raises(NotImplementedError, match="tombstone"):
+        fi.remove(built[name], np.array([1000]))
+
+
+# --- id selectors ------------------------------------------------------------------------
+
+
+def test_selector_structure_and_membership():
+    one, n_one = fi.make_id_selector([(10, 5)])
+    few, n_few = fi.make_id_selector([(30, 2), (10, 5), (12, 10)])  # overlapping: merged
+    many, n_many = fi.make_id_selector([(i * 100, 3) for i in range(20)])
+    assert isinstance(one, faiss.IDSelectorRange) and n_one == 5
+    assert isinstance(few, faiss.IDSelectorOr) and n_few == 14
+    assert isinstance(many, faiss.IDSelectorBitmap) and n_many == 60
+    member = lambda sel, i: bool(sel.is_member(int(i)))  # noqa: E731
+    assert [member(one, i) for i in (9, 10, 14, 15)] == [False, True, True, False]
+    assert [member(few, i) for i in (9, 10, 21, 22, 30, 31, 32)] == [False] + [True] * 2 + [
+        False, True, True, False]
+    inside = {i * 100 + j for i in range(20) for j in range(3)}
+    assert all(member(many, i) == (i in inside) for i in range(2100))
+    with pytest.raises(ValueError, match="first_id=-1"):
+        fi.make_id_selector([(-1, 3)])
+
+
+@pytest.mark.parametrize("name", ["flat", "ivf", "hnsw", "ivfpq", "ivfpq_refine"])
+@pytest.mark.parametrize("ranges", [[(1000 + 7 * 50, 40)], [(1000, 20), (1000 + 7 * 900, 60)]])
+def test_selector_restricts_and_matches_exact_subset(built, corpus, name, ranges):
+    vectors, ids, queries = corpus
+    allowed = np.zeros(len(ids), dtype=bool)
+    for first, count in ranges:  # ids are 1000 + 7 * row: (first, count) covers every 7th id
+        allowed |= (ids >= first) & (ids < first + count)
+    scores, found = fi.search(built[name], queries, 5, id_selector=ranges)
+    assert np.isin(found[found >= 0], ids[allowed]).all()
+    truth_scores, truth = exact(vectors[allowed], ids[allowed], queries, 5)
+    if name == "ivfpq":  # PQ-approximate scores: the subset is scanned fully, ranks may swap
+        assert recall(found, truth) >= 0.6
+    else:
+        np.testing.assert_array_equal(found, truth)
+        np.testing.assert_allclose(scores, truth_scores, atol=1e-5)
+
+
+def test_large_selector_on_ivf_uses_the_ann_path(built, corpus):
+    vectors, ids, queries = corpus
+    half = [(int(ids[0]), int(ids[4999] - ids[0] + 1))]
+    _, found = fi.search(built["ivf"], queries, 10, id_selector=half)
+    assert np.isin(found[found >= 0], ids[:5000]).all()
+    assert recall(found, exact(vectors[:5000], ids[:5000], queries, 10)[1]) >= 0.85
+
+
+# --- choosing under a budget -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, expected", [("4G", 4 * 2**30), ("512M", 512 * 2**20),
+                                            ("1.5GiB", int(1.5 * 2**30)), ("800k", 800 * 1024),
+                                            ("2048", 2048), (" 3 gb ", 3 * 2**30), (123, 123),
+                                            (None, None)])
+def test_parse_bytes(text, expected):
+    assert fi.parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "lots", "4X", "-1G", "0", "4 G B"])
+def test_parse_bytes_rejects(text):
+    with pytest.raises(ValueError, match="memory size"):
+        fi.parse_bytes(text)
+
+
+@pytest.mark.parametrize("n, budget, kind, refine", [
+    (5, "1G", "flat", None), (50_000, "1G", "flat", None), (200_000, "4G", "flat", None),
+    (1_000_000, "4G", "ivf", None), (150_000, "10M", "ivfpq", None),
+    (10_000_000, "4G", "ivfpq", None), (10_000_000, None, "ivf", None)])
+def test_auto_choice_at_several_sizes(n, budget, kind, refine):
+    spec = fi.choose_index(n, 128, budget)
+    assert spec.kind == kind and spec.params.get("refine") == refine
+    assert spec.reason and "\n" not in spec.reason
+    if budget is not None:
+        assert fi.estimated_bytes(spec, n, 128) <= fi.parse_bytes(budget)
+    if kind == "ivfpq":
+        assert spec.params["m"] == 32 and "recall drops" in spec.reason
+    if kind in ("ivf", "ivfpq"):
+        nlist = spec.params["nlist"]
+        assert nlist & (nlist - 1) == 0 and nlist <= n // 39
+        assert 1 <= spec.params["nprobe"] <= nlist
+
+
+def test_explicit_kinds_and_refine_only_when_it_fits():
+    assert fi.choose_index(1_000_000, 128, "1G", "ivfpq").params["refine"] == "flat"
+    assert fi.choose_index(1_000_000, 128, "200M", "ivfpq").params["refine"] is None
+    hnsw = fi.choose_index(1_000_000, 128, None, "hnsw")
+    assert hnsw.kind == "hnsw" and hnsw.params["ef_search"] >= 100
+    assert fi.choose_index(100, 96, None, "ivfpq").kind == "flat"  # tiny: falls back
+    with pytest.raises(ValueError, match="unknown index kind 'lsh'"):
+        fi.choose_index(10, 128, None, "lsh")
+
+
+def test_budget_too_small_names_both_numbers():
+    with pytest.raises(ValueError, match=r"needs ~.*\(\d+ bytes\).*budget is 1\.0 MiB \(1048576"):
+        fi.choose_index(100_000_000, 128, "1M")
+    with pytest.raises(ValueError, match="budget"):
+        fi.choose_index(1_000, 128, "1k")
+
+
+def test_estimated_bytes_tracks_serialized_size(built, corpus, tmp_path):
+    n = len(corpus[0])
+    for name in ("flat", "ivf", "ivfpq", "hnsw"):
+        path = tmp_path / f"{name}.faiss"
+        fi.write_index(built[name], path)
+        estimate = fi.estimated_bytes(SPECS[name], n, DIM)
+        assert 0.8 < estimate / path.stat().st_size < 2.5, name  # in memory >= on disk
+
+
+def test_pq_m_divides_width():
+    assert fi.pq_m_for(128) == 32 and fi.pq_m_for(100) == 25 and fi.pq_m_for(30) == 6
+
+
+# --- tiny corpora never fail ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 100, 700])
+@pytest.mark.parametrize("kind", ["auto", "flat", "ivf", "ivfpq", "hnsw"])
+def test_tiny_corpus_builds_and_searches(n, kind):
+    spec = fi.choose_index(n, DIM, "1G", kind)
+    vectors = clustered(max(n, 1))[:n]
+    index = build(spec, vectors, np.arange(n, dtype=np.int64) + 50)
+    _, found = fi.search(index, clustered(3, seed=9), 4)
+    assert found.shape == (3, 4)
+    assert np.isin(found[found >= 0], np.arange(n) + 50).all()
+    assert (found >= 0).sum(axis=1).min() == min(n, 4) or spec.kind != "flat"
+
+
+def test_fit_spec_shrinks_nlist_and_falls_back():
+    ivf = fi.IndexSpec("ivf", {"nlist": 1024, "nprobe": 64}, "asked")
+    fitted = fi.fit_spec_to_data(ivf, 5_000)
+    assert fitted.params["nlist"] == 64 and fitted.params["nlist"] * 39 <= 5_000
+    assert "nlist lowered from 1024 to 64" in fitted.reason
+    assert fi.fit_spec_to_data(ivf, 100).kind == "flat"
+    assert fi.fit_spec_to_data(SPECS["ivfpq"], 5_000).kind == "ivf"
+    assert fi.train_sample_size(fitted, 5_000) == 64 * 64
+    assert fi.train_sample_size(SPECS["ivfpq"], 10**6) == 65_536
+    assert fi.train_sample_size(SPECS["flat"], 10**6) == 0
+
+
+# --- files and seeds -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("mmap", [False, True])
+def test_write_read_round_trip(built, corpus, tmp_path, name, mmap):
+    _, _, queries = corpus
+    path = tmp_path / "index.faiss"
+    fi.write_index(built[name], path)
+    assert [p.name for p in tmp_path.iterdir()] == ["index.faiss"]  # no temp file left
+    loaded = fi.read_index(path, mmap=mmap)
+    assert loaded.ntotal == built[name].ntotal and fi.index_kind(loaded) == fi.index_kind(
+        built[name])
+    expected = fi.search(built[name], queries, 10)
+    got = fi.search(loaded, queries, 10)  # stored nprobe / efSearch / k_factor survive
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_allclose(got[0], expected[0], atol=1e-6)
+
+
+def test_corrupt_and_missing_files_name_the_path(built, tmp_path):
+    missing = tmp_path / "nope.faiss"
+    with pytest.raises(FileNotFoundError, match="nope.faiss"):
+        fi.read_index(missing)
+    junk = tmp_path / "junk.faiss"
+    junk.write_bytes(b"definitely not a faiss index" * 10)
+    with pytest.raises(ValueError, match="junk.faiss"):
+        fi.read_index(junk)
+    truncated = tmp_path / "cut.faiss"
+    fi.write_index(built["ivf"], truncated)
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    with pytest.raises(ValueError, match="cut.faiss"):
+        fi.read_index(truncated)
+
+
+def test_write_into_missing_directory_leaves_nothing(built, tmp_path):
+    with pytest.raises(OSError):
+        fi.write_index(built["flat"], tmp_path / "absent" / "index.faiss")
+    assert not (tmp_path / "absent").exists()
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_two_builds_are_byte_identical(corpus, name):
+    vectors, ids, _ = corpus
+    threads = 1 if name == "hnsw" else None  # HNSW's parallel insertion order is not fixed
+    first = faiss.serialize_index(build(SPECS[name], vectors[:4000], ids[:4000], threads))
+    second = faiss.serialize_index(build(SPECS[name], vectors[:4000], ids[:4000], threads))
+    assert np.array_equal(first, second)
+
+
+def test_spec_round_trips_through_a_dict():
+    spec = fi.choose_index(10**6, 128, "4G")
+    assert fi.IndexSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ValueError, match="unknown index kind"):
+        fi.IndexSpec("annoy")
+
+
+# --- placement ---------------------------------------------------------------------------
+
+
+def test_placement_falls_back_to_cpu_with_one_log_line(caplog):
+    caplog.set_level(logging.INFO, logger="moment_search")
+    assert fi.resolve_placement("cpu").device == "cpu"
+    if fi._gpu_count(faiss) == 0:
+        caplog.clear()
+        placement = fi.resolve_placement("cuda:0")
+        assert placement.device == "cpu" and placement.gpu_id is None
+        assert len(caplog.records) == 1 and caplog.records[0].levelno == logging.WARNING
+        caplog.clear()
+        assert fi.resolve_placement("auto").device == "cpu"
+        assert len(caplog.records) == 1 and "CPU" in caplog.records[0].getMessage()
+    for bad in ("gpu", "cuda:x", "cpu:1", ""):
+        with pytest.raises(ValueError, match="bad device"):
+            fi.resolve_placement(bad)
+
+
+def test_cpu_placement_keeps_the_index(built):
+    index = built["flat"]
+    assert fi.to_device(index, fi.Placement("cpu")) is index
+    assert fi.to_cpu(index) is index
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["flat", "ivf", "ivfpq"])
+def test_gpu_search_matches_cpu(built, corpus, tmp_path, name):
+    placement = fi.resolve_placement("cuda:0")
+    if placement.device != "cuda":
+        pytest.skip(placement.reason)
+    vectors, ids, queries = corpus
+    gpu = fi.to_device(built[name], placement)
+    assert fi._is_gpu(gpu)
+    cpu_ids = fi.search(built[name], queries, 10)[1]
+    gpu_ids = fi.search(gpu, queries, 10)[1]
+    assert recall(gpu_ids, cpu_ids) >= 0.95
+    with pytest.raises(ValueError, match="CPU index"):
+        fi.search(gpu, queries, 10, id_selector=[(1000, 10)])
+    fi.write_index(gpu, tmp_path / "gpu.faiss")  # saved in CPU format
+    assert not fi._is_gpu(fi.read_index(tmp_path / "gpu.faiss"))
+    trained = fi.to_device(fi.new_index(SPECS[name], DIM), placement)
+    fi.train(trained, vectors)
+    fi.add(trained, vectors, ids)
+    assert fi.to_cpu(trained).ntotal == len(vectors)

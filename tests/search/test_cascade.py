@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from moment_search.eval.runner import evaluate_model
+from moment_search.search.rerank import fast_scores_for, fuse, load_reranker
+
+
+def test_rerank_cascade_end_to_end(searcher, tiny_pln_dir):
+    searcher.add_reranker("pln", tiny_pln_dir)
+    fast = searcher.search("person does action number 2", k=8)
+    fused = searcher.search("person does action number 2", k=8, rerank="pln", rerank_videos=3)
+    assert [m.rank for m in fused] == list(range(1, 9))
+    reranked = [m for m in fused if m.stage == "pln+fvmr"]
+    assert reranked and {m.video_id for m in reranked} <= {m.video_id for m in fast}
+    assert len({m.video_id for m in reranked}) <= 3
+    assert all(0.0 <= m.score <= 1.0 for m in reranked)
+    # the reranked block is sorted by fused score and comes first
+    assert fused[:len(reranked)] == reranked
+    assert all(a.score >= b.score for a, b in zip(reranked, reranked[1:]))
+    assert "rerank_ms" in searcher.timings.extra
+
+
+def test_weight_one_keeps_fast_path_order(searcher, tiny_pln_dir):
+    searcher.add_reranker("pln", tiny_pln_dir)
+    text = "a person walks"
+    fast = searcher.search(text, k=1, per_video=1)
+    fused = searcher.search(text, k=1, per_video=1, rerank="pln", rerank_videos=5,
+                            rerank_weight=1.0)
+    assert (fused[0].video_id, fused[0].start_s) == (fast[0].video_id, fast[0].start_s)
+    assert fused[0].score == pytest.approx(1 / (1 + np.exp(-fast[0].score)), rel=1e-4)
+
+
+def test_fusion_helpers():
+    spans = np.array([[0.0, 2.0], [2.0, 4.0]])
+    np.testing.assert_array_equal(fast_scores_for(spans[::-1], spans, np.array([0.1, 0.9])),
+                                  [0.9, 0.1])
+    np.testing.assert_allclose(fuse(np.array([1.0]), np.array([0.0]), 0.25), [0.25])
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        fuse(np.array([1.0]), np.array([0.0]), 1.5)
+    with pytest.raises(ValueError, match="unknown reranker"):
+        load_reranker("nope")
+
+
+def test_pln_localizer(tiny_corpus, tiny_pln_dir):
+    for name in ("pln", "pln-s2"):
+        result = evaluate_model(name, tiny_corpus, "val", tiny_pln_dir)
+        assert result.metrics["n_queries"] == 2
