@@ -74,7 +74,6 @@ SEED = 1234  # k-means seed of the coarse quantizer and of the PQ codebooks
 MIN_POINTS_PER_CENTROID = 39  # FAISS warns below this many training vectors per centroid
 TRAIN_POINTS_PER_CENTROID = 64  # sample size per centroid: k-means quality saturates near here
 PQ_CENTROIDS = 256  # 8-bit codes
-PQ_TRAIN_POINTS = 256 * PQ_CENTROIDS  # FAISS subsamples PQ training to this many vectors
 MIN_NLIST = 16  # below this an inverted file saves nothing over brute force
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
@@ -220,7 +219,7 @@ def estimated_bytes(spec: IndexSpec, n: int, dim: int) -> int:
     per_vector = m * int(p.get("nbits", 8)) // 8 + IVF_ID_BYTES
     if p.get("refine") == "flat":
         per_vector += 4 * dim + ID_MAP2_BYTES
-    return fixed + PQ_CENTROIDS * 4 * dim + n * per_vector
+    return fixed + 2 ** int(p.get("nbits", 8)) * 4 * dim + n * per_vector
 
 
 def _ivf_spec(n: int) -> IndexSpec:
@@ -343,7 +342,7 @@ def fit_spec_to_data(spec: IndexSpec, n: int) -> IndexSpec:
 
     IVF: nlist <= n // 39 (FAISS wants >= 39 training vectors per centroid), rounded down to a
     power of two, nprobe scaled with it; below 16 lists the index becomes flat. IVF-PQ: below
-    39 * 256 vectors its 8-bit codebooks cannot be trained, so it becomes IVF-Flat (or flat).
+    39 * 2^nbits vectors its codebooks cannot be trained, so it becomes IVF-Flat (or flat).
     Flat and HNSW pass unchanged. The reason says what changed.
 
     Raises:
@@ -353,11 +352,12 @@ def fit_spec_to_data(spec: IndexSpec, n: int) -> IndexSpec:
         raise ValueError(f"n must be >= 0, got {n}")
     if spec.kind in ("flat", "hnsw"):
         return spec
-    pq_minimum = MIN_POINTS_PER_CENTROID * PQ_CENTROIDS
+    pq_minimum = MIN_POINTS_PER_CENTROID * 2 ** int(spec.params.get("nbits", 8))
     if spec.kind == "ivfpq" and n < pq_minimum:
         ivf = IndexSpec("ivf", {"nlist": spec.params["nlist"], "nprobe": spec.params["nprobe"]})
         spec = replace(ivf, reason=f"{_describe(ivf)} instead of {_describe(spec)}: only {n:,} "
-                                   f"vectors, too few to train 8-bit PQ codebooks (needs "
+                                   f"vectors, too few to train {spec.params.get('nbits', 8)}-bit "
+                                   f"PQ codebooks (needs "
                                    f"{pq_minimum:,})")
     max_nlist = n // MIN_POINTS_PER_CENTROID
     if max_nlist < MIN_NLIST:
@@ -391,7 +391,7 @@ def train_sample_size(spec: IndexSpec, n: int) -> int:
     nlist = int(spec.params["nlist"])
     wanted = TRAIN_POINTS_PER_CENTROID * nlist
     if spec.kind == "ivfpq":
-        wanted = max(wanted, PQ_TRAIN_POINTS)
+        wanted = max(wanted, 256 * 2 ** int(spec.params.get("nbits", 8)))
     return int(min(n, wanted))
 
 
@@ -480,11 +480,11 @@ def train(index, sample) -> None:
     kind = index_kind(index)
     if kind in ("flat", "hnsw"):
         return
-    nlist = faiss.extract_index_ivf(index).nlist
-    needed = max(nlist * MIN_POINTS_PER_CENTROID,
-                 MIN_POINTS_PER_CENTROID * PQ_CENTROIDS if kind == "ivfpq" else 0)
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    codebook = 2 ** ivf.pq.nbits if kind == "ivfpq" else 0
+    needed = MIN_POINTS_PER_CENTROID * max(ivf.nlist, codebook)
     if len(sample) < needed:
-        raise ValueError(f"{kind} with nlist={nlist} needs >= {needed} training vectors, got "
+        raise ValueError(f"{kind} with nlist={ivf.nlist} needs >= {needed} training vectors, got "
                          f"{len(sample)}; shrink it with fit_spec_to_data")
     with _blas_distances():
         index.train(sample)
@@ -865,7 +865,8 @@ def to_device(index, placement: Placement):
     options = faiss.GpuClonerOptions()
     if index_kind(index) == "ivfpq":
         # Lookup tables of m x 256 float32 must fit 48 KiB of shared memory; else use float16.
-        options.useFloat16 = faiss.extract_index_ivf(index).pq.M * PQ_CENTROIDS * 4 > 48 * 1024
+        pq = faiss.downcast_index(faiss.extract_index_ivf(index)).pq
+        options.useFloat16 = pq.M * pq.ksub * 4 > 48 * 1024
     return faiss.index_cpu_to_gpu(_gpu_resources(faiss, placement.gpu_id), placement.gpu_id,
                                   index, options)
 

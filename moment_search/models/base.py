@@ -66,6 +66,8 @@ class PretrainedMixin:
         payload = {"model_type": self.model_type, "config": config_to_dict(self.config),
                    "extra": extra or {}}
         (staging / CONFIG_NAME).write_text(json.dumps(payload, indent=2))
+        for path in (staging, staging / WEIGHTS_NAME, staging / CONFIG_NAME):
+            path.chmod(0o755 if path.is_dir() else 0o644)  # mkdtemp/safetensors make them private
         _replace_dir(staging, target)
         return target
 
