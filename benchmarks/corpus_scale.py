@@ -280,7 +280,8 @@ def _skip_reason(spec: fi.IndexSpec, n: int, cfg: ScaleConfig) -> str | None:
     """Why (size, kind) would not fit the memory budget, or None."""
     budget = fi.parse_bytes(cfg.memory_budget)
     index_bytes = fi.estimated_bytes(spec, n, cfg.data.dim)
-    buffered = n if spec.kind == "hnsw" else fi.train_sample_size(spec, n) + cfg.data.block_size
+    block = min(n, cfg.data.block_size)
+    buffered = n if spec.kind == "hnsw" else fi.train_sample_size(spec, n) + block
     working = buffered * cfg.data.dim * 4
     if index_bytes + working <= budget:
         return None
@@ -409,7 +410,7 @@ def _defaults_check(rows: list[dict]) -> list[dict]:
             continue
         enough = [s["value"] for s in sweep if s["recall_at_100"] >= RECALL_TARGET]
         param = sweep[0]["param"]
-        checks.append({"n": row["n"], "kind": row["built_kind"], "param": param,
+        checks.append({"n": row["n"], "kind": row["kind"], "param": param,
                        "default": row["params"].get(param), "nlist": row["params"].get("nlist"),
                        "smallest_meeting_target": min(enough) if enough else None,
                        "best_recall_at_100": max(s["recall_at_100"] for s in sweep)})
@@ -434,11 +435,10 @@ def to_markdown(result: dict) -> str:
              f"queries before any timing; k = {result['k']}. Latency is per query (batch "
              f"latency = batch time / 32). Build = train + add, data generation excluded.", "",
              report.markdown_table(ok, RESULT_COLUMNS, RESULT_HEADERS), ""]
-    params = [{"n": r["n"], "kind": r["built_kind"], "params": r["params"],
-               "reason": r["reason"]} for r in ok]
-    parts += ["## Parameters used", "", report.markdown_table(params, ("n", "kind", "params",
-                                                                      "reason")), ""]
-    sweeps = [{"n": r["n"], "kind": r["built_kind"], **s} for r in ok for s in r.get("sweep", [])]
+    parts += ["## Parameters used (the indexer's choice and its reason)", "",
+              report.markdown_table(ok, ("n", "kind", "built_kind", "params", "reason"),
+                                    ("n", "kind", "built as", "params", "reason")), ""]
+    sweeps = [{"n": r["n"], "kind": r["kind"], **s} for r in ok for s in r.get("sweep", [])]
     if sweeps:
         parts += ["## Recall vs nprobe / efSearch", "", report.markdown_table(
             sweeps, ("n", "kind", "param", "value", "recall_at_10", "recall_at_100",
@@ -474,9 +474,10 @@ def plot_latency(result: dict, path: Path) -> Path:
                  title=f"p50 latency, {title}")
         axis.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("milliseconds per query")
-    axes[0].legend()
+    if ok:
+        axes[0].legend()
     figure.suptitle(f"FAISS search latency vs corpus size (D=128, k={result['k']}, "
-                    f"{result['machine']['faiss_threads']} threads)")
+                    f"FAISS threads={result['machine']['faiss_threads']})")
     try:
         return report.save_figure(figure, path)
     finally:

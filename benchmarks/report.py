@@ -176,9 +176,11 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
 def machine_markdown(info: Mapping[str, Any]) -> str:
     """A one-paragraph Markdown description of :func:`machine_info`."""
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
+    load = info.get("load_average_1m")
+    load_text = "unknown" if load is None else f"{load:.2f}"
     return (f"Machine: {info['cpu_model']}, {info['usable_cores']} usable of "
             f"{info['logical_cores']} logical cores, FAISS threads {info['faiss_threads']}, "
-            f"1-min load average {info.get('load_average_1m')}; "
+            f"1-min load average {load_text} (other jobs on the cores); "
             f"{info['platform']}; {versions}; run at {info['timestamp']}.")
 
 

@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: one console, and library errors turned into a clear message and exit code."""
+"""Shared CLI plumbing: one console; library errors become a clear message and exit code."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def print_json(payload: object) -> None:
     typer.echo(json.dumps(payload, indent=2, sort_keys=False))
 
 
-def metric_table(title: str, rows: dict[str, float], fmt: Callable[[float], str] | None = None) -> Table:
+def metric_table(title: str, rows: dict[str, float],
+                 fmt: Callable[[float], str] | None = None) -> Table:
     """A two-column rich table of named numbers."""
     table = Table(title=title)
     table.add_column("metric")

@@ -1,4 +1,4 @@
-"""``moment-search evaluate ...``: score prediction files, or run a model on a split and score it."""
+"""``moment-search evaluate ...``: score prediction files, or run a model on a split."""
 
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ def model(
     name: str = typer.Argument(..., help=f"Model name: {MODEL_NAMES}."),
     data: Path = typer.Option(..., help="Corpus directory with <split>.jsonl and features/."),
     split: str = typer.Option("val", help="Annotation split to answer."),
-    model_dir: Path = typer.Option(None, "--model", help="Checkpoint directory (default: shipped)."),
+    model_dir: Path = typer.Option(None, "--model", help="Checkpoint dir (default: shipped)."),
     predictions: Path = typer.Option(None, help="Write predictions here (JSONL)."),
-    control: str = typer.Option(None, help="shuffled-video | shuffled-query (prior controls)."),
+    control: str = typer.Option(None, help="shuffled-video | shuffled-query (controls)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Run model NAME on every query of a split; print R@n, IoU=m, mIoU and timings."""

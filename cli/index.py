@@ -57,7 +57,7 @@ def report(result, as_json: bool) -> None:
 
 @app.command()
 def build(
-    corpus: Path = typer.Argument(..., help="Corpus directory (features/ + videos.jsonl or annotations)."),
+    corpus: Path = typer.Argument(..., help="Corpus directory (features/ + manifest/annotations)."),
     out: Path = typer.Option(..., help="Index directory to create."),
     model: Path = typer.Option(None, help="FVMR checkpoint directory (default: the shipped one)."),
     index: str = typer.Option("auto", help=KIND_HELP),
@@ -65,7 +65,7 @@ def build(
     device: str = typer.Option("auto", help="auto | cpu | cuda:N."),
     split: str = typer.Option(None, help="Index only the videos of this annotation split."),
     feature_rate: float = typer.Option(None, help="Features per second (default: the model's)."),
-    catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog (default: SQLite in OUT)."),
+    catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog (default: SQLite)."),
     keep_embeddings: bool = typer.Option(False, help="Keep raw embeddings after the build."),
     resume: bool = typer.Option(False, help="Continue an interrupted build in OUT."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),

@@ -32,7 +32,6 @@ from .catalog import Catalog, VideoRecord
 from .store import (
     CATALOG_FILE,
     EMBEDDINGS_DIR,
-    INDEX_FILE,
     MODEL_DIR,
     ShardRows,
     read_embeddings,
@@ -441,7 +440,8 @@ def verify_index(index_dir: str | Path, catalog_url: str | None = None) -> list[
         problems.append(f"FAISS holds {index.ntotal} vectors, the catalog expects {expected}")
     table = read_metadata(index_dir)
     if len(table) != catalog.next_id():
-        problems.append(f"Parquet has {len(table)} rows, the catalog assigned {catalog.next_id()} ids")
+        problems.append(f"Parquet has {len(table)} rows, the catalog assigned "
+                        f"{catalog.next_id()} ids")
     if not np.array_equal(table.ids, np.arange(len(table))):
         problems.append("Parquet ids are not their row numbers")
     problems += video_range_problems(table, catalog)

@@ -1,4 +1,4 @@
-"""The FAISS layer of the indexer: choose, build, search, edit, place and save an inner-product index.
+"""The FAISS layer of the indexer: choose, build, search, edit, place and save an IP index.
 
 Every proposal embedding (float32, width D) lives in one inner-product index under its proposal id
 (int64, the one id space of the project), so every index kind here accepts explicit ids:
@@ -7,16 +7,22 @@ Every proposal embedding (float32, width D) lives in one inner-product index und
     flat    IndexIDMap2(IndexFlatIP)                     yes     4D + 48         (560 B)
     ivf     IndexIVFFlat (ids stored natively)           yes     4D + 8          (520 B)
     ivfpq   IndexIVFPQ, m = D/4 codes of 8 bits          yes     D/4 + 8         (40 B)
-            or IndexIDMap2(IndexRefineFlat(IndexIVFPQ))  no      5D/4 + 4D + 56  (600 B)
+            or IndexIDMap2(IndexRefineFlat(IndexIVFPQ))  no      D/4 + 4D + 56   (600 B)
     hnsw    IndexIDMap2(IndexHNSWFlat)                   no      4D + 8M + 64    (832 B, M=32)
 
 HNSW and the refined IVF-PQ cannot delete vectors in FAISS: :func:`remove` raises
 NotImplementedError for them and the caller tombstones (see :func:`supports_remove`).
 
-Defaults (``nprobe``, ``efSearch``) come from ``benchmarks/corpus_scale.py`` on clustered synthetic
-embeddings: they are the smallest values that gave recall@100 >= 0.95 against exact search at
-10^4..10^6 vectors. Builds are seeded (k-means seed 1234): two builds on the same data give the same
-bytes; HNSW only when added with ``threads=1`` (its parallel insertion order is not fixed).
+Defaults come from ``benchmarks/corpus_scale.py`` (clustered synthetic embeddings, D = 128, 10^4 to
+10^6 vectors, nlist = 4 sqrt(n)): nprobe = 16 already gave recall@100 >= 0.968 against exact search
+at every size (8 fell to 0.87 at 10^4), so nprobe = max(16, nlist / 128) keeps a margin (32 lists at
+10^6: 0.997). HNSW (M = 32, efConstruction = 80) needed efSearch 256..1024 for 0.95 (512 gave only
+0.94 at 3 * 10^5), so efSearch defaults to 1024. HNSW also depends on insertion order: adding
+video-contiguous batches cut recall@100 at efSearch 512 from 0.95 to 0.69..0.79 at 10^5; add it in
+one call (FAISS shuffles within a call) or in shuffled order.
+
+Builds are seeded (k-means seed 1234): two builds on the same data give the same bytes, also with
+several threads for the IVF kinds; for HNSW this is guaranteed with ``add(..., threads=1)`` only.
 
 ``faiss`` is imported lazily; a missing install raises ImportError naming ``pip install faiss-cpu``.
 """
@@ -81,10 +87,10 @@ REFINE_K_FACTOR = 4  # the refined IVF-PQ re-scores 4k PQ candidates exactly
 HNSW_FILTER_MIN_FRACTION = 0.1  # below this share of allowed ids, filtered HNSW loses recall
 ID_MAP2_BYTES = 48  # IndexIDMap2: id_map (8) + rev_map hash node and bucket (~40)
 IVF_ID_BYTES = 8  # one int64 id per inverted-list entry
-# nprobe = clamp(nlist / NPROBE_DIVISOR, NPROBE_MIN, nlist): measured by corpus_scale (see module doc)
-NPROBE_DIVISOR = 16
+# nprobe = clamp(nlist / NPROBE_DIVISOR, NPROBE_MIN, nlist): measured by corpus_scale (module doc)
+NPROBE_DIVISOR = 128
 NPROBE_MIN = 16
-EF_SEARCH_MIN = 128  # measured: recall@100 >= 0.95 up to 10^6 vectors with M=32
+EF_SEARCH_MIN = 1024  # measured: recall@100 >= 0.97 from 10^4 to 10^6 vectors with M=32
 
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 _GPU_RESOURCES: dict[int, Any] = {}
@@ -265,9 +271,10 @@ def _with_reason(spec: IndexSpec, why: str, n: int, dim: int) -> IndexSpec:
 
 def _too_big(spec: IndexSpec, n: int, dim: int, budget: int) -> ValueError:
     need = estimated_bytes(spec, n, dim)
-    return ValueError(f"{_describe(spec)} of {n:,} vectors (width {dim}) needs ~{format_bytes(need)} "
-                      f"({need} bytes) but the memory budget is {format_bytes(budget)} "
-                      f"({budget} bytes); raise the budget or index fewer vectors")
+    return ValueError(f"{_describe(spec)} of {n:,} vectors (width {dim}) needs "
+                      f"~{format_bytes(need)} ({need} bytes) but the memory budget is "
+                      f"{format_bytes(budget)} ({budget} bytes); raise the budget or index fewer "
+                      f"vectors")
 
 
 def _choose_ivfpq(n: int, dim: int, budget: int | None) -> IndexSpec:
@@ -475,19 +482,28 @@ def train(index, sample) -> None:
         ValueError: wrong shape, non-finite values, or too few vectors for the lists / codebooks
             (use :func:`fit_spec_to_data` and :func:`train_sample_size`).
     """
-    faiss = import_faiss()
     sample = _as_matrix(sample, index.d, "training sample")
     kind = index_kind(index)
     if kind in ("flat", "hnsw"):
         return
-    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
-    codebook = 2 ** ivf.pq.nbits if kind == "ivfpq" else 0
-    needed = MIN_POINTS_PER_CENTROID * max(ivf.nlist, codebook)
+    nlist, codebook = _ivf_sizes(index)
+    needed = MIN_POINTS_PER_CENTROID * max(nlist, codebook)
     if len(sample) < needed:
-        raise ValueError(f"{kind} with nlist={ivf.nlist} needs >= {needed} training vectors, got "
+        raise ValueError(f"{kind} with nlist={nlist} needs >= {needed} training vectors, got "
                          f"{len(sample)}; shrink it with fit_spec_to_data")
     with _blas_distances():
         index.train(sample)
+
+
+def _ivf_sizes(index) -> tuple[int, int]:
+    """(nlist, PQ centroids per sub-quantizer or 0) of a CPU or GPU IVF index."""
+    faiss = import_faiss()
+    _, core = _unwrap(index)
+    if _is_gpu(index):
+        bits = core.getBitsPerCode() if index_kind(index) == "ivfpq" else None
+        return int(core.nlist), 2**bits if bits else 0
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    return int(ivf.nlist), int(ivf.pq.ksub) if index_kind(index) == "ivfpq" else 0
 
 
 @contextlib.contextmanager
@@ -609,8 +625,8 @@ def make_id_selector(ranges: Sequence[tuple[int, int]]):
     """The cheapest FAISS IDSelector accepting the ids of ``(first_id, count)`` ranges.
 
     One range: IDSelectorRange (two comparisons). Up to 4 ranges: an OR tree of ranges. More: a
-    bitmap over ``[0, max_id]`` (one bit per id, O(1) test) while it stays under 64 MiB, else an
-    IDSelectorBatch hash set of the ids.
+    bitmap over ``[0, max_id]`` (one bit per id, O(1) test) when it costs at most 8 bytes per
+    allowed id, else an IDSelectorBatch (bloom filter + hash set, O(allowed) to build).
 
     Returns:
         (selector, n_allowed): the selector and how many ids it accepts.
@@ -626,7 +642,7 @@ def make_id_selector(ranges: Sequence[tuple[int, int]]):
     if len(merged) <= 4:
         return _or_tree(faiss, [faiss.IDSelectorRange(lo, hi) for lo, hi in merged]), allowed
     top = merged[-1][1]
-    if top <= 8 * 64 * 2**20:
+    if top <= 64 * allowed:
         bits = np.zeros(top, dtype=bool)
         for lo, hi in merged:
             bits[lo:hi] = True
@@ -891,6 +907,8 @@ def write_index(index, path: str | os.PathLike) -> None:
     os.close(handle)
     try:
         faiss.write_index(to_cpu(index), temp_name)
+        with open(temp_name, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(temp_name, target)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""Corpus statistics: counts and the distributions of durations, moment lengths and query lengths."""
+"""Corpus statistics: counts; distributions of durations, moment lengths, query lengths."""
 
 from __future__ import annotations
 

@@ -40,7 +40,8 @@ class FVMRLocalizer:
     def localize(self, queries: list[Query], corpus: Corpus, store: FeatureStore, k: int
                  ) -> dict[str, np.ndarray]:
         """``qid -> (K, 3) [start_s, end_s, score]`` for each query in its own video."""
-        gallery = self.video_embeddings(corpus, store, list(dict.fromkeys(q.video_id for q in queries)))
+        video_ids = list(dict.fromkeys(q.video_id for q in queries))
+        gallery = self.video_embeddings(corpus, store, video_ids)
         te, cml, nms_ms, out = [], [], [], {}
         for query in queries:
             embedding = self.queries.encode([query.text])[0]  # (D,)
@@ -52,7 +53,8 @@ class FVMRLocalizer:
             spans = self.moments.spans(corpus.video(query.video_id).duration)
             out[query.qid] = rank_moments(scores, spans, k, self.nms_threshold)
             nms_ms.append(1000 * (time.perf_counter() - start))
-        self.timings = {"TE_ms_median": float(np.median(te)), "CML_ms_median": float(np.median(cml)),
+        self.timings = {"TE_ms_median": float(np.median(te)),
+                        "CML_ms_median": float(np.median(cml)),
                         "NMS_ms_median": float(np.median(nms_ms))}
         return out
 

@@ -130,7 +130,7 @@ class PriorLocalizer:
 
 @register_localizer("prior")
 def load_prior(data_dir: Path, model_dir: Path | None) -> PriorLocalizer:
-    """Load ``prior.json`` from ``model_dir``, or fit the prior on the train split of ``data_dir``."""
+    """``prior.json`` from ``model_dir``, or the prior fitted on the train split of ``data_dir``."""
     if model_dir is not None:
         return PriorLocalizer(PriorBaseline.load(model_dir / "prior.json"))
     train, _ = open_corpus(data_dir, split="train")

@@ -16,7 +16,7 @@ from ..data.corpus import Video
 from ..data.features import load_feature_source
 from ..geometry.spans import nms
 from .encoders import MomentEncoder
-from .rerank import RerankVideo, Reranker, fast_scores_for, fuse
+from .rerank import Reranker, RerankVideo, fast_scores_for, fuse
 
 
 def candidate_videos(searcher, video_ids: list[str]) -> list[RerankVideo]:

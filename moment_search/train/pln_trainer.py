@@ -12,13 +12,11 @@ Output directory (as ``fvmr_trainer``)::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ..data.corpus import Corpus
 from ..data.corpus_dir import open_corpus
@@ -27,7 +25,7 @@ from ..geometry.proposals import proposal_spans
 from ..models.pln import PLN, PLNConfig
 from ..search.localize import rank_moments
 from ..text.tokens import TokenEncoder
-from .fvmr_trainer import seed_everything, selection_score
+from .loop import EpochTrainer, seed_everything
 from .losses import soft_bce
 from .pln_data import PAPER_TAU, PLNBatch, PLNExample, TokenSource, build_pln_examples, collate_pln
 
@@ -123,7 +121,7 @@ def validate(model: PLN, examples: list[PLNExample], corpus: Corpus, strategy: i
     return single_video_metrics(predictions, queries)
 
 
-class PLNTrainer:
+class PLNTrainer(EpochTrainer):
     """Trains a PLN model on the train split of a corpus, validating on another split.
 
     Args:
@@ -138,6 +136,8 @@ class PLNTrainer:
     Raises:
         ValueError: stage weights that do not match the model's stages.
     """
+
+    model_class = PLN
 
     def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: PLNConfig,
                  train_config: PLNTrainConfig, train_split: str = "train",
@@ -163,9 +163,7 @@ class PLNTrainer:
                                                                 feature_rate, encoder)
         self.val_corpus, self.val_examples = self._examples(data_dir, val_split, feature_rate,
                                                             encoder)
-        self.model = PLN(model_config)
-        self.optimizer = self._optimizer()
-        self.start_epoch, self.best_score = 0, float("-inf")
+        self.start(PLN(model_config))
 
     def _examples(self, data_dir, split, feature_rate, encoder):
         corpus, store = open_corpus(data_dir, split=split, feature_rate=feature_rate)
@@ -173,62 +171,15 @@ class PLNTrainer:
                                       self.config.tau)
         return corpus, examples
 
-    def _optimizer(self) -> torch.optim.Adam:
-        return torch.optim.Adam(self.model.parameters(), lr=self.config.lr,
-                                weight_decay=self.config.weight_decay)
+    def epoch_batches(self, epoch: int) -> list[PLNBatch]:
+        """Shuffled training batches of one epoch."""
+        return epoch_batches(self.train_examples, self.config.batch_size, self.config.seed, epoch)
 
-    def resume(self) -> bool:
-        """Load OUT/last if present; returns whether training resumes from it."""
-        state_path = self.out / "last" / "state.pt"
-        if not state_path.is_file():
-            return False
-        self.model = PLN.from_pretrained(self.out / "last")
-        self.optimizer = self._optimizer()
-        state = torch.load(state_path, weights_only=True)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.start_epoch, self.best_score = int(state["epoch"]) + 1, float(state["best_score"])
-        return True
+    def loss_terms(self, batch: PLNBatch, epoch: int) -> dict[str, torch.Tensor]:
+        """The weighted per-stage BCE of one batch (Eq. 8)."""
+        return batch_loss(self.model, batch, self.weights)
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over the training examples; returns mean loss terms."""
-        self.model.train()
-        sums: dict[str, float] = {}
-        batches = epoch_batches(self.train_examples, self.config.batch_size, self.config.seed,
-                                epoch)
-        for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{self.config.epochs}", leave=False):
-            terms = batch_loss(self.model, batch, self.weights)
-            self.optimizer.zero_grad()
-            terms["total"].backward()
-            self.optimizer.step()
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
-        return {name: total / len(batches) for name, total in sums.items()}
-
-    def fit(self, progress=print) -> dict[str, float]:
-        """Train to ``epochs``; returns the best validation metrics of this run."""
-        best = {}
-        self.out.mkdir(parents=True, exist_ok=True)
-        for epoch in range(self.start_epoch, self.config.epochs):
-            losses = self.train_epoch(epoch)
-            metrics = validate(self.model, self.val_examples, self.val_corpus,
-                               self.config.strategy, self.config.nms_threshold)
-            score = selection_score(metrics, self.config.select_metric)
-            if score > self.best_score:
-                self.best_score, best = score, metrics
-                self.model.save_pretrained(self.out / "best", extra=self.settings)
-            self._save_last(epoch)
-            record = {"epoch": epoch + 1, "loss": losses, "val": metrics, "best": self.best_score}
-            with open(self.out / "history.jsonl", "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            progress(f"epoch {epoch + 1}: loss {losses['total']:.4f}  "
-                     f"R1@0.5 {metrics['R1@0.5']:.2f}  R1@0.7 {metrics['R1@0.7']:.2f}  "
-                     f"mIoU {metrics['mIoU']:.2f}")
-        return best
-
-    def _save_last(self, epoch: int) -> None:
-        self.model.save_pretrained(self.out / "last", extra=self.settings)
-        state = {"optimizer": self.optimizer.state_dict(), "epoch": epoch,
-                 "best_score": self.best_score}
-        tmp = self.out / "last" / "state.pt.tmp"
-        torch.save(state, tmp)
-        tmp.replace(self.out / "last" / "state.pt")
+    def validate(self) -> dict[str, float]:
+        """Single-video metrics on the validation split with the configured strategy."""
+        return validate(self.model, self.val_examples, self.val_corpus,
+                        self.config.strategy, self.config.nms_threshold)

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from moment_search.benchmarks.fvmr_eval import main, parse_models
 
 

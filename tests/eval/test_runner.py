@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from moment_search.cli.app import main
+
 from moment_search.eval.runner import evaluate_model
 
 

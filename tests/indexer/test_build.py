@@ -3,7 +3,6 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from moment_search.indexer.build import (
     BuildConfig,
     add_videos,

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -16,7 +18,7 @@ def test_rerank_cascade_end_to_end(searcher, tiny_pln_dir):
     assert all(0.0 <= m.score <= 1.0 for m in reranked)
     # the reranked block is sorted by fused score and comes first
     assert fused[:len(reranked)] == reranked
-    assert all(a.score >= b.score for a, b in zip(reranked, reranked[1:]))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(reranked))
     assert "rerank_ms" in searcher.timings.extra
 
 

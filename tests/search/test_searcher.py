@@ -1,9 +1,10 @@
+import itertools
 import json
 
 import numpy as np
 import pytest
-
 from moment_search.cli.app import main
+
 from moment_search.data.readers import read_jsonl_queries
 from moment_search.eval.predictions import score_predictions
 from moment_search.models.fvmr import FVMR
@@ -42,7 +43,7 @@ def test_top_hit_equals_brute_force(searcher, session_corpus):
 def test_results_ranked_nms_and_per_video(searcher):
     moments = searcher.search("a person walks", k=20, nms=0.3, per_video=2)
     assert [m.rank for m in moments] == list(range(1, len(moments) + 1))
-    assert all(a.score >= b.score for a, b in zip(moments, moments[1:]))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(moments))
     by_video = {}
     for m in moments:
         by_video.setdefault(m.video_id, []).append(m)
@@ -65,7 +66,8 @@ def test_batched_equals_single(searcher):
     batched = searcher.search_many(texts, k=5)
     for text, moments in zip(texts, batched, strict=True):
         single = searcher.search(text, k=5)
-        assert [(m.video_id, m.start_s) for m in single] == [(m.video_id, m.start_s) for m in moments]
+        assert [(m.video_id, m.start_s) for m in single] == [
+            (m.video_id, m.start_s) for m in moments]
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -8,8 +8,8 @@ import warnings
 import pytest
 import torch
 
-from moment_search.text import TokenBatch, TokenEncoder, Word, resolve_model_path, span_embeddings
 from moment_search.device import resolve_device
+from moment_search.text import TokenBatch, TokenEncoder, Word, resolve_model_path, span_embeddings
 
 SHORT = "person opens a cabinet."
 SPLIT = "a person is unscrewing the doorknob."  # "unscrewing" -> un ##sc ##rew ##ing

@@ -37,7 +37,8 @@ def test_cross_video_prefers_own_positive():
     bad = good.flip(0)  # each video now matches the other query
     positive = torch.tensor([0, 0])
     groups = torch.tensor([0, 1])
-    assert cross_video(good, queries, positive, groups) < cross_video(bad, queries, positive, groups)
+    worse = cross_video(bad, queries, positive, groups)
+    assert cross_video(good, queries, positive, groups) < worse
     # queries of the same video are not negatives of each other
     same = cross_video(bad, queries, positive, torch.tensor([0, 0]))
     assert math.isclose(float(same), 0.0, abs_tol=1e-6)

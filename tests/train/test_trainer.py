@@ -41,7 +41,8 @@ def test_fit_saves_best_and_resumes(tiny_corpus, tmp_path):
                        TrainConfig(epochs=3, batch_size=4, warmup_epochs=1), feature_rate=1.0)
     assert more.resume() and more.start_epoch == 2
     more.fit(progress=lambda message: None)
-    epochs = [json.loads(line)["epoch"] for line in (out / "history.jsonl").read_text().splitlines()]
+    lines = (out / "history.jsonl").read_text().splitlines()
+    epochs = [json.loads(line)["epoch"] for line in lines]
     assert epochs == [1, 2, 3]
 
 
