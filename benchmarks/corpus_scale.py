@@ -291,13 +291,16 @@ def _skip_reason(spec: fi.IndexSpec, n: int, cfg: ScaleConfig) -> str | None:
 
 
 def _spec_for(kind: str, n: int, dim: int) -> fi.IndexSpec:
-    """The indexer's own choice for an explicitly requested kind (no budget)."""
-    spec = fi.choose_index(n, dim, None, "ivfpq" if kind.startswith("ivfpq") else kind)
-    if kind == "ivfpq" and spec.kind == "ivfpq":
-        params = {**spec.params, "refine": None, "k_factor": 1}
-        spec = fi.IndexSpec("ivfpq", params, spec.reason.replace(", flat refine", "")
-                            + " (benchmarked without the refine stage)")
-    return spec
+    """The indexer's own choice for a requested kind: no budget, except for PQ-only "ivfpq",
+    which gets exactly the budget of the plain IVF-PQ (what the indexer picks when full vectors
+    do not fit)."""
+    if kind != "ivfpq":
+        return fi.choose_index(n, dim, None, "ivfpq" if kind == "ivfpq_refine" else kind)
+    refined = fi.choose_index(n, dim, None, "ivfpq")
+    if refined.kind != "ivfpq":  # too few vectors for PQ: the same fallback as ivfpq_refine
+        return refined
+    plain = fi.IndexSpec("ivfpq", {**refined.params, "refine": None, "k_factor": 1})
+    return fi.choose_index(n, dim, fi.estimated_bytes(plain, n, dim), "ivfpq")
 
 
 def measure(kind: str, n: int, queries, truth, cfg: ScaleConfig, out_dir: Path) -> dict:

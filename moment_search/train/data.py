@@ -38,7 +38,6 @@ class Example:
     noun_mask: torch.Tensor  # (K,) bool
     edges: torch.Tensor  # (V, K) bool
     labels: torch.Tensor  # (P,) soft IoU labels
-    positive: int  # proposal with the highest IoU
     video_index: int
 
 
@@ -51,22 +50,21 @@ class Batch:
     token_mask: torch.Tensor  # (B, L)
     tree: RoleTreeTensors
     labels: torch.Tensor  # (B, P)
-    positive: torch.Tensor  # (B,)
     video_groups: torch.Tensor  # (B,)
 
     def to(self, device: torch.device) -> Batch:
         """The batch on ``device``."""
         move = {k: v.to(device) for k, v in vars(self.tree).items()}
         return Batch(self.clips.to(device), self.tokens.to(device), self.token_mask.to(device),
-                     RoleTreeTensors(**move), self.labels.to(device), self.positive.to(device),
+                     RoleTreeTensors(**move), self.labels.to(device),
                      self.video_groups.to(device))
 
 
 def proposal_labels(query: Query, duration: float, n_clips: int, o_min: float, o_max: float
-                    ) -> tuple[np.ndarray, int]:
-    """Soft IoU labels of every proposal (best over the query's windows) and the argmax."""
+                    ) -> np.ndarray:
+    """(P,) soft IoU labels of every proposal (best IoU over the query's windows)."""
     iou = temporal_iou(proposal_spans(n_clips, duration), np.asarray(query.windows)).max(1)
-    return soft_iou_labels(iou, o_min, o_max).astype(np.float32), int(iou.argmax())
+    return soft_iou_labels(iou, o_min, o_max).astype(np.float32)
 
 
 def tree_tensors(tree: RoleTree, offsets: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -97,11 +95,11 @@ def build_examples(corpus: Corpus, store: FeatureStore, n_clips: int, encoder: T
     examples = []
     for query, tree in zip(queries, trees, strict=True):
         tokens, offsets = token_rows[query.text]
-        labels, positive = proposal_labels(query, corpus.video(query.video_id).duration,
+        labels = proposal_labels(query, corpus.video(query.video_id).duration,
                                            n_clips, o_min, o_max)
         examples.append(Example(
             qid=query.qid, clips=clips[query.video_id], tokens=tokens,
-            labels=torch.from_numpy(labels), positive=positive,
+            labels=torch.from_numpy(labels),
             video_index=video_ids.index(query.video_id), **tree_tensors(tree, offsets)))
     return examples
 
@@ -153,6 +151,5 @@ def collate(examples: Sequence[Example]) -> Batch:
         token_mask=torch.arange(length)[None] < lengths[:, None],
         tree=tree,
         labels=torch.stack([e.labels for e in examples]),
-        positive=torch.tensor([e.positive for e in examples]),
         video_groups=torch.tensor([e.video_index for e in examples]),
     )

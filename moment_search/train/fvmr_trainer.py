@@ -41,7 +41,6 @@ class TrainConfig:
     warmup_epochs: int = 8  # epochs without L_dis
     teacher: bool = True  # False: FVMR w/o SD (no teacher branch, no L_dis)
     cross_video_weight: float = 0.0  # > 0 adds the in-batch cross-video term (not in the paper)
-    cross_video_temperature: float = 0.1
     o_min: float = 0.3  # soft-label thresholds (paper)
     o_max: float = 0.7
     select_metric: str = "R1@0.5+R1@0.7"  # validation score that picks the best epoch
@@ -64,8 +63,7 @@ def batch_loss(model: FVMR, batch: Batch, config: TrainConfig, epoch: int
     distill = config.distill_weight if epoch >= config.warmup_epochs else 0.0
     terms = fvmr_loss(out.p, out.q, batch.labels, distill, config.temperature)
     if config.cross_video_weight > 0 and batch.video_groups.unique().numel() > 1:
-        term = cross_video(out.moments, out.queries, batch.positive, batch.video_groups,
-                           config.cross_video_temperature)
+        term = cross_video(out.moments, out.queries, batch.video_groups)
         terms["cross_video"] = config.cross_video_weight * term
         terms["total"] = terms["total"] + terms["cross_video"]
     return terms

@@ -31,17 +31,17 @@ def test_distillation_minimised_when_student_matches():
     assert same < other
 
 
-def test_cross_video_prefers_own_positive():
+def test_cross_video_penalises_other_videos_best_proposal():
     queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # video 0 matches query 0 only; video 1 matches query 1 only
     good = torch.tensor([[[5.0, 0.0], [0.0, 0.0]], [[0.0, 5.0], [0.0, 0.0]]])
     bad = good.flip(0)  # each video now matches the other query
-    positive = torch.tensor([0, 0])
     groups = torch.tensor([0, 1])
-    worse = cross_video(bad, queries, positive, groups)
-    assert cross_video(good, queries, positive, groups) < worse
+    assert cross_video(good, queries, groups) < cross_video(bad, queries, groups)
+    # hand value: the hardest other-video score is 0 for both queries -> BCE(0, 0) = log 2
+    assert math.isclose(float(cross_video(good, queries, groups)), math.log(2), rel_tol=1e-6)
     # queries of the same video are not negatives of each other
-    same = cross_video(bad, queries, positive, torch.tensor([0, 0]))
-    assert math.isclose(float(same), 0.0, abs_tol=1e-6)
+    assert float(cross_video(bad, queries, torch.tensor([0, 0]))) == 0.0
 
 
 def test_fvmr_loss_terms():
