@@ -11,12 +11,13 @@ import json
 import math
 import os
 import platform
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from ..atomic import atomic_write
 
 __all__ = [
     "atomic_write",
@@ -93,25 +94,6 @@ def machine_info() -> dict[str, Any]:
         "versions": versions,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(temp_path)`` then rename the temporary file onto ``path``.
-
-    Raises:
-        OSError: the directory is missing or not writable (no partial file is left).
-    """
-    target = Path(path)
-    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temp_name)
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return target
 
 
 def _write_text(temp_name: str, text: str) -> None:

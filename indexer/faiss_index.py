@@ -34,13 +34,14 @@ import logging
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..atomic import atomic_write
 
 __all__ = [
     "FLAT_MAX_VECTORS",
@@ -907,18 +908,8 @@ def write_index(index, path: str | os.PathLike) -> None:
         OSError: the directory is missing or not writable (no partial file is left).
     """
     faiss = import_faiss()
-    target = Path(path)
-    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=".tmp")
-    os.close(handle)
-    try:
-        faiss.write_index(to_cpu(index), temp_name)
-        with open(temp_name, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    cpu_index = to_cpu(index)
+    atomic_write(path, lambda temp: faiss.write_index(cpu_index, temp))
 
 
 def read_index(path: str | os.PathLike, mmap: bool = False):

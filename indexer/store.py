@@ -14,12 +14,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_write
 
 META_DIR = "meta"
 EMBEDDINGS_DIR = "embeddings"
@@ -31,21 +31,6 @@ CATALOG_FILE = "catalog.sqlite"
 def shard_name(shard: int) -> str:
     """``shard-00012`` for shard 12."""
     return f"shard-{shard:05d}"
-
-
-def atomic_path(target: Path):
-    """A temp file beside ``target`` (same filesystem, so ``os.replace`` is atomic)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    return Path(name)
-
-
-def _publish(tmp: Path, target: Path) -> None:
-    try:
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -76,20 +61,20 @@ def write_metadata(index_dir: Path, shard: int, rows: ShardRows) -> Path:
         "map_size": pa.array(np.full(len(rows.ids), rows.map_size, np.int32), pa.int32()),
     })
     target = Path(index_dir) / META_DIR / f"{shard_name(shard)}.parquet"
-    tmp = atomic_path(target)
-    pq.write_table(table, tmp)
-    _publish(tmp, target)
-    return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(target, lambda temp: pq.write_table(table, temp))
 
 
 def write_embeddings(index_dir: Path, shard: int, embeddings: np.ndarray) -> Path:
     """Write ``embeddings/shard-NNNNN.npy`` (float32) atomically; returns its path."""
     target = Path(index_dir) / EMBEDDINGS_DIR / f"{shard_name(shard)}.npy"
-    tmp = atomic_path(target)
-    with open(tmp, "wb") as handle:
-        np.save(handle, np.ascontiguousarray(embeddings, dtype=np.float32))
-    _publish(tmp, target)
-    return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    array = np.ascontiguousarray(embeddings, dtype=np.float32)
+
+    def write(temp: str) -> None:
+        with open(temp, "wb") as handle:  # a handle: np.save(path) would append ".npy"
+            np.save(handle, array)
+    return atomic_write(target, write)
 
 
 def read_embeddings(index_dir: Path, shard: int) -> np.ndarray:

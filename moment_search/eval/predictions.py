@@ -17,13 +17,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from moment_search.atomic import atomic_write_text
 from moment_search.data.corpus import Query
 from moment_search.eval.metrics import corpus_metrics, single_video_metrics
 
@@ -33,27 +32,6 @@ PredictionKind = Literal["single", "corpus"]
 _FIELD_OF_KIND = {SINGLE: "pred_relevant_windows", CORPUS: "pred_moments"}
 
 CorpusMoment = tuple[str, float, float, float]
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file renamed into place.
-
-    Raises:
-        OSError: the directory is missing or not writable; no partial file is left behind.
-    """
-    target = Path(path)
-    handle, temp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def _single_rows(qid: str, windows: np.ndarray) -> list[list[float]]:

