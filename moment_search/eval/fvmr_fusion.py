@@ -27,8 +27,9 @@ from .runner import register_localizer
 class FVMRFusionLocalizer:
     """Scores (sigmoid(p) + sigmoid(q)) / 2 over each query's own video."""
 
-    def __init__(self, model: FVMR, max_tokens: int = 32):
+    def __init__(self, model: FVMR, max_tokens: int = 32, feature_rate: float | None = None):
         self.model = model
+        self.feature_rate = feature_rate
         self.tokens = TokenEncoder(max_length=max_tokens)
         self.parser = RoleTreeParser()
 
@@ -58,4 +59,5 @@ def load_fvmr_fusion(data_dir: Path, model_dir: Path | None) -> FVMRFusionLocali
     """The FVMR checkpoint in ``model_dir`` (default: the shipped model), p + q fused."""
     directory = model_dir or default_model_dir("fvmr")
     _, extra = FVMR.read_config(directory)
-    return FVMRFusionLocalizer(FVMR.from_pretrained(directory), int(extra.get("max_tokens", 32)))
+    return FVMRFusionLocalizer(FVMR.from_pretrained(directory), int(extra.get("max_tokens", 32)),
+                               extra.get("feature_rate"))

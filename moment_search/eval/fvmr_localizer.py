@@ -25,7 +25,9 @@ from .runner import register_localizer
 class FVMRLocalizer:
     """Ranks the proposals of each query's own video by p = phi_m(m_i) . phi_s(s)."""
 
-    def __init__(self, model: FVMR, max_tokens: int = 32, nms_threshold: float = 0.5):
+    def __init__(self, model: FVMR, max_tokens: int = 32, nms_threshold: float = 0.5,
+                 feature_rate: float | None = None):
+        self.feature_rate = feature_rate
         self.moments = MomentEncoder(model)
         self.queries = QueryEncoder(model, TokenEncoder(max_length=max_tokens))
         self.nms_threshold = nms_threshold
@@ -64,4 +66,5 @@ def load_fvmr(data_dir: Path, model_dir: Path | None) -> FVMRLocalizer:
     """The FVMR checkpoint in ``model_dir`` (default: the shipped model)."""
     directory = model_dir or default_model_dir("fvmr")
     _, extra = FVMR.read_config(directory)
-    return FVMRLocalizer(FVMR.from_pretrained(directory), int(extra.get("max_tokens", 32)))
+    return FVMRLocalizer(FVMR.from_pretrained(directory), int(extra.get("max_tokens", 32)),
+                         feature_rate=extra.get("feature_rate"))

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moment_search.data.corpus import Query
 from moment_search.atomic import atomic_write_text
+from moment_search.data.corpus import Query
 from moment_search.geometry.spans import nms, temporal_iou
 
 _FILE_KIND = "moment_search.prior_baseline"

@@ -99,7 +99,9 @@ def evaluate_model(
         An :class:`EvalResult` with R@n, IoU=m and mIoU (percent) and the wall time per query.
     """
     localizer = load_localizer(name, Path(data_dir), model_dir)
-    corpus, store = open_corpus(data_dir, split=split)
+    # videos are read at the feature rate the model was trained with (None: spread)
+    rate = getattr(localizer, "feature_rate", None)
+    corpus, store = open_corpus(data_dir, split=split, feature_rate=rate)
     corpus, store = apply_control(corpus, store, control)
     start = time.perf_counter()
     predictions = localizer.localize(corpus.queries, corpus, store, k)

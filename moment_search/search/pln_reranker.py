@@ -25,8 +25,9 @@ class PLNReranker:
     name = "pln"
 
     def __init__(self, model: PLN, tokens: TokenEncoder, strategy: int = 1,
-                 nms_threshold: float = 0.5):
+                 nms_threshold: float = 0.5, feature_rate: float | None = None):
         self.model = model
+        self.feature_rate = feature_rate  # used for videos that carry none (training's rate)
         self.tokens = tokens
         self.strategy = strategy
         self.nms_threshold = nms_threshold
@@ -42,7 +43,7 @@ class PLNReranker:
         tokens = batch.embeddings.to(device).expand(len(videos), -1, -1)  # (V, L, Dt)
         mask = batch.mask.to(device).expand(len(videos), -1)
         stages = [pool_stage_clips(v.features, self.model.config.stage_clips, v.duration,
-                                   v.feature_rate) for v in videos]
+                                   v.feature_rate or self.feature_rate) for v in videos]
         clips = [torch.from_numpy(np.stack([s[t] for s in stages])).to(device)
                  for t in range(self.model.n_stages)]
         scores = self.model.score_proposals(clips, tokens, mask, self.strategy).float().cpu()
@@ -73,4 +74,5 @@ def load_reranker(model_dir: Path | None, device: str = "auto") -> PLNReranker:
     torch_device = resolve_device(device)
     tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)))
     return PLNReranker(PLN.from_pretrained(directory, torch_device), tokens,
-                       int(extra.get("strategy", 1)), float(extra.get("nms_threshold", 0.5)))
+                       int(extra.get("strategy", 1)), float(extra.get("nms_threshold", 0.5)),
+                       extra.get("feature_rate"))

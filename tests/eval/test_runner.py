@@ -29,3 +29,12 @@ def test_cli_evaluate_json(tiny_corpus, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert payload["model"] == "prior" and "R1@0.5" in payload["metrics"]
     assert main(["evaluate", "model", "prior", "--data", str(tiny_corpus / "nope")]) == 2
+
+
+def test_localizers_read_videos_at_the_training_feature_rate(tiny_corpus, tiny_model_dir,
+                                                             tiny_pln_dir):
+    from moment_search.eval.runner import load_localizer
+
+    for name, model in (("fvmr", tiny_model_dir), ("fvmr-pq", tiny_model_dir),
+                        ("pln", tiny_pln_dir)):
+        assert load_localizer(name, tiny_corpus, model).feature_rate == 1.0
