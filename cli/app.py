@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import click
 import typer
 
-from . import data, evaluate, index, query, train
+from . import benchmark, data, evaluate, index, query, train
 
 app = typer.Typer(
     help="Search a video corpus for moments that match a sentence.",
@@ -16,21 +15,17 @@ app.add_typer(data.app, name="data")
 app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(train.app, name="train")
 app.add_typer(index.app, name="index")
+app.add_typer(benchmark.app, name="benchmark")
 app.command(name="query")(query.query)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI on ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    """Run the CLI on ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    Standalone mode lets typer print usage errors and help itself; it always ends in SystemExit.
+    """
     try:
-        # Without standalone mode click returns the code of a typer.Exit instead of raising it.
-        result = app(args=argv, prog_name="moment-search", standalone_mode=False)
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort:
-        return 1
+        app(args=argv, prog_name="moment-search")
     except SystemExit as e:
-        return int(e.code or 0)
-    return result if isinstance(result, int) else 0
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0

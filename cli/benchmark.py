@@ -1,0 +1,61 @@
+"""``moment-search benchmark ...``: the measured reports (each writes JSON + Markdown)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import console, user_errors
+
+app = typer.Typer(help="Run benchmarks; each writes JSON + Markdown (+ plots).",
+                  no_args_is_help=True)
+
+
+@app.command("corpus-scale")
+def corpus_scale(
+    out: Path = typer.Option(..., help="Report directory."),
+    preset: str = typer.Option("small", help="small (~1 min) | medium (~10 min) | large."),
+    sizes: str = typer.Option(None, help="Comma-separated sizes overriding the preset."),
+    kinds: str = typer.Option(None, help="Comma-separated index kinds (default: all)."),
+    threads: int = typer.Option(1, help="FAISS threads."),
+) -> None:
+    """FAISS build time, bytes/vector, latency and recall vs exact, on synthetic embeddings."""
+    from moment_search.benchmarks import corpus_scale as bench
+
+    argv = ["--out", str(out), "--preset", preset, "--threads", str(threads)]
+    argv += ["--sizes", sizes] if sizes else []
+    argv += ["--kinds", kinds] if kinds else []
+    with user_errors():
+        bench.main(argv)
+    console.print(f"report written to {out}")
+
+
+@app.command("real-corpus")
+def real_corpus(
+    data: Path = typer.Option(..., help="Corpus directory (features + annotations)."),
+    out: Path = typer.Option(..., help="Report directory."),
+    split: str = typer.Option("val", help="Split whose queries are timed."),
+) -> None:
+    """Index build time and TE / CML query latency on a real corpus, checked against brute force."""
+    from moment_search.benchmarks import real_corpus as bench
+
+    with user_errors():
+        bench.main(["--data", str(data), "--split", split, "--out", str(out)])
+
+
+@app.command("fvmr-accuracy")
+def fvmr_accuracy(
+    data: Path = typer.Option(..., help="Corpus directory (features + annotations)."),
+    out: Path = typer.Option(..., help="Report directory."),
+    model: list[str] = typer.Option(..., help="NAME=CHECKPOINT_DIR (repeatable)."),
+    split: str = typer.Option("val", help="Split to evaluate."),
+) -> None:
+    """Single-video metrics with prior controls and corpus-search metrics per model."""
+    from moment_search.benchmarks import fvmr_eval as bench
+
+    argv = ["--data", str(data), "--out", str(out), "--split", split]
+    for item in model:
+        argv += ["--model", item]
+    with user_errors():
+        bench.main(argv)
