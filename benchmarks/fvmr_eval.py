@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 from ..data.corpus_dir import open_corpus
@@ -42,27 +43,48 @@ def single_video_rows(name: str, model_dir: Path | None, data: Path, split: str)
     return rows
 
 
-def corpus_row(name: str, model_dir: Path, data: Path, split: str) -> dict:
-    """Corpus search metrics over the split's videos, with the index built on the fly."""
+def corpus_rows(name: str, model_dir: Path, data: Path, split: str,
+                rerankers: dict[str, Path] | None = None, rerank_videos: tuple[int, ...] = (10,),
+                rerank_weight: float = 0.5) -> list[dict]:
+    """Corpus search metrics over the split's videos (index built on the fly): the fast path
+    alone, then the fast path + each reranker on its top M videos for each M."""
     corpus, _ = open_corpus(data, split=split)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         index_dir = Path(tmp) / "index"
         build_index(data, index_dir, model_dir,
                     BuildConfig(split=split, index_kind="flat", device="cpu"))
         searcher = Searcher.open(index_dir, device="cpu")
-        results = search_file(searcher, data / f"{split}.jsonl", k=min(100, searcher.n_proposals))
-    predictions = {qid: [(m.video_id, m.start_s, m.end_s, m.score) for m in moments]
-                   for qid, moments in results.items()}
-    return {"model": name, "videos": len(corpus), **corpus_metrics(predictions, corpus.queries)}
+        k = min(100, searcher.n_proposals)
+        setups = [(name, {})]
+        for rerank, rerank_dir in (rerankers or {}).items():
+            searcher.add_reranker(rerank, rerank_dir)
+            setups += [(f"{name} + {rerank} (M={m}, w={rerank_weight})",
+                        {"rerank": rerank, "rerank_videos": m, "rerank_weight": rerank_weight})
+                       for m in rerank_videos]
+        for label, options in setups:
+            begin = time.perf_counter()
+            results = search_file(searcher, data / f"{split}.jsonl", k=k, batch_size=1,
+                                  **options)
+            ms = 1000 * (time.perf_counter() - begin) / max(1, len(results))
+            predictions = {qid: [(m.video_id, m.start_s, m.end_s, m.score) for m in moments]
+                           for qid, moments in results.items()}
+            rows.append({"model": label, "videos": len(corpus), "ms_per_query": ms,
+                         **corpus_metrics(predictions, corpus.queries)})
+    return rows
 
 
-def run(data: Path, models: dict[str, Path], split: str, out: Path) -> dict:
-    """Evaluate every model; write ``fvmr_eval.json`` and ``fvmr_eval.md`` into ``out``."""
+def run(data: Path, models: dict[str, Path], split: str, out: Path,
+        rerankers: dict[str, Path] | None = None, rerank_videos: tuple[int, ...] = (10,),
+        rerank_weight: float = 0.5) -> dict:
+    """Evaluate every model (rerankers on top of the first); write ``fvmr_eval.json`` and
+    ``fvmr_eval.md`` into ``out``."""
     single = single_video_rows("prior", None, data, split)
     corpus = []
-    for name, model_dir in models.items():
+    for i, (name, model_dir) in enumerate(models.items()):
         single += single_video_rows(name, model_dir, data, split)
-        corpus.append(corpus_row(name, model_dir, data, split))
+        corpus += corpus_rows(name, model_dir, data, split, rerankers if i == 0 else None,
+                              rerank_videos, rerank_weight)
     report = {"data": str(data), "split": split, "models": {k: str(v) for k, v in models.items()},
               "single_video": single, "corpus": corpus, "machine": machine_info()}
     out.mkdir(parents=True, exist_ok=True)
@@ -77,7 +99,7 @@ def markdown(report: dict) -> str:
         f"Single-video, {report['split']} split (percent):",
         markdown_table(report["single_video"], ["model", "pairing", *SINGLE_COLUMNS]),
         f"Corpus search over the {report['split']} videos (percent; a hit needs the right video):",
-        markdown_table(report["corpus"], ["model", "videos", *CORPUS_COLUMNS]),
+        markdown_table(report["corpus"], ["model", "videos", *CORPUS_COLUMNS, "ms_per_query"]),
         machine_markdown(report["machine"]),
     ])
 
@@ -99,9 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--model", action="append", default=[], help="NAME=CHECKPOINT_DIR")
     parser.add_argument("--split", default="val")
+    parser.add_argument("--rerank", action="append", default=[],
+                        help="NAME=CHECKPOINT_DIR of a reranker applied on top of the first model")
+    parser.add_argument("--rerank-videos", default="10", help="comma-separated M values")
+    parser.add_argument("--rerank-weight", type=float, default=0.5)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    report = run(args.data, parse_models(args.model), args.split, args.out)
+    m_values = tuple(int(m) for m in args.rerank_videos.split(","))
+    report = run(args.data, parse_models(args.model), args.split, args.out,
+                 parse_models(args.rerank), m_values, args.rerank_weight)
     print(markdown(report))
     return 0
 

@@ -49,6 +49,8 @@ def fvmr_accuracy(
     data: Path = typer.Option(..., help="Corpus directory (features + annotations)."),
     out: Path = typer.Option(..., help="Report directory."),
     model: list[str] = typer.Option(..., help="NAME=CHECKPOINT_DIR (repeatable)."),
+    rerank: list[str] = typer.Option(None, help="NAME=CHECKPOINT_DIR of a reranker on top."),
+    rerank_videos: str = typer.Option("10", help="Comma-separated M values for the rerank."),
     split: str = typer.Option("val", help="Split to evaluate."),
 ) -> None:
     """Single-video metrics with prior controls and corpus-search metrics per model."""
@@ -57,5 +59,8 @@ def fvmr_accuracy(
     argv = ["--data", str(data), "--out", str(out), "--split", split]
     for item in model:
         argv += ["--model", item]
+    for item in rerank or []:
+        argv += ["--rerank", item]
+    argv += ["--rerank-videos", rerank_videos]
     with user_errors():
         bench.main(argv)

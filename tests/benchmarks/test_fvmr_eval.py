@@ -4,14 +4,17 @@ import pytest
 from moment_search.benchmarks.fvmr_eval import main, parse_models
 
 
-def test_report_on_tiny_corpus(tiny_corpus, tiny_model_dir, tmp_path):
+def test_report_on_tiny_corpus(tiny_corpus, tiny_model_dir, tiny_pln_dir, tmp_path):
     assert main(["--data", str(tiny_corpus), "--model", f"tiny={tiny_model_dir}",
+                 "--rerank", f"pln={tiny_pln_dir}", "--rerank-videos", "1,2",
                  "--out", str(tmp_path / "out")]) == 0
     report = json.loads((tmp_path / "out" / "fvmr_eval.json").read_text())
     pairings = [(r["model"], r["pairing"]) for r in report["single_video"]]
     assert pairings == [("prior", "real"), ("tiny", "real"), ("tiny", "shuffled-video"),
                         ("tiny", "shuffled-query")]
     assert report["corpus"][0]["videos"] == 2 and "R10@0.5" in report["corpus"][0]
+    assert [r["model"] for r in report["corpus"]][1:] == [
+        "tiny + pln (M=1, w=0.5)", "tiny + pln (M=2, w=0.5)"]
     assert "| model | pairing |" in (tmp_path / "out" / "fvmr_eval.md").read_text()
 
 
