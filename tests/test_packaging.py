@@ -1,7 +1,8 @@
 """The wheel must hold every subpackage: pyproject lists packages by hand (package-dir mapping)."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPED = {"moment_search": "moment_search", "indexer": "moment_search.indexer",

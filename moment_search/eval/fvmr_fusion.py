@@ -16,11 +16,11 @@ from ..data.corpus import Corpus, Query
 from ..data.features import FeatureStore
 from ..geometry.proposals import proposal_spans
 from ..models.fvmr import FVMR
-from ..pretrained import default_model_dir
 from ..search.localize import rank_moments
 from ..text.role_tree import RoleTreeParser
 from ..text.tokens import TokenEncoder
 from ..train.data import build_examples, collate
+from .fvmr_localizer import load_checkpoint
 from .runner import register_localizer
 
 
@@ -57,7 +57,4 @@ class FVMRFusionLocalizer:
 @register_localizer("fvmr-pq")
 def load_fvmr_fusion(data_dir: Path, model_dir: Path | None) -> FVMRFusionLocalizer:
     """The FVMR checkpoint in ``model_dir`` (default: the shipped model), p + q fused."""
-    directory = model_dir or default_model_dir("fvmr")
-    _, extra = FVMR.read_config(directory)
-    return FVMRFusionLocalizer(FVMR.from_pretrained(directory), int(extra.get("max_tokens", 32)),
-                               extra.get("feature_rate"))
+    return FVMRFusionLocalizer(*load_checkpoint(model_dir))

@@ -61,10 +61,16 @@ class FVMRLocalizer:
         return out
 
 
+def load_checkpoint(model_dir: Path | None) -> tuple[FVMR, int, float | None]:
+    """``(model, max_tokens, feature_rate)`` of an FVMR checkpoint (default: the shipped one)."""
+    directory = model_dir or default_model_dir("fvmr")
+    _, extra = FVMR.read_config(directory)
+    return (FVMR.from_pretrained(directory), int(extra.get("max_tokens", 32)),
+            extra.get("feature_rate"))
+
+
 @register_localizer("fvmr")
 def load_fvmr(data_dir: Path, model_dir: Path | None) -> FVMRLocalizer:
     """The FVMR checkpoint in ``model_dir`` (default: the shipped model)."""
-    directory = model_dir or default_model_dir("fvmr")
-    _, extra = FVMR.read_config(directory)
-    return FVMRLocalizer(FVMR.from_pretrained(directory), int(extra.get("max_tokens", 32)),
-                         feature_rate=extra.get("feature_rate"))
+    model, max_tokens, feature_rate = load_checkpoint(model_dir)
+    return FVMRLocalizer(model, max_tokens, feature_rate=feature_rate)
