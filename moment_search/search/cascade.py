@@ -3,11 +3,15 @@
 Fusion: for each proposal of a reranked video, ``w * sigmoid(p) + (1 - w) * r`` where p is the
 FVMR fast-path logit (recomputed exactly for every proposal of the video, not only the fetched
 ones) and r the reranker's probability. Reranked videos come first, ranked by the fused score;
-the fast-path moments of the other videos follow, so k may exceed what M videos hold.
+the fast-path moments of the other videos follow, so k may exceed what M videos hold. Each
+reranked video keeps as many moments as it had in the fast path's top k (at least one, or
+``per_video`` when set): the reranker re-scores and re-places moments, it does not let ten
+videos crowd out the rest of the corpus.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -45,6 +49,7 @@ def fast_probabilities(searcher, text: str, videos: list[RerankVideo]
 def rerank_moments(searcher, reranker: Reranker, text: str, fast: list, opts) -> list:
     """Fast-path moments of one query -> the cascade's top ``opts.k`` moments."""
     chosen = list(dict.fromkeys(m.video_id for m in fast))[:opts.rerank_videos]
+    budget = Counter(m.video_id for m in fast[:opts.k])
     videos = candidate_videos(searcher, chosen)
     scored = reranker.score_videos(text, videos)
     fused = []
@@ -53,7 +58,7 @@ def rerank_moments(searcher, reranker: Reranker, text: str, fast: list, opts) ->
                                               strict=True):
         score = fuse(fast_scores_for(moments[:, :2], spans, probs), moments[:, 2],
                      opts.rerank_weight)
-        cap = opts.per_video or opts.k
+        cap = opts.per_video or max(1, budget[video.video_id])
         keep = nms(moments[:, :2], score, opts.nms, max_keep=cap) if opts.nms < 1 else \
             np.argsort(-score, kind="stable")[:cap]
         fused += [(video.video_id, moments[i, 0], moments[i, 1], float(score[i])) for i in keep]

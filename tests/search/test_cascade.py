@@ -15,6 +15,10 @@ def test_rerank_cascade_end_to_end(searcher, tiny_pln_dir):
     reranked = [m for m in fused if m.stage == "pln+fvmr"]
     assert reranked and {m.video_id for m in reranked} <= {m.video_id for m in fast}
     assert len({m.video_id for m in reranked}) <= 3
+    # each reranked video keeps the number of moments it had in the fast path's top k
+    for video in {m.video_id for m in reranked}:
+        had = sum(m.video_id == video for m in fast)
+        assert sum(m.video_id == video for m in reranked) == max(1, had)
     assert all(0.0 <= m.score <= 1.0 for m in reranked)
     # the reranked block is sorted by fused score and comes first
     assert fused[:len(reranked)] == reranked
