@@ -29,6 +29,7 @@ def fvmr(
     warmup_epochs: int = typer.Option(8, min=0, help="Epochs before distillation starts."),
     teacher: bool = typer.Option(True, help="--no-teacher trains FVMR w/o SD."),
     cross_video: float = typer.Option(0.0, min=0.0, help="Weight of the cross-video term."),
+    clip_norm: bool = typer.Option(False, help="LayerNorm on input clip features."),
     feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
     train_split: str = typer.Option("train", help="Split to train on."),
     val_split: str = typer.Option("val", help="Split to validate on each epoch."),
@@ -39,7 +40,7 @@ def fvmr(
     from moment_search.train.fvmr_trainer import FVMRTrainer, TrainConfig
 
     model_config = FVMRConfig(n_clips=n_clips, hidden_dim=hidden_dim, space_dim=space_dim,
-                               dropout=dropout)
+                               dropout=dropout, clip_norm=clip_norm)
     train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
                                weight_decay=weight_decay,
                                distill_weight=distill_weight, warmup_epochs=warmup_epochs,

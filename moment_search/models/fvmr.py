@@ -44,6 +44,7 @@ class FVMRConfig:
     fuse_kernels: tuple[int, int] = (3, 9)  # phi_fuse: conv, then gated conv (paper)
     lstm_layers: int = 2  # BiLSTM depth (paper, Fig. 3b)
     dropout: float = 0.1
+    clip_norm: bool = False  # LayerNorm on the input clip features (not in the paper)
 
 
 @dataclass
@@ -131,6 +132,8 @@ class FVMR(PretrainedMixin, nn.Module):
     def __init__(self, config: FVMRConfig):
         super().__init__()
         self.config = c = config
+        # CLIP features are L2-normalised (entries ~0.04); a LayerNorm rescales them per clip
+        self.clip_norm = nn.LayerNorm(c.feature_dim) if c.clip_norm else nn.Identity()
         self.clip_fc = nn.Sequential(nn.Linear(c.feature_dim, c.hidden_dim), nn.ReLU(),
                                      nn.Dropout(c.dropout))
         self.map_convs = MapConvStack(c.hidden_dim, c.map_kernels)
@@ -156,7 +159,7 @@ class FVMR(PretrainedMixin, nn.Module):
 
     def moment_cells(self, clips: torch.Tensor) -> torch.Tensor:
         """Video encoder + phi_m on every map cell: (B, N, Dv) clips -> (B, N*N, D)."""
-        hidden = self.clip_fc(clips)  # (B, N, H)
+        hidden = self.clip_fc(self.clip_norm(clips))  # (B, N, H)
         map2d = self.map_convs(map_max_pool(hidden), self.mask)  # (B, H, N, N)
         return self.phi_m(map2d.flatten(2).transpose(1, 2))  # (B, N*N, D)
 

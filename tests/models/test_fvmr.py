@@ -100,3 +100,15 @@ def test_bad_checkpoints(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "pln", "config": {}}')
     with pytest.raises(CheckpointError, match="expected 'fvmr'"):
         FVMR.from_pretrained(tmp_path)
+
+
+def test_clip_norm_option_round_trip(tmp_path):
+    model = FVMR(FVMRConfig(feature_dim=12, token_dim=10, n_clips=8, hidden_dim=16, space_dim=8,
+                            dropout=0.0, clip_norm=True)).eval()
+    clips, tokens, mask = inputs()
+    # a LayerNorm makes the moment embeddings invariant to the scale of the input features
+    torch.testing.assert_close(model.encode_moments(clips), model.encode_moments(clips * 25),
+                               atol=1e-4, rtol=1e-4)
+    model.save_pretrained(tmp_path / "norm")
+    loaded = FVMR.from_pretrained(tmp_path / "norm")
+    torch.testing.assert_close(loaded(clips, tokens, mask).p, model(clips, tokens, mask).p)
