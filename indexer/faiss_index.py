@@ -25,7 +25,8 @@ Builds are seeded (k-means seed 1234): two builds on the same data give the same
 several threads for the IVF kinds; for HNSW this is guaranteed with ``add(..., threads=1)`` only.
 
 Choosing the kind and its parameters lives in ``index_choice`` (pure arithmetic, re-exported
-here). ``faiss`` is imported lazily; a missing install raises ImportError naming ``pip install faiss-cpu``.
+here). ``faiss`` is imported lazily; a missing install raises ImportError naming
+``pip install faiss-cpu``.
 """
 
 from __future__ import annotations
