@@ -10,7 +10,6 @@ written last, atomically.
 from __future__ import annotations
 
 import hashlib
-import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -39,7 +38,6 @@ from .store import (
     write_metadata,
 )
 
-log = logging.getLogger("moment_search")
 Progress = Callable[[int, int], None]  # (videos done, proposals done)
 
 
@@ -222,18 +220,12 @@ def fill_index(index, catalog: Catalog, index_dir: Path, shards: list[int],
         faiss_index.add(index, vectors[order], all_ids[order])
 
 
-def next_index_file(index_dir: Path, params: dict) -> str:
-    """A fresh versioned name (index-00001.faiss...): the catalog switches to it atomically."""
-    version = int(params.get("version", 0)) + 1
-    return f"index-{version:05d}.faiss"
-
-
 def publish_index(index, index_dir: Path, catalog: Catalog, spec, shards: list[int],
                   previous: dict | None) -> None:
     """Write the FAISS file under a new name, point the catalog at it, delete the old file."""
     params = dict(spec.params)
     params["version"] = int((previous or {}).get("version", 0)) + 1
-    params["file"] = next_index_file(index_dir, previous or {})
+    params["file"] = f"index-{params['version']:05d}.faiss"  # the catalog switches to it
     params["shards"] = sorted(shards)
     faiss_index.write_index(index, index_dir / params["file"])
     counts = catalog.counts()
@@ -241,6 +233,12 @@ def publish_index(index, index_dir: Path, catalog: Catalog, spec, shards: list[i
                       counts["proposals_removed"])
     if previous and previous.get("file") and previous["file"] != params["file"]:
         (index_dir / previous["file"]).unlink(missing_ok=True)
+
+
+def kept_spec(catalog: Catalog, params: dict, reason: str) -> faiss_index.IndexSpec:
+    """The spec of the index a catalog points at (its params without the bookkeeping keys)."""
+    kept = {k: v for k, v in params.items() if k not in ("file", "shards", "version")}
+    return faiss_index.IndexSpec(catalog.info().index_type, kept, reason=reason)
 
 
 def make_index(index_dir: Path, catalog: Catalog, shards: list[int], config: BuildConfig):
@@ -340,7 +338,7 @@ def add_videos(corpus_dir: str | Path, index_dir: str | Path, config: BuildConfi
     start = time.perf_counter()
     index_dir = Path(index_dir)
     catalog, params = require_index(index_dir, config.catalog_url)
-    model, extra = load_model(index_dir / MODEL_DIR, config.device)
+    model, _ = load_model(index_dir / MODEL_DIR, config.device)
     info = catalog.info()
     corpus, store = open_corpus(corpus_dir, split=config.split,
                                 feature_rate=config.feature_rate or info.feature_rate)
@@ -353,9 +351,7 @@ def add_videos(corpus_dir: str | Path, index_dir: str | Path, config: BuildConfi
     added = pending + list(range(first_shard, first_shard + len(groups)))
     index = faiss_index.read_index(index_dir / params["file"])
     fill_index(index, catalog, index_dir, added)
-    spec = faiss_index.IndexSpec(info.index_type, {k: v for k, v in params.items()
-                                                   if k not in ("file", "shards", "version")},
-                                 reason=f"kept the existing {info.index_type} index")
+    spec = kept_spec(catalog, params, f"kept the existing {info.index_type} index")
     publish_index(index, index_dir, catalog, spec, params["shards"] + added, params)
     finish_embeddings(index_dir, config.keep_embeddings)
     return BuildReport(index_dir, len(new), len(new) * len(embedder.cells), spec.reason,
@@ -396,14 +392,11 @@ def remove_videos(index_dir: str | Path, video_ids: list[str], catalog_url: str 
     index = faiss_index.read_index(index_dir / params["file"])
     records = [live[v] for v in video_ids]
     ids = np.concatenate([np.arange(r.first_id, r.first_id + r.n_proposals) for r in records])
-    info = catalog.info()
     if faiss_index.supports_remove(index):
         faiss_index.remove(index, ids)  # otherwise tombstoned: the catalog filters at search time
     catalog.mark_removed(video_ids)
-    spec = faiss_index.IndexSpec(info.index_type, {k: v for k, v in params.items()
-                                                   if k not in ("file", "shards", "version")},
-                                 reason="")
-    publish_index(index, index_dir, catalog, spec, params["shards"], params)
+    publish_index(index, index_dir, catalog, kept_spec(catalog, params, ""), params["shards"],
+                  params)
     return int(len(ids))
 
 

@@ -33,11 +33,11 @@ def candidate_videos(searcher, video_ids: list[str]) -> list[RerankVideo]:
     return videos
 
 
-def fast_probabilities(searcher, text: str, videos: list[RerankVideo]
+def fast_probabilities(searcher, query: np.ndarray, videos: list[RerankVideo]
                        ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per video, ``(spans (P, 2), sigmoid(p) (P,))`` of the FVMR fast path over all proposals."""
+    """Per video, ``(spans (P, 2), sigmoid(p) (P,))`` of the FVMR fast path over all proposals,
+    for the (D,) query embedding the search already computed."""
     encoder = MomentEncoder(searcher.encoder.model)
-    query = searcher.encoder.encode([text])[0]  # (D,)
     out = []
     for video in videos:
         meta = Video(video.video_id, video.duration, None, video.feature_rate)
@@ -46,7 +46,8 @@ def fast_probabilities(searcher, text: str, videos: list[RerankVideo]
     return out
 
 
-def rerank_moments(searcher, reranker: Reranker, text: str, fast: list, opts) -> list:
+def rerank_moments(searcher, reranker: Reranker, text: str, query: np.ndarray, fast: list,
+                   opts) -> list:
     """Fast-path moments of one query -> the cascade's top ``opts.k`` moments."""
     chosen = list(dict.fromkeys(m.video_id for m in fast))[:opts.rerank_videos]
     budget = Counter(m.video_id for m in fast[:opts.k])
@@ -54,7 +55,7 @@ def rerank_moments(searcher, reranker: Reranker, text: str, fast: list, opts) ->
     scored = reranker.score_videos(text, videos)
     fused = []
     for video, moments, (spans, probs) in zip(videos, scored,
-                                              fast_probabilities(searcher, text, videos),
+                                              fast_probabilities(searcher, query, videos),
                                               strict=True):
         score = fuse(fast_scores_for(moments[:, :2], spans, probs), moments[:, 2],
                      opts.rerank_weight)

@@ -154,18 +154,19 @@ class Searcher:
         self.timings.post_ms = 1000 * (time.perf_counter() - start)
         if opts.rerank:
             start = time.perf_counter()
-            results = [self._rerank(text, moments, opts) if moments else moments
-                       for text, moments in zip(texts, results, strict=True)]
+            results = [self._rerank(text, query, moments, opts) if moments else moments
+                       for text, query, moments in zip(texts, queries, results, strict=True)]
             self.timings.extra["rerank_ms"] = 1000 * (time.perf_counter() - start)
         return results
 
-    def _rerank(self, text: str, fast: list[Moment], opts: SearchOptions) -> list[Moment]:
+    def _rerank(self, text: str, query: np.ndarray, fast: list[Moment], opts: SearchOptions
+                ) -> list[Moment]:
         """Re-score the top ``rerank_videos`` videos of the fast path and fuse (see rerank.py)."""
         from .cascade import rerank_moments
 
         if opts.rerank not in self.rerankers:
             self.add_reranker(opts.rerank)
-        return rerank_moments(self, self.rerankers[opts.rerank], text, fast, opts)
+        return rerank_moments(self, self.rerankers[opts.rerank], text, query, fast, opts)
 
     def _check(self, texts: Sequence[str], opts: SearchOptions) -> None:
         for i, text in enumerate(texts):
