@@ -40,7 +40,6 @@ class FVMRFusionLocalizer:
         subset = Corpus(corpus.videos, list(queries), corpus.name)
         examples = build_examples(subset, store, self.model.config.n_clips, self.tokens,
                                   self.parser)
-        by_qid = {q.qid: q for q in queries}
         out = {}
         for start in range(0, len(examples), 128):
             chunk = examples[start:start + 128]
@@ -48,8 +47,7 @@ class FVMRFusionLocalizer:
             result = self.model(batch.clips, batch.tokens, batch.token_mask, batch.tree)
             fused = ((torch.sigmoid(result.p) + torch.sigmoid(result.q)) / 2).numpy()
             for example, scores in zip(chunk, fused, strict=True):
-                duration = corpus.video(by_qid[example.qid].video_id).duration
-                spans = proposal_spans(self.model.config.n_clips, duration)
+                spans = proposal_spans(self.model.config.n_clips, example.duration)
                 out[example.qid] = rank_moments(scores, spans, k)
         return out
 

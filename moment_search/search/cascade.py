@@ -18,8 +18,8 @@ import numpy as np
 
 from ..data.corpus import Video
 from ..data.features import load_feature_source
-from ..geometry.spans import nms
 from .encoders import MomentEncoder
+from .localize import keep_best
 from .rerank import Reranker, RerankVideo, fast_scores_for, fuse
 
 
@@ -60,8 +60,7 @@ def rerank_moments(searcher, reranker: Reranker, text: str, query: np.ndarray, f
         score = fuse(fast_scores_for(moments[:, :2], spans, probs), moments[:, 2],
                      opts.rerank_weight)
         cap = opts.per_video or max(1, budget[video.video_id])
-        keep = nms(moments[:, :2], score, opts.nms, max_keep=cap) if opts.nms < 1 else \
-            np.argsort(-score, kind="stable")[:cap]
+        keep = keep_best(moments[:, :2], score, cap, opts.nms)
         fused += [(video.video_id, moments[i, 0], moments[i, 1], float(score[i])) for i in keep]
     fused.sort(key=lambda hit: -hit[3])
     stage = f"{reranker.name}+fvmr"

@@ -7,6 +7,14 @@ import numpy as np
 from ..geometry.spans import nms
 
 
+def keep_best(spans: np.ndarray, scores: np.ndarray, k: int, nms_threshold: float
+              ) -> np.ndarray:
+    """Indices of the best ``k`` spans, best first, after temporal NMS (>= 1 disables it)."""
+    if nms_threshold >= 1.0:
+        return np.argsort(-scores, kind="stable")[:k]
+    return nms(spans, scores, nms_threshold, max_keep=k)
+
+
 def rank_moments(scores: np.ndarray, spans: np.ndarray, k: int, nms_threshold: float = 0.5
                  ) -> np.ndarray:
     """The best ``k`` moments of one video after temporal NMS.
@@ -20,8 +28,5 @@ def rank_moments(scores: np.ndarray, spans: np.ndarray, k: int, nms_threshold: f
     Returns:
         (K, 3) float array of ``[start_s, end_s, score]``, best first.
     """
-    if nms_threshold >= 1.0:
-        keep = np.argsort(-scores, kind="stable")[:k]
-    else:
-        keep = nms(spans, scores, nms_threshold, max_keep=k)
+    keep = keep_best(spans, scores, k, nms_threshold)
     return np.concatenate([spans[keep], scores[keep, None]], axis=1).astype(np.float64)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry.spans import nms
 from ..indexer import faiss_index
 from ..indexer.catalog import Catalog
 from ..indexer.store import MODEL_DIR, ProposalTable, read_metadata
 from .encoders import QueryEncoder
+from .localize import keep_best
 
 
 @dataclass(frozen=True)
@@ -216,11 +216,7 @@ class Searcher:
     def _video_hits(self, ids: np.ndarray, scores: np.ndarray, opts: SearchOptions
                     ) -> list[tuple[int, float]]:
         spans = np.stack([self.table.start_s[ids], self.table.end_s[ids]], axis=1)
-        cap = opts.per_video or opts.k
-        if opts.nms >= 1.0:
-            keep = np.argsort(-scores, kind="stable")[:cap]
-        else:
-            keep = nms(spans, scores, opts.nms, max_keep=cap)
+        keep = keep_best(spans, scores, opts.per_video or opts.k, opts.nms)
         return [(int(ids[i]), float(scores[i])) for i in keep]
 
     def _moment(self, rank: int, proposal_id: int, score: float) -> Moment:

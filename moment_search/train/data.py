@@ -30,6 +30,7 @@ class Example:
     """One query with its video, ready to batch."""
 
     qid: str
+    duration: float  # seconds, of the query's video
     clips: torch.Tensor  # (N, Dv)
     tokens: torch.Tensor  # (L, Dt)
     verb_weights: torch.Tensor  # (V, L)
@@ -87,20 +88,21 @@ def build_examples(corpus: Corpus, store: FeatureStore, n_clips: int, encoder: T
                    ) -> list[Example]:
     """One :class:`Example` per query of ``corpus`` (queries without windows are skipped)."""
     queries = [q for q in corpus.queries if q.windows]
-    video_ids = list(dict.fromkeys(q.video_id for q in queries))
-    clips = {vid: _video_clips(corpus, store, vid, n_clips) for vid in video_ids}
+    video_index = {vid: i for i, vid in enumerate(dict.fromkeys(q.video_id for q in queries))}
+    clips = {vid: _video_clips(corpus, store, vid, n_clips) for vid in video_index}
     texts = [q.text for q in queries]
     trees = parser.parse(texts)
     token_rows = _token_rows(encoder, texts)
     examples = []
     for query, tree in zip(queries, trees, strict=True):
         tokens, offsets = token_rows[query.text]
-        labels = proposal_labels(query, corpus.video(query.video_id).duration,
-                                           n_clips, o_min, o_max)
+        labels = proposal_labels(query, corpus.video(query.video_id).duration, n_clips,
+                                 o_min, o_max)
         examples.append(Example(
-            qid=query.qid, clips=clips[query.video_id], tokens=tokens,
+            qid=query.qid, duration=corpus.video(query.video_id).duration,
+            clips=clips[query.video_id], tokens=tokens,
             labels=torch.from_numpy(labels),
-            video_index=video_ids.index(query.video_id), **tree_tensors(tree, offsets)))
+            video_index=video_index[query.video_id], **tree_tensors(tree, offsets)))
     return examples
 
 

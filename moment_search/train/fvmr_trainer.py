@@ -80,19 +80,10 @@ def validate(model: FVMR, examples: list[Example], corpus: Corpus, k: int = 5,
         batch = collate(chunk)
         p = model(batch.clips, batch.tokens, batch.token_mask).p.numpy()  # (B, P)
         for example, scores in zip(chunk, p, strict=True):
-            duration = corpus.video(_video_of(corpus, example.qid)).duration
-            spans = proposal_spans(model.config.n_clips, duration)
+            spans = proposal_spans(model.config.n_clips, example.duration)
             predictions[example.qid] = rank_moments(scores, spans, k)
     queries = [q for q in corpus.queries if q.qid in predictions]
     return single_video_metrics(predictions, queries)
-
-
-def _video_of(corpus: Corpus, qid: str) -> str:
-    index = getattr(corpus, "_qid_to_video", None)
-    if index is None:
-        index = {q.qid: q.video_id for q in corpus.queries}
-        corpus._qid_to_video = index
-    return index[qid]
 
 
 class FVMRTrainer(EpochTrainer):
