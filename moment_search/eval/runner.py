@@ -23,6 +23,7 @@ from .controls import apply_control
 from .metrics import single_video_metrics
 from .predictions import write_single_predictions
 from .prior import PriorBaseline
+from .stepwise import StepwiseLocalizer
 
 
 class Localizer(Protocol):
@@ -37,12 +38,12 @@ class Localizer(Protocol):
 
 LocalizerLoader = Callable[[Path, Path | None], Localizer]
 LOCALIZERS: dict[str, LocalizerLoader] = {}
-# Built-in models, imported on first use so that ``prior`` never loads torch models.
+# Built-in models, imported on first use so that ``prior`` never loads torch models. Every
+# reranker of ``search.rerank.RERANKERS`` (pln, ...) is a localizer under its own name too.
 BUILTIN_LOCALIZERS = {
     "fvmr": "moment_search.eval.fvmr_localizer",
     "fvmr-pq": "moment_search.eval.fvmr_fusion",
-    "pln": "moment_search.eval.pln_localizer",
-    "pln-s2": "moment_search.eval.pln_localizer",
+    "pln-s2": "moment_search.eval.reranker_localizer",
 }
 
 
@@ -67,12 +68,19 @@ class EvalResult:
 
 def load_localizer(name: str, data_dir: Path, model_dir: Path | None) -> Localizer:
     """The registered localizer ``name``; ValueError lists the known names."""
+    from ..search.rerank import RERANKERS
+
+    model_dir = None if model_dir is None else Path(model_dir)
     if name not in LOCALIZERS and name in BUILTIN_LOCALIZERS:
         importlib.import_module(BUILTIN_LOCALIZERS[name])  # registers itself
+    if name not in LOCALIZERS and name in RERANKERS:
+        from .reranker_localizer import load_named
+
+        return load_named(name, model_dir)
     if name not in LOCALIZERS:
-        known = ", ".join(sorted(set(LOCALIZERS) | set(BUILTIN_LOCALIZERS)))
+        known = ", ".join(sorted(set(LOCALIZERS) | set(BUILTIN_LOCALIZERS) | set(RERANKERS)))
         raise ValueError(f"unknown model {name!r}; expected one of: {known}")
-    return LOCALIZERS[name](Path(data_dir), None if model_dir is None else Path(model_dir))
+    return LOCALIZERS[name](Path(data_dir), model_dir)
 
 
 def evaluate_model(
@@ -117,17 +125,28 @@ def evaluate_model(
                       timings, path)
 
 
-class PriorLocalizer:
-    """The prior baseline as a localizer: the same ranked positions for every video."""
+class PriorLocalizer(StepwiseLocalizer):
+    """The prior baseline as a localizer: the same ranked positions for every video (no text,
+    no features: TE does nothing and CML scales the positions to the video's duration)."""
+
+    nms_threshold = 1.0  # the prior's positions are already its ranked picks
 
     def __init__(self, prior: PriorBaseline):
         self.prior = prior
+        self.durations: dict[str, float] = {}
+        self.timings: dict[str, float] = {}
 
-    def localize(
-        self, queries: list[Query], corpus: Corpus, store: FeatureStore, k: int
-    ) -> dict[str, np.ndarray]:
-        """Scale the prior's positions to each query's video."""
-        return {q.qid: self.prior.predict(corpus.video(q.video_id).duration, k) for q in queries}
+    def prepare(self, corpus: Corpus, store: FeatureStore, video_ids: list[str]) -> None:
+        """Remember each video's duration."""
+        self.durations.update({vid: corpus.video(vid).duration for vid in video_ids})
+
+    def encode_query(self, text: str) -> None:
+        """The prior ignores the sentence."""
+        return None
+
+    def score_video(self, query: None, video_id: str) -> np.ndarray:
+        """Every prior position in seconds with its frequency score, (K, 3)."""
+        return self.prior.predict(self.durations[video_id], len(self.prior.scores))
 
 
 @register_localizer("prior")

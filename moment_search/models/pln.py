@@ -228,8 +228,17 @@ class PLN(PretrainedMixin, nn.Module):
         Raises:
             ValueError: on a wrong number of stages or a clip tensor of the wrong shape.
         """
+        return self.localize(clips_per_stage, self.encode_query(tokens, token_mask))
+
+    def encode_query(self, tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """The sentence features f_s (B, C) from (B, L, Dt) token embeddings and their mask: the
+        text-only part, computed once per query however many videos it is matched against."""
+        return self.sentence(tokens, token_mask)
+
+    def localize(self, clips_per_stage: Sequence[torch.Tensor], query: torch.Tensor
+                 ) -> PLNOutput:
+        """Every stage's relevance map for (B, C) sentence features f_s (see :meth:`forward`)."""
         self.check_inputs(clips_per_stage)
-        query = self.sentence(tokens, token_mask)  # (B, C): f_s
         logits, previous = [], None
         for t, clips in enumerate(clips_per_stage):
             previous, stage_logits = self.stage(t, clips, query, previous)
@@ -255,10 +264,16 @@ class PLN(PretrainedMixin, nn.Module):
         Raises:
             ValueError: for another strategy, or bad inputs (see :meth:`forward`).
         """
+        return self.score_encoded(clips_per_stage, self.encode_query(tokens, token_mask),
+                                  strategy)
+
+    def score_encoded(self, clips_per_stage: Sequence[torch.Tensor], query: torch.Tensor,
+                      strategy: int = 1) -> torch.Tensor:
+        """:meth:`score_proposals` for sentence features f_s (B, C) already encoded."""
         if strategy not in (1, 2):
             raise ValueError(f"strategy must be 1 (last stage) or 2 (stage average), "
                              f"got {strategy!r}")
-        output = self(clips_per_stage, tokens, token_mask)
+        output = self.localize(clips_per_stage, query)
         if strategy == 1:
             return self.stage_scores(output, self.n_stages - 1)
         return average_stage_scores(output.logits, output.masks).flatten(1)[:, self.final_cells]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,9 +28,22 @@ class RerankVideo:
 
 
 class Reranker(Protocol):
-    """A cross-modal model that scores the moments of whole videos for one query."""
+    """A cross-modal model that scores the moments of whole videos for one query.
+
+    ``score_videos(text, videos)`` is ``score_encoded(encode_text(text), videos)``: the split lets
+    the benchmarks time text encoding (TE) apart from the cross-modal part (CML), and lets a scan
+    of a whole corpus encode the sentence once.
+    """
 
     name: str
+
+    def encode_text(self, text: str) -> Any:
+        """The model's encoding of one sentence."""
+        ...
+
+    def score_encoded(self, query: Any, videos: list[RerankVideo]) -> list[np.ndarray]:
+        """Per video, a (P, 3) array ``[start_s, end_s, probability]`` over its proposals."""
+        ...
 
     def score_videos(self, text: str, videos: list[RerankVideo]) -> list[np.ndarray]:
         """Per video, a (P, 3) array ``[start_s, end_s, probability]`` over its proposals."""

@@ -1,0 +1,119 @@
+"""Single-video localization step by step, every step timed per query: TE, CML and NMS.
+
+A *stepwise* model answers one query in one video in three steps, as the FVMR paper's Table 1
+splits the cost:
+
+* ``prepare(corpus, store, video_ids)``: offline, per video, not timed (FVMR embeds the moments
+  of every video here, as its indexer does; PLN loads the raw features into memory);
+* ``encode_query(text)``: TE, the text encoding, once per query;
+* ``score_video(query, video_id)``: CML, the cross-modal scoring of every proposal of one video,
+  a (P, 3) ``[start_s, end_s, score]`` array;
+
+then NMS + top k (shared code, :func:`rank_moments`) ranks the scores with the model's
+``nms_threshold``. Every model of the speed-accuracy report is timed by this one loop, so their
+columns are comparable. The first ``warmup`` queries run once untimed before the timed pass
+(first calls load kernels and fill caches).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..data.corpus import Corpus, Query
+from ..data.features import FeatureStore
+from ..search.localize import rank_moments
+
+STEPS = ("TE", "CML", "NMS")
+
+
+class StepwiseModel(Protocol):
+    """A single-video localizer split into timed steps (see the module docstring)."""
+
+    nms_threshold: float
+
+    def prepare(self, corpus: Corpus, store: FeatureStore, video_ids: list[str]) -> None:
+        """Offline per-video work for ``video_ids`` (not timed)."""
+        ...
+
+    def encode_query(self, text: str) -> Any:
+        """TE: the query's text encoding, in whatever form :meth:`score_video` takes."""
+        ...
+
+    def score_video(self, query: Any, video_id: str) -> np.ndarray:
+        """CML: (P, 3) ``[start_s, end_s, score]`` over every proposal of one prepared video."""
+        ...
+
+
+@dataclass
+class StepTimes:
+    """Milliseconds per query of each step (one value per timed query)."""
+
+    steps: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STEPS})
+
+    def record(self, step: str, start: float) -> None:
+        """Append the milliseconds since ``start`` (a ``perf_counter`` value) to ``step``."""
+        self.steps[step].append(1000 * (time.perf_counter() - start))
+
+    def totals(self) -> list[float]:
+        """ALL per query: TE + CML + NMS, what one query on one video costs end to end."""
+        return [sum(parts) for parts in zip(*self.steps.values(), strict=True)]
+
+    def summary(self) -> dict[str, float]:
+        """``<step>_ms_median`` and ``<step>_ms_p95`` for TE, CML, NMS and ALL."""
+        out = {}
+        for step, values in {**self.steps, "ALL": self.totals()}.items():
+            if values:
+                out[f"{step}_ms_median"] = float(np.median(values))
+                out[f"{step}_ms_p95"] = float(np.percentile(values, 95))
+        return out
+
+
+def _answer(model: StepwiseModel, query: Query, k: int, times: StepTimes | None) -> np.ndarray:
+    clock = time.perf_counter
+    start = clock()
+    encoded = model.encode_query(query.text)
+    if times:
+        times.record("TE", start)
+    start = clock()
+    scored = model.score_video(encoded, query.video_id)
+    if times:
+        times.record("CML", start)
+    start = clock()
+    ranked = rank_moments(scored[:, 2], scored[:, :2], k, model.nms_threshold)
+    if times:
+        times.record("NMS", start)
+    return ranked
+
+
+def localize_stepwise(model: StepwiseModel, queries: list[Query], corpus: Corpus,
+                      store: FeatureStore, k: int, warmup: int = 3
+                      ) -> tuple[dict[str, np.ndarray], StepTimes]:
+    """Answer every query in its own video, timing each step.
+
+    Returns:
+        ``qid -> (K, 3) [start_s, end_s, score]`` best first, and the per-query step times.
+    """
+    model.prepare(corpus, store, list(dict.fromkeys(q.video_id for q in queries)))
+    for query in queries[:warmup]:
+        _answer(model, query, k, None)
+    times = StepTimes()
+    return {q.qid: _answer(model, q, k, times) for q in queries}, times
+
+
+class StepwiseLocalizer:
+    """Mixin: ``localize`` (the :class:`~moment_search.eval.runner.Localizer` call) through
+    :func:`localize_stepwise`, leaving the step summary in ``timings``."""
+
+    timings: dict[str, float]
+
+    def localize(self, queries: list[Query], corpus: Corpus, store: FeatureStore, k: int
+                 ) -> dict[str, np.ndarray]:
+        """``qid -> (K, 3) [start_s, end_s, score]`` for each query in its own video."""
+        predictions, times = localize_stepwise(self, queries, corpus, store, k)
+        self.timings = times.summary()
+        return predictions
+
