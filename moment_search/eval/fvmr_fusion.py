@@ -53,6 +53,8 @@ class FVMRFusionLocalizer:
 
 
 @register_localizer("fvmr-pq")
-def load_fvmr_fusion(data_dir: Path, model_dir: Path | None) -> FVMRFusionLocalizer:
-    """The FVMR checkpoint in ``model_dir`` (default: the shipped model), p + q fused."""
+def load_fvmr_fusion(data_dir: Path, model_dir: Path | None, device: str = "cpu"
+                     ) -> FVMRFusionLocalizer:
+    """The FVMR checkpoint in ``model_dir`` (default: the shipped model), p + q fused, on the
+    CPU (an evaluation-only ablation; ``device`` is accepted for the common loader call)."""
     return FVMRFusionLocalizer(*load_checkpoint(model_dir))

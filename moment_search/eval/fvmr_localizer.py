@@ -13,6 +13,7 @@ import numpy as np
 
 from ..data.corpus import Corpus
 from ..data.features import FeatureStore
+from ..device import resolve_device
 from ..models.fvmr import FVMR
 from ..pretrained import default_model_dir
 from ..search.encoders import MomentEncoder, QueryEncoder
@@ -28,7 +29,8 @@ class FVMRLocalizer(StepwiseLocalizer):
                  feature_rate: float | None = None):
         self.feature_rate = feature_rate
         self.moments = MomentEncoder(model)
-        self.queries = QueryEncoder(model, TokenEncoder(max_length=max_tokens))
+        tokens = TokenEncoder(device=self.moments.device, max_length=max_tokens)
+        self.queries = QueryEncoder(model, tokens)
         self.nms_threshold = nms_threshold
         self.gallery: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.timings: dict[str, float] = {}
@@ -52,16 +54,19 @@ class FVMRLocalizer(StepwiseLocalizer):
         return np.concatenate([spans, (embeddings @ query)[:, None]], axis=1)
 
 
-def load_checkpoint(model_dir: Path | None) -> tuple[FVMR, int, float | None]:
-    """``(model, max_tokens, feature_rate)`` of an FVMR checkpoint (default: the shipped one)."""
+def load_checkpoint(model_dir: Path | None, device: str = "cpu"
+                    ) -> tuple[FVMR, int, float | None]:
+    """``(model, max_tokens, feature_rate)`` of an FVMR checkpoint (default: the shipped one),
+    the model on ``device`` (``auto`` | ``cpu`` | ``cuda[:N]``)."""
     directory = model_dir or default_model_dir("fvmr")
     _, extra = FVMR.read_config(directory)
-    return (FVMR.from_pretrained(directory), int(extra.get("max_tokens", 32)),
+    return (FVMR.from_pretrained(directory, resolve_device(device)),
+            int(extra.get("max_tokens", 32)),
             extra.get("feature_rate"))
 
 
 @register_localizer("fvmr")
-def load_fvmr(data_dir: Path, model_dir: Path | None) -> FVMRLocalizer:
+def load_fvmr(data_dir: Path, model_dir: Path | None, device: str = "cpu") -> FVMRLocalizer:
     """The FVMR checkpoint in ``model_dir`` (default: the shipped model)."""
-    model, max_tokens, feature_rate = load_checkpoint(model_dir)
+    model, max_tokens, feature_rate = load_checkpoint(model_dir, device)
     return FVMRLocalizer(model, max_tokens, feature_rate=feature_rate)

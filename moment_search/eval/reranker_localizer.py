@@ -48,14 +48,15 @@ class RerankerLocalizer(StepwiseLocalizer):
         return self.reranker.score_encoded(query, [self.videos[video_id]])[0]
 
 
-def load_named(name: str, model_dir: Path | None) -> RerankerLocalizer:
-    """Reranker ``name`` (see ``RERANKERS``) from ``model_dir`` (default: shipped), on CPU."""
-    return RerankerLocalizer(load_reranker(name, model_dir, device="cpu"))
+def load_named(name: str, model_dir: Path | None, device: str = "cpu") -> RerankerLocalizer:
+    """Reranker ``name`` (see ``RERANKERS``) from ``model_dir`` (default: shipped) on ``device``."""
+    return RerankerLocalizer(load_reranker(name, model_dir, device))
 
 
 @register_localizer("pln-s2")
-def load_pln_strategy2(data_dir: Path, model_dir: Path | None) -> RerankerLocalizer:
+def load_pln_strategy2(data_dir: Path, model_dir: Path | None, device: str = "cpu"
+                       ) -> RerankerLocalizer:
     """PLN with Strategy 2: the average of every stage's scores."""
-    localizer = load_named("pln", model_dir)
+    localizer = load_named("pln", model_dir, device)
     localizer.reranker.strategy = 2
     return localizer

@@ -36,7 +36,7 @@ class Localizer(Protocol):
         ...
 
 
-LocalizerLoader = Callable[[Path, Path | None], Localizer]
+LocalizerLoader = Callable[[Path, Path | None, str], Localizer]  # data, model, device
 LOCALIZERS: dict[str, LocalizerLoader] = {}
 # Built-in models, imported on first use so that ``prior`` never loads torch models. Every
 # reranker of ``search.rerank.RERANKERS`` (pln, ...) is a localizer under its own name too.
@@ -66,8 +66,10 @@ class EvalResult:
     predictions_path: Path | None = None
 
 
-def load_localizer(name: str, data_dir: Path, model_dir: Path | None) -> Localizer:
-    """The registered localizer ``name``; ValueError lists the known names."""
+def load_localizer(name: str, data_dir: Path, model_dir: Path | None, device: str = "cpu"
+                   ) -> Localizer:
+    """The registered localizer ``name`` with its torch model on ``device``; ValueError lists
+    the known names."""
     from ..search.rerank import RERANKERS
 
     model_dir = None if model_dir is None else Path(model_dir)
@@ -76,11 +78,11 @@ def load_localizer(name: str, data_dir: Path, model_dir: Path | None) -> Localiz
     if name not in LOCALIZERS and name in RERANKERS:
         from .reranker_localizer import load_named
 
-        return load_named(name, model_dir)
+        return load_named(name, model_dir, device)
     if name not in LOCALIZERS:
         known = ", ".join(sorted(set(LOCALIZERS) | set(BUILTIN_LOCALIZERS) | set(RERANKERS)))
         raise ValueError(f"unknown model {name!r}; expected one of: {known}")
-    return LOCALIZERS[name](Path(data_dir), model_dir)
+    return LOCALIZERS[name](Path(data_dir), model_dir, device)
 
 
 def evaluate_model(
@@ -91,6 +93,7 @@ def evaluate_model(
     predictions_path: str | Path | None = None,
     k: int = 10,
     control: str | None = None,
+    device: str = "cpu",
 ) -> EvalResult:
     """Localize every query of ``split`` with model ``name`` and score it.
 
@@ -102,11 +105,12 @@ def evaluate_model(
         predictions_path: where to write QVHighlights-style predictions (None: not written).
         k: windows kept per query.
         control: ``shuffled-video`` or ``shuffled-query`` (see ``controls``), or None.
+        device: where the model runs (``auto`` | ``cpu`` | ``cuda[:N]``).
 
     Returns:
         An :class:`EvalResult` with R@n, IoU=m and mIoU (percent) and the wall time per query.
     """
-    localizer = load_localizer(name, Path(data_dir), model_dir)
+    localizer = load_localizer(name, Path(data_dir), model_dir, device)
     # videos are read at the feature rate the model was trained with (None: spread)
     rate = getattr(localizer, "feature_rate", None)
     corpus, store = open_corpus(data_dir, split=split, feature_rate=rate)
@@ -150,7 +154,7 @@ class PriorLocalizer(StepwiseLocalizer):
 
 
 @register_localizer("prior")
-def load_prior(data_dir: Path, model_dir: Path | None) -> PriorLocalizer:
+def load_prior(data_dir: Path, model_dir: Path | None, device: str = "cpu") -> PriorLocalizer:
     """``prior.json`` from ``model_dir``, or the prior fitted on the train split of ``data_dir``."""
     if model_dir is not None:
         return PriorLocalizer(PriorBaseline.load(model_dir / "prior.json"))

@@ -17,6 +17,7 @@ columns are comparable. The first ``warmup`` queries run once untimed before the
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -72,14 +73,24 @@ class StepTimes:
         return out
 
 
+def synchronize() -> None:
+    """Wait for queued CUDA work so that wall-clock step times include it (no-op on the CPU;
+    torch is not imported for models that never loaded it)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def _answer(model: StepwiseModel, query: Query, k: int, times: StepTimes | None) -> np.ndarray:
     clock = time.perf_counter
     start = clock()
     encoded = model.encode_query(query.text)
+    synchronize()
     if times:
         times.record("TE", start)
     start = clock()
     scored = model.score_video(encoded, query.video_id)
+    synchronize()
     if times:
         times.record("CML", start)
     start = clock()

@@ -97,6 +97,8 @@ class Searcher:
         catalog, params = require_index(index_dir, catalog_url)
         verify_model_matches(index_dir, catalog)
         index = faiss_index.read_index(index_dir / params["file"])
+        # on a GPU when one is there and the FAISS build has GPU support, else on the CPU
+        index = faiss_index.to_device(index, faiss_index.resolve_placement(device))
         torch_device = resolve_device(device)
         model = FVMR.from_pretrained(index_dir / MODEL_DIR, torch_device)
         _, extra = FVMR.read_config(index_dir / MODEL_DIR)
