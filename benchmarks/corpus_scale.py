@@ -32,8 +32,8 @@ import numpy as np
 from ..indexer import faiss_index as fi
 from . import report
 
-__all__ = ["PRESETS", "ScaleConfig", "SyntheticEmbeddings", "exact_topk", "main", "recall_at",
-           "run"]
+__all__ = ["PRESETS", "ScaleConfig", "SyntheticEmbeddings", "build_measured", "exact_topk",
+           "latency_ms", "main", "recall_at", "run"]
 
 PRESETS = {
     "small": (10_000, 30_000, 100_000),
@@ -197,8 +197,10 @@ def _training_sample(data: SyntheticEmbeddings, n: int, size: int, seed: int) ->
     return np.ascontiguousarray(np.concatenate(parts))
 
 
-def _build(spec: fi.IndexSpec, n: int, data: SyntheticEmbeddings) -> tuple[object, dict]:
-    """Train and fill an index; data generation is excluded from the times."""
+def build_measured(spec: fi.IndexSpec, n: int, data) -> tuple[object, dict]:
+    """Train and fill an index with the first ``n`` vectors of ``data`` (anything with ``dim``,
+    ``seed`` and ``blocks(n)`` like :class:`SyntheticEmbeddings`); data generation is excluded
+    from the times."""
     index = fi.new_index(spec, data.dim)
     sample_size = fi.train_sample_size(spec, n)
     train_s = 0.0
@@ -238,14 +240,15 @@ def _serialized_bytes(index, out_dir: Path) -> int:
         Path(temp_name).unlink(missing_ok=True)
 
 
-def _latency_ms(index, queries: np.ndarray, batch: int, **settings) -> np.ndarray:
-    """Per-query milliseconds of each search call over ``queries`` in chunks of ``batch``."""
-    fi.search(index, queries[:batch], K, **settings)  # warm caches / thread pool
+def latency_ms(index, queries: np.ndarray, batch: int, k: int = K, **settings) -> np.ndarray:
+    """Per-query milliseconds of each ``k``-NN search call over ``queries`` in chunks of
+    ``batch``."""
+    fi.search(index, queries[:batch], k, **settings)  # warm caches / thread pool
     times = []
     for start in range(0, len(queries) - batch + 1, batch):
         chunk = queries[start:start + batch]
         begin = time.perf_counter()
-        fi.search(index, chunk, K, **settings)
+        fi.search(index, chunk, k, **settings)
         times.append(1000 * (time.perf_counter() - begin) / batch)
     return np.asarray(times)
 
@@ -267,7 +270,7 @@ def _sweep(index, kind: str, params: dict, queries, truth, batch: int) -> list[d
     rows, previous = [], -1.0
     for value in values:
         row = {"param": name, "value": value, **_recall(index, queries, truth, **{name: value})}
-        row["per_query_ms"] = float(np.median(_latency_ms(index, queries, batch, **{name: value})))
+        row["per_query_ms"] = float(np.median(latency_ms(index, queries, batch, **{name: value})))
         rows.append(row)
         if row["recall_at_100"] >= 0.999 or (value >= 64 and row["recall_at_100"] - previous
                                              < 0.002):
@@ -313,7 +316,7 @@ def measure(kind: str, n: int, queries, truth, cfg: ScaleConfig, out_dir: Path) 
     skip = _skip_reason(spec, n, cfg)
     if skip:
         return {**row, "status": "skipped", "skip_reason": skip}
-    index, times = _build(spec, n, cfg.data)
+    index, times = build_measured(spec, n, cfg.data)
     row.update(times, status="ok", index_bytes=_serialized_bytes(index, out_dir))
     row["bytes_per_vector"] = row["index_bytes"] / n
     row.update(_recall(index, queries, truth))  # verify before timing
@@ -321,8 +324,8 @@ def measure(kind: str, n: int, queries, truth, cfg: ScaleConfig, out_dir: Path) 
         raise RuntimeError(f"exact flat search disagrees with numpy brute force at n={n} "
                            f"(recall@100 {row['recall_at_100']:.4f}); the benchmark is broken")
     row["meets_target"] = row["recall_at_100"] >= RECALL_TARGET
-    single = _latency_ms(index, queries[: cfg.n_single], 1)
-    batched = _latency_ms(index, queries, cfg.batch)
+    single = latency_ms(index, queries[: cfg.n_single], 1)
+    batched = latency_ms(index, queries, cfg.batch)
     row.update(single_p50_ms=float(np.percentile(single, 50)),
                single_p95_ms=float(np.percentile(single, 95)),
                batch_p50_ms=float(np.percentile(batched, 50)),

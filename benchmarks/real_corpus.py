@@ -30,9 +30,13 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def stored_vectors(index) -> tuple[np.ndarray, np.ndarray]:
-    """Every vector of an id-mapped index (flat, HNSW) and its id, by reconstruction."""
+    """Every vector of an id-mapped index (flat, HNSW) and its id, by reconstruction (a GPU
+    index is read back through a CPU copy)."""
     import faiss
 
+    from ..indexer.faiss_index import to_cpu
+
+    index = to_cpu(index)
     if not hasattr(index, "id_map"):
         raise ValueError("the brute-force check needs a flat or HNSW (id-mapped) index")
     inner = faiss.downcast_index(index.index)

@@ -64,3 +64,20 @@ def fvmr_accuracy(
     argv += ["--rerank-videos", rerank_videos]
     with user_errors():
         bench.main(argv)
+
+
+@app.command("speed-accuracy")
+def speed_accuracy(
+    data: Path = typer.Option(..., help="Corpus directory (features + annotations)."),
+    out: Path = typer.Option(..., help="Report directory (report.json, report.md, plots)."),
+    split: str = typer.Option("val", help="Split whose queries are answered."),
+    models: str = typer.Option("fvmr,pln", help="NAME[=CHECKPOINT_DIR],... (default: shipped)."),
+    preset: str = typer.Option("small", help="small (a few minutes) | medium | large."),
+    device: str = typer.Option("cpu", help="auto | cpu | cuda[:N] for the models and FAISS."),
+) -> None:
+    """TE / CML / ALL and accuracy per model, index vs cascade vs brute-force scan, scaling."""
+    from moment_search.benchmarks.speed_accuracy import run as bench
+
+    with user_errors():
+        bench.main(["--data", str(data), "--out", str(out), "--split", split, "--models", models,
+                    "--preset", preset, "--device", device])

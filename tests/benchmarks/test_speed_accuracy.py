@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+
+from moment_search.benchmarks.speed_accuracy import run as bench
+from moment_search.benchmarks.speed_accuracy.presets import PRESETS, Preset, get_preset
+from moment_search.benchmarks.speed_accuracy.scaling import ReplicatedEmbeddings, linear_fit
+from moment_search.cli.app import main
+
+TINY = Preset("tiny", corpus_queries=None, rerank_videos=(1, 2), rerank_weight=0.5,
+              scale_videos=(3, 20), scale_queries=4, scan_videos=(2, 6), scan_queries=2,
+              warmup=1)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, session_corpus, tiny_model_dir, tiny_pln_dir):
+    out = tmp_path_factory.mktemp("speed")
+    models = {"fvmr": tiny_model_dir, "pln": tiny_pln_dir}
+    return out, bench.run(session_corpus, "val", models, TINY, out, "cpu", "test")
+
+
+def test_writes_every_output(report):
+    out, result = report
+    assert {p.name for p in out.iterdir()} >= {"report.json", "report.md", "speed_accuracy.png",
+                                                 "scaling.png"}
+    stored = json.loads((out / "report.json").read_text())
+    assert stored["machine"]["cpu_model"] and stored["machine"]["versions"]["torch"]
+    assert stored["device"] == "cpu"
+    text = (out / "report.md").read_text()
+    assert "## Single video" in text and "## Corpus" in text and "## Scaling" in text
+    assert "faster than pln scanning every video" in text
+
+
+def test_single_video_rows_have_steps_and_accuracy(report):
+    rows = report[1]["single_video"]
+    assert [r["model"] for r in rows] == ["prior", "fvmr", "pln"]
+    for r in rows:
+        assert r["queries"] == 3 and 0 <= r["R1@0.5"] <= 100 and 0 <= r["mIoU"] <= 100
+        assert r["ALL_ms_median"] >= r["CML_ms_median"] > 0
+        assert r["TE_ms_p95"] >= r["TE_ms_median"]
+
+
+def test_corpus_rows_cover_index_cascades_and_scan(report):
+    rows = report[1]["corpus"]["rows"]
+    assert [r["strategy"] for r in rows] == ["index", "cascade", "cascade", "scan"]
+    assert [r.get("M") for r in rows[1:3]] == [1, 2]
+    assert rows[-1]["videos_scored_per_query"] == report[1]["corpus"]["about"]["videos"] == 3
+    assert all(r["queries"] == 3 and r["ms_p95"] >= r["ms_p50"] > 0 for r in rows)
+    checks = report[1]["checks"]
+    assert any("exact scan" in c for c in checks) and any("weight 0" in c for c in checks)
+    assert any("chunked" in c for c in checks)
+
+
+def test_scaling_measures_then_extrapolates(report):
+    scaling = report[1]["scaling"]
+    assert [p["videos"] for p in scaling["index"]] == [3, 20]
+    assert all(p["recall_at_100"] == 1.0 and p["index"] == "flat" for p in scaling["index"])
+    curve = {p["videos"]: p["source"] for p in scaling["scan"]["pln"]}
+    # session corpus: 9 videos; measured at 2 and 6, the 3 and 20 of the index extrapolated
+    assert curve == {2: "measured", 3: "extrapolated", 6: "measured", 20: "extrapolated"}
+    assert scaling["cascade_m"] == {"pln": 1}
+
+
+def test_replicated_embeddings_keep_real_videos_and_perturb_copies():
+    base = np.random.default_rng(0).standard_normal((3, 4, 2)).astype(np.float32)
+    data = ReplicatedEmbeddings(base, noise=0.1, videos_per_block=2)
+    vectors = np.concatenate([v for _, v in data.blocks(5 * 4)])
+    assert vectors.shape == (20, 2)
+    np.testing.assert_array_equal(vectors[:12], base.reshape(-1, 2))
+    copy = vectors[12:16] - base[0]
+    assert 0 < np.abs(copy).max() < 1.0
+    np.testing.assert_array_equal(vectors, np.concatenate([v for _, v in data.blocks(20)]))
+
+
+def test_linear_fit_and_parsing():
+    points = [{"videos": 10, "ms_p50": 12.0}, {"videos": 110, "ms_p50": 112.0}]
+    assert linear_fit(points) == pytest.approx((2.0, 1.0))
+    assert bench.parse_models("fvmr, pln=dir") == {"fvmr": None, "pln": bench.Path("dir")}
+    with pytest.raises(ValueError, match="NAME=CHECKPOINT_DIR"):
+        bench.parse_models("fvmr,pln=")
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        get_preset("huge")
+    assert PRESETS["small"].scale_videos[-1] >= 10_000
+
+
+def test_cli_rejects_a_model_that_cannot_be_timed(session_corpus, tmp_path, tiny_model_dir):
+    code = main(["benchmark", "speed-accuracy", "--data", str(session_corpus), "--out",
+                 str(tmp_path), "--models", f"fvmr-pq={tiny_model_dir}"])
+    assert code == 2
+    assert not (tmp_path / "report.json").exists()
