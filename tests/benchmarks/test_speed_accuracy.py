@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-
 from moment_search.benchmarks.speed_accuracy import run as bench
 from moment_search.benchmarks.speed_accuracy.presets import PRESETS, Preset, get_preset
 from moment_search.benchmarks.speed_accuracy.scaling import ReplicatedEmbeddings, linear_fit
