@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
@@ -25,6 +26,7 @@ __all__ = [
     "machine_markdown",
     "markdown_table",
     "package_version",
+    "progress",
     "save_figure",
     "write_json",
     "write_markdown",
@@ -94,6 +96,12 @@ def machine_info() -> dict[str, Any]:
         "versions": versions,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr (the report itself goes to files and stdout)."""
+    stamp = datetime.now().strftime("%H:%M:%S")
+    print(f"[{stamp}] {message}", file=sys.stderr, flush=True)
 
 
 def _write_text(temp_name: str, text: str) -> None:

@@ -26,6 +26,7 @@ from ...eval.metrics import corpus_metrics
 from ...indexer.build import BuildConfig, build_index
 from ...search.searcher import Searcher
 from ..real_corpus import check_against_brute_force
+from ..report import progress
 from . import brute_force
 from .presets import Preset
 
@@ -100,6 +101,7 @@ def check_cascade(searcher: Searcher, name: str, query: Query, videos: dict) -> 
 def row(strategy: str, label: str, videos_scored: int, queries: list[Query], predictions: dict,
         wall: list[float], steps: dict, **extra) -> dict:
     """One corpus-table row."""
+    progress(f"corpus: {label}: {np.median(wall):.1f} ms/query p50")
     return {"strategy": strategy, "label": label, "videos_scored_per_query": videos_scored,
             "queries": len(queries), **latency_summary(wall), **steps, **extra,
             **corpus_metrics(predictions, queries)}

@@ -29,6 +29,7 @@ from ...indexer import faiss_index as fi
 from ...search.encoders import MomentEncoder, QueryEncoder
 from ...text.tokens import TokenEncoder
 from ..corpus_scale import build_measured, exact_topk, latency_ms, recall_at
+from ..report import progress
 from . import brute_force
 
 K = 100  # neighbours for recall
@@ -113,6 +114,7 @@ def index_point(videos: int, data: ReplicatedEmbeddings, queries: np.ndarray, bu
     """Build the indexer's choice for ``videos`` replicated videos; recall first, then latency."""
     n = videos * data.per_video
     spec = fi.choose_index(n, data.dim, budget)
+    progress(f"scaling: index of {videos:,} videos ({n:,} vectors, {spec.kind})")
     index, times = build_measured(spec, n, data)
     k = min(K, n)
     truth = exact_topk(data.blocks(n), queries, k)[1]
@@ -132,6 +134,7 @@ def index_point(videos: int, data: ReplicatedEmbeddings, queries: np.ndarray, bu
 
 def scan_point(reranker, videos: list, texts: list[str], warmup: int = 1) -> dict:
     """The scan measured over ``videos`` for each text (after ``warmup`` untimed queries)."""
+    progress(f"scaling: {reranker.name} scanning {len(videos):,} videos")
     for text in texts[:warmup]:
         brute_force.scan(reranker, text, videos, K)
     wall = []

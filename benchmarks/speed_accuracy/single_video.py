@@ -16,6 +16,7 @@ from ...data.corpus_dir import open_corpus
 from ...eval.metrics import single_video_metrics
 from ...eval.runner import load_localizer
 from ...eval.stepwise import localize_stepwise
+from ..report import progress
 
 K = 10  # windows kept per query (R@5 needs 5)
 
@@ -42,6 +43,7 @@ def check_answers(name: str, predictions: dict[str, np.ndarray], durations: dict
 def model_row(name: str, model_dir: Path | None, data: Path, split: str, device: str,
               warmup: int) -> dict:
     """Load, check, time and score one model; one table row."""
+    progress(f"single video: {name}")
     localizer = load_localizer(name, data, model_dir, device)
     require_stepwise(name, localizer)
     corpus, store = open_corpus(data, split=split,
