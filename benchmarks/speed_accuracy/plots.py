@@ -22,9 +22,17 @@ def _scatter(axis, rows: list[dict], x: str, metrics: tuple[str, str], label: st
     for r in rows:
         axis.annotate(r[label], (r[x], r[metrics[0]]), textcoords="offset points",
                       xytext=(4, 4), fontsize=7)
-    axis.set_xscale("log")
+    _log_axis(axis.xaxis, axis.set_xscale)
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
+
+
+def _log_axis(which, set_scale) -> None:
+    """A log scale labelled at its decades only (minor labels overlap)."""
+    from matplotlib.ticker import NullFormatter
+
+    set_scale("log")
+    which.set_minor_formatter(NullFormatter())
 
 
 def plot_speed_accuracy(report: dict, path: Path) -> Path:
@@ -61,8 +69,8 @@ def plot_scaling(scaling: dict, path: Path) -> Path:
         axis.plot([p["videos"] for p in curve], [p["ms_p50"] for p in curve], ":", color="C3")
         axis.plot([p["videos"] for p in measured], [p["ms_p50"] for p in measured], "D",
                   color="C3", label=f"{name} on every video (measured; dotted: extrapolated)")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
+    _log_axis(axis.xaxis, axis.set_xscale)
+    _log_axis(axis.yaxis, axis.set_yscale)
     axis.set_xlabel("videos in the corpus (log)")
     axis.set_ylabel("ms per query (median, log)")
     axis.grid(True, which="both", alpha=0.3)

@@ -27,13 +27,14 @@ from ...data.corpus_dir import open_corpus
 from ...eval.fvmr_localizer import load_checkpoint
 from ...indexer import faiss_index as fi
 from ...search.encoders import MomentEncoder, QueryEncoder
+from ...search.searcher import default_candidates
 from ...text.tokens import TokenEncoder
 from ..corpus_scale import build_measured, exact_topk, latency_ms, recall_at
 from ..report import progress
 from . import brute_force
 
 K = 100  # neighbours for recall
-CANDIDATES = 200  # proposals the searcher fetches per query by default (max(200, 20 k))
+CANDIDATES = default_candidates(K)  # what the searcher fetches for the corpus table's k = 100
 RECALL_TARGET = 0.95  # recall@100 the indexer's defaults are chosen to reach
 
 

@@ -18,7 +18,7 @@ from ..indexer import faiss_index
 from ..indexer.catalog import Catalog
 from ..indexer.store import MODEL_DIR, ProposalTable, read_metadata
 from .encoders import QueryEncoder
-from .localize import keep_best
+from .localize import best_across_videos
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,11 @@ class Moment:
         """JSON-ready fields."""
         return {"rank": self.rank, "video_id": self.video_id, "start_s": round(self.start_s, 3),
                 "end_s": round(self.end_s, 3), "score": round(self.score, 6), "stage": self.stage}
+
+
+def default_candidates(k: int) -> int:
+    """Proposals fetched from FAISS for k moments: NMS and the per-video cap drop many."""
+    return max(200, 20 * k)
 
 
 @dataclass
@@ -188,7 +193,7 @@ class Searcher:
             raise ValueError(f"unknown video id(s) {unknown[:5]}: not in this index")
 
     def _candidates(self, opts: SearchOptions) -> int:
-        wanted = opts.candidates or max(200, 20 * opts.k)
+        wanted = opts.candidates or default_candidates(opts.k)
         return int(min(wanted, self.index.ntotal))
 
     def _selector(self, video_ids: Sequence[str] | None) -> list[tuple[int, int]] | None:
@@ -208,18 +213,11 @@ class Searcher:
         videos = self.table.video_index[ids]
         alive = ~self.removed[videos]
         scores, ids, videos = scores[alive], ids[alive], videos[alive]
-        chosen = [self._video_hits(ids[videos == v], scores[videos == v], opts)
-                  for v in np.unique(videos)]
-        hits = [hit for group in chosen for hit in group]
-        hits.sort(key=lambda h: -h[1])
-        return [self._moment(rank, pid, score)
-                for rank, (pid, score) in enumerate(hits[:opts.k], 1)]
-
-    def _video_hits(self, ids: np.ndarray, scores: np.ndarray, opts: SearchOptions
-                    ) -> list[tuple[int, float]]:
         spans = np.stack([self.table.start_s[ids], self.table.end_s[ids]], axis=1)
-        keep = keep_best(spans, scores, opts.per_video or opts.k, opts.nms)
-        return [(int(ids[i]), float(scores[i])) for i in keep]
+        chosen = best_across_videos(spans, scores, videos, opts.k, opts.per_video or opts.k,
+                                    opts.nms)
+        return [self._moment(rank, int(ids[i]), float(scores[i]))
+                for rank, i in enumerate(chosen, 1)]
 
     def _moment(self, rank: int, proposal_id: int, score: float) -> Moment:
         video = self.table.video_names[self.table.video_index[proposal_id]]
