@@ -3,8 +3,9 @@
 Per query: TE (the model's text encoding, once), CML (every video scored, in chunks of videos per
 forward pass), then NMS within each video and the best k moments across the corpus, the same
 ranking rule as the index's search (at most k moments per video after NMS). The videos' features
-are loaded into memory beforehand, the scan's most favourable case: the measured ratio to the
-index is a lower bound.
+are loaded into memory beforehand and the model's query-independent work on them (PLN's pooled
+clips) is kept from the warm-up queries on: the scan's most favourable case, so the measured
+ratio to the index is a lower bound.
 
 Before timing, :func:`check_chunking` verifies that scoring videos in chunks gives the same scores
 as scoring them one at a time (batching must not change the answer).

@@ -2,9 +2,10 @@
 added to ``search.rerank.RERANKERS`` joins by its name.
 
 The reranker's own split gives the timed steps (see ``stepwise``): TE is ``encode_text`` (for PLN:
-MiniLM + its sentence BiLSTM), CML is ``score_encoded`` on the one video (the query-independent
-pooling of the video's features into stage clips included: it is cheap, and a cross-modal model
-answering a query does it unless the pooled clips are cached).
+MiniLM + its sentence BiLSTM), CML is ``score_encoded`` on the one video. Query-independent work
+on the video (PLN's pooling of the features into stage clips) is done in ``prepare`` when the
+reranker offers it (``stage_clips``), as FVMR's moment embeddings are: CML is the cross-modal
+model alone.
 """
 
 from __future__ import annotations
@@ -33,11 +34,14 @@ class RerankerLocalizer(StepwiseLocalizer):
         self.timings: dict[str, float] = {}
 
     def prepare(self, corpus: Corpus, store: FeatureStore, video_ids: list[str]) -> None:
-        """Load each video's raw features into memory (disk reads are not CML)."""
+        """Load each video's raw features into memory and do the reranker's query-independent
+        work on them (neither is CML)."""
         for vid in video_ids:
             video = corpus.video(vid)
             self.videos[vid] = RerankVideo(vid, np.asarray(store.load(vid)), video.duration,
                                            video.feature_rate)
+            if hasattr(self.reranker, "stage_clips"):
+                self.reranker.stage_clips(self.videos[vid])
 
     def encode_query(self, text: str) -> Any:
         """TE: the reranker's text encoding."""

@@ -42,8 +42,7 @@ class PLNReranker:
         if not videos:
             return []
         device = query.device
-        stages = [pool_stage_clips(v.features, self.model.config.stage_clips, v.duration,
-                                   v.feature_rate or self.feature_rate) for v in videos]
+        stages = [self.stage_clips(v) for v in videos]
         clips = [torch.from_numpy(np.stack([s[t] for s in stages])).to(device)
                  for t in range(self.model.n_stages)]
         scores = self.model.score_encoded(clips, query.expand(len(videos), -1),
@@ -51,6 +50,16 @@ class PLNReranker:
         return [np.concatenate([proposal_spans(self.model.final_clips, v.duration),
                                 scores[i].numpy()[:, None]], axis=1)
                 for i, v in enumerate(videos)]
+
+    def stage_clips(self, video: RerankVideo) -> list[np.ndarray]:
+        """The video's features mean-pooled into each stage's clips (query-independent: done
+        once per video object and kept in ``video.prepared``)."""
+        rate = video.feature_rate or self.feature_rate
+        key = ("pln", tuple(self.model.config.stage_clips), rate)
+        if key not in video.prepared:
+            video.prepared[key] = pool_stage_clips(video.features, self.model.config.stage_clips,
+                                                   video.duration, rate)
+        return video.prepared[key]
 
     def score_videos(self, text: str, videos: list[RerankVideo]) -> list[np.ndarray]:
         """Per video, (P, 3) ``[start_s, end_s, probability]`` in proposal order."""

@@ -8,7 +8,7 @@ LPNet join by adding a line to :data:`RERANKERS`.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +25,9 @@ class RerankVideo:
     features: np.ndarray  # (T, D) raw features
     duration: float  # seconds
     feature_rate: float | None  # features per second, or None (spread over the duration)
+    # query-independent work a reranker did on this video (e.g. PLN's pooled clips), kept for
+    # the next query that scores the same object
+    prepared: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 class Reranker(Protocol):

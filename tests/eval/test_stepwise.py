@@ -58,3 +58,18 @@ def test_prior_steps_equal_its_predictions(tiny_corpus):
     for qid, windows in expected.items():
         np.testing.assert_allclose(predictions[qid], windows)
     assert {"TE_ms_median", "CML_ms_p95", "ALL_ms_median"} <= set(prior.timings)
+
+
+def test_reranker_pooling_is_prepared_once_per_video(tiny_corpus, tiny_pln_dir):
+    corpus, store = open_corpus(tiny_corpus, split="val", feature_rate=1.0)
+    model = load_localizer("pln", tiny_corpus, tiny_pln_dir)
+    query = corpus.queries[0]
+    model.prepare(corpus, store, [query.video_id])
+    video = model.videos[query.video_id]
+    assert len(video.prepared) == 1
+    pooled = model.reranker.stage_clips(video)
+    assert model.reranker.stage_clips(video) is pooled
+    fresh = RerankVideo(video.video_id, video.features, video.duration, video.feature_rate)
+    encoded = model.encode_query(query.text)
+    np.testing.assert_allclose(model.reranker.score_encoded(encoded, [fresh])[0],
+                               model.score_video(encoded, query.video_id), rtol=1e-6)
