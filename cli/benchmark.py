@@ -81,3 +81,20 @@ def speed_accuracy(
     with user_errors():
         bench.main(["--data", str(data), "--out", str(out), "--split", split, "--models", models,
                     "--preset", preset, "--device", device])
+
+
+@app.command("devices")
+def devices(
+    data: Path = typer.Option(..., help="Corpus directory (features + annotations)."),
+    out: Path = typer.Option(..., help="Report directory (devices.json, devices.md)."),
+    split: str = typer.Option("val", help="Split whose queries are answered."),
+    models: str = typer.Option("fvmr,pln", help="NAME[=CHECKPOINT_DIR],... (default: shipped)."),
+    device_list: str = typer.Option("cpu,cuda", "--devices", help="Devices to compare."),
+    sizes: str = typer.Option("150,1000,5000", help="Corpus sizes (videos) of the scan."),
+) -> None:
+    """Single-video steps and the cross-modal scan on each device (no FAISS needed)."""
+    from moment_search.benchmarks.speed_accuracy import devices as bench
+
+    with user_errors():
+        bench.main(["--data", str(data), "--out", str(out), "--split", split, "--models", models,
+                    "--devices", device_list, "--sizes", sizes])

@@ -1,8 +1,10 @@
-"""How much the speed-accuracy report measures: the small / medium / large presets."""
+"""How much the speed-accuracy report measures (the small / medium / large presets), and which
+models (``--models``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,19 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
     return PRESETS[name]
+
+
+def parse_models(text: str) -> dict[str, Path | None]:
+    """``"fvmr,pln=DIR"`` -> ``{"fvmr": None, "pln": Path("DIR")}`` (None: shipped checkpoint).
+
+    Raises:
+        ValueError: an empty list or a malformed item (named).
+    """
+    models: dict[str, Path | None] = {}
+    for item in (part.strip() for part in text.split(",")):
+        name, sep, path = item.partition("=")
+        if not name or (sep and not path):
+            raise ValueError(f"--models expects NAME or NAME=CHECKPOINT_DIR items separated by "
+                             f"commas, got {item!r} in {text!r}")
+        models[name] = Path(path) if sep else None
+    return models

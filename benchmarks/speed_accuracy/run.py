@@ -18,27 +18,11 @@ from ..report import machine_info, write_json, write_markdown
 from . import scaling
 from .corpus import corpus_rows
 from .plots import plot_scaling, plot_speed_accuracy
-from .presets import Preset, get_preset
+from .presets import Preset, get_preset, parse_models
 from .single_video import single_video_rows
 from .tables import markdown
 
 PREFERRED_M = 10  # the cascade drawn in the scaling figure (else the smallest M measured)
-
-
-def parse_models(text: str) -> dict[str, Path | None]:
-    """``"fvmr,pln=DIR"`` -> ``{"fvmr": None, "pln": Path("DIR")}`` (None: shipped checkpoint).
-
-    Raises:
-        ValueError: an empty list or a malformed item (named).
-    """
-    models: dict[str, Path | None] = {}
-    for item in (part.strip() for part in text.split(",")):
-        name, sep, path = item.partition("=")
-        if not name or (sep and not path):
-            raise ValueError(f"--models expects NAME or NAME=CHECKPOINT_DIR items separated by "
-                             f"commas, got {item!r} in {text!r}")
-        models[name] = Path(path) if sep else None
-    return models
 
 
 def cascade_cost(rows: list[dict], name: str) -> tuple[int, float]:

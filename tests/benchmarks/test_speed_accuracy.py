@@ -1,9 +1,15 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from moment_search.benchmarks.speed_accuracy import run as bench
-from moment_search.benchmarks.speed_accuracy.presets import PRESETS, Preset, get_preset
+from moment_search.benchmarks.speed_accuracy.presets import (
+    PRESETS,
+    Preset,
+    get_preset,
+    parse_models,
+)
 from moment_search.benchmarks.speed_accuracy.scaling import ReplicatedEmbeddings, linear_fit
 from moment_search.cli.app import main
 
@@ -75,9 +81,9 @@ def test_replicated_embeddings_keep_real_videos_and_perturb_copies():
 def test_linear_fit_and_parsing():
     points = [{"videos": 10, "ms_p50": 12.0}, {"videos": 110, "ms_p50": 112.0}]
     assert linear_fit(points) == pytest.approx((2.0, 1.0))
-    assert bench.parse_models("fvmr, pln=dir") == {"fvmr": None, "pln": bench.Path("dir")}
+    assert parse_models("fvmr, pln=dir") == {"fvmr": None, "pln": Path("dir")}
     with pytest.raises(ValueError, match="NAME=CHECKPOINT_DIR"):
-        bench.parse_models("fvmr,pln=")
+        parse_models("fvmr,pln=")
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         get_preset("huge")
     assert PRESETS["small"].scale_videos[-1] >= 10_000
@@ -88,3 +94,14 @@ def test_cli_rejects_a_model_that_cannot_be_timed(session_corpus, tmp_path, tiny
                  str(tmp_path), "--models", f"fvmr-pq={tiny_model_dir}"])
     assert code == 2
     assert not (tmp_path / "report.json").exists()
+
+
+def test_devices_report_on_cpu(session_corpus, tiny_model_dir, tiny_pln_dir, tmp_path):
+    from moment_search.benchmarks.speed_accuracy import devices
+
+    models = {"fvmr": tiny_model_dir, "pln": tiny_pln_dir}
+    report = devices.run(session_corpus, "val", models, ["cpu"], tmp_path, sizes=(2, 5),
+                         warmup=1)
+    assert [r["model"] for r in report["single_video"]] == ["prior", "fvmr", "pln"]
+    assert [(r["model"], r["videos"]) for r in report["scan"]] == [("pln", 2), ("pln", 5)]
+    assert "| cpu | pln |" in (tmp_path / "devices.md").read_text()
