@@ -22,7 +22,9 @@ from ...data.features import FeatureStore
 from ...eval.stepwise import synchronize
 from ...search.localize import best_across_videos
 from ...search.rerank import Reranker, RerankVideo
+from ..report import progress
 
+K = 100  # moments per query, as in the corpus table
 CHUNK = 64  # videos per forward pass (measured: 16-150 cost the same per video on 1 core)
 
 
@@ -83,3 +85,18 @@ def check_chunking(reranker: Reranker, text: str, videos: list[RerankVideo], cou
         raise RuntimeError(f"{reranker.name}: chunked scoring differs from one-video scoring by "
                            f"{worst:.2e} (> {tolerance}); refusing to time the scan")
     return worst
+
+
+def measure(reranker: Reranker, videos: list[RerankVideo], texts: list[str], warmup: int = 1
+            ) -> dict:
+    """The scan measured over ``videos`` for each text (after ``warmup`` untimed queries)."""
+    progress(f"{reranker.name} scanning {len(videos):,} videos")
+    for text in texts[:warmup]:
+        scan(reranker, text, videos, K)
+    wall = []
+    for text in texts:
+        start = time.perf_counter()
+        scan(reranker, text, videos, K)
+        wall.append(1000 * (time.perf_counter() - start))
+    return {"videos": len(videos), "queries": len(texts), "ms_p50": float(np.median(wall)),
+            "ms_p95": float(np.percentile(wall, 95)), "source": "measured"}

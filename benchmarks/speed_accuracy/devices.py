@@ -17,7 +17,7 @@ from pathlib import Path
 from ...data.corpus_dir import open_corpus
 from ...search.rerank import RERANKERS, load_reranker
 from ..report import machine_info, machine_markdown, markdown_table, write_json, write_markdown
-from . import brute_force, scaling
+from . import brute_force
 from .presets import parse_models
 from .single_video import single_video_rows
 
@@ -36,7 +36,7 @@ def scan_rows(data: Path, split: str, name: str, model_dir: Path | None, device:
     rows = []
     for size in sizes:
         pool = (videos * (size // len(videos) + 1))[:size]
-        rows.append({"device": device, "model": name, **scaling.scan_point(reranker, pool, texts)})
+        rows.append({"device": device, "model": name, **brute_force.measure(reranker, pool, texts)})
     return rows
 
 

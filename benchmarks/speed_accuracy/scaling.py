@@ -17,7 +17,6 @@ to the number available and extrapolated linearly beyond (labelled ``extrapolate
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -133,20 +132,6 @@ def index_point(videos: int, data: ReplicatedEmbeddings, queries: np.ndarray, bu
     return row
 
 
-def scan_point(reranker, videos: list, texts: list[str], warmup: int = 1) -> dict:
-    """The scan measured over ``videos`` for each text (after ``warmup`` untimed queries)."""
-    progress(f"scaling: {reranker.name} scanning {len(videos):,} videos")
-    for text in texts[:warmup]:
-        brute_force.scan(reranker, text, videos, K)
-    wall = []
-    for text in texts:
-        start = time.perf_counter()
-        brute_force.scan(reranker, text, videos, K)
-        wall.append(1000 * (time.perf_counter() - start))
-    return {"videos": len(videos), "queries": len(texts), "ms_p50": float(np.median(wall)),
-            "ms_p95": float(np.percentile(wall, 95)), "source": "measured"}
-
-
 def linear_fit(points: list[dict]) -> tuple[float, float]:
     """``(intercept_ms, ms_per_video)`` through the measured scan points (least squares)."""
     x = np.array([p["videos"] for p in points], dtype=np.float64)
@@ -161,7 +146,7 @@ def scan_curve(reranker, videos: list, texts: list[str], sizes: tuple[int, ...],
                measured_sizes: tuple[int, ...]) -> list[dict]:
     """Measured scan points, then the fitted line at every size not measured."""
     usable = sorted({min(s, len(videos)) for s in measured_sizes})
-    points = [scan_point(reranker, videos[:s], texts) for s in usable]
+    points = [brute_force.measure(reranker, videos[:s], texts) for s in usable]
     intercept, slope = linear_fit(points)
     extra = [{"videos": s, "ms_p50": intercept + slope * s, "source": "extrapolated"}
              for s in sizes if s not in usable]
