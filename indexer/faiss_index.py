@@ -87,6 +87,7 @@ __all__ = [
     "read_index",
     "remove",
     "resolve_placement",
+    "stored_vectors",
     "search",
     "supports_remove",
     "to_cpu",
@@ -273,6 +274,18 @@ def add(index, vectors, ids, threads: int | None = None) -> None:
         raise ValueError("the index is not trained yet: call train(index, sample) first")
     with omp_threads(threads):
         index.add_with_ids(vectors, ids)
+
+
+def stored_vectors(index, first_id: int, count: int) -> np.ndarray | None:
+    """The exact stored vectors of ids ``first_id .. first_id + count - 1`` (count, D), or None
+    where the index keeps no exact copy that it returns by id (IVF kinds, GPU copies)."""
+    if _is_gpu(index):
+        return None
+    faiss = import_faiss()
+    id_map, core = _unwrap(index)
+    if id_map is None or not isinstance(core, (faiss.IndexFlat, faiss.IndexHNSWFlat)):
+        return None
+    return id_map.reconstruct_batch(np.arange(first_id, first_id + count, dtype=np.int64))
 
 
 def supports_remove(index) -> bool:

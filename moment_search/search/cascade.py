@@ -1,12 +1,12 @@
 """The search cascade: fast-path moments -> top M videos -> reranker -> fused scores -> NMS.
 
-Fusion: for each proposal of a reranked video, ``w * sigmoid(p) + (1 - w) * r`` where p is the
-FVMR fast-path logit (recomputed exactly for every proposal of the video, not only the fetched
-ones) and r the reranker's probability. Reranked videos come first, ranked by the fused score;
-the fast-path moments of the other videos follow, so k may exceed what M videos hold. Each
-reranked video keeps as many moments as it had in the fast path's top k (at least one, or
-``per_video`` when set): the reranker re-scores and re-places moments, it does not let ten
-videos crowd out the rest of the corpus.
+Fusion: for each proposal of a reranked video, ``w * sigmoid(p) + (1 - w) * r`` where r is the
+reranker's probability and p the FVMR fast-path logit of every proposal of the video, not only
+the fetched ones (read back from the index where it stores exact vectors, else computed again).
+Reranked videos come first, ranked by the fused score; the fast-path moments of the other videos
+follow, so k may exceed what M videos hold. Each reranked video keeps as many moments as it had
+in the fast path's top k (at least one, or ``per_video`` when set): the reranker re-scores and
+re-places moments, it does not let ten videos crowd out the rest of the corpus.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data.corpus import Video
 from ..data.features import load_feature_source
+from ..indexer import faiss_index
 from .encoders import MomentEncoder
 from .localize import keep_best
 from .rerank import Reranker, RerankVideo, fast_scores_for, fuse
@@ -36,12 +37,16 @@ def candidate_videos(searcher, video_ids: list[str]) -> list[RerankVideo]:
 def fast_probabilities(searcher, query: np.ndarray, videos: list[RerankVideo]
                        ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per video, ``(spans (P, 2), sigmoid(p) (P,))`` of the FVMR fast path over all proposals,
-    for the (D,) query embedding the search already computed."""
+    for the (D,) query embedding the search already computed. The proposal embeddings are read
+    back from the index when it stores them exactly (flat, HNSW), else computed again."""
     encoder = MomentEncoder(searcher.encoder.model)
     out = []
     for video in videos:
-        meta = Video(video.video_id, video.duration, None, video.feature_rate)
-        embedded = encoder.embed_clips(encoder.clips(video.features, meta)[None])[0]  # (P, D)
+        record = searcher.catalog.video(video.video_id)
+        embedded = faiss_index.stored_vectors(searcher.index, record.first_id, record.n_proposals)
+        if embedded is None:
+            meta = Video(video.video_id, video.duration, None, video.feature_rate)
+            embedded = encoder.embed_clips(encoder.clips(video.features, meta)[None])[0]
         out.append((encoder.spans(video.duration), 1.0 / (1.0 + np.exp(-(embedded @ query)))))
     return out
 

@@ -51,3 +51,26 @@ def test_pln_localizer(tiny_corpus, tiny_pln_dir):
     for name in ("pln", "pln-s2"):
         result = evaluate_model(name, tiny_corpus, "val", tiny_pln_dir)
         assert result.metrics["n_queries"] == 2
+
+
+def test_fast_probabilities_read_back_from_the_index_equal_recomputed(searcher, session_corpus,
+                                                                      monkeypatch):
+    from moment_search.indexer import faiss_index
+
+    from moment_search.data.corpus_dir import open_corpus
+    from moment_search.search.cascade import candidate_videos, fast_probabilities
+
+    corpus, _ = open_corpus(session_corpus)
+    ids = list(corpus.videos)[:3]
+    query = searcher.encoder.encode(["person does action number 2"])[0]
+    videos = candidate_videos(searcher, ids)
+    record = searcher.catalog.video(ids[0])
+    assert faiss_index.stored_vectors(searcher.index, record.first_id, record.n_proposals
+                                      ).shape == (record.n_proposals, len(query))
+    stored = fast_probabilities(searcher, query, videos)
+    # an index without exact copies (IVF kinds): the cascade computes the embeddings again
+    monkeypatch.setattr(faiss_index, "stored_vectors", lambda *args: None)
+    computed = fast_probabilities(searcher, query, videos)
+    for (spans_a, probs_a), (spans_b, probs_b) in zip(stored, computed, strict=True):
+        np.testing.assert_allclose(spans_a, spans_b)
+        np.testing.assert_allclose(probs_a, probs_b, rtol=1e-5, atol=1e-6)
