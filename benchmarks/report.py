@@ -73,6 +73,12 @@ def _faiss_threads() -> int | None:
     return int(faiss.omp_get_max_threads())
 
 
+def _torch_threads() -> int | None:
+    """torch's intra-op threads, or None when this run never imported torch."""
+    torch = sys.modules.get("torch")
+    return None if torch is None else int(torch.get_num_threads())
+
+
 def machine_info() -> dict[str, Any]:
     """Hardware, threads and versions to store beside every measurement.
 
@@ -90,6 +96,7 @@ def machine_info() -> dict[str, Any]:
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
         "faiss_threads": _faiss_threads(),
+        "torch_threads": _torch_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
@@ -170,6 +177,7 @@ def machine_markdown(info: Mapping[str, Any]) -> str:
     load_text = "unknown" if load is None else f"{load:.2f}"
     return (f"Machine: {info['cpu_model']}, {info['usable_cores']} usable of "
             f"{info['logical_cores']} logical cores, FAISS threads {info['faiss_threads']}, "
+            f"torch threads {info.get('torch_threads')}, "
             f"1-min load average {load_text} (other jobs on the cores); "
             f"{info['platform']}; {versions}; run at {info['timestamp']}.")
 

@@ -66,12 +66,18 @@ def fvmr_accuracy(
         bench.main(argv)
 
 
+# options shared by the report commands (typer reads them as defaults; sharing is safe)
+CORPUS = typer.Option(..., help="Corpus directory (features + annotations).")
+ANSWERED_SPLIT = typer.Option("val", help="Split whose queries are answered.")
+MODELS = typer.Option("fvmr,pln", help="NAME[=CHECKPOINT_DIR],... (default: shipped).")
+
+
 @app.command("speed-accuracy")
 def speed_accuracy(
-    data: Path = typer.Option(..., help="Corpus directory (features + annotations)."),
+    data: Path = CORPUS,
     out: Path = typer.Option(..., help="Report directory (report.json, report.md, plots)."),
-    split: str = typer.Option("val", help="Split whose queries are answered."),
-    models: str = typer.Option("fvmr,pln", help="NAME[=CHECKPOINT_DIR],... (default: shipped)."),
+    split: str = ANSWERED_SPLIT,
+    models: str = MODELS,
     preset: str = typer.Option("small", help="small (a few minutes) | medium | large."),
     device: str = typer.Option("cpu", help="auto | cpu | cuda[:N] for the models and FAISS."),
 ) -> None:
@@ -85,10 +91,10 @@ def speed_accuracy(
 
 @app.command("devices")
 def devices(
-    data: Path = typer.Option(..., help="Corpus directory (features + annotations)."),
+    data: Path = CORPUS,
     out: Path = typer.Option(..., help="Report directory (devices.json, devices.md)."),
-    split: str = typer.Option("val", help="Split whose queries are answered."),
-    models: str = typer.Option("fvmr,pln", help="NAME[=CHECKPOINT_DIR],... (default: shipped)."),
+    split: str = ANSWERED_SPLIT,
+    models: str = MODELS,
     device_list: str = typer.Option("cpu,cuda", "--devices", help="Devices to compare."),
     sizes: str = typer.Option("150,1000,5000", help="Corpus sizes (videos) of the scan."),
 ) -> None:

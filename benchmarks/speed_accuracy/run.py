@@ -65,6 +65,14 @@ def scaling_section(data: Path, split: str, fvmr_dir: Path | None, rerankers: di
             "note": note}
 
 
+def device_description(device: str) -> str:
+    """What ``--device`` resolved to for torch and for FAISS."""
+    from ...device import resolve_device
+    from ...indexer.faiss_index import resolve_placement
+
+    return f"{device} (torch: {resolve_device(device)}; {resolve_placement(device).reason})"
+
+
 def run(data: Path, split: str, models: dict[str, Path | None], preset: Preset, out: Path,
         device: str = "cpu", command: str = "") -> dict:
     """Measure everything, write ``report.json``, ``report.md`` and the two plots into ``out``."""
@@ -77,7 +85,7 @@ def run(data: Path, split: str, models: dict[str, Path | None], preset: Preset, 
     checks += [f"scaling: the index at {p['videos']:,} videos ({p['index']}) reaches recall@100 "
                f"{p['recall_at_100']:.4f} against an exact scan" for p in scale["index"]]
     report = {"command": command, "data": str(data), "split": split, "preset": preset.name,
-              "preset_settings": asdict(preset), "device": device,
+              "preset_settings": asdict(preset), "device": device_description(device),
               "models": {k: str(v) if v else "shipped" for k, v in models.items()},
               "single_video": single, "corpus": {"about": about, "rows": rows},
               "scaling": scale, "checks": checks, "machine": machine_info(),

@@ -97,6 +97,6 @@ def markdown(report: dict) -> str:
         scaling_table(report["scaling"]),
         "## Checks passed before timing",
         "\n".join(f"- {check}" for check in report["checks"]),
-        machine_markdown(report["machine"]) + f" Torch device: {report['device']}.",
+        machine_markdown(report["machine"]) + f" Device: {report['device']}.",
     ]
     return "\n\n".join(parts)
