@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -22,6 +23,7 @@ from .presets import Preset, get_preset, parse_models
 from .single_video import single_video_rows
 from .tables import markdown
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # recorded with the command
 PREFERRED_M = 10  # the cascade drawn in the scaling figure (else the smallest M measured)
 
 
@@ -108,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N]")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    command = "moment-search benchmark speed-accuracy " + shlex.join(
-        sys.argv[1:] if argv is None else argv)
+    threads = " ".join(f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ)
+    command = (threads + " " if threads else "") + "moment-search benchmark speed-accuracy " + (
+        shlex.join(sys.argv[1:] if argv is None else argv))
     report = run(args.data, args.split, parse_models(args.models), get_preset(args.preset),
                  args.out, args.device, command)
     print(markdown(report))
