@@ -106,3 +106,13 @@ def test_devices_report_on_cpu(session_corpus, tiny_model_dir, tiny_pln_dir, tmp
     assert [r["model"] for r in report["single_video"]] == ["prior", "fvmr", "pln"]
     assert [(r["model"], r["videos"]) for r in report["scan"]] == [("pln", 2), ("pln", 5)]
     assert "| cpu | pln |" in (tmp_path / "devices.md").read_text()
+
+
+def test_report_with_the_index_alone(session_corpus, tiny_model_dir, tmp_path):
+    small = Preset("tiny", corpus_queries=2, rerank_videos=(1,), rerank_weight=0.5,
+                   scale_videos=(3,), scale_queries=2, scan_videos=(2,), scan_queries=1, warmup=0)
+    result = bench.run(session_corpus, "val", {"fvmr": tiny_model_dir}, small, tmp_path)
+    assert [r["strategy"] for r in result["corpus"]["rows"]] == ["index"]
+    assert result["corpus"]["about"]["queries"] == 2
+    assert result["scaling"]["scan"] == {} and (tmp_path / "scaling.png").exists()
+    assert "## Corpus" in (tmp_path / "report.md").read_text()
