@@ -29,7 +29,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(values, 50)), "p95_ms": float(np.percentile(values, 95))}
 
 
-def stored_vectors(index) -> tuple[np.ndarray, np.ndarray]:
+def every_stored_vector(index) -> tuple[np.ndarray, np.ndarray]:
     """Every vector of an id-mapped index (flat, HNSW) and its id, by reconstruction (a GPU
     index is read back through a CPU copy)."""
     import faiss
@@ -45,7 +45,7 @@ def stored_vectors(index) -> tuple[np.ndarray, np.ndarray]:
 
 def check_against_brute_force(searcher: Searcher, texts: list[str]) -> int:
     """Top-1 proposal of the search vs an explicit scan of every stored vector; agreements."""
-    vectors, ids = stored_vectors(searcher.index)
+    vectors, ids = every_stored_vector(searcher.index)
     agree = 0
     for text in texts:
         best = int(ids[np.argmax(vectors @ searcher.encoder.encode([text])[0])])

@@ -6,10 +6,11 @@
 
 All answer the same queries with k = 100 moments and are scored with the TVR convention (a hit
 needs the right video and IoU >= m). Latency is the wall time of one query end to end (the text
-encoding included), median and p95 after a warm-up. Before timing: the index's top-1 must equal an
-exact scan of its stored vectors for every query; the cascade with fusion weight 0 must give each
-reranked moment exactly the reranker's own probability; the scan's chunked scoring must equal
-one-video scoring.
+encoding included), median and p95 after a warm-up; the sentence caches are emptied before each
+timed pass. Before timing: the index's stored vectors must be the model's moment embeddings and
+its top-1 an exact scan of them; the cascade's reranked moments must carry the reranker's own
+probability at fusion weight 0 and FVMR's at weight 1 (both recomputed apart, windows matched
+exactly); the scan's chunked scoring must equal one-video scoring.
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ...data.corpus import Query
+from ...data.corpus import Query, Video
 from ...data.corpus_dir import open_corpus
 from ...eval.metrics import corpus_metrics
+from ...indexer import faiss_index
 from ...indexer.build import BuildConfig, build_index
+from ...search.cascade import candidate_videos
+from ...search.encoders import MomentEncoder
+from ...search.rerank import RerankVideo
 from ...search.searcher import Searcher
+from ...text.tokens import clear_all_caches
 from ..real_corpus import check_against_brute_force
 from ..report import progress
 from . import brute_force
@@ -59,6 +65,7 @@ def time_search(searcher: Searcher, queries: list[Query], warmup: int, **options
     k = min(K, searcher.n_proposals)
     for query in queries[:warmup]:
         searcher.search(query.text, k=k, **options)
+    clear_all_caches()  # every row pays the text encoding of unseen sentences
     predictions, wall, steps = {}, [], {}
     for query in queries:
         start = time.perf_counter()
@@ -67,35 +74,75 @@ def time_search(searcher: Searcher, queries: list[Query], warmup: int, **options
         predictions[query.qid] = as_tuples(moments)
         t = searcher.timings
         for name, value in {"TE": t.encode_ms, "index": t.search_ms, "post": t.post_ms,
-                            **{k.removesuffix("_ms"): v for k, v in t.extra.items()}}.items():
+                            **{e.removesuffix("_ms"): v for e, v in t.extra.items()}}.items():
             steps.setdefault(name, []).append(value)
-    return predictions, wall, {f"{k}_ms_median": float(np.median(v)) for k, v in steps.items()}
+    return predictions, wall, medians(steps)
 
 
-def check_index(searcher: Searcher, queries: list[Query]) -> str:
-    """RuntimeError unless the index's top-1 equals an exact scan for every checked query."""
+def medians(steps: dict[str, list[float]]) -> dict[str, float]:
+    """``<step>_ms_median`` of each step's per-query milliseconds."""
+    return {f"{step}_ms_median": float(np.median(v)) for step, v in steps.items()}
+
+
+def fresh_embeddings(searcher: Searcher, video: RerankVideo) -> np.ndarray:
+    """(P, D) moment embeddings of a video computed now by the index's model."""
+    encoder = MomentEncoder(searcher.encoder.model)
+    meta = Video(video.video_id, video.duration, None, video.feature_rate)
+    return encoder.embed_clips(encoder.clips(video.features, meta)[None])[0]
+
+
+def check_index(searcher: Searcher, queries: list[Query], video_ids: list[str]) -> str:
+    """RuntimeError unless the stored vectors are the model's moment embeddings of their videos
+    and the index's top-1 equals an exact scan of them for every checked query."""
+    worst = 0.0
+    for video in candidate_videos(searcher, video_ids[:INDEX_CHECKS]):
+        record = searcher.catalog.video(video.video_id)
+        stored = faiss_index.stored_vectors(searcher.index, record.first_id, record.n_proposals)
+        worst = max(worst, float(np.abs(stored - fresh_embeddings(searcher, video)).max()))
     texts = [q.text for q in queries[:INDEX_CHECKS]]
     agree = check_against_brute_force(searcher, texts)
-    if agree != len(texts):
-        raise RuntimeError(f"index top-1 equals the exact scan for only {agree}/{len(texts)} "
-                           f"queries; refusing to time a wrong index")
-    return f"index top-1 = exact scan of its stored vectors for {agree}/{len(texts)} queries"
+    if worst > 1e-4 or agree != len(texts):
+        raise RuntimeError(f"index check failed: stored vectors differ from the model's by "
+                           f"{worst:.2e}; top-1 = exact scan for {agree}/{len(texts)} queries")
+    return (f"index: stored vectors = the model's moment embeddings (max diff {worst:.1e}, "
+            f"{INDEX_CHECKS} videos); top-1 = exact scan for {agree}/{len(texts)} queries")
 
 
-def check_cascade(searcher: Searcher, name: str, query: Query, videos: dict) -> str:
-    """With fusion weight 0, every reranked moment's score must be the reranker's probability
-    for that window when it scores the video alone."""
+def cascade_gap(searcher: Searcher, name: str, query: Query, weight: float
+                ) -> tuple[float, int]:
+    """Largest difference between each reranked moment's fused score and its expected value,
+    computed apart: PLN alone on the video (weight 0) or sigmoid of FVMR's score from fresh
+    moment embeddings (weight 1); and how many moments were checked."""
     moments = searcher.search(query.text, k=min(10, searcher.n_proposals), rerank=name,
-                              rerank_videos=3, rerank_weight=0.0)
-    reranker, worst = searcher.rerankers[name], 0.0
+                              rerank_videos=3, rerank_weight=weight)
+    embedded = searcher.encoder.encode([query.text])[0]
+    worst, checked = 0.0, 0
     for moment in (m for m in moments if m.stage != "fvmr"):
-        own = reranker.score_videos(query.text, [videos[moment.video_id]])[0]
-        row = np.argmin(np.abs(own[:, 0] - moment.start_s) + np.abs(own[:, 1] - moment.end_s))
-        worst = max(worst, abs(float(own[row, 2]) - moment.score))
-    if worst > 1e-4:
-        raise RuntimeError(f"cascade with {name} at weight 0 differs from {name} alone by "
-                           f"{worst:.2e}; refusing to time it")
-    return f"cascade ({name}, weight 0) = {name} alone on its videos (max diff {worst:.1e})"
+        video = candidate_videos(searcher, [moment.video_id])[0]
+        if weight == 0.0:
+            scored = searcher.rerankers[name].score_videos(query.text, [video])[0]
+        else:
+            logits = fresh_embeddings(searcher, video) @ embedded
+            spans = MomentEncoder(searcher.encoder.model).spans(video.duration)
+            scored = np.column_stack([spans, 1 / (1 + np.exp(-logits))])
+        match = np.flatnonzero((np.abs(scored[:, 0] - moment.start_s) < 1e-4)
+                               & (np.abs(scored[:, 1] - moment.end_s) < 1e-4))
+        if len(match) == 0:
+            return np.inf, checked
+        worst = max(worst, abs(float(scored[match[0], 2]) - moment.score))
+        checked += 1
+    return worst, checked
+
+
+def check_cascade(searcher: Searcher, name: str, query: Query) -> str:
+    """At fusion weight 0 the cascade's moments carry the reranker's own probabilities, at weight
+    1 the fast path's (both recomputed apart); RuntimeError otherwise or if nothing was checked."""
+    gaps = {w: cascade_gap(searcher, name, query, w) for w in (0.0, 1.0)}
+    if any(gap > 1e-4 or checked == 0 for gap, checked in gaps.values()):
+        raise RuntimeError(f"cascade with {name} does not give the expected scores "
+                           f"(weight: (max diff, moments checked) = {gaps}); refusing to time it")
+    return (f"cascade ({name}): weight 0 = {name} alone (max diff {gaps[0.0][0]:.1e}), weight 1 "
+            f"= FVMR recomputed (max diff {gaps[1.0][0]:.1e})")
 
 
 def row(strategy: str, label: str, videos_scored: int, queries: list[Query], predictions: dict,
@@ -108,14 +155,13 @@ def row(strategy: str, label: str, videos_scored: int, queries: list[Query], pre
 
 
 def index_rows(searcher: Searcher, queries: list[Query], rerankers: dict, preset: Preset,
-               videos: dict, checks: list[str]) -> list[dict]:
+               checks: list[str]) -> list[dict]:
     """The index alone, then each reranker on the top M videos for every M of the preset."""
-    checks.append(check_index(searcher, queries))
     rows = [row("index", "FVMR index", 0, queries,
                 *time_search(searcher, queries, preset.warmup))]
     for name, model_dir in rerankers.items():
         searcher.add_reranker(name, model_dir)
-        checks.append(check_cascade(searcher, name, queries[0], videos))
+        checks.append(check_cascade(searcher, name, queries[0]))
         for m in preset.rerank_videos:
             options = {"rerank": name, "rerank_videos": m, "rerank_weight": preset.rerank_weight}
             rows.append(row("cascade", f"FVMR index + {name} on top {m} videos", m, queries,
@@ -131,6 +177,7 @@ def scan_row(name: str, reranker, queries: list[Query], videos: list, warmup: in
     checks.append(f"{name} scan: chunked = one-video scoring (max diff {worst:.1e})")
     for query in queries[:warmup]:
         brute_force.scan(reranker, query.text, videos, K)
+    clear_all_caches()
     predictions, wall, steps = {}, [], {}
     for query in queries:
         start = time.perf_counter()
@@ -140,8 +187,7 @@ def scan_row(name: str, reranker, queries: list[Query], videos: list, warmup: in
         for step, value in ms.items():
             steps.setdefault(step, []).append(value)
     return row("scan", f"{name} on every video (brute force)", len(videos), queries,
-               predictions, wall, {f"{k}_ms_median": float(np.median(v))
-                                   for k, v in steps.items()}, reranker=name)
+               predictions, wall, medians(steps), reranker=name)
 
 
 def corpus_rows(data: Path, split: str, fvmr_dir: Path | None, rerankers: dict[str, Path | None],
@@ -156,8 +202,8 @@ def corpus_rows(data: Path, split: str, fvmr_dir: Path | None, rerankers: dict[s
         build_index(data, Path(tmp) / "index", fvmr_dir,
                     BuildConfig(split=split, index_kind="flat", device=device))
         searcher = Searcher.open(Path(tmp) / "index", device=device)
-        rows = index_rows(searcher, queries, rerankers, preset,
-                          {v.video_id: v for v in videos}, checks)
+        checks.append(check_index(searcher, queries, list(corpus.videos)))
+        rows = index_rows(searcher, queries, rerankers, preset, checks)
         for name in rerankers:
             rows.append(scan_row(name, searcher.rerankers[name], queries, videos,
                                  preset.warmup, checks))

@@ -64,11 +64,12 @@ def plot_scaling(scaling: dict, path: Path) -> Path:
     for name in scaling["cascade_ms"]:
         axis.plot(videos, [p[f"cascade_{name}_ms_composed"] for p in scaling["index"]], "s--",
                   label=f"FVMR index + {name} top {scaling['cascade_m'][name]}")
-    for name, curve in scaling["scan"].items():
+    for number, (name, curve) in enumerate(scaling["scan"].items()):
+        color = f"C{3 + number}"
         measured = [p for p in curve if p["source"] == "measured"]
-        axis.plot([p["videos"] for p in curve], [p["ms_p50"] for p in curve], ":", color="C3")
+        axis.plot([p["videos"] for p in curve], [p["ms_p50"] for p in curve], ":", color=color)
         axis.plot([p["videos"] for p in measured], [p["ms_p50"] for p in measured], "D",
-                  color="C3", label=f"{name} on every video (measured; dotted: extrapolated)")
+                  color=color, label=f"{name} on every video (measured; dotted: extrapolated)")
     _log_axis(axis.xaxis, axis.set_xscale)
     _log_axis(axis.yaxis, axis.set_yscale)
     axis.set_xlabel("videos in the corpus (log)")

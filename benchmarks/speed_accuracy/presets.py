@@ -37,6 +37,14 @@ class Preset:
     memory_budget: str = "4G"
     warmup: int = 3
 
+    def __post_init__(self) -> None:
+        if not self.rerank_videos or min(self.rerank_videos) < 1:
+            raise ValueError(f"preset {self.name!r}: rerank_videos needs at least one M >= 1, "
+                             f"got {self.rerank_videos}")
+        if not self.scale_videos or not self.scan_videos:
+            raise ValueError(f"preset {self.name!r}: scale_videos and scan_videos must not be "
+                             f"empty")
+
 
 PRESETS = {
     "small": Preset("small", 100, (5, 10, 30), 0.5, (150, 1_000, 10_000), 50, (150, 1_000), 3),

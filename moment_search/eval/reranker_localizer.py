@@ -5,7 +5,7 @@ The reranker's own split gives the timed steps (see ``stepwise``): TE is ``encod
 MiniLM + its sentence BiLSTM), CML is ``score_encoded`` on the one video. Query-independent work
 on the video (PLN's pooling of the features into stage clips) is done in ``prepare`` when the
 reranker offers it (``stage_clips``), as FVMR's moment embeddings are: CML is the cross-modal
-model alone.
+model alone, with (on a GPU) the copy of the pooled clips to the device and of the scores back.
 """
 
 from __future__ import annotations

@@ -108,7 +108,9 @@ def evaluate_model(
         device: where the model runs (``auto`` | ``cpu`` | ``cuda[:N]``).
 
     Returns:
-        An :class:`EvalResult` with R@n, IoU=m and mIoU (percent) and the wall time per query.
+        An :class:`EvalResult` with R@n, IoU=m and mIoU (percent), ``ms_per_query`` (the whole
+        run's wall time over the queries: per-video preparation and warm-up included) and the
+        model's own step timings (see ``stepwise``).
     """
     localizer = load_localizer(name, Path(data_dir), model_dir, device)
     # videos are read at the feature rate the model was trained with (None: spread)

@@ -57,6 +57,7 @@ def best_across_videos(spans: np.ndarray, scores: np.ndarray, videos: np.ndarray
         nms_threshold: IoU above which a lower-scored span of the same video is dropped
             (>= 1: no NMS).
     """
+    spans = np.asarray(spans, dtype=np.float64)  # plain-float IoU: float32 would round apart
     order = np.lexsort((np.arange(len(scores)), videos, -scores))
     kept: dict[int, list[tuple[float, float]]] = {}
     out: list[int] = []

@@ -14,6 +14,7 @@ distinct sentence, so repeated sentences across training epochs do not re-run th
 from __future__ import annotations
 
 import os
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,6 +110,16 @@ class CacheInfo(NamedTuple):
     currsize: int
 
 
+_ENCODERS: weakref.WeakSet = weakref.WeakSet()  # every live TokenEncoder, for clear_all_caches
+
+
+def clear_all_caches() -> None:
+    """Empty the sentence cache of every TokenEncoder of this process (benchmarks time the text
+    encoding of sentences not seen before)."""
+    for encoder in list(_ENCODERS):
+        encoder.clear_cache()
+
+
 class TokenEncoder:
     """Frozen MiniLM token encoder with a per-sentence LRU cache.
 
@@ -149,6 +160,7 @@ class TokenEncoder:
         self._cache_size = cache_size
         self._hits = 0
         self._misses = 0
+        _ENCODERS.add(self)
 
     @staticmethod
     def _load(path: Path, device: torch.device) -> tuple[Any, Any]:
