@@ -120,7 +120,20 @@ class Searcher:
         """Load reranker ``name`` (default: its shipped checkpoint) for ``rerank=name``."""
         from .rerank import load_reranker
 
-        self.rerankers[name] = load_reranker(name, model_dir, self.device)
+        reranker = load_reranker(name, model_dir, self.device)
+        self._share_text_encoder(reranker)
+        self.rerankers[name] = reranker
+
+    def _share_text_encoder(self, reranker) -> None:
+        """Give the reranker the search's own token encoder when both run the same text model
+        with the same settings: a query then goes through MiniLM once (the reranker's call hits
+        the sentence cache) and the process holds one copy of it."""
+        mine, theirs = self.encoder.tokens, getattr(reranker, "tokens", None)
+        same = theirs is not None and all(
+            getattr(mine, a) == getattr(theirs, a)
+            for a in ("model_path", "max_length", "device"))
+        if same:
+            reranker.tokens = mine
 
     def _removed_mask(self) -> np.ndarray:
         """(V,) bool over ``table.video_names``: True for videos removed from the index."""

@@ -74,3 +74,13 @@ def test_fast_probabilities_read_back_from_the_index_equal_recomputed(searcher, 
     for (spans_a, probs_a), (spans_b, probs_b) in zip(stored, computed, strict=True):
         np.testing.assert_allclose(spans_a, spans_b)
         np.testing.assert_allclose(probs_a, probs_b, rtol=1e-5, atol=1e-6)
+
+
+def test_reranker_shares_the_search_text_encoder(searcher, tiny_pln_dir):
+    searcher.add_reranker("pln", tiny_pln_dir)
+    reranker = searcher.rerankers["pln"]
+    assert reranker.tokens is searcher.encoder.tokens
+    searcher.encoder.tokens.clear_cache()
+    searcher.search("person does action number 3", k=5, rerank="pln", rerank_videos=2)
+    info = searcher.encoder.tokens.cache_info()
+    assert (info.misses, info.hits) == (1, 1)  # MiniLM ran once for both models
