@@ -26,7 +26,7 @@ from ...data.corpus_dir import open_corpus
 from ...eval.metrics import corpus_metrics
 from ...indexer import faiss_index
 from ...indexer.build import BuildConfig, build_index
-from ...search.cascade import candidate_videos
+from ...search.cascade import candidate_videos, rerank_video
 from ...search.encoders import MomentEncoder
 from ...search.rerank import RerankVideo
 from ...search.searcher import Searcher
@@ -86,19 +86,18 @@ def medians(steps: dict[str, list[float]]) -> dict[str, float]:
 
 def fresh_embeddings(searcher: Searcher, video: RerankVideo) -> np.ndarray:
     """(P, D) moment embeddings of a video computed now by the index's model."""
-    encoder = MomentEncoder(searcher.encoder.model)
     meta = Video(video.video_id, video.duration, None, video.feature_rate)
-    return encoder.embed_clips(encoder.clips(video.features, meta)[None])[0]
+    return MomentEncoder(searcher.encoder.model).embed_video(video.features, meta)
 
 
 def check_index(searcher: Searcher, queries: list[Query], video_ids: list[str]) -> str:
     """RuntimeError unless the stored vectors are the model's moment embeddings of their videos
     and the index's top-1 equals an exact scan of them for every checked query."""
     worst = 0.0
-    for video in candidate_videos(searcher, video_ids[:INDEX_CHECKS]):
-        record = searcher.catalog.video(video.video_id)
+    for record in (searcher.catalog.video(vid) for vid in video_ids[:INDEX_CHECKS]):
         stored = faiss_index.stored_vectors(searcher.index, record.first_id, record.n_proposals)
-        worst = max(worst, float(np.abs(stored - fresh_embeddings(searcher, video)).max()))
+        fresh = fresh_embeddings(searcher, rerank_video(record))
+        worst = max(worst, float(np.abs(stored - fresh).max()))
     texts = [q.text for q in queries[:INDEX_CHECKS]]
     agree = check_against_brute_force(searcher, texts)
     if worst > 1e-4 or agree != len(texts):

@@ -25,6 +25,7 @@ import numpy as np
 from ...data.corpus_dir import open_corpus
 from ...eval.fvmr_localizer import load_checkpoint
 from ...indexer import faiss_index as fi
+from ...indexer.build import ShardEmbedder
 from ...search.encoders import MomentEncoder, QueryEncoder
 from ...search.searcher import default_candidates
 from ...text.tokens import TokenEncoder
@@ -94,15 +95,13 @@ class ReplicatedEmbeddings:
 
 
 def real_embeddings(data, fvmr_dir, split: str, device: str, batch: int = 64):
-    """(V0, P, D) moment embeddings of every real video, (Q, D) embeddings of the split's
-    queries, and the videos (features in memory) for the scan."""
+    """(V0, P, D) moment embeddings of every real video (embedded as the indexer does), (Q, D)
+    embeddings of the split's queries, and the videos (features in memory) for the scan."""
     model, max_tokens, rate = load_checkpoint(fvmr_dir, device)
     encoder = MomentEncoder(model)
     corpus, store = open_corpus(data, feature_rate=rate)
-    ids = list(corpus.videos)
-    clips = [encoder.clips(store.load(v), corpus.video(v)) for v in ids]
-    base = np.concatenate([encoder.embed_clips(np.stack(clips[s:s + batch]))
-                           for s in range(0, len(clips), batch)])
+    flat, _ = ShardEmbedder(encoder, store, batch).embed(list(corpus.videos.values()))
+    base = flat.reshape(len(corpus.videos), -1, flat.shape[-1])
     split_corpus, _ = open_corpus(data, split=split, feature_rate=rate)
     texts = [q.text for q in split_corpus.queries]
     queries = QueryEncoder(model, TokenEncoder(device=encoder.device, max_length=max_tokens))

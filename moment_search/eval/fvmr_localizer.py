@@ -40,8 +40,7 @@ class FVMRLocalizer(StepwiseLocalizer):
         spans in seconds."""
         for vid in video_ids:
             video = corpus.video(vid)
-            clips = self.moments.clips(store.load(vid), video)[None]
-            self.gallery[vid] = (self.moments.embed_clips(clips)[0],
+            self.gallery[vid] = (self.moments.embed_video(store.load(vid), video),
                                  self.moments.spans(video.duration))
 
     def encode_query(self, text: str) -> np.ndarray:

@@ -24,29 +24,30 @@ from .localize import keep_best
 from .rerank import Reranker, RerankVideo, fast_scores_for, fuse
 
 
+def rerank_video(record) -> RerankVideo:
+    """A catalog record's video with its raw features, from the source recorded at index time."""
+    features = load_feature_source(record.feature_source)
+    return RerankVideo(record.video_id, features, record.duration, record.feature_rate)
+
+
 def candidate_videos(searcher, video_ids: list[str]) -> list[RerankVideo]:
-    """The raw features of each video, from the source recorded in the catalog."""
-    videos = []
-    for video_id in video_ids:
-        record = searcher.catalog.video(video_id)
-        features = load_feature_source(record.feature_source)
-        videos.append(RerankVideo(video_id, features, record.duration, record.feature_rate))
-    return videos
+    """The raw features of each video, from the sources recorded in the catalog."""
+    return [rerank_video(searcher.catalog.video(video_id)) for video_id in video_ids]
 
 
-def fast_probabilities(searcher, query: np.ndarray, videos: list[RerankVideo]
+def fast_probabilities(searcher, query: np.ndarray, videos: list[RerankVideo], records: list
                        ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per video, ``(spans (P, 2), sigmoid(p) (P,))`` of the FVMR fast path over all proposals,
-    for the (D,) query embedding the search already computed. The proposal embeddings are read
-    back from the index when it stores them exactly (flat, HNSW), else computed again."""
+    """Per video (with its catalog record), ``(spans (P, 2), sigmoid(p) (P,))`` of the FVMR fast
+    path over all proposals, for the (D,) query embedding the search already computed. The
+    proposal embeddings are read back from the index when it stores them exactly (flat, HNSW),
+    else computed again."""
     encoder = MomentEncoder(searcher.encoder.model)
     out = []
-    for video in videos:
-        record = searcher.catalog.video(video.video_id)
+    for video, record in zip(videos, records, strict=True):
         embedded = faiss_index.stored_vectors(searcher.index, record.first_id, record.n_proposals)
         if embedded is None:
             meta = Video(video.video_id, video.duration, None, video.feature_rate)
-            embedded = encoder.embed_clips(encoder.clips(video.features, meta)[None])[0]
+            embedded = encoder.embed_video(video.features, meta)
         out.append((encoder.spans(video.duration), 1.0 / (1.0 + np.exp(-(embedded @ query)))))
     return out
 
@@ -56,11 +57,12 @@ def rerank_moments(searcher, reranker: Reranker, text: str, query: np.ndarray, f
     """Fast-path moments of one query -> the cascade's top ``opts.k`` moments."""
     chosen = list(dict.fromkeys(m.video_id for m in fast))[:opts.rerank_videos]
     budget = Counter(m.video_id for m in fast[:opts.k])
-    videos = candidate_videos(searcher, chosen)
+    records = [searcher.catalog.video(video_id) for video_id in chosen]
+    videos = [rerank_video(record) for record in records]
     scored = reranker.score_videos(text, videos)
     fused = []
     for video, moments, (spans, probs) in zip(videos, scored,
-                                              fast_probabilities(searcher, query, videos),
+                                              fast_probabilities(searcher, query, videos, records),
                                               strict=True):
         score = fuse(fast_scores_for(moments[:, :2], spans, probs), moments[:, 2],
                      opts.rerank_weight)

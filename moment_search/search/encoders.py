@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,18 +41,21 @@ class MomentEncoder:
         batch = torch.from_numpy(np.ascontiguousarray(clips, dtype=np.float32)).to(self.device)
         return self.model.encode_moments(batch).float().cpu().numpy()
 
+    def embed_video(self, features: np.ndarray, video: Video) -> np.ndarray:
+        """(T, Dv) features of one video -> (P, D) proposal embeddings."""
+        return self.embed_clips(self.clips(features, video)[None])[0]
+
     def spans(self, duration: float) -> np.ndarray:
         """(P, 2) proposal spans in seconds, proposal order."""
         return proposal_spans(self.n_clips, duration)
 
 
 class QueryEncoder:
-    """Encodes sentences into the common space; keeps the last call's timing (ms)."""
+    """Encodes sentences into the common space."""
 
     def __init__(self, model: FVMR, tokens: TokenEncoder):
         self.model = model
         self.tokens = tokens
-        self.last_ms = 0.0
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -62,10 +64,7 @@ class QueryEncoder:
         Raises:
             ValueError: an empty or blank sentence (names its position).
         """
-        start = time.perf_counter()
         batch = self.tokens.encode(list(texts))
         device = next(self.model.parameters()).device
         queries = self.model.encode_queries(batch.embeddings.to(device), batch.mask.to(device))
-        out = queries.float().cpu().numpy()
-        self.last_ms = 1000 * (time.perf_counter() - start)
-        return out
+        return queries.float().cpu().numpy()

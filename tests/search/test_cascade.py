@@ -67,10 +67,11 @@ def test_fast_probabilities_read_back_from_the_index_equal_recomputed(searcher, 
     record = searcher.catalog.video(ids[0])
     assert faiss_index.stored_vectors(searcher.index, record.first_id, record.n_proposals
                                       ).shape == (record.n_proposals, len(query))
-    stored = fast_probabilities(searcher, query, videos)
+    records = [searcher.catalog.video(v) for v in ids]
+    stored = fast_probabilities(searcher, query, videos, records)
     # an index without exact copies (IVF kinds): the cascade computes the embeddings again
     monkeypatch.setattr(faiss_index, "stored_vectors", lambda *args: None)
-    computed = fast_probabilities(searcher, query, videos)
+    computed = fast_probabilities(searcher, query, videos, records)
     for (spans_a, probs_a), (spans_b, probs_b) in zip(stored, computed, strict=True):
         np.testing.assert_allclose(spans_a, spans_b)
         np.testing.assert_allclose(probs_a, probs_b, rtol=1e-5, atol=1e-6)
