@@ -13,16 +13,13 @@ as scoring them one at a time (batching must not change the answer).
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from ...data.corpus import Corpus
 from ...data.features import FeatureStore
-from ...eval.stepwise import synchronize
+from ...eval.stepwise import Stopwatch, timed_pass
 from ...search.localize import best_across_videos
 from ...search.rerank import Reranker, RerankVideo
-from ...text.tokens import clear_all_caches
 from ..report import progress
 
 K = 100  # moments per query, as in the corpus table
@@ -59,19 +56,14 @@ def top_moments(videos: list[RerankVideo], scored: list[np.ndarray], k: int, nms
 def scan(reranker: Reranker, text: str, videos: list[RerankVideo], k: int, nms: float = 0.5
          ) -> tuple[list[tuple[str, float, float, float]], dict[str, float]]:
     """One query against every video: the top ``k`` moments and ``{"TE", "CML", "NMS"}`` ms."""
-    clock, ms = time.perf_counter, {}
-    start = clock()
+    watch = Stopwatch()
     query = reranker.encode_text(text)
-    synchronize()
-    ms["TE"] = 1000 * (clock() - start)
-    start = clock()
+    watch.lap("TE")
     scored = score_all(reranker, query, videos)
-    synchronize()
-    ms["CML"] = 1000 * (clock() - start)
-    start = clock()
+    watch.lap("CML")
     moments = top_moments(videos, scored, k, nms)
-    ms["NMS"] = 1000 * (clock() - start)
-    return moments, ms
+    watch.lap("NMS")
+    return moments, watch.ms
 
 
 def check_chunking(reranker: Reranker, text: str, videos: list[RerankVideo], count: int = 4,
@@ -92,13 +84,7 @@ def measure(reranker: Reranker, videos: list[RerankVideo], texts: list[str], war
             ) -> dict:
     """The scan measured over ``videos`` for each text after the first ``warmup`` (untimed)."""
     progress(f"{reranker.name} scanning {len(videos):,} videos")
-    for text in texts[:warmup]:
-        scan(reranker, text, videos, K)
-    clear_all_caches()
-    wall = []
-    for text in texts[warmup:] or texts:
-        start = time.perf_counter()
-        scan(reranker, text, videos, K)
-        wall.append(1000 * (time.perf_counter() - start))
+    _, wall, _ = timed_pass(lambda text: scan(reranker, text, videos, K), texts[:warmup],
+                            texts[warmup:] or texts)
     return {"videos": len(videos), "queries": len(wall), "ms_p50": float(np.median(wall)),
             "ms_p95": float(np.percentile(wall, 95)), "source": "measured"}

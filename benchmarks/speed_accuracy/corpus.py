@@ -16,7 +16,6 @@ exactly); the scan's chunked scoring must equal one-video scoring.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +23,13 @@ import numpy as np
 from ...data.corpus import Query, Video
 from ...data.corpus_dir import open_corpus
 from ...eval.metrics import corpus_metrics
+from ...eval.stepwise import timed_pass
 from ...indexer import faiss_index
 from ...indexer.build import BuildConfig, build_index
 from ...search.cascade import candidate_videos, rerank_video
 from ...search.encoders import MomentEncoder
 from ...search.rerank import RerankVideo
 from ...search.searcher import Searcher
-from ...text.tokens import clear_all_caches
 from ..real_corpus import check_against_brute_force
 from ..report import progress
 from . import brute_force
@@ -63,20 +62,15 @@ def time_search(searcher: Searcher, queries: list[Query], warmup: int, **options
                 ) -> tuple[dict, list[float], dict[str, float]]:
     """Predictions, per-query wall ms, and the median of each search step."""
     k = min(K, searcher.n_proposals)
-    for query in queries[:warmup]:
-        searcher.search(query.text, k=k, **options)
-    clear_all_caches()  # every row pays the text encoding of unseen sentences
-    predictions, wall, steps = {}, [], {}
-    for query in queries:
-        start = time.perf_counter()
+
+    def answer(query: Query):
         moments = searcher.search(query.text, k=k, **options)
-        wall.append(1000 * (time.perf_counter() - start))
-        predictions[query.qid] = as_tuples(moments)
         t = searcher.timings
-        for name, value in {"TE": t.encode_ms, "index": t.search_ms, "post": t.post_ms,
-                            **{e.removesuffix("_ms"): v for e, v in t.extra.items()}}.items():
-            steps.setdefault(name, []).append(value)
-    return predictions, wall, medians(steps)
+        return as_tuples(moments), {"TE": t.encode_ms, "index": t.search_ms, "post": t.post_ms,
+                                    **{e.removesuffix("_ms"): v for e, v in t.extra.items()}}
+
+    outputs, wall, steps = timed_pass(answer, queries[:warmup], queries)
+    return dict(zip([q.qid for q in queries], outputs, strict=True)), wall, medians(steps)
 
 
 def medians(steps: dict[str, list[float]]) -> dict[str, float]:
@@ -174,17 +168,10 @@ def scan_row(name: str, reranker, queries: list[Query], videos: list, warmup: in
     """The cross-modal model ``name`` scanning every video for every query."""
     worst = brute_force.check_chunking(reranker, queries[0].text, videos)
     checks.append(f"{name} scan: chunked = one-video scoring (max diff {worst:.1e})")
-    for query in queries[:warmup]:
-        brute_force.scan(reranker, query.text, videos, K)
-    clear_all_caches()
-    predictions, wall, steps = {}, [], {}
-    for query in queries:
-        start = time.perf_counter()
-        moments, ms = brute_force.scan(reranker, query.text, videos, K)
-        wall.append(1000 * (time.perf_counter() - start))
-        predictions[query.qid] = moments
-        for step, value in ms.items():
-            steps.setdefault(step, []).append(value)
+    outputs, wall, steps = timed_pass(
+        lambda query: brute_force.scan(reranker, query.text, videos, K), queries[:warmup],
+        queries)
+    predictions = dict(zip([q.qid for q in queries], outputs, strict=True))
     return row("scan", f"{name} on every video (brute force)", len(videos), queries,
                predictions, wall, medians(steps), reranker=name)
 

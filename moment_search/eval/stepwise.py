@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -57,10 +58,6 @@ class StepTimes:
 
     steps: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STEPS})
 
-    def record(self, step: str, start: float) -> None:
-        """Append the milliseconds since ``start`` (a ``perf_counter`` value) to ``step``."""
-        self.steps[step].append(1000 * (time.perf_counter() - start))
-
     def totals(self) -> list[float]:
         """ALL per query: TE + CML + NMS, what one query on one video costs end to end."""
         return [sum(parts) for parts in zip(*self.steps.values(), strict=True)]
@@ -83,23 +80,57 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def _answer(model: StepwiseModel, query: Query, k: int, times: StepTimes | None) -> np.ndarray:
-    clock = time.perf_counter
-    start = clock()
+class Stopwatch:
+    """Milliseconds of consecutive steps: ``lap(name)`` closes the step that began at the
+    previous lap (or at creation), after waiting for queued CUDA work."""
+
+    def __init__(self):
+        self.ms: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        """Record the step that just ended."""
+        synchronize()
+        now = time.perf_counter()
+        self.ms[step] = 1000 * (now - self._start)
+        self._start = now
+
+
+Answer = Callable[[Any], tuple[Any, dict[str, float]]]  # item -> (output, {step: ms})
+
+
+def timed_pass(answer: Answer, warmup: Sequence, timed: Sequence
+               ) -> tuple[list, list[float], dict[str, list[float]]]:
+    """Run ``answer`` untimed on ``warmup``, then on each of ``timed`` with the sentence caches
+    emptied first (every item pays its text encoding, as a query never seen before does).
+
+    Returns:
+        the outputs of the timed items, their wall milliseconds, and each step's milliseconds
+        as ``answer`` reported them.
+    """
+    for item in warmup:
+        answer(item)
+    clear_all_caches()
+    outputs, wall, steps = [], [], {}
+    for item in timed:
+        start = time.perf_counter()
+        output, step_ms = answer(item)
+        wall.append(1000 * (time.perf_counter() - start))
+        outputs.append(output)
+        for step, value in step_ms.items():
+            steps.setdefault(step, []).append(value)
+    return outputs, wall, steps
+
+
+def _answer(model: StepwiseModel, query: Query, k: int) -> tuple[np.ndarray, dict[str, float]]:
+    watch = Stopwatch()
     encoded = model.encode_query(query.text)
-    synchronize()
-    if times is not None:
-        times.record("TE", start)
-    start = clock()
+    watch.lap("TE")
     scored = model.score_video(encoded, query.video_id)
-    synchronize()
-    if times is not None:
-        times.record("CML", start)
-    start = clock()
+    watch.lap("CML")
     ranked = rank_moments(scored[:, 2], scored[:, :2], k, model.nms_threshold)
-    if times is not None:
-        times.record("NMS", start)
-    return ranked
+    watch.lap("NMS")
+    return ranked, watch.ms
 
 
 def localize_stepwise(model: StepwiseModel, queries: list[Query], corpus: Corpus,
@@ -111,11 +142,10 @@ def localize_stepwise(model: StepwiseModel, queries: list[Query], corpus: Corpus
         ``qid -> (K, 3) [start_s, end_s, score]`` best first, and the per-query step times.
     """
     model.prepare(corpus, store, list(dict.fromkeys(q.video_id for q in queries)))
-    for query in queries[:warmup]:
-        _answer(model, query, k, None)
-    clear_all_caches()  # TE of sentences not seen before, as a new query pays it
-    times = StepTimes()
-    return {q.qid: _answer(model, q, k, times) for q in queries}, times
+    ranked, _, steps = timed_pass(lambda query: _answer(model, query, k), queries[:warmup],
+                                  queries)
+    times = StepTimes({step: steps.get(step, []) for step in STEPS})
+    return dict(zip([q.qid for q in queries], ranked, strict=True)), times
 
 
 class StepwiseLocalizer:
