@@ -4,7 +4,7 @@ added to ``search.rerank.RERANKERS`` joins by its name.
 The reranker's own split gives the timed steps (see ``stepwise``): TE is ``encode_text`` (for PLN:
 MiniLM + its sentence BiLSTM), CML is ``score_encoded`` on the one video. Query-independent work
 on the video (PLN's pooling of the features into stage clips) is done in ``prepare`` when the
-reranker offers it (``stage_clips``), as FVMR's moment embeddings are: CML is the cross-modal
+reranker offers it (``prepare_video``), as FVMR's moment embeddings are: CML is the cross-modal
 model alone, with (on a GPU) the copy of the pooled clips to the device and of the scores back.
 """
 
@@ -40,8 +40,8 @@ class RerankerLocalizer(StepwiseLocalizer):
             video = corpus.video(vid)
             self.videos[vid] = RerankVideo(vid, np.asarray(store.load(vid)), video.duration,
                                            video.feature_rate)
-            if hasattr(self.reranker, "stage_clips"):
-                self.reranker.stage_clips(self.videos[vid])
+            if hasattr(self.reranker, "prepare_video"):
+                self.reranker.prepare_video(self.videos[vid])
 
     def encode_query(self, text: str) -> Any:
         """TE: the reranker's text encoding."""

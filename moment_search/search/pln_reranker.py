@@ -42,7 +42,7 @@ class PLNReranker:
         if not videos:
             return []
         device = query.device
-        stages = [self.stage_clips(v) for v in videos]
+        stages = [self.prepare_video(v) for v in videos]
         clips = [torch.from_numpy(np.stack([s[t] for s in stages])).to(device)
                  for t in range(self.model.n_stages)]
         scores = self.model.score_encoded(clips, query.expand(len(videos), -1),
@@ -51,7 +51,7 @@ class PLNReranker:
                                 scores[i].numpy()[:, None]], axis=1)
                 for i, v in enumerate(videos)]
 
-    def stage_clips(self, video: RerankVideo) -> list[np.ndarray]:
+    def prepare_video(self, video: RerankVideo) -> list[np.ndarray]:
         """The video's features mean-pooled into each stage's clips (query-independent: done
         once per video object and kept in ``video.prepared``)."""
         rate = video.feature_rate or self.feature_rate

@@ -35,7 +35,9 @@ class Reranker(Protocol):
 
     ``score_videos(text, videos)`` is ``score_encoded(encode_text(text), videos)``: the split lets
     the benchmarks time text encoding (TE) apart from the cross-modal part (CML), and lets a scan
-    of a whole corpus encode the sentence once.
+    of a whole corpus encode the sentence once. A reranker may also offer
+    ``prepare_video(video)``: its query-independent work on a video, kept in ``video.prepared``
+    (callers that hold videos across queries run it ahead).
     """
 
     name: str

@@ -67,8 +67,8 @@ def test_reranker_pooling_is_prepared_once_per_video(tiny_corpus, tiny_pln_dir):
     model.prepare(corpus, store, [query.video_id])
     video = model.videos[query.video_id]
     assert len(video.prepared) == 1
-    pooled = model.reranker.stage_clips(video)
-    assert model.reranker.stage_clips(video) is pooled
+    pooled = model.reranker.prepare_video(video)
+    assert model.reranker.prepare_video(video) is pooled
     fresh = RerankVideo(video.video_id, video.features, video.duration, video.feature_rate)
     encoded = model.encode_query(query.text)
     np.testing.assert_allclose(model.reranker.score_encoded(encoded, [fresh])[0],
