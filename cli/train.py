@@ -12,6 +12,18 @@ from .common import console, metric_table, user_errors
 
 app = typer.Typer(help="Train models.", no_args_is_help=True)
 
+# The recipe options every trainer shares (see moment_search.train.loop and .extras).
+EXTRA_OPTION = typer.Option([], "--extra", help="Extra training pairs, KIND[:WEIGHT] "
+                            "(charades-actions: the train videos' Charades action segments).")
+CHARADES_DIR_OPTION = typer.Option(None, help="Folder of the Charades CSV and class list "
+                                   "(default: DATA/../annotations/charades).")
+EMA_OPTION = typer.Option(0.0, min=0.0, max=0.99999, help="EMA decay of the weights per step "
+                          "(0: off); the average is validated and saved.")
+SMOOTH_OPTION = typer.Option(1, min=1, help="Pick the best epoch on the trailing mean of this "
+                             "many validation scores.")
+PATIENCE_OPTION = typer.Option(0, min=0, help="Stop after this many epochs without smoothed "
+                               "improvement (0: never).")
+
 
 @app.command()
 def fvmr(
@@ -30,24 +42,37 @@ def fvmr(
     teacher: bool = typer.Option(True, help="--no-teacher trains FVMR w/o SD."),
     cross_video: float = typer.Option(0.0, min=0.0, help="Weight of the cross-video term."),
     clip_norm: bool = typer.Option(False, help="LayerNorm on input clip features."),
+    clip_scale: float = typer.Option(1.0, min=0.0, help="Multiply clip features (sqrt(512) "
+                                     "gives L2-normalised CLIP features unit RMS)."),
+    extra: list[str] = EXTRA_OPTION,
+    charades_dir: Path = CHARADES_DIR_OPTION,
+    ema: float = EMA_OPTION,
+    smooth_epochs: int = SMOOTH_OPTION,
+    patience: int = PATIENCE_OPTION,
+    video_batches: bool = typer.Option(False, help="Batches of whole videos (each video "
+                                       "encoded once per batch; faster with many queries)."),
     feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
     train_split: str = typer.Option("train", help="Split to train on."),
     val_split: str = typer.Option("val", help="Split to validate on each epoch."),
     seed: int = typer.Option(0, help="Random seed."),
+    threads: int = typer.Option(None, min=1, help="torch CPU threads (default: torch's)."),
     resume: bool = typer.Option(False, help="Continue from OUT/last."),
 ) -> None:
     """Train FVMR (with fine-grained semantic distillation) and keep the best epoch in OUT/best."""
     from moment_search.train.fvmr_trainer import FVMRTrainer, TrainConfig
 
     model_config = FVMRConfig(n_clips=n_clips, hidden_dim=hidden_dim, space_dim=space_dim,
-                               dropout=dropout, clip_norm=clip_norm)
+                               dropout=dropout, clip_norm=clip_norm, clip_scale=clip_scale)
     train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
                                weight_decay=weight_decay,
                                distill_weight=distill_weight, warmup_epochs=warmup_epochs,
-                               teacher=teacher, cross_video_weight=cross_video, seed=seed)
+                               teacher=teacher, cross_video_weight=cross_video, seed=seed,
+                               threads=threads, extras=tuple(extra), ema_decay=ema,
+                               smooth_epochs=smooth_epochs, patience=patience,
+                               video_batches=video_batches)
     with user_errors():
         trainer = FVMRTrainer(data, out, model_config, train_config, train_split, val_split,
-                              feature_rate)
+                              feature_rate, charades_dir=charades_dir)
         if resume and trainer.resume():
             console.print(f"resuming after epoch {trainer.start_epoch}")
         best = trainer.fit(progress=console.print)

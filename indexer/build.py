@@ -296,7 +296,7 @@ def build_index(corpus_dir: str | Path, index_dir: str | Path, model_dir: str | 
     corpus, store = open_corpus(corpus_dir, split=config.split, feature_rate=rate)
     catalog = open_catalog(index_dir, config.catalog_url)
     catalog.init_index(*model_fingerprint(model_path), model.config.n_clips, rate,
-                       model.config.space_dim)
+                       model.embedding_dim)
     groups = shards_of(sorted(corpus, key=lambda v: v.video_id), config.shard_videos)
     embedder = ShardEmbedder(MomentEncoder(model), store, config.batch_videos)
     skipped = embed_shards(embedder, catalog, index_dir, groups, 0, 0, progress)

@@ -44,7 +44,8 @@ class FVMRFusionLocalizer:
         for start in range(0, len(examples), 128):
             chunk = examples[start:start + 128]
             batch = collate(chunk)
-            result = self.model(batch.clips, batch.tokens, batch.token_mask, batch.tree)
+            result = self.model(batch.clips, batch.tokens, batch.token_mask, batch.tree,
+                                query_video=batch.query_video)
             fused = ((torch.sigmoid(result.p) + torch.sigmoid(result.q)) / 2).numpy()
             for example, scores in zip(chunk, fused, strict=True):
                 spans = proposal_spans(self.model.config.n_clips, example.duration)

@@ -25,6 +25,7 @@ from torch import nn
 from ..geometry.proposals import map_max_pool, proposal_index, proposal_mask
 from .base import PretrainedMixin
 from .layers import MLP, GatedConv2d, MapConvStack, last_valid, masked_mean, run_packed
+from .video_text import VideoText, VideoTextConfig
 
 NEG = -1e9  # a finite "minus infinity": fully masked rows give a uniform softmax, not NaN
 
@@ -45,6 +46,17 @@ class FVMRConfig:
     lstm_layers: int = 2  # BiLSTM depth (paper, Fig. 3b)
     dropout: float = 0.1
     clip_norm: bool = False  # LayerNorm on the input clip features (not in the paper)
+    # Multiplies the input clip features (not in the paper). CLIP features are L2-normalised, so
+    # their entries are ~1/sqrt(512) and the first layer's default init sees almost nothing but
+    # its bias; sqrt(feature_dim) gives them unit RMS. 1.0 keeps them as they are.
+    clip_scale: float = 1.0
+    # Corpus terms (not in the paper; see ``train.compose``): the search vectors become
+    # [phi_m(m_i), sqrt(beta) v, -gamma b_v] and [phi_s(s), sqrt(beta) t, 1], so one inner
+    # product is p + beta * s_v - gamma * b_v. Training (``forward``) never uses them.
+    video_text: dict | None = None  # VideoTextConfig fields of the attached video model, or None
+    video_weight: float = 0.0  # beta, the weight of the video-level score s_v = t . v
+    hub_weight: float = 0.0  # gamma, the weight of the per-video hub correction b_v
+    hub_bank: int = 0  # sentences in the bank b_v is measured on (0: no correction)
 
 
 @dataclass
@@ -151,6 +163,16 @@ class FVMR(PretrainedMixin, nn.Module):
         index = torch.from_numpy(proposal_index(c.n_clips))
         self.register_buffer("cells", index[:, 0] * c.n_clips + index[:, 1], persistent=False)
         self.register_buffer("mask", torch.from_numpy(proposal_mask(c.n_clips)), persistent=False)
+        self.video_text = VideoText(VideoTextConfig(**c.video_text)) if c.video_text else None
+        width = c.space_dim + (self.video_text.config.embed_dim if self.video_text else 0)
+        # query vectors of the bank sentences (set by train.compose), without the hub column
+        self.register_buffer("hub_queries", torch.zeros(c.hub_bank, width),
+                             persistent=bool(c.hub_bank))
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the search vectors (``encode_moments`` / ``encode_queries``)."""
+        return int(self.hub_queries.shape[1]) + (1 if self.config.hub_bank else 0)
 
     @property
     def n_proposals(self) -> int:
@@ -159,15 +181,41 @@ class FVMR(PretrainedMixin, nn.Module):
 
     def moment_cells(self, clips: torch.Tensor) -> torch.Tensor:
         """Video encoder + phi_m on every map cell: (B, N, Dv) clips -> (B, N*N, D)."""
-        hidden = self.clip_fc(self.clip_norm(clips))  # (B, N, H)
+        hidden = self.clip_fc(self.clip_norm(clips * self.config.clip_scale))  # (B, N, H)
         map2d = self.map_convs(map_max_pool(hidden), self.mask)  # (B, H, N, N)
         return self.phi_m(map2d.flatten(2).transpose(1, 2))  # (B, N*N, D)
 
     def encode_moments(self, clips: torch.Tensor) -> torch.Tensor:
-        """Common-space moment embeddings: (B, N, Dv) clips -> (B, P, D), proposal order."""
-        return self.moment_cells(clips)[:, self.cells]
+        """Search vectors of every proposal: (B, N, Dv) clips -> (B, P, embedding_dim).
 
-    def encode_queries(self, tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        phi_m(m_i), followed by the corpus terms when the model has them (see the config).
+        """
+        moments = self.moment_cells(clips)[:, self.cells]  # (B, P, D)
+        if self.video_text is not None:
+            video = self.video_text.encode_videos(clips) * self.config.video_weight ** 0.5
+            moments = torch.cat([moments, video[:, None].expand(-1, moments.shape[1], -1)], -1)
+        if self.config.hub_bank:
+            hub = (moments @ self.hub_queries.T).amax(1).mean(-1)  # (B,) b_v
+            column = (-self.config.hub_weight * hub)[:, None, None]  # (B, 1, 1)
+            moments = torch.cat([moments, column.expand(-1, moments.shape[1], 1)], -1)
+        return moments
+
+    def encode_queries(self, tokens: torch.Tensor, token_mask: torch.Tensor,
+                       hub_column: bool = True) -> torch.Tensor:
+        """Search vectors of sentences: (B, L, Dt), (B, L) -> (B, embedding_dim).
+
+        phi_s(w_1 + w_L), followed by the corpus terms when the model has them; without
+        ``hub_column`` the trailing 1 of the hub correction is left off (the bank's vectors).
+        """
+        queries = self.query_space(tokens, token_mask)  # (B, D)
+        if self.video_text is not None:
+            text = self.video_text.encode_texts(tokens, token_mask)
+            queries = torch.cat([queries, text * self.config.video_weight ** 0.5], -1)
+        if self.config.hub_bank and hub_column:
+            queries = torch.cat([queries, queries.new_ones(queries.shape[0], 1)], -1)
+        return queries
+
+    def query_space(self, tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         """Common-space query embeddings phi_s(w_1 + w_L): (B, L, Dt), (B, L) -> (B, D)."""
         words = run_packed(self.lstm, tokens, token_mask)  # (B, L, H)
         return self.phi_s(words[:, 0] + last_valid(words, token_mask))
@@ -181,20 +229,25 @@ class FVMR(PretrainedMixin, nn.Module):
         return self.fuse_gated(fused).flatten(1)[:, self.cells]  # (B, P)
 
     def forward(self, clips: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor,
-                tree: RoleTreeTensors | None = None) -> FVMROutput:
+                tree: RoleTreeTensors | None = None, query_video: torch.Tensor | None = None
+                ) -> FVMROutput:
         """Score every proposal of each video against its query.
 
         Args:
-            clips: (B, N, Dv) clip features.
+            clips: (B, N, Dv) clip features, or (V, N, Dv) with ``query_video``.
             tokens: (B, L, Dt) token embeddings; token_mask: (B, L) bool.
             tree: role trees for the teacher; None skips it (inference, w/o SD ablation).
+            query_video: (B,) row of ``clips`` each query belongs to (each video is encoded
+                once); None: row b of ``clips`` belongs to query b.
 
         Returns:
             :class:`FVMROutput` with p (and q when ``tree`` is given).
         """
-        cells = self.moment_cells(clips)  # (B, N*N, D)
+        cells = self.moment_cells(clips)  # (V, N*N, D)
+        if query_video is not None:
+            cells = cells[query_video]  # (B, N*N, D)
         moments = cells[:, self.cells]  # (B, P, D)
-        queries = self.encode_queries(tokens, token_mask)  # (B, D)
+        queries = self.query_space(tokens, token_mask)  # (B, D)
         p = torch.einsum("bpd,bd->bp", moments, queries)  # Eq. 6
         q = None
         if tree is not None:

@@ -109,8 +109,8 @@ class Searcher:
         _, extra = FVMR.read_config(index_dir / MODEL_DIR)
         tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)))
         encoder = QueryEncoder(model, tokens)
-        if model.config.space_dim != index.d:
-            raise ValueError(f"{index_dir}: query embedding width {model.config.space_dim} does "
+        if model.embedding_dim != index.d:
+            raise ValueError(f"{index_dir}: query embedding width {model.embedding_dim} does "
                              f"not match the index width {index.d}")
         searcher = cls(index, read_metadata(index_dir), catalog, encoder, params, index_dir)
         searcher.device = str(torch_device)

@@ -40,25 +40,33 @@ class Example:
     edges: torch.Tensor  # (V, K) bool
     labels: torch.Tensor  # (P,) soft IoU labels
     video_index: int
+    weight: float = 1.0  # loss weight (1 for real sentences, the --extra weight for others)
 
 
 @dataclass
 class Batch:
-    """A padded batch of examples (see :func:`collate`)."""
+    """A padded batch of examples (see :func:`collate`).
 
-    clips: torch.Tensor  # (B, N, Dv)
+    Each distinct video of the batch is stored once: query b is grounded in ``clips[query_video[b]]``,
+    so the video encoder runs once per video however many of its queries the batch holds.
+    """
+
+    clips: torch.Tensor  # (V, N, Dv), one row per distinct video
     tokens: torch.Tensor  # (B, L, Dt)
     token_mask: torch.Tensor  # (B, L)
     tree: RoleTreeTensors
     labels: torch.Tensor  # (B, P)
-    video_groups: torch.Tensor  # (B,)
+    video_groups: torch.Tensor  # (B,) the examples' video indices (equal for the same video)
+    query_video: torch.Tensor  # (B,) row of each query's video in ``clips``
+    weights: torch.Tensor  # (B,) loss weight of each query
 
     def to(self, device: torch.device) -> Batch:
         """The batch on ``device``."""
         move = {k: v.to(device) for k, v in vars(self.tree).items()}
         return Batch(self.clips.to(device), self.tokens.to(device), self.token_mask.to(device),
                      RoleTreeTensors(**move), self.labels.to(device),
-                     self.video_groups.to(device))
+                     self.video_groups.to(device), self.query_video.to(device),
+                     self.weights.to(device))
 
 
 def proposal_labels(query: Query, duration: float, n_clips: int, o_min: float, o_max: float
@@ -84,9 +92,13 @@ def tree_tensors(tree: RoleTree, offsets: torch.Tensor) -> dict[str, torch.Tenso
 
 
 def build_examples(corpus: Corpus, store: FeatureStore, n_clips: int, encoder: TokenEncoder,
-                   parser: RoleTreeParser, o_min: float = 0.3, o_max: float = 0.7
-                   ) -> list[Example]:
-    """One :class:`Example` per query of ``corpus`` (queries without windows are skipped)."""
+                   parser: RoleTreeParser, o_min: float = 0.3, o_max: float = 0.7,
+                   weights: dict[str, float] | None = None) -> list[Example]:
+    """One :class:`Example` per query of ``corpus`` (queries without windows are skipped).
+
+    ``weights`` gives the loss weight of a query id (absent ids weigh 1).
+    """
+    weights = weights or {}
     queries = [q for q in corpus.queries if q.windows]
     video_index = {vid: i for i, vid in enumerate(dict.fromkeys(q.video_id for q in queries))}
     clips = {vid: _video_clips(corpus, store, vid, n_clips) for vid in video_index}
@@ -102,7 +114,8 @@ def build_examples(corpus: Corpus, store: FeatureStore, n_clips: int, encoder: T
             qid=query.qid, duration=corpus.video(query.video_id).duration,
             clips=clips[query.video_id], tokens=tokens,
             labels=torch.from_numpy(labels),
-            video_index=video_index[query.video_id], **tree_tensors(tree, offsets)))
+            video_index=video_index[query.video_id], weight=weights.get(query.qid, 1.0),
+            **tree_tensors(tree, offsets)))
     return examples
 
 
@@ -147,11 +160,40 @@ def collate(examples: Sequence[Example]) -> Batch:
         noun_mask=torch.stack([e.noun_mask for e in examples]),
         edges=torch.stack([e.edges for e in examples]),
     )
+    videos = list(dict.fromkeys(e.video_index for e in examples))
+    row = {video: i for i, video in enumerate(videos)}
+    first = {}
+    for e in examples:
+        first.setdefault(e.video_index, e)
     return Batch(
-        clips=torch.stack([e.clips for e in examples]),
+        clips=torch.stack([first[video].clips for video in videos]),
         tokens=_pad([e.tokens for e in examples], length, 0),
         token_mask=torch.arange(length)[None] < lengths[:, None],
         tree=tree,
         labels=torch.stack([e.labels for e in examples]),
         video_groups=torch.tensor([e.video_index for e in examples]),
+        query_video=torch.tensor([row[e.video_index] for e in examples]),
+        weights=torch.tensor([e.weight for e in examples], dtype=torch.float32),
     )
+
+
+def video_batches(examples: Sequence[Example], batch_size: int, generator: torch.Generator
+                  ) -> list[list[Example]]:
+    """Shuffled batches of whole videos: all queries of a video land in the same batch.
+
+    Videos are taken in random order and added to a batch until it holds at least
+    ``batch_size`` queries, so a batch is about ``batch_size`` queries of few videos.
+    """
+    by_video: dict[int, list[Example]] = {}
+    for example in examples:
+        by_video.setdefault(example.video_index, []).append(example)
+    groups = list(by_video.values())
+    batches, current = [], []
+    for i in torch.randperm(len(groups), generator=generator).tolist():
+        current.extend(groups[i])
+        if len(current) >= batch_size:
+            batches.append(current)
+            current = []
+    if current:
+        batches.append(current)
+    return batches

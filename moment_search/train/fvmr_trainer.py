@@ -23,7 +23,8 @@ from ..models.fvmr import FVMR, FVMRConfig
 from ..search.localize import rank_moments
 from ..text.role_tree import RoleTreeParser
 from ..text.tokens import TokenEncoder
-from .data import Batch, Example, build_examples, collate
+from .data import Batch, Example, build_examples, collate, video_batches
+from .extras import default_charades_dir, parse_extra, with_extras
 from .loop import EpochTrainer, seed_everything
 from .losses import cross_video, fvmr_loss
 
@@ -46,11 +47,24 @@ class TrainConfig:
     select_metric: str = "R1@0.5+R1@0.7"  # validation score that picks the best epoch
     seed: int = 0
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    # The recipe (see train.loop and train.extras); defaults reproduce the first shipped model.
+    extras: tuple[str, ...] = ()  # --extra specs, e.g. ("charades-actions:0.5",)
+    ema_decay: float = 0.0  # weight average per step (0: off)
+    smooth_epochs: int = 1  # best epoch on the trailing mean of this many val scores
+    patience: int = 0  # stop after this many epochs without smoothed improvement (0: off)
+    video_batches: bool = False  # batches of whole videos: each video encoded once per batch
 
 
-def epoch_batches(examples: list[Example], batch_size: int, seed: int, epoch: int) -> list[Batch]:
-    """Shuffled batches for one epoch; the order depends only on (seed, epoch)."""
-    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + epoch))
+def epoch_batches(examples: list[Example], batch_size: int, seed: int, epoch: int,
+                  by_video: bool = False) -> list[Batch]:
+    """Shuffled batches for one epoch; the order depends only on (seed, epoch).
+
+    ``by_video``: batches of whole videos (see ``train.data.video_batches``).
+    """
+    generator = torch.Generator().manual_seed(seed + epoch)
+    if by_video:
+        return [collate(chunk) for chunk in video_batches(examples, batch_size, generator)]
+    order = torch.randperm(len(examples), generator=generator)
     chunks = [order[i:i + batch_size] for i in range(0, len(examples), batch_size)]
     return [collate([examples[int(j)] for j in chunk]) for chunk in chunks]
 
@@ -59,9 +73,9 @@ def batch_loss(model: FVMR, batch: Batch, config: TrainConfig, epoch: int
                ) -> dict[str, torch.Tensor]:
     """All loss terms of one batch (Eq. 10, plus the optional cross-video term)."""
     out = model(batch.clips, batch.tokens, batch.token_mask,
-                batch.tree if config.teacher else None)
+                batch.tree if config.teacher else None, query_video=batch.query_video)
     distill = config.distill_weight if epoch >= config.warmup_epochs else 0.0
-    terms = fvmr_loss(out.p, out.q, batch.labels, distill, config.temperature)
+    terms = fvmr_loss(out.p, out.q, batch.labels, distill, config.temperature, batch.weights)
     if config.cross_video_weight > 0 and batch.video_groups.unique().numel() > 1:
         term = cross_video(out.moments, out.queries, batch.video_groups)
         terms["cross_video"] = config.cross_video_weight * term
@@ -78,7 +92,8 @@ def validate(model: FVMR, examples: list[Example], corpus: Corpus, k: int = 5,
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
         batch = collate(chunk)
-        p = model(batch.clips, batch.tokens, batch.token_mask).p.numpy()  # (B, P)
+        p = model(batch.clips, batch.tokens, batch.token_mask,
+                  query_video=batch.query_video).p.numpy()  # (B, P)
         for example, scores in zip(chunk, p, strict=True):
             spans = proposal_spans(model.config.n_clips, example.duration)
             predictions[example.qid] = rank_moments(scores, spans, k)
@@ -93,7 +108,8 @@ class FVMRTrainer(EpochTrainer):
 
     def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: FVMRConfig,
                  train_config: TrainConfig, train_split: str = "train", val_split: str = "val",
-                 feature_rate: float | None = None, max_tokens: int = 32):
+                 feature_rate: float | None = None, max_tokens: int = 32,
+                 charades_dir: str | Path | None = None):
         self.out = Path(out_dir)
         self.model_config = model_config
         self.config = train_config
@@ -106,23 +122,28 @@ class FVMRTrainer(EpochTrainer):
         seed_everything(train_config.seed)
         encoder = TokenEncoder(max_length=max_tokens)
         parser = RoleTreeParser()
+        specs = [parse_extra(text) for text in train_config.extras]
+        self.charades_dir = Path(charades_dir or default_charades_dir(data_dir))
         self.train_corpus, self.train_examples = self._examples(
-            data_dir, train_split, feature_rate, encoder, parser)
+            data_dir, train_split, feature_rate, encoder, parser, specs)
         self.val_corpus, self.val_examples = self._examples(
             data_dir, val_split, feature_rate, encoder, parser)
         self.start(FVMR(model_config))
 
-    def _examples(self, data_dir, split, feature_rate, encoder, parser):
+    def _examples(self, data_dir, split, feature_rate, encoder, parser, specs=()):
         corpus, store = open_corpus(data_dir, split=split, feature_rate=feature_rate)
-        return corpus, self._build(corpus, store, encoder, parser)
+        corpus, weights = with_extras(corpus, list(specs), self.charades_dir)
+        return corpus, self._build(corpus, store, encoder, parser, weights)
 
-    def _build(self, corpus: Corpus, store: FeatureStore, encoder, parser) -> list[Example]:
+    def _build(self, corpus: Corpus, store: FeatureStore, encoder, parser, weights
+               ) -> list[Example]:
         return build_examples(corpus, store, self.model_config.n_clips, encoder, parser,
-                              self.config.o_min, self.config.o_max)
+                              self.config.o_min, self.config.o_max, weights)
 
     def epoch_batches(self, epoch: int) -> list[Batch]:
         """Shuffled training batches of one epoch."""
-        return epoch_batches(self.train_examples, self.config.batch_size, self.config.seed, epoch)
+        return epoch_batches(self.train_examples, self.config.batch_size, self.config.seed, epoch,
+                             self.config.video_batches)
 
     def loss_terms(self, batch: Batch, epoch: int) -> dict[str, torch.Tensor]:
         """Eq. 10 (+ the cross-video term) on one batch."""
@@ -130,4 +151,4 @@ class FVMRTrainer(EpochTrainer):
 
     def validate(self) -> dict[str, float]:
         """Single-video metrics of the fast path on the validation split."""
-        return validate(self.model, self.val_examples, self.val_corpus)
+        return validate(self.eval_model, self.val_examples, self.val_corpus)

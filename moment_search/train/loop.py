@@ -1,7 +1,16 @@
-"""The epoch loop every trainer shares: Adam, train, validate, keep best/ and last/, resume.
+"""The epoch loop every trainer shares: AdamW, train, validate, keep best/ and last/, resume.
 
 A trainer subclasses :class:`EpochTrainer` and provides ``model_class``, ``self.settings`` (stored
-with each checkpoint), ``epoch_batches(epoch)``, ``loss_terms(batch, epoch)`` and ``validate()``.
+with each checkpoint), ``epoch_batches(epoch)``, ``loss_terms(batch, epoch)`` and ``validate()``
+(which scores ``self.eval_model``).
+
+The recipe knobs every trainer's config may carry (read with defaults, so older configs work):
+
+* ``ema_decay`` (0: off): an exponential moving average of the weights, updated after every
+  step (``torch.optim.swa_utils``); the average is what is validated and saved.
+* ``smooth_epochs`` (1: off): the best epoch is picked on the trailing mean of this many
+  validation scores, so one lucky epoch of a noisy curve is not what ships.
+* ``patience`` (0: off): stop when the smoothed score has not improved for this many epochs.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 
@@ -41,12 +51,27 @@ class EpochTrainer:
         """Attach a fresh model and optimizer; the run starts at epoch 0."""
         self.model = model
         self.optimizer = self.new_optimizer()
+        self.ema = self.new_ema()
         self.start_epoch, self.best_score = 0, float("-inf")
+        self.scores: list[float] = []
 
-    def new_optimizer(self) -> torch.optim.Adam:
-        """Adam with the configured learning rate and weight decay."""
-        return torch.optim.Adam(self.model.parameters(), lr=self.config.lr,
-                                weight_decay=self.config.weight_decay)
+    def new_optimizer(self) -> torch.optim.AdamW:
+        """AdamW (decoupled weight decay; plain Adam at weight decay 0)."""
+        return torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
+                                 weight_decay=getattr(self.config, "weight_decay", 0.0))
+
+    def new_ema(self) -> AveragedModel | None:
+        """The weight average of the model, or None when ``ema_decay`` is 0."""
+        decay = getattr(self.config, "ema_decay", 0.0)
+        if not decay:
+            return None
+        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay),
+                             use_buffers=True)
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """What is validated and saved: the weight average when there is one, else the model."""
+        return self.ema.module if self.ema is not None else self.model
 
     def epoch_batches(self, epoch: int) -> list:
         """The training batches of one epoch."""
@@ -67,9 +92,13 @@ class EpochTrainer:
             return False
         self.model = self.model_class.from_pretrained(self.out / "last")
         self.optimizer = self.new_optimizer()
+        self.ema = self.new_ema()
         state = torch.load(state_path, weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
         self.start_epoch, self.best_score = int(state["epoch"]) + 1, float(state["best_score"])
+        self.scores = [float(x) for x in state.get("scores", [])]
         return True
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -82,6 +111,8 @@ class EpochTrainer:
             self.optimizer.zero_grad()
             terms["total"].backward()
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
         return {name: total / len(batches) for name, total in sums.items()}
@@ -90,27 +121,39 @@ class EpochTrainer:
         """Train to ``config.epochs``; returns the best validation metrics of this run."""
         best = {}
         self.out.mkdir(parents=True, exist_ok=True)
+        smooth = max(1, int(getattr(self.config, "smooth_epochs", 1)))
+        patience = int(getattr(self.config, "patience", 0))
+        since_best = 0
         for epoch in range(self.start_epoch, self.config.epochs):
             losses = self.train_epoch(epoch)
             metrics = self.validate()
-            score = selection_score(metrics, self.config.select_metric)
+            self.scores.append(selection_score(metrics, self.config.select_metric))
+            score = float(np.mean(self.scores[-smooth:]))  # trailing mean: a smoothed curve
+            since_best += 1
             if score > self.best_score:
-                self.best_score, best = score, metrics
-                self.model.save_pretrained(self.out / "best", extra=self.settings)
+                self.best_score, best, since_best = score, metrics, 0
+                self.eval_model.save_pretrained(self.out / "best", extra=self.settings)
             self.save_last(epoch)
-            record = {"epoch": epoch + 1, "loss": losses, "val": metrics, "best": self.best_score}
+            record = {"epoch": epoch + 1, "loss": losses, "val": metrics, "smoothed": score,
+                      "best": self.best_score}
             with open(self.out / "history.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
-            progress(f"epoch {epoch + 1}: loss {losses['total']:.4f}  "
-                     f"R1@0.5 {metrics['R1@0.5']:.2f}  R1@0.7 {metrics['R1@0.7']:.2f}  "
-                     f"mIoU {metrics['mIoU']:.2f}")
+            shown = [*self.config.select_metric.split("+"), "mIoU"]
+            values = "  ".join(f"{name} {metrics[name]:.2f}" for name in shown if name in metrics)
+            progress(f"epoch {epoch + 1}: loss {losses['total']:.4f}  {values}  "
+                     f"smoothed {score:.2f}")
+            if patience and since_best >= patience:
+                progress(f"stopping: no smoothed improvement for {patience} epochs")
+                break
         return best
 
     def save_last(self, epoch: int) -> None:
         """OUT/last: the model and the optimizer state after ``epoch`` (atomic)."""
         self.model.save_pretrained(self.out / "last", extra=self.settings)
         state = {"optimizer": self.optimizer.state_dict(), "epoch": epoch,
-                 "best_score": self.best_score}
+                 "best_score": self.best_score, "scores": self.scores}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
         tmp = self.out / "last" / "state.pt.tmp"
         torch.save(state, tmp)
         tmp.replace(self.out / "last" / "state.pt")

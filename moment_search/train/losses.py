@@ -9,18 +9,23 @@ import torch
 import torch.nn.functional as F
 
 
-def soft_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def soft_bce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
+             ) -> torch.Tensor:
     """Eq. 8: binary cross-entropy of sigmoid(logits) against soft labels, mean over B and P.
 
     Args:
         logits: (B, P) proposal scores before the sigmoid.
         labels: (B, P) soft IoU labels in [0, 1].
+        weights: (B,) per-query weights (None: all 1); the mean over B is weighted by them.
     """
-    return F.binary_cross_entropy_with_logits(logits, labels)
+    if weights is None:
+        return F.binary_cross_entropy_with_logits(logits, labels)
+    per_query = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(-1)
+    return (per_query * weights).sum() / weights.sum().clamp(min=1e-12)
 
 
-def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0
-                 ) -> torch.Tensor:
+def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0,
+                 weights: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. 9: L_dis(p, q) = L_ce(softmax(p/T), softmax(q/T)), q detached.
 
     Read literally, as its authors most likely implemented it: their L_ce of Eq. 8 (binary
@@ -33,10 +38,14 @@ def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: floa
         student: (B, P) fast-path logits p.
         teacher: (B, P) teacher logits q (gradient is not propagated into it).
         temperature: T.
+        weights: (B,) per-query weights (None: all 1).
     """
     target = torch.softmax(teacher.detach() / temperature, dim=-1)
     student_probs = torch.softmax(student / temperature, dim=-1).clamp(1e-7, 1 - 1e-7)
-    return F.binary_cross_entropy(student_probs, target)
+    if weights is None:
+        return F.binary_cross_entropy(student_probs, target)
+    per_query = F.binary_cross_entropy(student_probs, target, reduction="none").mean(-1)
+    return (per_query * weights).sum() / weights.sum().clamp(min=1e-12)
 
 
 def cross_video(moments: torch.Tensor, queries: torch.Tensor, video_groups: torch.Tensor
@@ -65,16 +74,18 @@ def cross_video(moments: torch.Tensor, queries: torch.Tensor, video_groups: torc
 
 
 def fvmr_loss(p: torch.Tensor, q: torch.Tensor | None, labels: torch.Tensor,
-              distill_weight: float, temperature: float) -> dict[str, torch.Tensor]:
+              distill_weight: float, temperature: float, weights: torch.Tensor | None = None
+              ) -> dict[str, torch.Tensor]:
     """Eq. 10: BCE(p, y) + BCE(q, y) + lambda * L_dis(p, q); each term also returned by name.
 
     ``distill_weight = 0`` (warm-up, or the w/o SD ablation) drops the distillation term; a missing
-    teacher (``q is None``) drops both teacher terms.
+    teacher (``q is None``) drops both teacher terms. ``weights`` (B,) weighs each query's terms
+    (extra pseudo-queries weigh less than real sentences).
     """
-    terms = {"bce_p": soft_bce(p, labels)}
+    terms = {"bce_p": soft_bce(p, labels, weights)}
     if q is not None:
-        terms["bce_q"] = soft_bce(q, labels)
+        terms["bce_q"] = soft_bce(q, labels, weights)
         if distill_weight > 0:
-            terms["distill"] = distill_weight * distillation(p, q, temperature)
+            terms["distill"] = distill_weight * distillation(p, q, temperature, weights)
     terms["total"] = sum(terms.values())
     return terms

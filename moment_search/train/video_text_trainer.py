@@ -1,0 +1,160 @@
+"""Train the video-level relevance model (``models.video_text``) contrastively across videos.
+
+Each step takes a batch of distinct training videos and one sentence per video, and applies the
+symmetric InfoNCE loss over the batch's text-video logits (CLIP's objective). A video's sentence is
+drawn from one of its sources, picked uniformly among those it has: its Charades-STA sentences,
+its description and script sentences (``--video-texts``), its action pseudo-queries
+(``--extra charades-actions``). Each epoch visits every video ``samples_per_video`` times.
+Validation ranks the validation videos for every validation sentence (video retrieval R@1/5/10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.clips import pool_clips
+from ..data.corpus import Corpus
+from ..data.corpus_dir import open_corpus
+from ..data.features import FeatureStore
+from ..data.pseudo_queries import video_texts
+from ..data.readers.charades_csv import read_charades_csv
+from ..models.video_text import VideoText, VideoTextConfig
+from ..text.tokens import TokenEncoder
+from .extras import CSV_NAME, default_charades_dir, parse_extra, with_extras
+from .loop import EpochTrainer, seed_everything
+
+
+@dataclass
+class VideoTextTrainConfig:
+    """Optimisation settings of the video-level model."""
+
+    epochs: int = 40
+    batch_videos: int = 64  # videos (= sentences) per InfoNCE batch
+    samples_per_video: int = 4  # sentences drawn per video per epoch
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    n_clips: int = 16  # clips pooled per video (FVMR's N, so the same input serves both)
+    extras: tuple[str, ...] = ()  # e.g. ("charades-actions",): action phrases as texts
+    descriptions: bool = True  # use the videos' description and script sentences
+    ema_decay: float = 0.0
+    smooth_epochs: int = 1
+    patience: int = 0
+    select_metric: str = "video_R@1+video_R@10"
+    seed: int = 0
+    threads: int | None = None
+
+
+def info_nce(logits: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over a (B, B) text-video logit matrix whose diagonal pairs match."""
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def video_retrieval_metrics(logits: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Video retrieval R@1/5/10/100 (percent) and median rank of (Q, V) logits, truth (Q,) rows."""
+    true_score = logits[np.arange(len(truth)), truth][:, None]
+    rank = (logits > true_score).sum(1) + 1  # (Q,) 1-based rank of the right video
+    metrics = {f"video_R@{k}": float(100 * (rank <= k).mean()) for k in (1, 5, 10, 100)}
+    metrics["video_median_rank"] = float(np.median(rank))
+    return metrics
+
+
+class VideoTextTrainer(EpochTrainer):
+    """Trains :class:`VideoText` on the training videos (see the module docstring)."""
+
+    model_class = VideoText
+
+    def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: VideoTextConfig,
+                 train_config: VideoTextTrainConfig, feature_rate: float | None = None,
+                 charades_dir: str | Path | None = None, max_tokens: int = 32,
+                 train_split: str = "train", val_split: str = "val"):
+        self.out = Path(out_dir)
+        self.config = train_config
+        self.settings = {"data": str(data_dir), "train_split": train_split,
+                         "feature_rate": feature_rate, "max_tokens": max_tokens,
+                         "train_config": asdict(train_config)}
+        if train_config.threads:
+            torch.set_num_threads(train_config.threads)
+        seed_everything(train_config.seed)
+        charades = Path(charades_dir or default_charades_dir(data_dir))
+        self.encoder = TokenEncoder(max_length=max_tokens)
+        train, store = open_corpus(data_dir, split=train_split, feature_rate=feature_rate)
+        self.video_ids = list(train.videos)
+        self.clips = self._clips(train, store)
+        self.sources = self._sources(train, charades)
+        val, val_store = open_corpus(data_dir, split=val_split, feature_rate=feature_rate)
+        self.val_clips = self._clips(val, val_store)
+        queries = [q for q in val.queries if q.windows]
+        self.val_text = self._pooled([q.text for q in queries])
+        position = {vid: i for i, vid in enumerate(val.videos)}
+        self.val_truth = np.array([position[q.video_id] for q in queries])
+        self.start(VideoText(model_config))
+
+    def _clips(self, corpus: Corpus, store: FeatureStore) -> torch.Tensor:
+        """(V, N, Dv) pooled clips of every video, in corpus order."""
+        n = self.config.n_clips
+        return torch.from_numpy(np.stack([
+            pool_clips(store.load(v.video_id), n, v.duration, v.feature_rate) for v in corpus]))
+
+    def _sources(self, corpus: Corpus, charades: Path) -> list[list[torch.Tensor]]:
+        """Per video, its text sources, each a (S, Dt) tensor of pooled sentences."""
+        specs = [parse_extra(text) for text in self.config.extras]
+        with_actions, _ = with_extras(corpus, specs, charades)
+        by_source: dict[str, dict[str, list[str]]] = {"sta": {}, "actions": {}, "described": {}}
+        for query in with_actions.queries:
+            kind = "actions" if query.qid.startswith("action-") else "sta"
+            by_source[kind].setdefault(query.video_id, []).append(query.text)
+        if self.config.descriptions:
+            by_source["described"] = video_texts(corpus.videos,
+                                                 read_charades_csv(charades / CSV_NAME))
+        texts = sorted({t for source in by_source.values() for ts in source.values() for t in ts})
+        pooled = dict(zip(texts, self._pooled(texts), strict=True))
+        return [[torch.stack([pooled[t] for t in source[vid]])
+                 for source in by_source.values() if source.get(vid)]
+                for vid in self.video_ids]
+
+    @torch.inference_mode()
+    def _pooled(self, texts: list[str], chunk: int = 256) -> torch.Tensor:
+        """(S, Dt) mean-pooled MiniLM token embeddings of ``texts``."""
+        parts = []
+        for start in range(0, len(texts), chunk):
+            batch = self.encoder.encode(texts[start:start + chunk])
+            parts.append(VideoText.pool_tokens(batch.embeddings, batch.mask).cpu())
+        return torch.cat(parts) if parts else torch.zeros(0, self.encoder.dim)
+
+    def epoch_batches(self, epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of (clips (B, N, Dv), pooled sentences (B, Dt)), one sentence per video."""
+        rng = np.random.default_rng(self.config.seed * 1000 + epoch)
+        batches = []
+        for _ in range(self.config.samples_per_video):
+            order = rng.permutation(len(self.video_ids))
+            for start in range(0, len(order), self.config.batch_videos):
+                rows = order[start:start + self.config.batch_videos]
+                if len(rows) < 2:
+                    continue
+                texts = [self._draw(rng, int(row)) for row in rows]
+                batches.append((self.clips[rows], torch.stack(texts)))
+        return batches
+
+    def _draw(self, rng: np.random.Generator, row: int) -> torch.Tensor:
+        sources = self.sources[row]
+        source = sources[rng.integers(len(sources))]
+        return source[rng.integers(len(source))]
+
+    def loss_terms(self, batch, epoch: int) -> dict[str, torch.Tensor]:
+        """Symmetric InfoNCE of one batch."""
+        clips, texts = batch
+        loss = info_nce(self.model(clips, texts)["logits"])
+        return {"info_nce": loss, "total": loss}
+
+    @torch.inference_mode()
+    def validate(self) -> dict[str, float]:
+        """Video retrieval over the validation videos for every validation sentence."""
+        model = self.eval_model.eval()
+        logits = model.encode_sentences(self.val_text) @ model.encode_videos(self.val_clips).T
+        return video_retrieval_metrics(logits.numpy(), self.val_truth)
