@@ -23,6 +23,11 @@ SMOOTH_OPTION = typer.Option(1, min=1, help="Pick the best epoch on the trailing
                              "many validation scores.")
 PATIENCE_OPTION = typer.Option(0, min=0, help="Stop after this many epochs without smoothed "
                                "improvement (0: never).")
+FOLD_OPTION = typer.Option(None, help="K/N: cross-validation, train on the train split less "
+                           "fold K of N (video-disjoint), validate on fold K.")
+CLIP_SCALE_OPTION = typer.Option(1.0, min=0.0, help="Multiply clip features (22.627 = sqrt(512) "
+                                 "gives L2-normalised CLIP features unit RMS).")
+THREADS_OPTION = typer.Option(None, min=1, help="torch CPU threads (default: torch's).")
 
 
 @app.command()
@@ -42,8 +47,7 @@ def fvmr(
     teacher: bool = typer.Option(True, help="--no-teacher trains FVMR w/o SD."),
     cross_video: float = typer.Option(0.0, min=0.0, help="Weight of the cross-video term."),
     clip_norm: bool = typer.Option(False, help="LayerNorm on input clip features."),
-    clip_scale: float = typer.Option(1.0, min=0.0, help="Multiply clip features (sqrt(512) "
-                                     "gives L2-normalised CLIP features unit RMS)."),
+    clip_scale: float = CLIP_SCALE_OPTION,
     extra: list[str] = EXTRA_OPTION,
     charades_dir: Path = CHARADES_DIR_OPTION,
     ema: float = EMA_OPTION,
@@ -54,8 +58,9 @@ def fvmr(
     feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
     train_split: str = typer.Option("train", help="Split to train on."),
     val_split: str = typer.Option("val", help="Split to validate on each epoch."),
+    fold: str = FOLD_OPTION,
     seed: int = typer.Option(0, help="Random seed."),
-    threads: int = typer.Option(None, min=1, help="torch CPU threads (default: torch's)."),
+    threads: int = THREADS_OPTION,
     resume: bool = typer.Option(False, help="Continue from OUT/last."),
 ) -> None:
     """Train FVMR (with fine-grained semantic distillation) and keep the best epoch in OUT/best."""
@@ -69,7 +74,7 @@ def fvmr(
                                teacher=teacher, cross_video_weight=cross_video, seed=seed,
                                threads=threads, extras=tuple(extra), ema_decay=ema,
                                smooth_epochs=smooth_epochs, patience=patience,
-                               video_batches=video_batches)
+                               video_batches=video_batches, fold=fold)
     with user_errors():
         trainer = FVMRTrainer(data, out, model_config, train_config, train_split, val_split,
                               feature_rate, charades_dir=charades_dir)
@@ -93,8 +98,17 @@ def pln(
     upsampling: bool = typer.Option(True, help="--no-upsampling trains PLN w/o UC."),
     strategy: int = typer.Option(1, min=1, max=2, help="Validation strategy (1 last, 2 avg)."),
     dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Dropout (paper: none)."),
+    weight_decay: float = typer.Option(0.0, min=0.0, help="AdamW weight decay."),
+    clip_scale: float = CLIP_SCALE_OPTION,
+    extra: list[str] = EXTRA_OPTION,
+    charades_dir: Path = CHARADES_DIR_OPTION,
+    ema: float = EMA_OPTION,
+    smooth_epochs: int = SMOOTH_OPTION,
+    patience: int = PATIENCE_OPTION,
+    fold: str = FOLD_OPTION,
     feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
     seed: int = typer.Option(0, help="Random seed."),
+    threads: int = THREADS_OPTION,
     resume: bool = typer.Option(False, help="Continue from OUT/last."),
 ) -> None:
     """Train PLN (progressive localization network) and keep the best epoch in OUT/best."""
@@ -104,12 +118,79 @@ def pln(
     with user_errors():
         stage_clips = tuple(int(n) for n in stages.split(","))
         model_config = PLNConfig(stage_clips=stage_clips, hidden_dim=hidden_dim, use_cfm=cfm,
-                                 use_upsampling=upsampling, dropout=dropout)
+                                 use_upsampling=upsampling, dropout=dropout,
+                                 clip_scale=clip_scale)
         train_config = PLNTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
-                                      strategy=strategy, seed=seed)
-        trainer = PLNTrainer(data, out, model_config, train_config, feature_rate=feature_rate)
+                                      weight_decay=weight_decay, strategy=strategy, seed=seed,
+                                      threads=threads, extras=tuple(extra), ema_decay=ema,
+                                      smooth_epochs=smooth_epochs, patience=patience, fold=fold)
+        trainer = PLNTrainer(data, out, model_config, train_config, feature_rate=feature_rate,
+                             charades_dir=charades_dir)
         if resume and trainer.resume():
             console.print(f"resuming after epoch {trainer.start_epoch}")
         best = trainer.fit(progress=console.print)
     console.print(metric_table("best validation epoch", best))
     console.print(f"model saved to {out / 'best'}")
+
+
+@app.command("video-text")
+def video_text(
+    data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
+    out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
+    epochs: int = typer.Option(30, min=1, help="Training epochs."),
+    batch_videos: int = typer.Option(64, min=2, help="Videos (= sentences) per InfoNCE batch."),
+    samples_per_video: int = typer.Option(4, min=1, help="Sentences per video per epoch."),
+    lr: float = typer.Option(1e-3, min=0.0, help="AdamW learning rate."),
+    weight_decay: float = typer.Option(0.01, min=0.0, help="AdamW weight decay."),
+    embed_dim: int = typer.Option(128, min=8, help="Width of the video-text space."),
+    hidden_dim: int = typer.Option(256, min=8, help="MLP width."),
+    dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout."),
+    temperature: float = typer.Option(0.05, min=1e-3, help="InfoNCE temperature."),
+    descriptions: bool = typer.Option(True, help="Use the videos' description and script "
+                                      "sentences (official Charades CSV)."),
+    extra: list[str] = EXTRA_OPTION,
+    charades_dir: Path = CHARADES_DIR_OPTION,
+    ema: float = EMA_OPTION,
+    smooth_epochs: int = SMOOTH_OPTION,
+    fold: str = FOLD_OPTION,
+    feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    threads: int = THREADS_OPTION,
+) -> None:
+    """Train the video-level relevance model (corpus search) and keep the best epoch."""
+    from moment_search.models.video_text import VideoTextConfig
+    from moment_search.train.video_text_trainer import VideoTextTrainConfig, VideoTextTrainer
+
+    model_config = VideoTextConfig(embed_dim=embed_dim, hidden_dim=hidden_dim, dropout=dropout,
+                                   temperature=temperature)
+    train_config = VideoTextTrainConfig(
+        epochs=epochs, batch_videos=batch_videos, samples_per_video=samples_per_video, lr=lr,
+        weight_decay=weight_decay, extras=tuple(extra), descriptions=descriptions,
+        ema_decay=ema, smooth_epochs=smooth_epochs, fold=fold, seed=seed, threads=threads)
+    with user_errors():
+        trainer = VideoTextTrainer(data, out, model_config, train_config, feature_rate,
+                                   charades_dir)
+        best = trainer.fit(progress=console.print)
+    console.print(metric_table("best validation epoch", best))
+    console.print(f"model saved to {out / 'best'}")
+
+
+@app.command()
+def compose(
+    fvmr: Path = typer.Option(..., help="A trained FVMR checkpoint."),
+    out: Path = typer.Option(..., help="Where the composed search checkpoint goes."),
+    video_text: Path = typer.Option(None, help="A trained video-text checkpoint."),
+    video_weight: float = typer.Option(0.0, min=0.0, help="beta: weight of the video score."),
+    hub_weight: float = typer.Option(0.0, min=0.0, help="gamma: weight of the hub correction."),
+    hub_bank: int = typer.Option(0, min=0, help="Training sentences the hub correction is "
+                                 "measured on (0: none)."),
+    data: Path = typer.Option(None, help="Corpus directory (for the bank's sentences)."),
+    seed: int = typer.Option(0, help="Seed of the bank draw."),
+) -> None:
+    """Compose FVMR + video score + hub correction into one search checkpoint (index it)."""
+    from moment_search.train.compose import compose as compose_checkpoint
+
+    with user_errors():
+        path = compose_checkpoint(fvmr, out, video_text, video_weight, hub_weight, hub_bank,
+                                  data, "train", seed)
+    console.print(f"search checkpoint saved to {path}")

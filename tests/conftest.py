@@ -104,3 +104,29 @@ def tiny_pln_dir(tmp_path_factory) -> Path:
     model.eval().save_pretrained(path, extra={"feature_rate": 1.0, "max_tokens": 32,
                                               "strategy": 1, "nms_threshold": 0.5})
     return path
+
+
+CHARADES_HEADER = ("id,subject,scene,quality,relevance,verified,script,objects,descriptions,"
+                   "actions,length\n")
+
+
+def write_tiny_charades(root: Path, corpus_dir: Path) -> Path:
+    """A Charades CSV + class list for the videos of a tiny corpus (both splits), in ``root``.
+
+    Each video gets two action segments (one of them running past the video's end, as real rows
+    do), one description and a two-sentence script.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "Charades_v1_classes.txt").write_text(
+        "c000 Holding some clothes\nc001 Opening a closet/cabinet\n"
+        "c002 Someone is laughing\n")
+    rows = []
+    for split in ("train", "val"):
+        for line in (corpus_dir / f"{split}.jsonl").read_text().splitlines():
+            entry = json.loads(line)
+            length = entry["duration"]
+            actions = f"c001 1.0 4.0;c002 2.0 {length + 5:.1f}"
+            rows.append(f'{entry["vid"]},S,Kitchen,6,7,Yes,"A person cooks. They laugh.",'
+                        f'pot;door,"A person opens a cabinet.",{actions},{length}\n')
+    (root / "Charades_v1_test_sta1000.csv").write_text(CHARADES_HEADER + "".join(rows))
+    return root

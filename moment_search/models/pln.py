@@ -62,6 +62,9 @@ class PLNConfig:
     use_cfm: bool = True  # False: the "w/o CFM" ablation
     use_upsampling: bool = True  # False: the "w/o UC" ablation
     dropout: float = 0.0  # after the input FC and between LSTM layers (paper: none)
+    # Multiplies the input clip features (not in the paper): sqrt(512) gives L2-normalised CLIP
+    # features unit RMS, so the input FC sees more than its bias at its default init.
+    clip_scale: float = 1.0
 
     def __post_init__(self) -> None:
         self.stage_clips = tuple(int(n) for n in self.stage_clips)
@@ -205,7 +208,7 @@ class PLN(PretrainedMixin, nn.Module):
             previous: H^{t-1} (B, C, N^{t-1}, N^{t-1}); None for the first stage.
         """
         weight = self.masks[t].to(clips.dtype)  # (N, N)
-        units = self.clip_fc(clips)  # (B, N, C)
+        units = self.clip_fc(clips * self.config.clip_scale)  # (B, N, C)
         if previous is not None and self.config.use_cfm:
             units = self.cfms[t - 1](units, previous, self.masks[t - 1])  # C-bar^t, Eq. 4-5
         fused = self.fusions[t](map_max_pool(units), query, weight)  # (B, C, N, N): F^t

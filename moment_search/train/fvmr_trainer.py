@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 from ..data.corpus import Corpus
-from ..data.corpus_dir import open_corpus
 from ..data.features import FeatureStore
 from ..eval.metrics import single_video_metrics
 from ..geometry.proposals import proposal_spans
@@ -25,6 +24,7 @@ from ..text.role_tree import RoleTreeParser
 from ..text.tokens import TokenEncoder
 from .data import Batch, Example, build_examples, collate, video_batches
 from .extras import default_charades_dir, parse_extra, with_extras
+from .folds import parse_fold, training_corpora
 from .loop import EpochTrainer, seed_everything
 from .losses import cross_video, fvmr_loss
 
@@ -53,6 +53,7 @@ class TrainConfig:
     smooth_epochs: int = 1  # best epoch on the trailing mean of this many val scores
     patience: int = 0  # stop after this many epochs without smoothed improvement (0: off)
     video_batches: bool = False  # batches of whole videos: each video encoded once per batch
+    fold: str | None = None  # "K/N": train on the other folds of the train split, validate on K
 
 
 def epoch_batches(examples: list[Example], batch_size: int, seed: int, epoch: int,
@@ -124,16 +125,13 @@ class FVMRTrainer(EpochTrainer):
         parser = RoleTreeParser()
         specs = [parse_extra(text) for text in train_config.extras]
         self.charades_dir = Path(charades_dir or default_charades_dir(data_dir))
-        self.train_corpus, self.train_examples = self._examples(
-            data_dir, train_split, feature_rate, encoder, parser, specs)
-        self.val_corpus, self.val_examples = self._examples(
-            data_dir, val_split, feature_rate, encoder, parser)
+        train, val, store = training_corpora(data_dir, train_split, val_split, feature_rate,
+                                             parse_fold(train_config.fold))
+        self.train_corpus, weights = with_extras(train, specs, self.charades_dir)
+        self.train_examples = self._build(self.train_corpus, store, encoder, parser, weights)
+        self.val_corpus = val
+        self.val_examples = self._build(val, store, encoder, parser, {})
         self.start(FVMR(model_config))
-
-    def _examples(self, data_dir, split, feature_rate, encoder, parser, specs=()):
-        corpus, store = open_corpus(data_dir, split=split, feature_rate=feature_rate)
-        corpus, weights = with_extras(corpus, list(specs), self.charades_dir)
-        return corpus, self._build(corpus, store, encoder, parser, weights)
 
     def _build(self, corpus: Corpus, store: FeatureStore, encoder, parser, weights
                ) -> list[Example]:

@@ -39,6 +39,7 @@ class PLNExample:
     tokens: torch.Tensor  # (L, Dt)
     labels: list[torch.Tensor]  # per stage (N^t, N^t) soft IoU labels, 0 off the proposal mask
     video_index: int
+    weight: float = 1.0  # loss weight (1 for real sentences, the --extra weight for others)
 
 
 @dataclass
@@ -51,12 +52,15 @@ class PLNBatch:
     labels: list[torch.Tensor]  # per stage (B, N^t, N^t)
     masks: list[torch.Tensor]  # per stage (N^t, N^t) bool proposal masks
     video_groups: torch.Tensor  # (B,) int, equal for queries of the same video
+    weights: torch.Tensor | None = None  # (B,) loss weight of each query (None: all 1)
 
     def to(self, device: torch.device | str) -> PLNBatch:
         """The batch on ``device``."""
+        weights = None if self.weights is None else self.weights.to(device)
         return PLNBatch([c.to(device) for c in self.clips], self.tokens.to(device),
                         self.token_mask.to(device), [y.to(device) for y in self.labels],
-                        [m.to(device) for m in self.masks], self.video_groups.to(device))
+                        [m.to(device) for m in self.masks], self.video_groups.to(device),
+                        weights)
 
 
 def stage_label_map(windows: Sequence[Sequence[float]], duration: float, n_clips: int,
@@ -87,7 +91,8 @@ def stage_label_map(windows: Sequence[Sequence[float]], duration: float, n_clips
 
 
 def build_pln_examples(corpus: Corpus, store: FeatureStore, stage_clips: Sequence[int],
-                       encoder: TokenSource, tau: float = PAPER_TAU) -> list[PLNExample]:
+                       encoder: TokenSource, tau: float = PAPER_TAU,
+                       weights: dict[str, float] | None = None) -> list[PLNExample]:
     """One :class:`PLNExample` per query of ``corpus`` (queries without windows are skipped).
 
     Args:
@@ -96,7 +101,9 @@ def build_pln_examples(corpus: Corpus, store: FeatureStore, stage_clips: Sequenc
         stage_clips: N^t per stage (``PLNConfig.stage_clips``).
         encoder: gives token embeddings (``TokenEncoder``).
         tau: IoU threshold of the soft labels (paper: 0.5).
+        weights: loss weight by query id (absent ids weigh 1).
     """
+    weights = weights or {}
     queries = [q for q in corpus.queries if q.windows]
     video_ids = list(dict.fromkeys(q.video_id for q in queries))
     clips = {vid: _video_stage_clips(corpus, store, vid, stage_clips) for vid in video_ids}
@@ -109,7 +116,8 @@ def build_pln_examples(corpus: Corpus, store: FeatureStore, stage_clips: Sequenc
                   for n in stage_clips]
         examples.append(PLNExample(qid=query.qid, duration=duration, clips=clips[query.video_id],
                                    tokens=tokens[query.text], labels=labels,
-                                   video_index=video_index[query.video_id]))
+                                   video_index=video_index[query.video_id],
+                                   weight=weights.get(query.qid, 1.0)))
     return examples
 
 
@@ -137,4 +145,5 @@ def collate_pln(examples: Sequence[PLNExample]) -> PLNBatch:
         labels=[torch.stack([e.labels[t] for e in examples]) for t in range(n_stages)],
         masks=[torch.from_numpy(proposal_mask(e.shape[0])) for e in examples[0].clips],
         video_groups=torch.tensor([e.video_index for e in examples]),
+        weights=torch.tensor([e.weight for e in examples], dtype=torch.float32),
     )

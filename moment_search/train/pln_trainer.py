@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 from ..data.corpus import Corpus
-from ..data.corpus_dir import open_corpus
 from ..eval.metrics import single_video_metrics
 from ..geometry.proposals import proposal_spans
 from ..models.pln import PLN, PLNConfig
@@ -27,6 +26,8 @@ from ..search.localize import rank_moments
 from ..text.tokens import TokenEncoder
 from .loop import EpochTrainer, seed_everything
 from .losses import soft_bce
+from .extras import default_charades_dir, parse_extra, with_extras
+from .folds import parse_fold, training_corpora
 from .pln_data import PAPER_TAU, PLNBatch, PLNExample, TokenSource, build_pln_examples, collate_pln
 
 # lambda_t of Eq. 8 by number of stages (paper Sec. IV-A3); one stage is plain 2D-TAN.
@@ -48,6 +49,12 @@ class PLNTrainConfig:
     select_metric: str = "R1@0.5+R1@0.7"  # validation score that picks the best epoch
     seed: int = 0
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    # The recipe (see train.loop, train.extras, train.folds); defaults reproduce the paper's.
+    extras: tuple[str, ...] = ()  # --extra specs, e.g. ("charades-actions:0.5",)
+    ema_decay: float = 0.0
+    smooth_epochs: int = 1
+    patience: int = 0
+    fold: str | None = None
 
 
 def resolve_stage_weights(weights: Sequence[float] | None, n_stages: int) -> tuple[float, ...]:
@@ -68,22 +75,24 @@ def resolve_stage_weights(weights: Sequence[float] | None, n_stages: int) -> tup
     return tuple(float(w) for w in weights)
 
 
-def stage_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def stage_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
+              query_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. 6: BCE of sigmoid(logits) against soft labels over the V^t proposal cells, mean over B.
 
     Args:
         logits: (B, N, N) relevance logits of one stage.
         labels: (B, N, N) soft IoU labels in [0, 1].
         mask: (N, N) bool, True on the stage's proposal cells.
+        query_weights: (B,) per-query loss weights (None: all 1).
     """
-    return soft_bce(logits[:, mask], labels[:, mask])  # (B, V^t) each
+    return soft_bce(logits[:, mask], labels[:, mask], query_weights)  # (B, V^t) each
 
 
 def pln_loss(logits: Sequence[torch.Tensor], labels: Sequence[torch.Tensor],
-             masks: Sequence[torch.Tensor], weights: Sequence[float]
-             ) -> dict[str, torch.Tensor]:
+             masks: Sequence[torch.Tensor], weights: Sequence[float],
+             query_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Eq. 8: sum_t lambda_t L_t. Returns each unweighted ``bce_t<t>`` (1-based) and ``total``."""
-    terms = {f"bce_t{t + 1}": stage_bce(x, y, m)
+    terms = {f"bce_t{t + 1}": stage_bce(x, y, m, query_weights)
              for t, (x, y, m) in enumerate(zip(logits, labels, masks, strict=True))}
     terms["total"] = sum(w * term for w, term in zip(weights, terms.values(), strict=True))
     return terms
@@ -92,7 +101,7 @@ def pln_loss(logits: Sequence[torch.Tensor], labels: Sequence[torch.Tensor],
 def batch_loss(model: PLN, batch: PLNBatch, weights: Sequence[float]) -> dict[str, torch.Tensor]:
     """All loss terms of one batch."""
     out = model(batch.clips, batch.tokens, batch.token_mask)
-    return pln_loss(out.logits, batch.labels, out.masks, weights)
+    return pln_loss(out.logits, batch.labels, out.masks, weights, batch.weights)
 
 
 def epoch_batches(examples: list[PLNExample], batch_size: int, seed: int, epoch: int
@@ -142,7 +151,8 @@ class PLNTrainer(EpochTrainer):
     def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: PLNConfig,
                  train_config: PLNTrainConfig, train_split: str = "train",
                  val_split: str = "val", feature_rate: float | None = None,
-                 max_tokens: int = 32, encoder: TokenSource | None = None):
+                 max_tokens: int = 32, encoder: TokenSource | None = None,
+                 charades_dir: str | Path | None = None):
         self.out = Path(out_dir)
         self.model_config = model_config
         self.config = train_config
@@ -159,17 +169,18 @@ class PLNTrainer(EpochTrainer):
         seed_everything(train_config.seed)
         if encoder is None:
             encoder = TokenEncoder(max_length=max_tokens)
-        self.train_corpus, self.train_examples = self._examples(data_dir, train_split,
-                                                                feature_rate, encoder)
-        self.val_corpus, self.val_examples = self._examples(data_dir, val_split, feature_rate,
-                                                            encoder)
+        specs = [parse_extra(text) for text in train_config.extras]
+        train, val, store = training_corpora(data_dir, train_split, val_split, feature_rate,
+                                             parse_fold(train_config.fold))
+        self.train_corpus, weights = with_extras(
+            train, specs, charades_dir or default_charades_dir(data_dir))
+        self.train_examples = self._build(self.train_corpus, store, encoder, weights)
+        self.val_corpus, self.val_examples = val, self._build(val, store, encoder, {})
         self.start(PLN(model_config))
 
-    def _examples(self, data_dir, split, feature_rate, encoder):
-        corpus, store = open_corpus(data_dir, split=split, feature_rate=feature_rate)
-        examples = build_pln_examples(corpus, store, self.model_config.stage_clips, encoder,
-                                      self.config.tau)
-        return corpus, examples
+    def _build(self, corpus, store, encoder, weights) -> list[PLNExample]:
+        return build_pln_examples(corpus, store, self.model_config.stage_clips, encoder,
+                                  self.config.tau, weights)
 
     def epoch_batches(self, epoch: int) -> list[PLNBatch]:
         """Shuffled training batches of one epoch."""
@@ -181,5 +192,5 @@ class PLNTrainer(EpochTrainer):
 
     def validate(self) -> dict[str, float]:
         """Single-video metrics on the validation split with the configured strategy."""
-        return validate(self.model, self.val_examples, self.val_corpus,
+        return validate(self.eval_model, self.val_examples, self.val_corpus,
                         self.config.strategy, self.config.nms_threshold)

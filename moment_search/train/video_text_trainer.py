@@ -19,13 +19,13 @@ import torch.nn.functional as F
 
 from ..data.clips import pool_clips
 from ..data.corpus import Corpus
-from ..data.corpus_dir import open_corpus
 from ..data.features import FeatureStore
 from ..data.pseudo_queries import video_texts
 from ..data.readers.charades_csv import read_charades_csv
 from ..models.video_text import VideoText, VideoTextConfig
 from ..text.tokens import TokenEncoder
 from .extras import CSV_NAME, default_charades_dir, parse_extra, with_extras
+from .folds import parse_fold, training_corpora
 from .loop import EpochTrainer, seed_everything
 
 
@@ -44,6 +44,7 @@ class VideoTextTrainConfig:
     ema_decay: float = 0.0
     smooth_epochs: int = 1
     patience: int = 0
+    fold: str | None = None  # "K/N": cross-validation fold of the train split (see train.folds)
     select_metric: str = "video_R@1+video_R@10"
     seed: int = 0
     threads: int | None = None
@@ -83,12 +84,12 @@ class VideoTextTrainer(EpochTrainer):
         seed_everything(train_config.seed)
         charades = Path(charades_dir or default_charades_dir(data_dir))
         self.encoder = TokenEncoder(max_length=max_tokens)
-        train, store = open_corpus(data_dir, split=train_split, feature_rate=feature_rate)
+        train, val, store = training_corpora(data_dir, train_split, val_split, feature_rate,
+                                             parse_fold(train_config.fold))
         self.video_ids = list(train.videos)
         self.clips = self._clips(train, store)
         self.sources = self._sources(train, charades)
-        val, val_store = open_corpus(data_dir, split=val_split, feature_rate=feature_rate)
-        self.val_clips = self._clips(val, val_store)
+        self.val_clips = self._clips(val, store)
         queries = [q for q in val.queries if q.windows]
         self.val_text = self._pooled([q.text for q in queries])
         position = {vid: i for i, vid in enumerate(val.videos)}

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from moment_search.models.fvmr import FVMR, FVMRConfig
@@ -54,3 +55,35 @@ def test_same_seed_same_weights(tiny_corpus, tmp_path):
     for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items(),
                                  strict=True):
         assert torch.equal(x, y), name
+
+
+def test_ema_is_what_is_validated_and_saved(tiny_corpus, tmp_path):
+    run = trainer(tiny_corpus, tmp_path / "run", ema_decay=0.9, lr=5e-3)
+    assert run.eval_model is run.ema.module
+    run.config.epochs = 1  # the one epoch is the best: best/ holds the average after it
+    run.config.batch_size = 1  # several steps (the first update only copies the weights)
+    run.fit(progress=lambda message: None)
+    saved = FVMR.from_pretrained(tmp_path / "run" / "best").state_dict()
+    averaged, raw = run.ema.module.state_dict(), run.model.state_dict()
+    assert all(torch.equal(saved[name], averaged[name]) for name in saved)
+    assert not all(torch.equal(saved[name], raw[name]) for name in saved)
+
+
+def test_smoothed_selection_is_a_trailing_mean(tiny_corpus, tmp_path):
+    run = trainer(tiny_corpus, tmp_path / "run", smooth_epochs=2, lr=5e-3)
+    run.config.epochs = 3
+    run.fit(progress=lambda message: None)
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").open()]
+    scores = [h["val"]["R1@0.5"] + h["val"]["R1@0.7"] for h in history]
+    assert history[0]["smoothed"] == pytest.approx(scores[0])
+    assert history[2]["smoothed"] == pytest.approx((scores[1] + scores[2]) / 2)
+    assert history[2]["best"] == pytest.approx(max(h["smoothed"] for h in history))
+
+
+def test_patience_stops_early(tiny_corpus, tmp_path):
+    run = trainer(tiny_corpus, tmp_path / "run", lr=0.0, patience=1)
+    run.config.epochs = 5
+    messages = []
+    run.fit(progress=messages.append)
+    assert any("stopping" in m for m in messages)
+    assert len((tmp_path / "run" / "history.jsonl").read_text().splitlines()) == 2

@@ -1,0 +1,85 @@
+"""k-fold cross-validation of any ``moment-search train`` command (video-disjoint folds).
+
+Runs the training command once per fold with ``--fold K/N`` (train on the train split less fold
+K, validate on fold K; see ``train.folds``), then reports, per metric, the mean and the spread
+(sample standard deviation) over folds of the best epoch's validation metrics, and the best
+epochs themselves. Settings are chosen on these means, not on the validation split.
+
+    python -m moment_search.benchmarks.cross_validate --folds 5 --out runs/cv-video-text -- \\
+        video-text --data ../shared/data/charades-sta-clip --feature-rate 1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from .report import markdown_table, write_json, write_markdown
+
+
+def best_epoch(history: Path) -> dict:
+    """The history record whose smoothed score was the run's best (the saved epoch)."""
+    records = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+    if not records:
+        raise ValueError(f"{history}: no epochs recorded")
+    return max(records, key=lambda r: r.get("smoothed", r["best"]))
+
+
+def summarise(bests: list[dict]) -> list[dict]:
+    """One row per metric: mean and sample standard deviation over folds."""
+    names = [k for k in bests[0]["val"] if isinstance(bests[0]["val"][k], (int, float))]
+    rows = []
+    for name in names:
+        values = [b["val"][name] for b in bests]
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows.append({"metric": name, "mean": statistics.fmean(values), "std": spread,
+                     "folds": ", ".join(f"{v:.2f}" for v in values)})
+    return rows
+
+
+def run(train_argv: list[str], folds: int, out: Path) -> dict:
+    """Train every fold (skipping folds already finished in ``out``) and write the summary."""
+    from ..cli.app import main as cli
+
+    bests = []
+    for k in range(folds):
+        fold_dir = out / f"fold{k}"
+        if not (fold_dir / "best").is_dir():
+            code = cli(["train", *train_argv, "--fold", f"{k}/{folds}", "--out", str(fold_dir)])
+            if code:
+                raise RuntimeError(f"fold {k}: training exited with {code}")
+        bests.append(best_epoch(fold_dir / "history.jsonl"))
+    report = {"command": ["moment-search", "train", *train_argv], "folds": folds,
+              "best_epochs": [b["epoch"] for b in bests], "summary": summarise(bests)}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "cv.json", report)
+    write_markdown(out / "cv.md", markdown(report))
+    return report
+
+
+def markdown(report: dict) -> str:
+    """The summary table with the command and the best epochs."""
+    return "\n\n".join([
+        f"`{' '.join(report['command'])}`, {report['folds']} folds, best epochs "
+        f"{report['best_epochs']}:",
+        markdown_table(report["summary"], ["metric", "mean", "std", "folds"]),
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("train_argv", nargs=argparse.REMAINDER,
+                        help="-- then a train subcommand and its options (no --out, --fold)")
+    args = parser.parse_args(argv)
+    train_argv = [a for a in args.train_argv if a != "--"]
+    print(markdown(run(train_argv, args.folds, args.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""The corpus terms of FVMR's search vectors: the fused-score identity, compose, and the index."""
+
+import numpy as np
+import pytest
+import torch
+
+from moment_search.data.corpus_dir import open_corpus
+from moment_search.indexer.build import BuildConfig, build_index
+from moment_search.models.fvmr import FVMR
+from moment_search.models.video_text import VideoText, VideoTextConfig
+from moment_search.search.encoders import MomentEncoder
+from moment_search.search.searcher import Searcher
+from moment_search.train.compose import compose
+
+BETA, GAMMA, BANK = 0.7, 0.4, 3
+
+
+@pytest.fixture(scope="module")
+def composed_dir(tmp_path_factory, tiny_model_dir, session_corpus):
+    torch.manual_seed(1)
+    video = VideoText(VideoTextConfig(feature_dim=8, hidden_dim=16, embed_dim=6))
+    video_dir = video.eval().save_pretrained(tmp_path_factory.mktemp("vt") / "video-text")
+    out = tmp_path_factory.mktemp("composed") / "search"
+    return compose(tiny_model_dir, out, video_dir, BETA, GAMMA, BANK, session_corpus, "train")
+
+
+def tokens_of(texts):
+    from moment_search.text.tokens import TokenEncoder
+
+    batch = TokenEncoder().encode(texts)
+    return batch.embeddings, batch.mask
+
+
+def test_fused_inner_product_is_moment_plus_video_minus_hub(composed_dir):
+    model = FVMR.from_pretrained(composed_dir)
+    assert model.embedding_dim == 8 + 6 + 1
+    clips = torch.randn(3, 8, 8)
+    tokens, mask = tokens_of(["person opens a door", "a person is laughing"])
+    fused = torch.einsum("vpd,qd->qvp", model.encode_moments(clips),
+                         model.encode_queries(tokens, mask))  # (Q, V, P)
+    moments = model.moment_cells(clips)[:, model.cells]  # (V, P, D)
+    p = torch.einsum("vpd,qd->qvp", moments, model.query_space(tokens, mask))
+    s_v = model.video_text.encode_texts(tokens, mask) @ model.video_text.encode_videos(clips).T
+    # b_v: mean over the bank of each video's best (moment + video) score
+    bank = model.hub_queries  # (S, D + E)
+    plain = torch.cat([moments, BETA ** 0.5 * model.video_text.encode_videos(clips)[:, None]
+                       .expand(-1, moments.shape[1], -1)], -1)
+    b_v = torch.einsum("vpd,sd->vps", plain, bank).amax(1).mean(-1)  # (V,)
+    expected = p + BETA * s_v[..., None] - GAMMA * b_v[None, :, None]
+    torch.testing.assert_close(fused, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_compose_keeps_the_fast_path(composed_dir, tiny_model_dir):
+    base, fused = FVMR.from_pretrained(tiny_model_dir), FVMR.from_pretrained(composed_dir)
+    clips = torch.randn(2, 8, 8)
+    tokens, mask = tokens_of(["person opens a door"])
+    torch.testing.assert_close(base.encode_moments(clips),
+                               fused.encode_moments(clips)[..., :8])
+    torch.testing.assert_close(base(clips[:1], tokens, mask).p, fused(clips[:1], tokens, mask).p)
+    assert fused.hub_queries.abs().sum() > 0  # the bank was filled from real sentences
+
+
+def test_compose_rejects_bad_settings(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match=">= 0"):
+        compose(tiny_model_dir, tmp_path / "x", None, -1.0)
+    with pytest.raises(ValueError, match="data_dir"):
+        compose(tiny_model_dir, tmp_path / "x", None, 0.0, 1.0, 5)
+
+
+def test_index_of_fused_vectors_equals_exact_fused_scoring(composed_dir, session_corpus,
+                                                           tmp_path):
+    index_dir = tmp_path / "index"
+    build_index(session_corpus, index_dir, composed_dir, BuildConfig(device="cpu"))
+    searcher = Searcher.open(index_dir, device="cpu")
+    corpus, store = open_corpus(session_corpus, feature_rate=1.0)
+    encoder = MomentEncoder(FVMR.from_pretrained(composed_dir))
+    rows = []  # (score, video, start, end) of every proposal, by exact fused scoring
+    texts = ["person does action number 3", "someone walks in"]
+    queries = searcher.encoder.encode(texts)
+    for video in corpus:
+        vectors = encoder.embed_video(store.load(video.video_id), video)  # (P, D')
+        spans = encoder.spans(video.duration)
+        rows.append((vectors @ queries.T, video.video_id, spans))
+    for q, text in enumerate(texts):
+        exact = sorted(((float(s[i, q]), vid, *spans[i]) for s, vid, spans in rows
+                        for i in range(len(spans))), reverse=True)[:10]
+        found = searcher.search(text, k=10, nms=1.0)
+        assert [(m.video_id, m.start_s, m.end_s) for m in found] == \
+            [(vid, pytest.approx(a), pytest.approx(b)) for _, vid, a, b in exact]
+        np.testing.assert_allclose([m.score for m in found], [e[0] for e in exact], rtol=1e-4)
