@@ -26,7 +26,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import skew
 
 from ..data.corpus_dir import open_corpus
 from ..eval.metrics import corpus_metrics
@@ -50,9 +49,16 @@ def hubness(scores: np.ndarray, k: int = 10) -> dict[str, float]:
     """Hubness of the top-k video lists of (Q, V) scores (see the module docstring)."""
     top = np.argsort(-scores, axis=1)[:, :k]  # (Q, k)
     counts = np.bincount(top.ravel(), minlength=scores.shape[1])  # N_k(v)
-    return {f"N{k}_max": float(counts.max()), f"N{k}_skew": float(skew(counts)),
+    return {f"N{k}_max": float(counts.max()), f"N{k}_skew": skewness(counts),
             "top5_share": float(100 * np.sort(counts)[-5:].sum() / top.size),
             "never_in_top": float((counts == 0).sum())}
+
+
+def skewness(values: np.ndarray) -> float:
+    """Sample skewness (the third standardised moment, biased estimator); 0 for constant values."""
+    centred = values - values.mean()
+    spread = centred.std()
+    return float((centred ** 3).mean() / spread ** 3) if spread > 0 else 0.0
 
 
 def video_scores(searcher: Searcher, texts: list[str], videos: list[str]) -> np.ndarray:

@@ -104,3 +104,26 @@ def devices(
     with user_errors():
         bench.main(["--data", str(data), "--out", str(out), "--split", split, "--models", models,
                     "--devices", device_list, "--sizes", sizes])
+
+
+@app.command("corpus-eval")
+def corpus_eval(
+    data: Path = typer.Option(..., help="Corpus directory (features + annotations)."),
+    out: Path = typer.Option(..., help="Report directory."),
+    fvmr: Path = typer.Option(..., help="FVMR checkpoint (its own corpus terms are replaced)."),
+    video_text: Path = typer.Option(None, help="Video-text checkpoint (for beta > 0)."),
+    video_weights: str = typer.Option("0", help="Comma-separated beta values."),
+    hub_weights: str = typer.Option("0", help="Comma-separated gamma values."),
+    hub_bank: int = typer.Option(500, min=1, help="Training sentences of the hub bank."),
+    split: str = typer.Option("val", help="Split whose videos and sentences are searched."),
+) -> None:
+    """Corpus search, video retrieval and hubness for each (beta, gamma) of a grid."""
+    from moment_search.benchmarks import corpus_eval as bench
+
+    argv = ["--data", str(data), "--out", str(out), "--fvmr", str(fvmr), "--split", split,
+            "--video-weights", video_weights, "--hub-weights", hub_weights,
+            "--hub-bank", str(hub_bank)]
+    argv += ["--video-text", str(video_text)] if video_text else []
+    with user_errors():
+        bench.main(argv)
+    console.print(f"report written to {out}")
