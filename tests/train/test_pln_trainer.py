@@ -136,3 +136,21 @@ def test_resume_without_checkpoint_starts_fresh(tiny_corpus, tmp_path):
 def test_mismatched_stage_weights_raise(tiny_corpus, tmp_path):
     with pytest.raises(ValueError, match="one value per stage"):
         trainer(tiny_corpus, tmp_path / "bad", FakeEncoder(), stage_weights=(1.0, 1.5, 2.0))
+
+
+def test_extra_pairs_are_weighted_in_the_loss(tiny_corpus, tmp_path, encoder):
+    from tests.conftest import write_tiny_charades
+
+    charades = write_tiny_charades(tmp_path / "charades", tiny_corpus)
+    config = PLNTrainConfig(epochs=1, batch_size=4, extras=("charades-actions:0.2",))
+    run = PLNTrainer(tiny_corpus, tmp_path / "run", MODEL, config, feature_rate=1.0,
+                     encoder=encoder, charades_dir=charades)
+    assert sorted({e.weight for e in run.train_examples}) == [0.2, 1.0]
+    batch = collate_pln(run.train_examples)
+    out = run.model(batch.clips, batch.tokens, batch.token_mask)
+    weighted = pln_loss(out.logits, batch.labels, out.masks, run.weights, batch.weights)
+    by_hand = sum(w * (torch.stack([
+        F.binary_cross_entropy_with_logits(x[b][m], y[b][m]) for b in range(len(batch.weights))])
+        * batch.weights).sum() / batch.weights.sum()
+        for w, x, y, m in zip(run.weights, out.logits, batch.labels, out.masks, strict=True))
+    torch.testing.assert_close(weighted["total"], by_hand)
