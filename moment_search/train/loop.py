@@ -38,6 +38,16 @@ def selection_score(metrics: dict[str, float], select_metric: str) -> float:
     return float(sum(metrics[name] for name in select_metric.split("+")))
 
 
+@torch.no_grad()
+def ema_buffers(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """Floating-point buffers (BatchNorm statistics) follow the weights' EMA; others are copied."""
+    for mine, theirs in zip(average.buffers(), model.buffers(), strict=True):
+        if mine.is_floating_point():
+            mine.lerp_(theirs, 1.0 - decay)
+        else:
+            mine.copy_(theirs)
+
+
 class EpochTrainer:
     """Adam over ``self.model``; OUT/best (best validation epoch), OUT/last + state.pt, history."""
 
@@ -65,8 +75,9 @@ class EpochTrainer:
         decay = getattr(self.config, "ema_decay", 0.0)
         if not decay:
             return None
-        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay),
-                             use_buffers=True)
+        # buffers are synced by ema_buffers: the averaging functions would round integer
+        # buffers (index tables, BatchNorm counters) through floats and corrupt them
+        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -113,6 +124,7 @@ class EpochTrainer:
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
+                ema_buffers(self.ema.module, self.model, getattr(self.config, "ema_decay"))
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
         return {name: total / len(batches) for name, total in sums.items()}

@@ -87,3 +87,13 @@ def test_patience_stops_early(tiny_corpus, tmp_path):
     run.fit(progress=messages.append)
     assert any("stopping" in m for m in messages)
     assert len((tmp_path / "run" / "history.jsonl").read_text().splitlines()) == 2
+
+
+def test_ema_keeps_integer_buffers_exact(tiny_corpus, tmp_path):
+    run = trainer(tiny_corpus, tmp_path / "run", ema_decay=0.993, lr=5e-3)
+    run.config.batch_size = 1
+    for epoch in range(3):
+        run.train_epoch(epoch)
+    model, average = dict(run.model.named_buffers()), dict(run.ema.module.named_buffers())
+    assert torch.equal(average["cells"], model["cells"])  # the proposal index table
+    assert average["cells"].dtype == torch.int64
