@@ -144,6 +144,8 @@ def video_text(
     weight_decay: float = typer.Option(0.01, min=0.0, help="AdamW weight decay."),
     embed_dim: int = typer.Option(128, min=8, help="Width of the video-text space."),
     feature_dim: int = typer.Option(512, min=1, help="Width of the input clip features."),
+    level: str = typer.Option("video", help="video: one vector per video; moment: one per "
+                              "2D-map proposal (trained on the sentences' windows)."),
     hidden_dim: int = typer.Option(256, min=8, help="MLP width."),
     dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout."),
     temperature: float = typer.Option(0.05, min=1e-3, help="InfoNCE temperature."),
@@ -162,14 +164,14 @@ def video_text(
     from moment_search.models.video_text import VideoTextConfig
     from moment_search.train.video_text_trainer import VideoTextTrainConfig, VideoTextTrainer
 
-    model_config = VideoTextConfig(feature_dim=feature_dim, embed_dim=embed_dim,
-                                   hidden_dim=hidden_dim, dropout=dropout,
-                                   temperature=temperature)
     train_config = VideoTextTrainConfig(
         epochs=epochs, batch_videos=batch_videos, samples_per_video=samples_per_video, lr=lr,
         weight_decay=weight_decay, extras=tuple(extra), descriptions=descriptions,
         ema_decay=ema, smooth_epochs=smooth_epochs, fold=fold, seed=seed, threads=threads)
     with user_errors():
+        model_config = VideoTextConfig(feature_dim=feature_dim, embed_dim=embed_dim,
+                                       hidden_dim=hidden_dim, dropout=dropout,
+                                       temperature=temperature, level=level)
         trainer = VideoTextTrainer(data, out, model_config, train_config, feature_rate,
                                    charades_dir)
         best = trainer.fit(progress=console.print)

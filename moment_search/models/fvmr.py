@@ -192,13 +192,20 @@ class FVMR(PretrainedMixin, nn.Module):
         """
         moments = self.moment_cells(clips)[:, self.cells]  # (B, P, D)
         if self.video_text is not None:
-            video = self.video_text.encode_videos(clips) * self.config.video_weight ** 0.5
-            moments = torch.cat([moments, video[:, None].expand(-1, moments.shape[1], -1)], -1)
+            moments = torch.cat([moments, self.corpus_vectors(clips, moments.shape[1])], -1)
         if self.config.hub_bank:
             hub = (moments @ self.hub_queries.T).amax(1).mean(-1)  # (B,) b_v
             column = (-self.config.hub_weight * hub)[:, None, None]  # (B, 1, 1)
             moments = torch.cat([moments, column.expand(-1, moments.shape[1], 1)], -1)
         return moments
+
+    def corpus_vectors(self, clips: torch.Tensor, n_proposals: int) -> torch.Tensor:
+        """sqrt(beta) x the video model's vectors, one per proposal: (B, N, Dv) -> (B, P, E)."""
+        weight = self.config.video_weight ** 0.5
+        if self.video_text.config.level == "moment":
+            return self.video_text.encode_proposals(clips) * weight  # same proposal order
+        video = self.video_text.encode_videos(clips) * weight  # (B, E)
+        return video[:, None].expand(-1, n_proposals, -1)
 
     def encode_queries(self, tokens: torch.Tensor, token_mask: torch.Tensor,
                        hub_column: bool = True) -> torch.Tensor:

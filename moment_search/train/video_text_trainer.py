@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -22,6 +23,8 @@ from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..data.pseudo_queries import video_texts
 from ..data.readers.charades_csv import read_charades_csv
+from ..geometry.proposals import proposal_index, proposal_spans
+from ..geometry.spans import temporal_iou
 from ..models.video_text import VideoText, VideoTextConfig
 from ..text.tokens import TokenEncoder
 from .extras import CSV_NAME, default_charades_dir, parse_extra, with_extras
@@ -48,6 +51,13 @@ class VideoTextTrainConfig:
     select_metric: str = "video_R@1+video_R@10"
     seed: int = 0
     threads: int | None = None
+
+
+class TextSource(NamedTuple):
+    """One kind of text about a video: pooled sentences and the clip span each describes."""
+
+    texts: torch.Tensor  # (S, Dt) mean-pooled MiniLM token embeddings
+    spans: torch.Tensor  # (S, 2) int clip span [i, j] (the whole video for descriptions)
 
 
 def info_nce(logits: torch.Tensor) -> torch.Tensor:
@@ -102,22 +112,34 @@ class VideoTextTrainer(EpochTrainer):
         return torch.from_numpy(np.stack([
             pool_clips(store.load(v.video_id), n, v.duration, v.feature_rate) for v in corpus]))
 
-    def _sources(self, corpus: Corpus, charades: Path) -> list[list[torch.Tensor]]:
-        """Per video, its text sources, each a (S, Dt) tensor of pooled sentences."""
+    def _sources(self, corpus: Corpus, charades: Path) -> list[list[TextSource]]:
+        """Per video, its text sources: pooled sentences and the clip span each describes."""
         specs = [parse_extra(text) for text in self.config.extras]
         with_actions, _ = with_extras(corpus, specs, charades)
-        by_source: dict[str, dict[str, list[str]]] = {"sta": {}, "actions": {}, "described": {}}
+        whole = (0, self.config.n_clips - 1)
+        by_source: dict[str, dict[str, list]] = {"sta": {}, "actions": {}, "described": {}}
         for query in with_actions.queries:
             kind = "actions" if query.qid.startswith("action-") else "sta"
-            by_source[kind].setdefault(query.video_id, []).append(query.text)
+            span = self._span(query.windows, corpus.video(query.video_id).duration)
+            by_source[kind].setdefault(query.video_id, []).append((query.text, span))
         if self.config.descriptions:
-            by_source["described"] = video_texts(corpus.videos,
-                                                 read_charades_csv(charades / CSV_NAME))
-        texts = sorted({t for source in by_source.values() for ts in source.values() for t in ts})
+            described = video_texts(corpus.videos, read_charades_csv(charades / CSV_NAME))
+            by_source["described"] = {vid: [(t, whole) for t in texts]
+                                      for vid, texts in described.items()}
+        texts = sorted({t for source in by_source.values() for items in source.values()
+                        for t, _ in items})
         pooled = dict(zip(texts, self._pooled(texts), strict=True))
-        return [[torch.stack([pooled[t] for t in source[vid]])
+        return [[TextSource(torch.stack([pooled[t] for t, _ in source[vid]]),
+                            torch.tensor([span for _, span in source[vid]]))
                  for source in by_source.values() if source.get(vid)]
                 for vid in self.video_ids]
+
+    def _span(self, windows, duration: float) -> tuple[int, int]:
+        """The clip span (i, j) of the proposal that best overlaps the windows."""
+        spans = proposal_spans(self.config.n_clips, duration)
+        best = int(temporal_iou(spans, np.asarray(windows)).max(1).argmax())
+        i, j = proposal_index(self.config.n_clips)[best]
+        return int(i), int(j)
 
     @torch.inference_mode()
     def _pooled(self, texts: list[str], chunk: int = 256) -> torch.Tensor:
@@ -128,8 +150,9 @@ class VideoTextTrainer(EpochTrainer):
             parts.append(VideoText.pool_tokens(batch.embeddings, batch.mask).cpu())
         return torch.cat(parts) if parts else torch.zeros(0, self.encoder.dim)
 
-    def epoch_batches(self, epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches of (clips (B, N, Dv), pooled sentences (B, Dt)), one sentence per video."""
+    def epoch_batches(self, epoch: int) -> list[tuple[torch.Tensor, ...]]:
+        """Batches of (clips (B, N, Dv), pooled sentences (B, Dt), spans (B, 2)), one sentence
+        per video; spans are the clips each sentence describes (used at ``level="moment"``)."""
         rng = np.random.default_rng(self.config.seed * 1000 + epoch)
         batches = []
         for _ in range(self.config.samples_per_video):
@@ -138,24 +161,32 @@ class VideoTextTrainer(EpochTrainer):
                 rows = order[start:start + self.config.batch_videos]
                 if len(rows) < 2:
                     continue
-                texts = [self._draw(rng, int(row)) for row in rows]
-                batches.append((self.clips[rows], torch.stack(texts)))
+                drawn = [self._draw(rng, int(row)) for row in rows]
+                batches.append((self.clips[rows], torch.stack([t for t, _ in drawn]),
+                                torch.stack([span for _, span in drawn])))
         return batches
 
-    def _draw(self, rng: np.random.Generator, row: int) -> torch.Tensor:
-        sources = self.sources[row]
-        source = sources[rng.integers(len(sources))]
-        return source[rng.integers(len(source))]
+    def _draw(self, rng: np.random.Generator, row: int) -> tuple[torch.Tensor, torch.Tensor]:
+        source = self.sources[row][rng.integers(len(self.sources[row]))]
+        pick = rng.integers(len(source.texts))
+        return source.texts[pick], source.spans[pick]
 
     def loss_terms(self, batch, epoch: int) -> dict[str, torch.Tensor]:
         """Symmetric InfoNCE of one batch."""
-        clips, texts = batch
-        loss = info_nce(self.model(clips, texts)["logits"])
+        clips, texts, spans = batch
+        moment = self.model.config.level == "moment"
+        loss = info_nce(self.model(clips, texts, spans if moment else None)["logits"])
         return {"info_nce": loss, "total": loss}
 
     @torch.inference_mode()
     def validate(self) -> dict[str, float]:
-        """Video retrieval over the validation videos for every validation sentence."""
+        """Video retrieval over the validation videos for every validation sentence (a video
+        scores its best proposal at ``level="moment"``)."""
         model = self.eval_model.eval()
-        logits = model.encode_sentences(self.val_text) @ model.encode_videos(self.val_clips).T
+        texts = model.encode_sentences(self.val_text)  # (Q, E)
+        if model.config.level == "moment":
+            proposals = model.encode_proposals(self.val_clips)  # (V, P, E)
+            logits = torch.einsum("qe,vpe->qvp", texts, proposals).amax(-1)
+        else:
+            logits = texts @ model.encode_videos(self.val_clips).T
         return video_retrieval_metrics(logits.numpy(), self.val_truth)

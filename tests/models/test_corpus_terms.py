@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from moment_search.data.corpus_dir import open_corpus
+from moment_search.geometry.proposals import proposal_index
 from moment_search.indexer.build import BuildConfig, build_index
 from moment_search.models.fvmr import FVMR
 from moment_search.models.video_text import VideoText, VideoTextConfig
@@ -15,10 +16,11 @@ from moment_search.train.compose import compose
 BETA, GAMMA, BANK = 0.7, 0.4, 3
 
 
-@pytest.fixture(scope="module")
-def composed_dir(tmp_path_factory, tiny_model_dir, session_corpus):
+@pytest.fixture(scope="module", params=["video", "moment"])
+def composed_dir(request, tmp_path_factory, tiny_model_dir, session_corpus):
     torch.manual_seed(1)
-    video = VideoText(VideoTextConfig(feature_dim=8, hidden_dim=16, embed_dim=6))
+    video = VideoText(VideoTextConfig(feature_dim=8, hidden_dim=16, embed_dim=6,
+                                      level=request.param))
     video_dir = video.eval().save_pretrained(tmp_path_factory.mktemp("vt") / "video-text")
     out = tmp_path_factory.mktemp("composed") / "search"
     return compose(tiny_model_dir, out, video_dir, BETA, GAMMA, BANK, session_corpus, "train")
@@ -40,13 +42,19 @@ def test_fused_inner_product_is_moment_plus_video_minus_hub(composed_dir):
                          model.encode_queries(tokens, mask))  # (Q, V, P)
     moments = model.moment_cells(clips)[:, model.cells]  # (V, P, D)
     p = torch.einsum("vpd,qd->qvp", moments, model.query_space(tokens, mask))
-    s_v = model.video_text.encode_texts(tokens, mask) @ model.video_text.encode_videos(clips).T
+    video_model = model.video_text
+    if video_model.config.level == "moment":  # one vector per proposal, checked span by span
+        index = proposal_index(model.config.n_clips)
+        vectors = torch.stack([video_model.encode_spans(clips, torch.tensor([list(index[p])] * 3))
+                               for p in range(len(index))], 1)  # (V, P, E)
+    else:
+        vectors = video_model.encode_videos(clips)[:, None].expand(-1, moments.shape[1], -1)
+    s_v = torch.einsum("qe,vpe->qvp", video_model.encode_texts(tokens, mask), vectors)
     # b_v: mean over the bank of each video's best (moment + video) score
     bank = model.hub_queries  # (S, D + E)
-    plain = torch.cat([moments, BETA ** 0.5 * model.video_text.encode_videos(clips)[:, None]
-                       .expand(-1, moments.shape[1], -1)], -1)
+    plain = torch.cat([moments, BETA ** 0.5 * vectors], -1)
     b_v = torch.einsum("vpd,sd->vps", plain, bank).amax(1).mean(-1)  # (V,)
-    expected = p + BETA * s_v[..., None] - GAMMA * b_v[None, :, None]
+    expected = p + BETA * s_v - GAMMA * b_v[None, :, None]
     torch.testing.assert_close(fused, expected, rtol=1e-4, atol=1e-4)
 
 

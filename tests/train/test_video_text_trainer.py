@@ -47,3 +47,34 @@ def test_training_lowers_the_loss_and_saves(tiny_corpus, tmp_path):
     best = run.fit(progress=lambda message: None)
     assert "video_R@10" in best
     assert VideoText.from_pretrained(tmp_path / "run" / "best").config == MODEL
+
+
+def test_proposal_vectors_equal_span_by_span():
+    from moment_search.geometry.proposals import proposal_index
+
+    model = VideoText(VideoTextConfig(feature_dim=8, hidden_dim=16, embed_dim=8,
+                                      level="moment")).eval()
+    clips = torch.randn(2, 8, 8)
+    index = proposal_index(8)
+    by_span = torch.stack([model.encode_spans(clips, torch.tensor([list(index[p])] * 2))
+                           for p in range(len(index))], 1)
+    torch.testing.assert_close(model.encode_proposals(clips), by_span)
+    whole = int(((index[:, 0] == 0) & (index[:, 1] == 7)).nonzero()[0][0])
+    torch.testing.assert_close(model.encode_videos(clips), by_span[:, whole])
+
+
+def test_moment_level_trains_on_the_sentence_windows(tiny_corpus, tmp_path):
+    charades = write_tiny_charades(tmp_path / "charades", tiny_corpus)
+    config = VideoTextTrainConfig(epochs=2, batch_videos=4, n_clips=8, lr=1e-2)
+    moment = VideoTextConfig(feature_dim=8, hidden_dim=16, embed_dim=8, level="moment")
+    run = VideoTextTrainer(tiny_corpus, tmp_path / "run", moment, config, feature_rate=1.0,
+                           charades_dir=charades)
+    sentences, descriptions = run.sources[0][0], run.sources[0][-1]
+    assert (descriptions.spans == torch.tensor([0, 7])).all()  # whole video
+    assert (sentences.spans[:, 0] <= sentences.spans[:, 1]).all()
+    assert not (sentences.spans == torch.tensor([0, 7])).all()  # the sentence's own window
+    first = run.train_epoch(0)["total"]
+    for epoch in range(1, 6):
+        last = run.train_epoch(epoch)["total"]
+    assert last < first
+    assert 0 <= run.validate()["video_R@10"] <= 100
