@@ -53,3 +53,16 @@ def test_best_epoch_is_the_best_smoothed(tmp_path):
     history.write_text("\n".join(json.dumps({"epoch": e, "smoothed": s, "best": 0, "val": {}})
                                  for e, s in [(1, 3.0), (2, 5.0), (3, 4.0)]))
     assert cross_validate.best_epoch(history)["epoch"] == 2
+
+
+def test_seed_table_mean_and_spread(session_corpus, tiny_model_dir, tmp_path):
+    from moment_search.benchmarks import seed_table
+
+    two = f"tiny=fvmr:{tiny_model_dir},{tiny_model_dir}"
+    report = seed_table.run([two], session_corpus, "val", tmp_path / "s")
+    tiny = [r for r in report["rows"] if r["recipe"] == "tiny"]
+    assert [r["pairing"] for r in tiny] == ["real", "shuffled-video", "shuffled-query"]
+    real = tiny[0]
+    assert real["R1@0.5 sd"] == 0.0 and real["R1@0.5 seeds"][0] == real["R1@0.5"]
+    with pytest.raises(ValueError, match="LABEL=LOCALIZER"):
+        seed_table.parse_model("fvmr=dir")
