@@ -96,3 +96,16 @@ def test_index_of_fused_vectors_equals_exact_fused_scoring(composed_dir, session
         assert [(m.video_id, m.start_s, m.end_s) for m in found] == \
             [(vid, pytest.approx(a), pytest.approx(b)) for _, vid, a, b in exact]
         np.testing.assert_allclose([m.score for m in found], [e[0] for e in exact], rtol=1e-4)
+
+
+def test_compose_command(tiny_model_dir, session_corpus, tmp_path):
+    from moment_search.cli.app import main
+
+    out = tmp_path / "search"
+    code = main(["train", "compose", "--fvmr", str(tiny_model_dir), "--out", str(out),
+                 "--hub-weight", "0.5", "--hub-bank", "2", "--data", str(session_corpus)])
+    assert code == 0
+    model = FVMR.from_pretrained(out)
+    assert model.video_text is None and model.embedding_dim == 8 + 1
+    assert main(["train", "compose", "--fvmr", str(tiny_model_dir), "--out", str(out),
+                 "--hub-bank", "3"]) == 2  # a bank needs --data: a clear error, exit 2
