@@ -47,8 +47,9 @@ class Example:
 class Batch:
     """A padded batch of examples (see :func:`collate`).
 
-    Each distinct video of the batch is stored once: query b is grounded in ``clips[query_video[b]]``,
-    so the video encoder runs once per video however many of its queries the batch holds.
+    Each distinct video of the batch is stored once: query b is grounded in
+    ``clips[query_video[b]]``, so the video encoder runs once per video however many of its
+    queries the batch holds.
     """
 
     clips: torch.Tensor  # (V, N, Dv), one row per distinct video

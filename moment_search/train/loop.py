@@ -124,7 +124,7 @@ class EpochTrainer:
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
-                ema_buffers(self.ema.module, self.model, getattr(self.config, "ema_decay"))
+                ema_buffers(self.ema.module, self.model, self.config.ema_decay)
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
         return {name: total / len(batches) for name, total in sums.items()}

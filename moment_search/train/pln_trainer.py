@@ -24,10 +24,10 @@ from ..geometry.proposals import proposal_spans
 from ..models.pln import PLN, PLNConfig
 from ..search.localize import rank_moments
 from ..text.tokens import TokenEncoder
-from .loop import EpochTrainer, seed_everything
-from .losses import soft_bce
 from .extras import default_charades_dir, parse_extra, with_extras
 from .folds import parse_fold, training_corpora
+from .loop import EpochTrainer, seed_everything
+from .losses import soft_bce
 from .pln_data import PAPER_TAU, PLNBatch, PLNExample, TokenSource, build_pln_examples, collate_pln
 
 # lambda_t of Eq. 8 by number of stages (paper Sec. IV-A3); one stage is plain 2D-TAN.

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from moment_search.benchmarks import corpus_eval, cross_validate
+
 from moment_search.models.video_text import VideoText, VideoTextConfig
 
 

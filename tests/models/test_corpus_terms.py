@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from moment_search.indexer.build import BuildConfig, build_index
 
 from moment_search.data.corpus_dir import open_corpus
 from moment_search.geometry.proposals import proposal_index
-from moment_search.indexer.build import BuildConfig, build_index
 from moment_search.models.fvmr import FVMR
 from moment_search.models.video_text import VideoText, VideoTextConfig
 from moment_search.search.encoders import MomentEncoder
