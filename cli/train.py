@@ -36,8 +36,8 @@ def fvmr(
     out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
     epochs: int = typer.Option(20, min=1, help="Training epochs."),
     batch_size: int = typer.Option(32, min=1, help="Queries per batch."),
-    lr: float = typer.Option(2e-4, min=0.0, help="Adam learning rate."),
-    weight_decay: float = typer.Option(0.0, min=0.0, help="Adam weight decay."),
+    lr: float = typer.Option(2e-4, min=0.0, help="AdamW learning rate."),
+    weight_decay: float = typer.Option(0.0, min=0.0, help="AdamW weight decay."),
     dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout in every block."),
     hidden_dim: int = typer.Option(128, min=8, help="Encoder width (paper: 512)."),
     space_dim: int = typer.Option(128, min=8, help="Common-space width D (paper: 512)."),
@@ -91,7 +91,7 @@ def pln(
     out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
     epochs: int = typer.Option(15, min=1, help="Training epochs (paper: up to 50)."),
     batch_size: int = typer.Option(32, min=1, help="Queries per batch."),
-    lr: float = typer.Option(1e-4, min=0.0, help="Adam learning rate."),
+    lr: float = typer.Option(1e-4, min=0.0, help="AdamW learning rate."),
     stages: str = typer.Option("8,16", help="Clips per stage, coarse to fine (e.g. 8,16)."),
     hidden_dim: int = typer.Option(64, min=8, help="Width d (paper: 512)."),
     cfm: bool = typer.Option(True, help="--no-cfm trains PLN w/o CFM."),
@@ -144,6 +144,7 @@ def video_text(
     weight_decay: float = typer.Option(0.01, min=0.0, help="AdamW weight decay."),
     embed_dim: int = typer.Option(128, min=8, help="Width of the video-text space."),
     feature_dim: int = typer.Option(512, min=1, help="Width of the input clip features."),
+    n_clips: int = typer.Option(16, min=1, help="Clips pooled per video (FVMR's map size N)."),
     level: str = typer.Option("video", help="video: one vector per video; moment: one per "
                               "2D-map proposal (trained on the sentences' windows)."),
     hidden_dim: int = typer.Option(256, min=8, help="MLP width."),
@@ -166,6 +167,7 @@ def video_text(
 
     train_config = VideoTextTrainConfig(
         epochs=epochs, batch_videos=batch_videos, samples_per_video=samples_per_video, lr=lr,
+        n_clips=n_clips,
         weight_decay=weight_decay, extras=tuple(extra), descriptions=descriptions,
         ema_decay=ema, smooth_epochs=smooth_epochs, fold=fold, seed=seed, threads=threads)
     with user_errors():

@@ -23,7 +23,9 @@ from .stepwise import StepwiseLocalizer
 
 
 class FVMRLocalizer(StepwiseLocalizer):
-    """Ranks the proposals of each query's own video by p = phi_m(m_i) . phi_s(s)."""
+    """Ranks the proposals of each query's own video by p = phi_m(m_i) . phi_s(s) (plus the
+    corpus terms of a composed checkpoint; only the moment-level video term varies within a
+    video)."""
 
     def __init__(self, model: FVMR, max_tokens: int = 32, nms_threshold: float = 0.5,
                  feature_rate: float | None = None):

@@ -28,6 +28,8 @@ from .layers import MLP, GatedConv2d, MapConvStack, last_valid, masked_mean, run
 from .video_text import VideoText, VideoTextConfig
 
 NEG = -1e9  # a finite "minus infinity": fully masked rows give a uniform softmax, not NaN
+WIDTH_MULTIPLE = 8  # search vectors with corpus terms are zero-padded to a multiple of this,
+# so that product quantization (IVF-PQ: D / 4 sub-quantizers) divides them
 
 
 @dataclass
@@ -172,7 +174,23 @@ class FVMR(PretrainedMixin, nn.Module):
     @property
     def embedding_dim(self) -> int:
         """Width of the search vectors (``encode_moments`` / ``encode_queries``)."""
+        return self._unpadded_dim + self._padding
+
+    @property
+    def _unpadded_dim(self) -> int:
         return int(self.hub_queries.shape[1]) + (1 if self.config.hub_bank else 0)
+
+    @property
+    def _padding(self) -> int:
+        """Zero columns that round a width with corpus terms up to ``WIDTH_MULTIPLE``."""
+        width = self._unpadded_dim
+        return 0 if width == self.config.space_dim else -width % WIDTH_MULTIPLE
+
+    def _padded(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``vectors`` with the zero columns of ``_padding`` appended (inner products unchanged)."""
+        if not self._padding:
+            return vectors
+        return torch.nn.functional.pad(vectors, (0, self._padding))
 
     @property
     def n_proposals(self) -> int:
@@ -197,7 +215,7 @@ class FVMR(PretrainedMixin, nn.Module):
             hub = (moments @ self.hub_queries.T).amax(1).mean(-1)  # (B,) b_v
             column = (-self.config.hub_weight * hub)[:, None, None]  # (B, 1, 1)
             moments = torch.cat([moments, column.expand(-1, moments.shape[1], 1)], -1)
-        return moments
+        return self._padded(moments)
 
     def corpus_vectors(self, clips: torch.Tensor, n_proposals: int) -> torch.Tensor:
         """sqrt(beta) x the video model's vectors, one per proposal: (B, N, Dv) -> (B, P, E)."""
@@ -212,15 +230,18 @@ class FVMR(PretrainedMixin, nn.Module):
         """Search vectors of sentences: (B, L, Dt), (B, L) -> (B, embedding_dim).
 
         phi_s(w_1 + w_L), followed by the corpus terms when the model has them; without
-        ``hub_column`` the trailing 1 of the hub correction is left off (the bank's vectors).
+        ``hub_column`` the vectors stop before the hub correction's 1 and the zero padding (the
+        bank's vectors, of ``hub_queries``' width).
         """
         queries = self.query_space(tokens, token_mask)  # (B, D)
         if self.video_text is not None:
             text = self.video_text.encode_texts(tokens, token_mask)
             queries = torch.cat([queries, text * self.config.video_weight ** 0.5], -1)
-        if self.config.hub_bank and hub_column:
+        if not hub_column:
+            return queries
+        if self.config.hub_bank:
             queries = torch.cat([queries, queries.new_ones(queries.shape[0], 1)], -1)
-        return queries
+        return self._padded(queries)
 
     def query_space(self, tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         """Common-space query embeddings phi_s(w_1 + w_L): (B, L, Dt), (B, L) -> (B, D)."""

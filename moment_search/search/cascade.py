@@ -1,8 +1,11 @@
 """The search cascade: fast-path moments -> top M videos -> reranker -> fused scores -> NMS.
 
 Fusion: for each proposal of a reranked video, ``w * sigmoid(p) + (1 - w) * r`` where r is the
-reranker's probability and p the FVMR fast-path logit of every proposal of the video, not only
-the fetched ones (read back from the index where it stores exact vectors, else computed again).
+reranker's probability and p the fast-path score of every proposal of the video, not only the
+fetched ones (read back from the index where it stores exact vectors, else computed again): the
+inner product of the search vectors, i.e. FVMR's logit plus, for a checkpoint with corpus terms
+(``train.compose``), beta x the video-text score - gamma x the hub correction. The fusion weight
+w = 0.5 was chosen with the first shipped FVMR (no corpus terms) and has not been re-tuned.
 Reranked videos come first, ranked by the fused score; the fast-path moments of the other videos
 follow, so k may exceed what M videos hold. Each reranked video keeps as many moments as it had
 in the fast path's top k (at least one, or ``per_video`` when set): the reranker re-scores and
@@ -37,8 +40,8 @@ def candidate_videos(searcher, video_ids: list[str]) -> list[RerankVideo]:
 
 def fast_probabilities(searcher, query: np.ndarray, videos: list[RerankVideo], records: list
                        ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per video (with its catalog record), ``(spans (P, 2), sigmoid(p) (P,))`` of the FVMR fast
-    path over all proposals, for the (D,) query embedding the search already computed. The
+    """Per video (with its catalog record), ``(spans (P, 2), sigmoid(p) (P,))`` of the fast-path
+    score over all proposals, for the (D,) query vector the search already computed. The
     proposal embeddings are read back from the index when it stores them exactly (flat, HNSW),
     else computed again."""
     encoder = MomentEncoder(searcher.encoder.model)

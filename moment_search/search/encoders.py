@@ -3,6 +3,9 @@
 * :class:`MomentEncoder`: a video's features -> N clips -> P proposal embeddings phi_m(m_i) and
   their spans in seconds (run once per video by the indexer).
 * :class:`QueryEncoder`: sentences -> MiniLM tokens -> BiLSTM -> phi_s(s) (run per query).
+
+A checkpoint with corpus terms (``train.compose``) appends them to both vectors, so their inner
+product is FVMR's p plus the video-text score minus the hub correction (``FVMR.encode_moments``).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class MomentEncoder:
 
     @torch.inference_mode()
     def embed_clips(self, clips: np.ndarray) -> np.ndarray:
-        """(B, N, Dv) clips -> (B, P, D) float32 proposal embeddings."""
+        """(B, N, Dv) clips -> (B, P, embedding_dim) float32 proposal vectors."""
         batch = torch.from_numpy(np.ascontiguousarray(clips, dtype=np.float32)).to(self.device)
         return self.model.encode_moments(batch).float().cpu().numpy()
 
@@ -59,7 +62,7 @@ class QueryEncoder:
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """B sentences -> (B, D) float32 query embeddings phi_s(s).
+        """B sentences -> (B, embedding_dim) float32 query vectors (phi_s(s) [+ corpus terms]).
 
         Raises:
             ValueError: an empty or blank sentence (names its position).

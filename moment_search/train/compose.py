@@ -55,16 +55,22 @@ def compose(fvmr_dir: str | Path, out_dir: str | Path, video_text_dir: str | Pat
         raise ValueError(f"weights must be >= 0, got beta={video_weight}, gamma={hub_weight}")
     if hub_bank and data_dir is None:
         raise ValueError("a hub bank needs data_dir (its sentences come from the training split)")
+    if video_weight > 0 and video_text_dir is None:
+        raise ValueError(f"a video weight ({video_weight}) needs a video-text checkpoint")
     config, extra = FVMR.read_config(fvmr_dir)
     base = FVMR.from_pretrained(fvmr_dir)
     video = VideoText.from_pretrained(video_text_dir) if video_text_dir else None
+    if video is not None:
+        check_video_text(video, video_text_dir, config)
     config = dataclasses.replace(
         config, video_text=dataclasses.asdict(video.config) if video else None,
         video_weight=video_weight if video else 0.0, hub_weight=hub_weight, hub_bank=hub_bank)
     model = FVMR(config).eval()
     fast_path = {k: v for k, v in base.state_dict().items()
                  if not k.startswith("video_text.") and k != "hub_queries"}
-    model.load_state_dict(fast_path, strict=False)
+    missing, unexpected = model.load_state_dict(fast_path, strict=False)
+    assert not unexpected and all(k.startswith("video_text.") or k == "hub_queries"
+                                  for k in missing), (missing, unexpected)
     if video is not None:
         model.video_text.load_state_dict(video.state_dict())
     if hub_bank:
@@ -74,6 +80,16 @@ def compose(fvmr_dir: str | Path, out_dir: str | Path, video_text_dir: str | Pat
                                    "video_weight": video_weight, "hub_weight": hub_weight,
                                    "hub_bank": hub_bank, "bank_split": split, "seed": seed}}
     return model.save_pretrained(out_dir, extra=extra)
+
+
+def check_video_text(video: VideoText, video_dir: str | Path, config) -> None:
+    """Raise ValueError unless the video-text model reads FVMR's clips (same N and width)."""
+    _, extra = VideoText.read_config(video_dir)
+    n_clips = extra.get("train_config", {}).get("n_clips", config.n_clips)
+    if n_clips != config.n_clips or video.config.feature_dim != config.feature_dim:
+        raise ValueError(f"{video_dir}: trained on {n_clips} clips of width "
+                         f"{video.config.feature_dim}; the FVMR model reads {config.n_clips} "
+                         f"clips of width {config.feature_dim}")
 
 
 @torch.inference_mode()

@@ -65,7 +65,11 @@ def with_extras(corpus: Corpus, specs: list[ExtraSpec], charades_dir: str | Path
 
     Raises:
         CorpusError: missing or malformed annotation files (naming them).
+        ValueError: the same kind given twice.
     """
+    kinds = [spec.kind for spec in specs]
+    if len(set(kinds)) < len(kinds):
+        raise ValueError(f"--extra names a kind twice: {kinds}")
     queries, weights = list(corpus.queries), {}
     for spec in specs:
         classes = read_charades_classes(Path(charades_dir) / CLASSES_NAME)

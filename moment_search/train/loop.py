@@ -7,7 +7,8 @@ with each checkpoint), ``epoch_batches(epoch)``, ``loss_terms(batch, epoch)`` an
 The recipe knobs every trainer's config may carry (read with defaults, so older configs work):
 
 * ``ema_decay`` (0: off): an exponential moving average of the weights, updated after every
-  step (``torch.optim.swa_utils``); the average is what is validated and saved.
+  step (``torch.optim.swa_utils``; buffers such as BatchNorm statistics are the live model's);
+  the average is what is validated and saved.
 * ``smooth_epochs`` (1: off): the best epoch is picked on the trailing mean of this many
   validation scores, so one lucky epoch of a noisy curve is not what ships.
 * ``patience`` (0: off): stop when the smoothed score has not improved for this many epochs.
@@ -38,18 +39,14 @@ def selection_score(metrics: dict[str, float], select_metric: str) -> float:
     return float(sum(metrics[name] for name in select_metric.split("+")))
 
 
-@torch.no_grad()
-def ema_buffers(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """Floating-point buffers (BatchNorm statistics) follow the weights' EMA; others are copied."""
-    for mine, theirs in zip(average.buffers(), model.buffers(), strict=True):
-        if mine.is_floating_point():
-            mine.lerp_(theirs, 1.0 - decay)
-        else:
-            mine.copy_(theirs)
+def epochs_since_best(scores: list[float], smooth: int) -> int:
+    """Epochs since the best trailing mean of ``smooth`` scores (0 for no scores)."""
+    means = [float(np.mean(scores[max(0, i + 1 - smooth):i + 1])) for i in range(len(scores))]
+    return len(means) - 1 - int(np.argmax(means)) if means else 0
 
 
 class EpochTrainer:
-    """Adam over ``self.model``; OUT/best (best validation epoch), OUT/last + state.pt, history."""
+    """AdamW over ``self.model``; OUT/best (best validation epoch), OUT/last + state.pt, history."""
 
     model_class: ClassVar[Any]
     out: Path
@@ -75,8 +72,9 @@ class EpochTrainer:
         decay = getattr(self.config, "ema_decay", 0.0)
         if not decay:
             return None
-        # buffers are synced by ema_buffers: the averaging functions would round integer
-        # buffers (index tables, BatchNorm counters) through floats and corrupt them
+        # Buffers (BatchNorm statistics, index tables) are copied from the live model at every
+        # update, not averaged: averaging them (use_buffers=True) rounds integer buffers through
+        # floats, which corrupted FVMR's proposal index table at some decays.
         return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
     @property
@@ -124,7 +122,6 @@ class EpochTrainer:
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
-                ema_buffers(self.ema.module, self.model, self.config.ema_decay)
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
         return {name: total / len(batches) for name, total in sums.items()}
@@ -135,7 +132,7 @@ class EpochTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         smooth = max(1, int(getattr(self.config, "smooth_epochs", 1)))
         patience = int(getattr(self.config, "patience", 0))
-        since_best = 0
+        since_best = epochs_since_best(self.scores, smooth)  # > 0 only after a resume
         for epoch in range(self.start_epoch, self.config.epochs):
             losses = self.train_epoch(epoch)
             metrics = self.validate()

@@ -3,8 +3,10 @@
 Each step takes a batch of distinct training videos and one sentence per video, and applies the
 symmetric InfoNCE loss over the batch's text-video logits (CLIP's objective). A video's sentence is
 drawn from one of its sources, picked uniformly among those it has: its Charades-STA sentences,
-its description and script sentences (``--video-texts``), its action pseudo-queries
-(``--extra charades-actions``). Each epoch visits every video ``samples_per_video`` times.
+its description and script sentences (``--descriptions``, on by default), its action
+pseudo-queries (``--extra charades-actions``; the ``:WEIGHT`` of ``--extra`` does not apply here:
+a source is drawn uniformly among those a video has). Each epoch visits every video
+``samples_per_video`` times.
 Validation ranks the validation videos for every validation sentence (video retrieval R@1/5/10).
 """
 
@@ -36,7 +38,7 @@ from .loop import EpochTrainer, seed_everything
 class VideoTextTrainConfig:
     """Optimisation settings of the video-level model."""
 
-    epochs: int = 40
+    epochs: int = 30
     batch_videos: int = 64  # videos (= sentences) per InfoNCE batch
     samples_per_video: int = 4  # sentences drawn per video per epoch
     lr: float = 1e-3

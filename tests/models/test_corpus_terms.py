@@ -35,9 +35,10 @@ def tokens_of(texts):
 
 def test_fused_inner_product_is_moment_plus_video_minus_hub(composed_dir):
     model = FVMR.from_pretrained(composed_dir)
-    assert model.embedding_dim == 8 + 6 + 1
+    assert model.embedding_dim == 16  # 8 + 6 + 1, zero-padded to a multiple of 8
     clips = torch.randn(3, 8, 8)
     tokens, mask = tokens_of(["person opens a door", "a person is laughing"])
+    assert model.encode_moments(clips)[..., 15:].abs().sum() == 0  # the padding
     fused = torch.einsum("vpd,qd->qvp", model.encode_moments(clips),
                          model.encode_queries(tokens, mask))  # (Q, V, P)
     moments = model.moment_cells(clips)[:, model.cells]  # (V, P, D)
@@ -58,14 +59,20 @@ def test_fused_inner_product_is_moment_plus_video_minus_hub(composed_dir):
     torch.testing.assert_close(fused, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_compose_keeps_the_fast_path(composed_dir, tiny_model_dir):
+def test_compose_keeps_the_fast_path(composed_dir, tiny_model_dir, session_corpus):
     base, fused = FVMR.from_pretrained(tiny_model_dir), FVMR.from_pretrained(composed_dir)
     clips = torch.randn(2, 8, 8)
     tokens, mask = tokens_of(["person opens a door"])
     torch.testing.assert_close(base.encode_moments(clips),
                                fused.encode_moments(clips)[..., :8])
     torch.testing.assert_close(base(clips[:1], tokens, mask).p, fused(clips[:1], tokens, mask).p)
-    assert fused.hub_queries.abs().sum() > 0  # the bank was filled from real sentences
+    # the bank: query vectors (without hub column) of the seeded draw of train sentences
+    from moment_search.train.compose import bank_sentences
+
+    texts = bank_sentences(session_corpus, "train", BANK, 0)
+    tokens, mask = tokens_of(texts)
+    torch.testing.assert_close(fused.hub_queries, fused.encode_queries(tokens, mask, False))
+    assert fused.hub_queries.shape == (BANK, 8 + 6)
 
 
 def test_compose_rejects_bad_settings(tiny_model_dir, tmp_path):
@@ -73,12 +80,24 @@ def test_compose_rejects_bad_settings(tiny_model_dir, tmp_path):
         compose(tiny_model_dir, tmp_path / "x", None, -1.0)
     with pytest.raises(ValueError, match="data_dir"):
         compose(tiny_model_dir, tmp_path / "x", None, 0.0, 1.0, 5)
+    with pytest.raises(ValueError, match="needs a video-text checkpoint"):
+        compose(tiny_model_dir, tmp_path / "x", None, 0.5)
+    other = VideoText(VideoTextConfig(feature_dim=8, hidden_dim=16, embed_dim=6))
+    other_dir = other.save_pretrained(tmp_path / "vt32", extra={"train_config": {"n_clips": 32}})
+    with pytest.raises(ValueError, match="trained on 32 clips"):
+        compose(tiny_model_dir, tmp_path / "x", other_dir, 0.5)
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivfpq"])
 def test_index_of_fused_vectors_equals_exact_fused_scoring(composed_dir, session_corpus,
-                                                           tmp_path):
+                                                           tmp_path, kind):
     index_dir = tmp_path / "index"
-    build_index(session_corpus, index_dir, composed_dir, BuildConfig(device="cpu"))
+    build_index(session_corpus, index_dir, composed_dir, BuildConfig(device="cpu",
+                                                                     index_kind=kind))
+    if kind == "ivfpq":  # builds with D / 4 sub-quantizers (the padding makes D divisible)
+        searcher = Searcher.open(index_dir, device="cpu")
+        assert searcher.index.d == 16 and searcher.search("someone walks in", k=5)
+        return
     searcher = Searcher.open(index_dir, device="cpu")
     corpus, store = open_corpus(session_corpus, feature_rate=1.0)
     encoder = MomentEncoder(FVMR.from_pretrained(composed_dir))
@@ -106,6 +125,6 @@ def test_compose_command(tiny_model_dir, session_corpus, tmp_path):
                  "--hub-weight", "0.5", "--hub-bank", "2", "--data", str(session_corpus)])
     assert code == 0
     model = FVMR.from_pretrained(out)
-    assert model.video_text is None and model.embedding_dim == 8 + 1
+    assert model.video_text is None and model.embedding_dim == 16  # 8 + 1, padded
     assert main(["train", "compose", "--fvmr", str(tiny_model_dir), "--out", str(out),
                  "--hub-bank", "3"]) == 2  # a bank needs --data: a clear error, exit 2

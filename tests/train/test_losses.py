@@ -53,3 +53,19 @@ def test_fvmr_loss_terms():
     uniform = -(1 / 3 * math.log(1 / 3) + 2 / 3 * math.log(2 / 3))
     assert math.isclose(float(full["distill"]), 3.0 * uniform, rel_tol=1e-5)
     assert set(fvmr_loss(p, None, labels, 3.0, 1.0)) == {"bce_p", "total"}
+
+
+def test_weighted_losses_match_the_plain_ones_at_weight_one_and_weigh_queries():
+    import torch
+
+    from moment_search.train.losses import distillation, fvmr_loss, soft_bce
+
+    torch.manual_seed(0)
+    p, q, y = torch.randn(4, 6), torch.randn(4, 6), torch.rand(4, 6)
+    ones = torch.ones(4)
+    torch.testing.assert_close(soft_bce(p, y, ones), soft_bce(p, y))
+    torch.testing.assert_close(distillation(p, q, 1.0, ones), distillation(p, q, 1.0))
+    only_first = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    torch.testing.assert_close(soft_bce(p, y, only_first), soft_bce(p[:1], y[:1]))
+    half = fvmr_loss(p, q, y, 3.0, 1.0, torch.tensor([1.0, 0.5, 0.5, 1.0]))
+    assert set(half) == {"bce_p", "bce_q", "distill", "total"}

@@ -89,7 +89,7 @@ def test_patience_stops_early(tiny_corpus, tmp_path):
     assert len((tmp_path / "run" / "history.jsonl").read_text().splitlines()) == 2
 
 
-def test_ema_keeps_integer_buffers_exact(tiny_corpus, tmp_path):
+def test_ema_copies_buffers_and_keeps_integer_ones_exact(tiny_corpus, tmp_path):
     run = trainer(tiny_corpus, tmp_path / "run", ema_decay=0.993, lr=5e-3)
     run.config.batch_size = 1
     for epoch in range(3):
@@ -97,3 +97,38 @@ def test_ema_keeps_integer_buffers_exact(tiny_corpus, tmp_path):
     model, average = dict(run.model.named_buffers()), dict(run.ema.module.named_buffers())
     assert torch.equal(average["cells"], model["cells"])  # the proposal index table
     assert average["cells"].dtype == torch.int64
+    norms = [name for name in model if name.endswith("running_mean")]
+    assert norms and all(torch.equal(average[n], model[n]) for n in norms)  # the live statistics
+    weights = dict(run.ema.module.named_parameters())
+    assert any(not torch.equal(weights[n], p) for n, p in run.model.named_parameters())
+
+
+def test_epochs_since_best():
+    from moment_search.train.loop import epochs_since_best
+
+    assert epochs_since_best([], 1) == 0
+    assert epochs_since_best([1.0, 3.0, 2.0, 2.5], 1) == 2
+    assert epochs_since_best([1.0, 3.0, 0.0, 2.5], 2) == 2  # trailing means 1, 2, 1.5, 1.25
+
+
+def test_patience_counts_across_a_resume(tiny_corpus, tmp_path):
+    out = tmp_path / "run"
+    trainer(tiny_corpus, out, lr=0.0).fit(progress=lambda m: None)  # 2 flat epochs: best is 1
+    more = FVMRTrainer(tiny_corpus, out, MODEL, TrainConfig(epochs=5, batch_size=4, lr=0.0,
+                                                             patience=2), feature_rate=1.0)
+    assert more.resume()
+    messages = []
+    more.fit(progress=messages.append)
+    assert any("stopping" in m for m in messages)  # epoch 3 is the 2nd without improvement
+    assert len((out / "history.jsonl").read_text().splitlines()) == 3
+
+
+def test_query_video_encodes_each_video_once_and_equals_per_query():
+    torch.manual_seed(0)
+    model = FVMR(MODEL).eval()
+    clips = torch.randn(2, 8, 8)
+    tokens, mask = torch.randn(3, 5, 384), torch.ones(3, 5, dtype=torch.bool)
+    rows = torch.tensor([1, 0, 1])
+    grouped = model(clips, tokens, mask, query_video=rows)
+    per_query = model(clips[rows], tokens, mask)
+    torch.testing.assert_close(grouped.p, per_query.p)
