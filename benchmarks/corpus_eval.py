@@ -33,7 +33,7 @@ from ..indexer.build import BuildConfig, build_index
 from ..indexer.store import read_embeddings
 from ..search.searcher import Searcher
 from ..train.compose import compose
-from .report import machine_info, machine_markdown, markdown_table, write_json, write_markdown
+from .report import machine_info, machine_markdown, markdown_table, write_report
 
 CORPUS_KS = (1, 5, 10, 100)
 VIDEO_KS = (1, 10, 100)
@@ -127,9 +127,7 @@ def run(data: Path, split: str, fvmr: Path, video_text: Path | None, betas: list
     report = {"data": str(data), "split": split, "fvmr": str(fvmr),
               "video_text": str(video_text), "bank": bank, "rows": rows,
               "machine": machine_info()}
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "corpus_eval.json", report)
-    write_markdown(out / "corpus_eval.md", markdown(report))
+    write_report(out, "corpus_eval", report, markdown(report))
     return report
 
 

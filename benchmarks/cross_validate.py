@@ -16,7 +16,7 @@ import json
 import statistics
 from pathlib import Path
 
-from .report import markdown_table, write_json, write_markdown
+from .report import markdown_table, write_report
 
 
 def best_epoch(history: Path) -> dict:
@@ -53,9 +53,7 @@ def run(train_argv: list[str], folds: int, out: Path) -> dict:
         bests.append(best_epoch(fold_dir / "history.jsonl"))
     report = {"command": ["moment-search", "train", *train_argv], "folds": folds,
               "best_epochs": [b["epoch"] for b in bests], "summary": summarise(bests)}
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "cv.json", report)
-    write_markdown(out / "cv.md", markdown(report))
+    write_report(out, "cv", report, markdown(report))
     return report
 
 

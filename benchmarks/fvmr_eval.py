@@ -25,7 +25,7 @@ from ..eval.runner import evaluate_model
 from ..indexer.build import BuildConfig, build_index
 from ..search.batch import search_file
 from ..search.searcher import Searcher
-from .report import machine_info, machine_markdown, markdown_table, write_json, write_markdown
+from .report import machine_info, machine_markdown, markdown_table, write_report
 
 SINGLE_COLUMNS = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU"]
 CORPUS_COLUMNS = ["R1@0.5", "R10@0.5", "R100@0.5", "R1@0.7", "R10@0.7", "R100@0.7"]
@@ -87,9 +87,7 @@ def run(data: Path, models: dict[str, Path], split: str, out: Path,
                               rerank_videos, rerank_weight)
     report = {"data": str(data), "split": split, "models": {k: str(v) for k, v in models.items()},
               "single_video": single, "corpus": corpus, "machine": machine_info()}
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "fvmr_eval.json", report)
-    write_markdown(out / "fvmr_eval.md", markdown(report))
+    write_report(out, "fvmr_eval", report, markdown(report))
     return report
 
 

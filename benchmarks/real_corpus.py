@@ -21,7 +21,7 @@ import numpy as np
 from ..data.corpus_dir import open_corpus
 from ..indexer.build import BuildConfig, build_index
 from ..search.searcher import Searcher
-from .report import machine_info, machine_markdown, markdown_table, write_json, write_markdown
+from .report import machine_info, machine_markdown, markdown_table, write_report
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -89,9 +89,7 @@ def run(data: Path, split: str, out: Path, k: int = 10, index_kind: str = "flat"
               "proposals_per_s": report.n_proposals / build_s, "queries": len(texts), "k": k,
               "top1_agrees_with_brute_force": f"{agree}/{len(checked)}", **timings,
               "machine": machine_info()}
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "real_corpus.json", result)
-    write_markdown(out / "real_corpus.md", markdown(result))
+    write_report(out, "real_corpus", result, markdown(result))
     return result
 
 

@@ -144,6 +144,13 @@ def write_markdown(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda temp: _write_text(temp, text.rstrip("\n") + "\n"))
 
 
+def write_report(out: str | os.PathLike, stem: str, data: Mapping[str, Any], text: str) -> None:
+    """``out/<stem>.json`` and ``out/<stem>.md`` (``out`` is created), each written atomically."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_json(Path(out) / f"{stem}.json", data)
+    write_markdown(Path(out) / f"{stem}.md", text)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "–"

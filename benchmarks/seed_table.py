@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 
 from ..eval.runner import evaluate_model
-from .report import markdown_table, write_json, write_markdown
+from .report import markdown_table, write_report
 
 METRICS = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU"]
 PAIRINGS = (None, "shuffled-video", "shuffled-query")
@@ -57,9 +57,7 @@ def run(models: list[str], data: Path, split: str, out: Path, controls: bool = T
         sources[label] = {"localizer": localizer, "checkpoints": [str(d) for d in dirs]}
         rows += recipe_rows(label, localizer, dirs, data, split, controls)
     report = {"data": str(data), "split": split, "recipes": sources, "rows": rows}
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "seeds.json", report)
-    write_markdown(out / "seeds.md", markdown(report))
+    write_report(out, "seeds", report, markdown(report))
     return report
 
 
