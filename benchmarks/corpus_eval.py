@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.corpus_dir import open_corpus
-from ..eval.metrics import corpus_metrics
+from ..eval.metrics import corpus_metrics, video_retrieval_metrics
 from ..indexer.build import BuildConfig, build_index
 from ..indexer.store import read_embeddings
 from ..search.searcher import Searcher
@@ -37,12 +37,6 @@ from .report import machine_info, machine_markdown, markdown_table, write_report
 
 CORPUS_KS = (1, 5, 10, 100)
 VIDEO_KS = (1, 10, 100)
-
-
-def video_ranks(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """(Q,) 1-based rank of the right video from (Q, V) video scores and (Q,) right columns."""
-    right = scores[np.arange(len(truth)), truth][:, None]
-    return (scores > right).sum(1) + 1
 
 
 def hubness(scores: np.ndarray, k: int = 10) -> dict[str, float]:
@@ -91,10 +85,9 @@ def evaluate_setting(data: Path, split: str, model_dir: Path, k: int = 100) -> d
         predictions = {q.qid: [(m.video_id, m.start_s, m.end_s, m.score) for m in moments]
                        for q, moments in zip(queries, results, strict=True)}
         scores = video_scores(searcher, texts, videos)
-    ranks = video_ranks(scores, np.array([videos.index(q.video_id) for q in queries]))
+    truth = np.array([videos.index(q.video_id) for q in queries])
     row = corpus_metrics(predictions, queries, ks=CORPUS_KS)
-    row.update({f"video_R@{n}": float(100 * (ranks <= n).mean()) for n in VIDEO_KS})
-    row["video_median_rank"] = float(np.median(ranks))
+    row.update(video_retrieval_metrics(scores, truth, VIDEO_KS))
     row.update(hubness(scores))
     row["videos"] = float(len(videos))
     return row

@@ -256,3 +256,19 @@ def format_table(metrics: Mapping[str, float]) -> str:
     for key, value in others.items():
         lines.append(key.ljust(name_width) + f"{_format_value(key, value):>9}")
     return "\n".join(lines)
+
+
+def video_ranks(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(Q,) 1-based rank of the right video from (Q, V) video scores and (Q,) right columns."""
+    right = scores[np.arange(len(truth)), truth][:, None]
+    return (scores > right).sum(1) + 1
+
+
+def video_retrieval_metrics(scores: np.ndarray, truth: np.ndarray,
+                            ks: Sequence[int] = (1, 5, 10, 100)) -> dict[str, float]:
+    """Video retrieval ``video_R@k`` (percent) and ``video_median_rank`` of (Q, V) scores whose
+    right video for query q is column ``truth[q]``."""
+    rank = video_ranks(scores, truth)
+    metrics = {f"video_R@{k}": float(100 * (rank <= k).mean()) for k in ks}
+    metrics["video_median_rank"] = float(np.median(rank))
+    return metrics

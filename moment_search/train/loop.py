@@ -39,9 +39,14 @@ def selection_score(metrics: dict[str, float], select_metric: str) -> float:
     return float(sum(metrics[name] for name in select_metric.split("+")))
 
 
+def trailing_means(scores: list[float], smooth: int) -> list[float]:
+    """The smoothed curve: entry i is the mean of scores i - smooth + 1 .. i (fewer at first)."""
+    return [float(np.mean(scores[max(0, i + 1 - smooth):i + 1])) for i in range(len(scores))]
+
+
 def epochs_since_best(scores: list[float], smooth: int) -> int:
     """Epochs since the best trailing mean of ``smooth`` scores (0 for no scores)."""
-    means = [float(np.mean(scores[max(0, i + 1 - smooth):i + 1])) for i in range(len(scores))]
+    means = trailing_means(scores, smooth)
     return len(means) - 1 - int(np.argmax(means)) if means else 0
 
 
@@ -137,7 +142,7 @@ class EpochTrainer:
             losses = self.train_epoch(epoch)
             metrics = self.validate()
             self.scores.append(selection_score(metrics, self.config.select_metric))
-            score = float(np.mean(self.scores[-smooth:]))  # trailing mean: a smoothed curve
+            score = trailing_means(self.scores, smooth)[-1]  # the smoothed curve's last point
             since_best += 1
             if score > self.best_score:
                 self.best_score, best, since_best = score, metrics, 0

@@ -25,6 +25,7 @@ from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..data.pseudo_queries import video_texts
 from ..data.readers.charades_csv import read_charades_csv
+from ..eval.metrics import video_retrieval_metrics
 from ..geometry.proposals import proposal_index, proposal_spans
 from ..geometry.spans import temporal_iou
 from ..models.video_text import VideoText, VideoTextConfig
@@ -66,15 +67,6 @@ def info_nce(logits: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE over a (B, B) text-video logit matrix whose diagonal pairs match."""
     target = torch.arange(logits.shape[0], device=logits.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
-
-
-def video_retrieval_metrics(logits: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Video retrieval R@1/5/10/100 (percent) and median rank of (Q, V) logits, truth (Q,) rows."""
-    true_score = logits[np.arange(len(truth)), truth][:, None]
-    rank = (logits > true_score).sum(1) + 1  # (Q,) 1-based rank of the right video
-    metrics = {f"video_R@{k}": float(100 * (rank <= k).mean()) for k in (1, 5, 10, 100)}
-    metrics["video_median_rank"] = float(np.median(rank))
-    return metrics
 
 
 class VideoTextTrainer(EpochTrainer):

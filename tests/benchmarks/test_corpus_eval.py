@@ -5,12 +5,13 @@ import pytest
 import torch
 from moment_search.benchmarks import corpus_eval, cross_validate
 
+from moment_search.eval.metrics import video_ranks
 from moment_search.models.video_text import VideoText, VideoTextConfig
 
 
 def test_video_ranks_and_hubness():
     scores = np.array([[3.0, 2.0, 1.0], [3.0, 1.0, 2.0], [3.0, 2.0, 4.0]])
-    assert corpus_eval.video_ranks(scores, np.array([1, 2, 0])).tolist() == [2, 2, 2]
+    assert video_ranks(scores, np.array([1, 2, 0])).tolist() == [2, 2, 2]
     hub = corpus_eval.hubness(scores, k=1)  # video 0 tops 2 of 3 lists
     assert hub["N1_max"] == 2 and hub["never_in_top"] == 1
     assert corpus_eval.skewness(np.array([1.0, 1.0, 1.0])) == 0.0

@@ -1,13 +1,9 @@
 import numpy as np
 import torch
 
+from moment_search.eval.metrics import video_retrieval_metrics
 from moment_search.models.video_text import VideoText, VideoTextConfig
-from moment_search.train.video_text_trainer import (
-    VideoTextTrainConfig,
-    VideoTextTrainer,
-    info_nce,
-    video_retrieval_metrics,
-)
+from moment_search.train.video_text_trainer import VideoTextTrainConfig, VideoTextTrainer, info_nce
 from tests.conftest import write_tiny_charades
 
 MODEL = VideoTextConfig(feature_dim=8, hidden_dim=16, embed_dim=8)

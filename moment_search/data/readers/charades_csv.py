@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..corpus import CorpusError
+from .charades import _csv_length
 
 REQUIRED_COLUMNS = ("id", "script", "descriptions", "actions", "length")
 CLASS_LINE = re.compile(r"^(c\d{3})\s+(\S.*)$")
@@ -121,7 +122,7 @@ def _parse_row(row: dict[str, str | None], where: str, classes: dict[str, str] |
         raise CorpusError(f"{where}: empty video id")
     return CharadesVideo(
         video_id=video_id,
-        duration=_length(row.get("length"), where),
+        duration=_csv_length(row, where),
         scene=(row.get("scene") or "").strip(),
         script=(row.get("script") or "").strip(),
         descriptions=_multi(row.get("descriptions")),
@@ -133,16 +134,6 @@ def _parse_row(row: dict[str, str | None], where: str, classes: dict[str, str] |
 def _multi(value: str | None) -> tuple[str, ...]:
     """A ``;``-separated multi-value field -> its non-blank parts."""
     return tuple(part.strip() for part in (value or "").split(";") if part.strip())
-
-
-def _length(value: str | None, where: str) -> float:
-    try:
-        length = float(value or "")
-    except ValueError as e:
-        raise CorpusError(f"{where}: length must be a number of seconds, got {value!r}") from e
-    if not (math.isfinite(length) and length > 0):
-        raise CorpusError(f"{where}: length must be positive seconds, got {value!r}")
-    return length
 
 
 def _action(text: str, where: str, classes: dict[str, str] | None) -> ActionSegment:
