@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+# The index folder every command uses when --index is not given.
+DEFAULT_INDEX = Path("moment-index")
 
 console = Console()
 err_console = Console(stderr=True)

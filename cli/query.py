@@ -8,9 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .common import console, user_errors
-
-DEFAULT_INDEX = Path("moment-index")
+from .common import DEFAULT_INDEX, console, user_errors
 
 
 def clock(seconds: float) -> str:
