@@ -5,12 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from .common import console, print_json, user_errors
+from .common import DEFAULT_INDEX, console, err_console, print_json, user_errors
 
 app = typer.Typer(help="Build and maintain a moment index.", no_args_is_help=True)
 
+INDEX_HELP = "Index directory."
+WAIT_HELP = "Seconds to wait for another process changing the index (default: fail at once)."
 KIND_HELP = "auto | flat | ivf | ivfpq | hnsw (auto decides from size and memory budget)."
 
 
@@ -21,22 +31,24 @@ def build_config(**options):
     return BuildConfig(**{k: v for k, v in options.items() if v is not None})
 
 
-class ShardProgress:
-    """A rich progress bar over videos that also shows videos/s and proposals/s."""
+class PhaseProgress:
+    """Rich progress bars, one per phase of an index command, with totals, rates and ETA."""
 
-    def __init__(self, total_videos: int | None):
-        self.bar = Progress(TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                            console=console, transient=True)
-        self.task = self.bar.add_task("videos", total=total_videos, rate="")
-        self.videos = self.proposals = 0
+    def __init__(self):
+        self.bar = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+                            transient=True)
+        self.task = None
 
-    def __call__(self, videos: int, proposals: int) -> None:
-        self.videos += videos
-        self.proposals += proposals
-        elapsed = max(self.bar.tasks[0].elapsed or 1e-9, 1e-9)
-        rate = f"{self.videos / elapsed:.0f} videos/s, {self.proposals / elapsed:.0f} proposals/s"
-        self.bar.update(self.task, advance=videos, rate=rate)
+    def phase(self, name: str, total: int | None, unit: str) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=self.bar.tasks[-1].total or 0)
+            self.bar.stop_task(self.task)
+        self.task = self.bar.add_task(name, total=total, unit=unit)
+
+    def advance(self, done: int) -> None:
+        self.bar.update(self.task, advance=done)
 
 
 def report(result, as_json: bool) -> None:
@@ -58,7 +70,7 @@ def report(result, as_json: bool) -> None:
 @app.command()
 def build(
     corpus: Path = typer.Argument(..., help="Corpus directory (features/ + manifest/annotations)."),
-    out: Path = typer.Option(..., help="Index directory to create."),
+    out: Path = typer.Option(DEFAULT_INDEX, help="Index directory to create."),
     model: Path = typer.Option(None, help="FVMR checkpoint directory (default: the shipped one)."),
     index: str = typer.Option("auto", help=KIND_HELP),
     memory_budget: str = typer.Option("4G", help="Memory budget of the FAISS index (e.g. 4G)."),
@@ -68,6 +80,7 @@ def build(
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog (default: SQLite)."),
     keep_embeddings: bool = typer.Option(False, help="Keep raw embeddings after the build."),
     resume: bool = typer.Option(False, help="Continue an interrupted build in OUT."),
+    wait: float = typer.Option(0.0, help=WAIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Embed every proposal of every video into a FAISS index (resumable)."""
@@ -75,9 +88,9 @@ def build(
 
     config = build_config(index_kind=index, memory_budget=memory_budget, device=device,
                           split=split, feature_rate=feature_rate, catalog_url=catalog,
-                          keep_embeddings=keep_embeddings)
+                          keep_embeddings=keep_embeddings, wait=wait)
     with user_errors():
-        progress = ShardProgress(None)
+        progress = PhaseProgress()
         with progress.bar:
             result = build_index(corpus, out, model, config, resume=resume, progress=progress)
     report(result, as_json)
@@ -86,66 +99,94 @@ def build(
 @app.command()
 def add(
     corpus: Path = typer.Argument(..., help="Corpus directory with the new videos."),
-    index_dir: Path = typer.Option(..., "--index", help="Index directory."),
+    index_dir: Path = typer.Option(DEFAULT_INDEX, "--index", help=INDEX_HELP),
     split: str = typer.Option(None, help="Only the videos of this annotation split."),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
+    wait: float = typer.Option(0.0, help=WAIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Add the corpus videos that the index does not hold yet."""
-    from moment_search.indexer.build import add_videos
+    """Add the corpus videos that the index does not hold yet (and finish an interrupted add)."""
+    from moment_search.indexer.edit import add_videos
 
+    config = build_config(split=split, catalog_url=catalog, wait=wait)
     with user_errors():
-        progress = ShardProgress(None)
+        progress = PhaseProgress()
         with progress.bar:
-            result = add_videos(corpus, index_dir, build_config(split=split, catalog_url=catalog),
-                                progress)
+            result = add_videos(corpus, index_dir, config, progress)
     report(result, as_json)
 
 
 @app.command()
 def remove(
     video_ids: list[str] = typer.Argument(..., help="Video ids to remove."),
-    index_dir: Path = typer.Option(..., "--index", help="Index directory."),
+    index_dir: Path = typer.Option(DEFAULT_INDEX, "--index", help=INDEX_HELP),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
+    wait: float = typer.Option(0.0, help=WAIT_HELP),
 ) -> None:
     """Remove videos (all or nothing: every id must be in the index)."""
-    from moment_search.indexer.build import remove_videos
+    from moment_search.indexer.edit import remove_videos
 
     with user_errors():
-        removed = remove_videos(index_dir, video_ids, catalog)
-    console.print(f"removed {len(video_ids)} video(s), {removed} proposals")
+        removed = remove_videos(index_dir, video_ids, catalog, wait)
+    console.print(f"removed {len(set(video_ids))} video(s), {removed} proposals")
 
 
 @app.command()
 def info(
-    index_dir: Path = typer.Option(..., "--index", help="Index directory."),
+    index_dir: Path = typer.Option(DEFAULT_INDEX, "--index", help=INDEX_HELP),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Model, index type and parameters, counts and size of an index."""
-    from moment_search.indexer.build import index_summary
+    """Model, index type and parameters, counts and size of an index (exit 1 when damaged)."""
+    from moment_search.indexer.integrity import index_summary
 
     with user_errors():
         summary = index_summary(index_dir, catalog)
     if as_json:
         print_json(summary)
-        return
-    for key, value in summary.items():
-        console.print(f"[bold]{key}[/]: {value}", highlight=False)
+    else:
+        for key, value in summary.items():
+            if key not in ("problems", "notes"):
+                console.print(f"[bold]{key}[/]: {value}", highlight=False)
+        for note in summary["notes"]:
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
+        for problem in summary["problems"]:
+            console.print(f"[red]problem:[/] {problem}", highlight=False)
+    if summary["problems"]:
+        raise typer.Exit(1)
 
 
 @app.command()
 def verify(
-    index_dir: Path = typer.Option(..., "--index", help="Index directory."),
+    index_dir: Path = typer.Option(DEFAULT_INDEX, "--index", help=INDEX_HELP),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
+    sample: int = typer.Option(8, help="Videos re-embedded to check the stored vectors."),
 ) -> None:
-    """Check that FAISS, the Parquet metadata and the catalog agree (exit 1 on a mismatch)."""
-    from moment_search.indexer.build import verify_index
+    """Check that FAISS, the Parquet metadata and the catalog agree, every file is as written,
+    and a sample of stored vectors matches fresh embeddings (exit 1 on a problem)."""
+    from moment_search.indexer.verify import verify_index
 
     with user_errors():
-        problems = verify_index(index_dir, catalog)
+        problems = verify_index(index_dir, catalog, sample_videos=sample)
     for problem in problems:
-        console.print(f"[red]mismatch:[/] {problem}", highlight=False)
+        console.print(f"[red]problem:[/] {problem}", highlight=False)
     if problems:
         raise typer.Exit(1)
-    console.print("ok: FAISS, Parquet metadata and catalog agree")
+    console.print("ok: FAISS, Parquet metadata and catalog agree; checksums match; "
+                  f"{sample} sampled videos re-embed to their stored vectors")
+
+
+@app.command()
+def repair(
+    index_dir: Path = typer.Option(DEFAULT_INDEX, "--index", help=INDEX_HELP),
+    catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
+    wait: float = typer.Option(0.0, help=WAIT_HELP),
+) -> None:
+    """Return an index to its last published state after a crash: delete files an interrupted
+    writer left and drop pending videos (add them again with 'index add')."""
+    from moment_search.indexer.repair import repair_index
+
+    with user_errors():
+        notes = repair_index(index_dir, catalog, wait)
+    for note in notes:
+        console.print(note, highlight=False)

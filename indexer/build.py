@@ -1,10 +1,12 @@
-"""Build, extend and shrink an index: features -> clips -> proposals -> FVMR embeddings -> FAISS.
+"""Build an index: features -> clips -> proposals -> FVMR embeddings -> FAISS.
 
-A build streams the corpus shard by shard (a fixed group of videos in sorted id order). Each shard's
+A build first checks every video's features and records the corpus plan (``plan.py``), then
+streams the corpus shard by shard (a fixed group of videos in sorted id order). Each shard's
 embeddings and Parquet metadata are written atomically, then recorded in the catalog in one
-transaction; a killed build resumes at the first unrecorded shard and ends with the same index as
-an uninterrupted one. The FAISS index is trained on a seeded sample, filled shard by shard and
-written last, atomically.
+transaction, its videos "pending"; a killed build resumes at the first unrecorded shard (refused
+if the corpus or settings changed) and ends with the same bytes as an uninterrupted one. The FAISS
+index is trained on a seeded sample, filled, written, and published (``publish.py``). Every
+writer holds the index's writer lock (``lock.py``). Adding and removing videos: ``edit.py``.
 """
 
 from __future__ import annotations
@@ -12,33 +14,42 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..data.corpus import Corpus, Video
+from ..data.corpus import Video
 from ..data.corpus_dir import open_corpus
-from ..data.features import FeatureStore
+from ..data.features import FeatureError, FeatureStore
 from ..geometry.proposals import proposal_index
 from ..models.base import CONFIG_NAME, WEIGHTS_NAME
 from ..models.fvmr import FVMR
 from ..pretrained import default_model_dir
 from ..search.encoders import MomentEncoder
-from . import faiss_index
 from .catalog import Catalog, VideoRecord
+from .lock import HOLDER_FILE, LOCK_FILE, writer_lock
+from .plan import (
+    PLAN_FILE,
+    CorpusPlan,
+    load_checked,
+    plan_differences,
+    plan_videos,
+    read_plan,
+    write_plan,
+)
+from .progress import Progress, Silent
+from .publish import make_index, publish
+from .repair import clean_leftovers
 from .store import (
     CATALOG_FILE,
     EMBEDDINGS_DIR,
     MODEL_DIR,
     ShardRows,
-    read_embeddings,
+    file_sha256,
     write_embeddings,
     write_metadata,
 )
-
-Progress = Callable[[int, int], None]  # (videos done, proposals done)
 
 
 @dataclass
@@ -55,6 +66,13 @@ class BuildConfig:
     feature_rate: float | None = None  # default: the model's training feature rate
     split: str | None = None  # index only the videos of this annotation split
     seed: int = 0
+    wait: float = 0.0  # seconds to wait for another writer's lock
+
+    def identity(self) -> dict:
+        """The settings that shape the index (part of a build's plan)."""
+        return {"index_kind": self.index_kind, "memory_budget": self.memory_budget,
+                "shard_videos": self.shard_videos, "split": self.split,
+                "feature_rate": self.feature_rate, "seed": self.seed}
 
 
 @dataclass
@@ -98,29 +116,36 @@ def open_catalog(index_dir: Path, url: str | None) -> Catalog:
     return Catalog.open(url or (index_dir / CATALOG_FILE))
 
 
-def feature_checksum(features: np.ndarray) -> str:
-    """sha1 of a video's feature array bytes (detects a changed feature file)."""
-    return hashlib.sha1(np.ascontiguousarray(features).tobytes()).hexdigest()
-
-
 class ShardEmbedder:
     """Embeds the proposals of a group of videos and writes one shard."""
 
-    def __init__(self, encoder: MomentEncoder, store: FeatureStore, batch_videos: int):
+    def __init__(self, encoder: MomentEncoder, store: FeatureStore, batch_videos: int,
+                 width: int | None = None):
         self.encoder = encoder
         self.store = store
         self.batch_videos = batch_videos
+        self.width = width or encoder.model.config.feature_dim
         self.cells = proposal_index(encoder.n_clips)  # (P, 2)
 
-    def embed(self, videos: list[Video]) -> tuple[np.ndarray, list[str]]:
-        """(V * P, D) embeddings of the videos, in order, and their checksums."""
+    def embed(self, videos: list[Video], expected: list[str] | None = None
+              ) -> tuple[np.ndarray, list[str]]:
+        """(V * P, D) embeddings of the videos, in order, and their feature checksums.
+
+        Raises:
+            FeatureError: a video's features changed since they were checked (``expected``).
+        """
+        from .plan import feature_checksum
+
         parts, checksums = [], []
         for start in range(0, len(videos), self.batch_videos):
-            chunk = videos[start:start + self.batch_videos]
             clips = []
-            for video in chunk:
-                features = self.store.load(video.video_id)
+            for video in videos[start:start + self.batch_videos]:
+                features = load_checked(self.store, video, self.width)
                 checksums.append(feature_checksum(features))
+                if expected and checksums[-1] != expected[len(checksums) - 1]:
+                    raise FeatureError(f"video {video.video_id!r}: its features "
+                                       f"({self.store.source(video.video_id)}) changed while "
+                                       f"the index was being written; run the command again")
                 clips.append(self.encoder.clips(features, video))
             embedded = self.encoder.embed_clips(np.stack(clips))  # (b, P, D)
             parts.append(embedded.reshape(-1, embedded.shape[-1]))
@@ -140,18 +165,19 @@ class ShardEmbedder:
             map_size=self.encoder.n_clips,
         )
 
-    def write_shard(self, index_dir: Path, shard: int, videos: list[Video], first_id: int
-                    ) -> list[VideoRecord]:
-        """Embed, write embeddings + metadata atomically; returns the catalog records."""
-        embeddings, checksums = self.embed(videos)
+    def write_shard(self, index_dir: Path, catalog: Catalog, shard: int, videos: list[Video],
+                    first_id: int, expected: list[str] | None = None) -> None:
+        """Embed, write embeddings + metadata atomically, then record the shard (pending)."""
+        embeddings, checksums = self.embed(videos, expected)
         write_embeddings(index_dir, shard, embeddings)
-        write_metadata(index_dir, shard, self.rows(videos, first_id))
+        meta = write_metadata(index_dir, shard, self.rows(videos, first_id))
         n_props = len(self.cells)
-        return [VideoRecord(video_id=v.video_id, duration=v.duration,
-                            feature_source=v.feature_source or "", feature_rate=v.feature_rate,
-                            checksum=c, n_proposals=n_props, first_id=first_id + i * n_props,
-                            shard=shard)
-                for i, (v, c) in enumerate(zip(videos, checksums, strict=True))]
+        records = [VideoRecord(video_id=v.video_id, duration=v.duration,
+                               feature_source=v.feature_source or "", feature_rate=v.feature_rate,
+                               checksum=c, n_proposals=n_props, first_id=first_id + i * n_props,
+                               shard=shard)
+                   for i, (v, c) in enumerate(zip(videos, checksums, strict=True))]
+        catalog.record_shard(shard, first_id, records, file_sha256(meta))
 
 
 def load_model(model_dir: Path, device: str) -> tuple[FVMR, dict]:
@@ -162,109 +188,79 @@ def load_model(model_dir: Path, device: str) -> tuple[FVMR, dict]:
     return FVMR.from_pretrained(model_dir, resolve_device(device)), extra
 
 
-def shards_of(videos: list[Video], shard_videos: int) -> list[list[Video]]:
-    """Consecutive groups of ``shard_videos`` videos."""
+def shards_of(videos: list, shard_videos: int) -> list[list]:
+    """Consecutive groups of ``shard_videos`` items."""
     return [videos[i:i + shard_videos] for i in range(0, len(videos), shard_videos)]
 
 
 def embed_shards(embedder: ShardEmbedder, catalog: Catalog, index_dir: Path,
-                 groups: list[list[Video]], first_shard: int, first_id: int,
-                 progress: Progress | None) -> int:
-    """Embed and record every group not yet recorded; returns how many were already done."""
+                 groups: list[list], first_shard: int, first_id: int,
+                 progress: Progress) -> int:
+    """Embed and record every group (of PlannedVideo) not yet recorded; returns how many were
+    already done."""
     done = catalog.embedded_shards()
     n_props = len(embedder.cells)
     skipped = 0
+    progress.phase("embedding", sum(len(g) for g in groups), "videos")
     for offset, group in enumerate(groups):
         shard = first_shard + offset
         if shard in done:
             skipped += 1
         else:
-            records = embedder.write_shard(index_dir, shard, group, first_id)
-            catalog.record_shard(shard, first_id, records)
+            embedder.write_shard(index_dir, catalog, shard, [p.video for p in group], first_id,
+                                 [p.checksum for p in group])
         first_id += n_props * len(group)
-        if progress:
-            progress(len(group), n_props * len(group))
+        progress.advance(len(group))
     return skipped
 
 
-def training_sample(index_dir: Path, shards: list[int], size: int, seed: int) -> np.ndarray:
-    """A seeded uniform sample of ``size`` embeddings drawn across the shards."""
-    arrays = [read_embeddings(index_dir, s) for s in shards]
-    total = sum(len(a) for a in arrays)
-    picks = np.sort(np.random.default_rng(seed).choice(total, min(size, total), replace=False))
-    bounds = np.cumsum([0] + [len(a) for a in arrays])
-    parts = [arrays[i][picks[(picks >= lo) & (picks < hi)] - lo]
-             for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+def _target_state(index_dir: Path, catalog_url: str | None) -> tuple[bool, bool, set[str]]:
+    """(finished, started, other entries) of a would-be index folder."""
+    if index_dir.exists() and not index_dir.is_dir():
+        raise ValueError(f"--out {index_dir} is a file, not a directory; choose a new folder")
+    entries = {p.name for p in index_dir.iterdir()} if index_dir.is_dir() else set()
+    started = MODEL_DIR in entries or (catalog_url is None and CATALOG_FILE in entries)
+    finished = False
+    if started and (catalog_url or CATALOG_FILE in entries):
+        info = open_catalog(index_dir, catalog_url).info()
+        finished = info is not None and "file" in (info.index_params or {})
+    return finished, started, entries - {LOCK_FILE, HOLDER_FILE}
 
 
-def fill_index(index, catalog: Catalog, index_dir: Path, shards: list[int],
-               seed: int = 0) -> None:
-    """Add every listed shard's embeddings with their ids.
-
-    HNSW gets them in one seeded random order: inserting video after video (ids in order) builds
-    a graph with poor recall (measured by the corpus_scale benchmark).
-    """
-    records = catalog.embedded_shards()
-    parts, ids = [], []
-    for shard in shards:
-        vectors = np.ascontiguousarray(read_embeddings(index_dir, shard), dtype=np.float32)
-        first = records[shard].first_id
-        parts.append(vectors)
-        ids.append(np.arange(first, first + len(vectors), dtype=np.int64))
-        if faiss_index.index_kind(index) != "hnsw":
-            faiss_index.add(index, parts.pop(), ids.pop())
-    if parts:
-        vectors, all_ids = np.concatenate(parts), np.concatenate(ids)
-        order = np.random.default_rng(seed).permutation(len(all_ids))
-        faiss_index.add(index, vectors[order], all_ids[order])
+def check_foreign_target(index_dir: Path, catalog_url: str | None) -> None:
+    """Refuse a file, or a non-empty folder that is not an index (before anything is written)."""
+    _, started, stray = _target_state(index_dir, catalog_url)
+    if not started and stray:
+        raise ValueError(f"--out {index_dir} is a non-empty folder that is not an index "
+                         f"({len(stray)} entries, e.g. {sorted(stray)[0]!r}); choose an empty "
+                         f"or new folder")
 
 
-def publish_index(index, index_dir: Path, catalog: Catalog, spec, shards: list[int],
-                  previous: dict | None) -> None:
-    """Write the FAISS file under a new name, point the catalog at it, delete the old file."""
-    params = dict(spec.params)
-    params["version"] = int((previous or {}).get("version", 0)) + 1
-    params["file"] = f"index-{params['version']:05d}.faiss"  # the catalog switches to it
-    params["shards"] = sorted(shards)
-    faiss_index.write_index(index, index_dir / params["file"])
-    counts = catalog.counts()
-    catalog.set_index(spec.kind, params, counts["videos_indexed"], counts["proposals_indexed"],
-                      counts["proposals_removed"])
-    if previous and previous.get("file") and previous["file"] != params["file"]:
-        (index_dir / previous["file"]).unlink(missing_ok=True)
-
-
-def kept_spec(catalog: Catalog, params: dict, reason: str) -> faiss_index.IndexSpec:
-    """The spec of the index a catalog points at (its params without the bookkeeping keys)."""
-    kept = {k: v for k, v in params.items() if k not in ("file", "shards", "version")}
-    return faiss_index.IndexSpec(catalog.info().index_type, kept, reason=reason)
-
-
-def make_index(index_dir: Path, catalog: Catalog, shards: list[int], config: BuildConfig):
-    """Choose, train and fill a FAISS index over the shards; returns (index, spec, placement)."""
-    counts = catalog.counts()
-    n, dim = counts["proposals_indexed"], catalog.info().embedding_dim
-    spec = faiss_index.choose_index(n, dim, faiss_index.parse_bytes(config.memory_budget),
-                                    config.index_kind)
-    spec = faiss_index.fit_spec_to_data(spec, n)
-    placement = faiss_index.resolve_placement(config.device)
-    index = faiss_index.to_device(faiss_index.new_index(spec, dim), placement)
-    sample_size = faiss_index.train_sample_size(spec, n)
-    if sample_size:
-        faiss_index.train(index, training_sample(index_dir, shards, sample_size, config.seed))
-    fill_index(index, catalog, index_dir, shards, config.seed)
-    return faiss_index.to_cpu(index), spec, placement
-
-
-def check_new_target(index_dir: Path, resume: bool) -> None:
-    """Refuse to overwrite a finished index; refuse to resume what does not exist."""
-    finished = index_dir.is_dir() and any(index_dir.glob("index-*.faiss"))
-    if finished and not resume:
-        raise ValueError(f"{index_dir} already holds an index; use 'index add' to extend it or "
-                         f"choose another --out")
-    if resume and not (index_dir / MODEL_DIR).is_dir():
+def check_new_target(index_dir: Path, resume: bool, catalog_url: str | None) -> None:
+    """Refuse to overwrite an index; refuse to resume what is not an interrupted build."""
+    check_foreign_target(index_dir, catalog_url)
+    finished, started, _ = _target_state(index_dir, catalog_url)
+    if finished:
+        raise ValueError(f"{index_dir} already holds a finished index" + (
+            ", so there is nothing to resume" if resume else "") +
+            "; use 'index add' to extend it, or choose another --out")
+    if resume and not started:
         raise ValueError(f"{index_dir}: nothing to resume (no interrupted build there)")
+    if started and not resume:
+        raise ValueError(f"{index_dir} holds an interrupted build; continue it with --resume "
+                         f"(same corpus and settings), or delete the folder to start again")
+
+
+def check_plan(index_dir: Path, catalog: Catalog, plan: CorpusPlan) -> None:
+    """A resumed build must be the same corpus and settings as the interrupted one."""
+    info = catalog.info()
+    if info is None or info.corpus_digest == plan.digest():
+        return  # (no info: the interrupted build stopped before recording anything)
+    differences = plan_differences(read_plan(index_dir), plan)
+    raise ValueError(f"{index_dir}: the interrupted build was started on another corpus or "
+                     f"settings, so it cannot be resumed: " + "; ".join(differences)
+                     + ". Resume with the original corpus and options, or delete the folder "
+                     "and build again")
 
 
 def build_index(corpus_dir: str | Path, index_dir: str | Path, model_dir: str | Path | None = None,
@@ -274,35 +270,74 @@ def build_index(corpus_dir: str | Path, index_dir: str | Path, model_dir: str | 
 
     Args:
         corpus_dir: the corpus (features + manifest or annotations).
-        index_dir: where the index goes (created).
+        index_dir: where the index goes (created; must be new, empty, or an interrupted build
+            with ``resume``).
         model_dir: FVMR checkpoint; None: the shipped model.
         config: see :class:`BuildConfig`.
         resume: continue an interrupted build in ``index_dir``.
-        progress: called with (videos, proposals) after each shard.
+        progress: told each phase (checking, embedding, training, filling, writing).
 
     Raises:
-        ValueError: bad corpus, an existing index, or a model that differs from the one an
-            interrupted build used.
+        ValueError: bad corpus or features (named), an existing index, another writer, or a
+            resume whose model, corpus or settings differ from the interrupted build's.
     """
-    config = config or BuildConfig()
-    start = time.perf_counter()
+    config, progress = config or BuildConfig(), progress or Silent()
     index_dir = Path(index_dir)
-    check_new_target(index_dir, resume)
+    check_foreign_target(index_dir, config.catalog_url)
+    created = not index_dir.exists()
     index_dir.mkdir(parents=True, exist_ok=True)
-    model_path = install_model(Path(model_dir) if model_dir else default_model_dir("fvmr"),
-                               index_dir)
-    model, extra = load_model(model_path, config.device)
+    with writer_lock(index_dir, "index build", config.wait):
+        check_new_target(index_dir, resume, config.catalog_url)
+        try:
+            return _build(corpus_dir, index_dir, model_dir, config, resume, progress)
+        except BaseException:
+            _undo_unstarted(index_dir, created, config.catalog_url)
+            raise
+
+
+def _undo_unstarted(index_dir: Path, created: bool, catalog_url: str | None) -> None:
+    """After a failed build that recorded no shard, leave the folder as it was found."""
+    try:
+        catalog = open_catalog(index_dir, catalog_url) if (index_dir / MODEL_DIR).exists() \
+            else None
+        if catalog is not None and catalog.embedded_shards():
+            return  # work to resume: keep it
+    except (OSError, ValueError):
+        return
+    if created:
+        shutil.rmtree(index_dir, ignore_errors=True)
+        return
+    for name in (MODEL_DIR, EMBEDDINGS_DIR, "meta", CATALOG_FILE, PLAN_FILE):
+        path = index_dir / name
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _build(corpus_dir, index_dir: Path, model_dir, config: BuildConfig, resume: bool,
+           progress: Progress) -> BuildReport:
+    start = time.perf_counter()
+    source = Path(model_dir) if model_dir else default_model_dir("fvmr")
+    if resume and (index_dir / MODEL_DIR).exists():
+        install_model(source, index_dir)  # refuses another model before reading the corpus
+    model, extra = load_model(source, config.device)
     rate = config.feature_rate if config.feature_rate is not None else extra.get("feature_rate")
     corpus, store = open_corpus(corpus_dir, split=config.split, feature_rate=rate)
+    plan = plan_videos(list(corpus), store, model.config.feature_dim,
+                       {**config.identity(), "model": model_fingerprint(source)[0]}, progress)
+    model_path = install_model(source, index_dir)
     catalog = open_catalog(index_dir, config.catalog_url)
+    clean_leftovers(index_dir, catalog)
+    if resume and catalog.info() is not None:
+        check_plan(index_dir, catalog, plan)
+    else:
+        write_plan(index_dir, plan)
     catalog.init_index(*model_fingerprint(model_path), model.config.n_clips, rate,
-                       model.embedding_dim)
-    groups = shards_of(sorted(corpus, key=lambda v: v.video_id), config.shard_videos)
+                       model.embedding_dim, plan.digest())
+    groups = shards_of(plan.videos, config.shard_videos)
     embedder = ShardEmbedder(MomentEncoder(model), store, config.batch_videos)
     skipped = embed_shards(embedder, catalog, index_dir, groups, 0, 0, progress)
     shards = list(range(len(groups)))
-    index, spec, placement = make_index(index_dir, catalog, shards, config)
-    publish_index(index, index_dir, catalog, spec, shards, None)
+    index, spec, placement = make_index(index_dir, catalog, shards, config, progress)
+    publish(index, index_dir, catalog, spec, shards, None, progress=progress)
     finish_embeddings(index_dir, config.keep_embeddings)
     return BuildReport(index_dir, len(corpus), catalog.counts()["proposals_indexed"],
                        spec.reason, time.perf_counter() - start, str(placement), skipped)
@@ -312,159 +347,3 @@ def finish_embeddings(index_dir: Path, keep: bool) -> None:
     """Delete the embedding shards once the FAISS index holds them, unless asked to keep them."""
     if not keep:
         shutil.rmtree(index_dir / EMBEDDINGS_DIR, ignore_errors=True)
-
-
-def require_index(index_dir: Path, catalog_url: str | None = None) -> tuple[Catalog, dict]:
-    """The catalog of a finished index and its index params; clear errors otherwise."""
-    if not index_dir.is_dir():
-        raise FileNotFoundError(f"index directory {index_dir} does not exist")
-    if catalog_url is None and not (index_dir / CATALOG_FILE).is_file():
-        raise FileNotFoundError(f"{index_dir}: no {CATALOG_FILE}; not an index directory")
-    catalog = open_catalog(index_dir, catalog_url)
-    info = catalog.info()
-    if info is None or not info.index_params or "file" not in info.index_params:
-        raise ValueError(f"{index_dir}: the index was never finished (run 'index build --resume')")
-    return catalog, dict(info.index_params)
-
-
-def add_videos(corpus_dir: str | Path, index_dir: str | Path, config: BuildConfig | None = None,
-               progress: Progress | None = None) -> BuildReport:
-    """Embed the corpus videos that the index does not hold yet and add them to it.
-
-    Videos already indexed are skipped (counted in the notes); a removed video cannot come back
-    under the same id.
-    """
-    config = config or BuildConfig()
-    start = time.perf_counter()
-    index_dir = Path(index_dir)
-    catalog, params = require_index(index_dir, config.catalog_url)
-    model, _ = load_model(index_dir / MODEL_DIR, config.device)
-    info = catalog.info()
-    corpus, store = open_corpus(corpus_dir, split=config.split,
-                                feature_rate=config.feature_rate or info.feature_rate)
-    new, notes = new_videos(corpus, catalog)
-    pending = [s for s in catalog.embedded_shards() if s not in params["shards"]]
-    groups = shards_of(new, config.shard_videos)
-    embedder = ShardEmbedder(MomentEncoder(model), store, config.batch_videos)
-    first_shard = catalog.next_shard()
-    embed_shards(embedder, catalog, index_dir, groups, first_shard, catalog.next_id(), progress)
-    added = pending + list(range(first_shard, first_shard + len(groups)))
-    index = faiss_index.read_index(index_dir / params["file"])
-    fill_index(index, catalog, index_dir, added)
-    spec = kept_spec(catalog, params, f"kept the existing {info.index_type} index")
-    publish_index(index, index_dir, catalog, spec, params["shards"] + added, params)
-    finish_embeddings(index_dir, config.keep_embeddings)
-    return BuildReport(index_dir, len(new), len(new) * len(embedder.cells), spec.reason,
-                       time.perf_counter() - start, "cpu", notes=notes)
-
-
-def new_videos(corpus: Corpus, catalog: Catalog) -> tuple[list[Video], list[str]]:
-    """Corpus videos not in the catalog, sorted; notes on the ones skipped."""
-    gone = {r.video_id for r in catalog.videos(status="removed")}
-    fresh, known, removed = [], 0, []
-    for video in sorted(corpus, key=lambda v: v.video_id):
-        if video.video_id in gone:
-            removed.append(video.video_id)
-        elif catalog.video(video.video_id) is None:
-            fresh.append(video)
-        else:
-            known += 1
-    if removed:
-        raise ValueError(f"videos {removed[:5]} were removed from this index; re-adding a removed "
-                         f"video id is not supported (rebuild the index)")
-    return fresh, [f"{known} video(s) already indexed, skipped"] if known else []
-
-
-def remove_videos(index_dir: str | Path, video_ids: list[str], catalog_url: str | None = None
-                  ) -> int:
-    """Remove videos from the index; returns the number of proposals removed.
-
-    The FAISS vectors are deleted (HNSW and refined IVF-PQ cannot delete: their videos are
-    tombstoned in the catalog and filtered at search time). All ids are checked before anything
-    changes.
-    """
-    index_dir = Path(index_dir)
-    catalog, params = require_index(index_dir, catalog_url)
-    live = {r.video_id: r for r in catalog.videos(status="indexed")}
-    unknown = [v for v in video_ids if v not in live]
-    if unknown:
-        raise ValueError(f"not in the index (or already removed): {unknown}")
-    index = faiss_index.read_index(index_dir / params["file"])
-    records = [live[v] for v in video_ids]
-    ids = np.concatenate([np.arange(r.first_id, r.first_id + r.n_proposals) for r in records])
-    if faiss_index.supports_remove(index):
-        faiss_index.remove(index, ids)  # otherwise tombstoned: the catalog filters at search time
-    catalog.mark_removed(video_ids)
-    publish_index(index, index_dir, catalog, kept_spec(catalog, params, ""), params["shards"],
-                  params)
-    return int(len(ids))
-
-
-def verify_model_matches(index_dir: Path, catalog: Catalog) -> None:
-    """Refuse an index whose stored model is not the one its embeddings were made with."""
-    info = catalog.info()
-    found = model_fingerprint(index_dir / MODEL_DIR)
-    if (info.model_id, info.config_hash) != found:
-        raise ValueError(f"{index_dir}: model/ is {found[0]} (config {found[1]}) but the index "
-                         f"was built with {info.model_id} (config {info.config_hash})")
-
-
-def index_summary(index_dir: str | Path, catalog_url: str | None = None) -> dict:
-    """What ``index info`` prints: model, index type and parameters, counts, sizes, dates."""
-    index_dir = Path(index_dir)
-    catalog, params = require_index(index_dir, catalog_url)
-    info = catalog.info()
-    file = index_dir / params["file"]
-    return {"index_dir": str(index_dir), "model_id": info.model_id,
-            "config_hash": info.config_hash, "map_size": info.map_size,
-            "feature_rate": info.feature_rate, "embedding_dim": info.embedding_dim,
-            "index_type": info.index_type,
-            "index_params": {k: v for k, v in params.items() if k != "shards"},
-            **catalog.counts(), "index_bytes": file.stat().st_size if file.exists() else None,
-            "created_at": str(info.created_at), "updated_at": str(info.updated_at)}
-
-
-def verify_index(index_dir: str | Path, catalog_url: str | None = None) -> list[str]:
-    """Check that FAISS, the Parquet metadata and the catalog agree; returns the problems found.
-
-    Checks: the model fingerprint; FAISS ntotal against the catalog's live proposals (an index
-    that cannot delete, HNSW or refined IVF-PQ, keeps removed vectors, tombstoned); Parquet row
-    count, ids = row numbers, and each video's id range.
-    """
-    from .store import read_metadata
-
-    index_dir = Path(index_dir)
-    catalog, params = require_index(index_dir, catalog_url)
-    problems = []
-    try:
-        verify_model_matches(index_dir, catalog)
-    except ValueError as e:
-        problems.append(str(e))
-    counts = catalog.counts()
-    index = faiss_index.read_index(index_dir / params["file"])
-    expected = counts["proposals_indexed"] + (
-        0 if faiss_index.supports_remove(index) else counts["proposals_removed"])
-    if index.ntotal != expected:
-        problems.append(f"FAISS holds {index.ntotal} vectors, the catalog expects {expected}")
-    table = read_metadata(index_dir)
-    if len(table) != catalog.next_id():
-        problems.append(f"Parquet has {len(table)} rows, the catalog assigned "
-                        f"{catalog.next_id()} ids")
-    if not np.array_equal(table.ids, np.arange(len(table))):
-        problems.append("Parquet ids are not their row numbers")
-    problems += video_range_problems(table, catalog)
-    return problems
-
-
-def video_range_problems(table, catalog: Catalog) -> list[str]:
-    """Each catalog video's id range must hold exactly its rows in the Parquet metadata."""
-    problems = []
-    records = catalog.videos(status="indexed") + catalog.videos(status="removed")
-    for record in records:
-        rows = slice(record.first_id, record.first_id + record.n_proposals)
-        codes = np.unique(table.video_index[rows])
-        names = [table.video_names[c] for c in codes]
-        if names != [record.video_id]:
-            problems.append(f"video {record.video_id!r}: ids {rows.start}..{rows.stop - 1} hold "
-                            f"rows of {names[:3]}")
-    return problems

@@ -3,25 +3,40 @@
 One id space: a video's proposals are ids ``first_id .. first_id + n_proposals - 1``, also their
 FAISS ids and Parquet rows. Shards (fixed groups of videos in sorted video-id order) own contiguous
 id ranges; a shard is recorded with its videos in one transaction, so an interrupted build resumes
-from the shards marked "embedded". The catalog is ``INDEX_DIR/catalog.sqlite`` by default, but any
-SQLAlchemy URL works (e.g. PostgreSQL): only portable column types and SQL are used.
+from the shards marked "embedded". A recorded video is "pending" until the FAISS file holding it is
+published: :meth:`Catalog.publish` points the catalog at a new FAISS file, makes the pending videos
+of its shards "indexed" and the removed ones "removed", all in one transaction. The catalog is
+``INDEX_DIR/catalog.sqlite`` by default, but any SQLAlchemy URL works (e.g. PostgreSQL): only
+portable column types and SQL are used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, String, create_engine, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    String,
+    create_engine,
+    func,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 CATALOG_FILENAME = "catalog.sqlite"
-FORMAT_VERSION = 1  # bump when the tables change incompatibly
-INDEXED, REMOVED = "indexed", "removed"
+FORMAT_VERSION = 2  # bump when the tables change incompatibly
+PENDING, INDEXED, REMOVED = "pending", "indexed", "removed"
+STATUSES = (PENDING, INDEXED, REMOVED)
 EMBEDDED = "embedded"  # a build_shards row is "pending" until then
 
 
@@ -67,6 +82,7 @@ class _IndexInfoRow(_Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     format_version: Mapped[int]
+    corpus_digest: Mapped[str | None] = mapped_column(String(64))  # of the build plan
 
 
 class _ShardRow(_Base):
@@ -76,6 +92,7 @@ class _ShardRow(_Base):
     n_videos: Mapped[int]
     n_proposals: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16))
+    checksum: Mapped[str] = mapped_column(String(64))  # sha256 of its Parquet metadata file
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -115,6 +132,7 @@ class ShardRecord:
     n_videos: int
     n_proposals: int
     status: str
+    checksum: str
     updated_at: datetime
 
 
@@ -138,6 +156,7 @@ class IndexInfo:
     created_at: datetime
     updated_at: datetime
     format_version: int
+    corpus_digest: str | None
 
 
 def _snapshot(record_type: type[_Record], row: _Base) -> _Record:
@@ -183,14 +202,15 @@ def _check_same_model(recorded: _IndexInfoRow, given: _IndexInfoRow) -> None:
                                f"from the index's {getattr(recorded, name)!r}")
 
 
-def _put_shard(session: Session, shard: int, first_id: int, n_videos: int, n_proposals: int
-               ) -> None:
+def _put_shard(session: Session, shard: int, first_id: int, n_videos: int, n_proposals: int,
+               checksum: str) -> None:
     """Mark the shard embedded; refuses one already embedded."""
     row = session.get(_ShardRow, shard)
     if row is not None and row.status == EMBEDDED:
         raise CatalogError(f"shard {shard} is already embedded (ids from {row.first_id})")
     session.merge(_ShardRow(shard=shard, first_id=first_id, n_videos=n_videos,
-                            n_proposals=n_proposals, status=EMBEDDED, updated_at=_utcnow()))
+                            n_proposals=n_proposals, status=EMBEDDED, checksum=checksum,
+                            updated_at=_utcnow()))
     session.flush()
 
 
@@ -207,15 +227,36 @@ def _check_free_ids(session: Session, shard: int, first_id: int, end_id: int) ->
 
 
 def _put_video(session: Session, video: VideoRecord) -> None:
-    """Insert one video; a removed one of the same id is replaced (its old ids stay unused)."""
+    """Insert one video as pending; a removed one of the same id is replaced (its old ids stay
+    unused)."""
     row = session.get(_VideoRow, video.video_id)
-    if row is not None and row.status == INDEXED:
+    if row is not None and row.status != REMOVED:
         raise CatalogError(
-            f"video {video.video_id!r} is already indexed (shard {row.shard}, ids from "
+            f"video {video.video_id!r} is already {row.status} (shard {row.shard}, ids from "
             f"{row.first_id}); remove it first"
         )
-    session.merge(_VideoRow(**asdict(video), status=INDEXED, added_at=_utcnow()))
+    session.merge(_VideoRow(**asdict(video), status=PENDING, added_at=_utcnow()))
     session.flush()
+
+
+def _remove_video(session: Session, video_id: str) -> VideoRecord:
+    """Mark one indexed video removed; refuses an unknown, pending or removed one."""
+    row = session.get(_VideoRow, video_id)
+    if row is None:
+        raise CatalogError(f"cannot remove video {video_id!r}: not in the catalog")
+    if row.status != INDEXED:
+        raise CatalogError(f"cannot remove video {video_id!r}: it is {row.status}")
+    row.status = REMOVED
+    return _snapshot(VideoRecord, row)
+
+
+def _counts(session: Session) -> dict[str, int]:
+    counts = {f"{what}_{status}": 0 for status in STATUSES for what in ("videos", "proposals")}
+    query = select(_VideoRow.status, func.count(), func.sum(_VideoRow.n_proposals))
+    for status, n_videos, n_proposals in session.execute(query.group_by(_VideoRow.status)):
+        counts[f"videos_{status}"] = int(n_videos)
+        counts[f"proposals_{status}"] = int(n_proposals or 0)
+    return counts
 
 
 class Catalog:
@@ -225,12 +266,26 @@ class Catalog:
         """Connect to the SQLAlchemy ``url``, create the tables if missing, check the format."""
         self.url = url
         self._engine = create_engine(url)
-        _Base.metadata.create_all(self._engine)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
-        info = self.info()
-        if info is not None and info.format_version != FORMAT_VERSION:
-            raise CatalogError(f"catalog {url}: format version {info.format_version}, this "
-                               f"moment-search reads {FORMAT_VERSION}; rebuild the index")
+        self._check_format()
+        try:
+            _Base.metadata.create_all(self._engine)
+        except OperationalError as e:
+            raise CatalogError(f"catalog {url}: cannot create its tables ({e.orig}); is the "
+                               f"index directory or database read-only?") from e
+
+    def _check_format(self) -> None:
+        """Refuse a catalog written by another format version (read before the ORM touches it)."""
+        try:
+            with self._engine.connect() as connection:
+                if not inspect(connection).has_table(_IndexInfoRow.__tablename__):
+                    return
+                found = connection.execute(text("SELECT format_version FROM index_info")).scalar()
+        except OperationalError as e:
+            raise CatalogError(f"catalog {self.url}: cannot read it ({e.orig})") from e
+        if found is not None and found != FORMAT_VERSION:
+            raise CatalogError(f"catalog {self.url}: format version {found}, this moment-search "
+                               f"reads {FORMAT_VERSION}; rebuild the index")
 
     @staticmethod
     def sqlite_url(index_dir: str | Path) -> str:
@@ -263,7 +318,8 @@ class Catalog:
         self.close()
 
     def init_index(self, model_id: str, config_hash: str, map_size: int,
-                   feature_rate: float | None, embedding_dim: int) -> None:
+                   feature_rate: float | None, embedding_dim: int,
+                   corpus_digest: str | None = None) -> None:
         """Record the model (id, config hash, 2D-map size N in clips, feature rate in features/s
         or None, embedding width D) an index is built with, or check it is the one recorded.
 
@@ -276,8 +332,9 @@ class Catalog:
             feature_rate=feature_rate, embedding_dim=embedding_dim, index_type=None,
             index_params={}, n_videos=0, n_proposals=0, n_removed_proposals=0,
             created_at=now, updated_at=now, format_version=FORMAT_VERSION,
+            corpus_digest=corpus_digest,
         )
-        with self._sessions.begin() as session:
+        with self._writing() as session:
             row = session.get(_IndexInfoRow, 1)
             if row is None:
                 session.add(given)
@@ -290,25 +347,10 @@ class Catalog:
             row = session.get(_IndexInfoRow, 1)
             return None if row is None else _snapshot(IndexInfo, row)
 
-    def set_index(self, index_type: str, params: dict[str, Any], n_videos: int,
-                  n_proposals: int, n_removed: int) -> None:
-        """Record the FAISS index written: its type, JSON-able params, videos and vectors held, and
-        how many of those vectors are removed videos' (kept until compaction).
-
-        Raises:
-            CatalogError: before :meth:`init_index`.
-        """
-        with self._sessions.begin() as session:
-            row = session.get(_IndexInfoRow, 1)
-            if row is None:
-                raise CatalogError(f"catalog {self.url}: set_index before init_index")
-            row.index_type, row.index_params = index_type, dict(params)
-            row.n_videos, row.n_proposals = n_videos, n_proposals
-            row.n_removed_proposals = n_removed
-            row.updated_at = _utcnow()
-
-    def record_shard(self, shard: int, first_id: int, videos: list[VideoRecord]) -> None:
-        """Insert a shard's videos (status "indexed") and mark the shard "embedded", atomically.
+    def record_shard(self, shard: int, first_id: int, videos: list[VideoRecord],
+                     checksum: str = "") -> None:
+        """Insert a shard's videos (status "pending") and mark the shard "embedded", atomically;
+        ``checksum`` is the sha256 of the shard's Parquet metadata file.
 
         ``videos`` come in id order; their id ranges must tile up from ``first_id``.
 
@@ -319,8 +361,8 @@ class Catalog:
         _check_shard_ids(shard, first_id, videos)
         end_id = videos[-1].end_id if videos else first_id
         try:
-            with self._sessions.begin() as session:
-                _put_shard(session, shard, first_id, len(videos), end_id - first_id)
+            with self._writing() as session:
+                _put_shard(session, shard, first_id, len(videos), end_id - first_id, checksum)
                 _check_free_ids(session, shard, first_id, end_id)
                 for video in videos:
                     _put_video(session, video)
@@ -334,9 +376,9 @@ class Catalog:
             return {row.shard: _snapshot(ShardRecord, row) for row in rows}
 
     def videos(self, status: str = INDEXED) -> list[VideoRecord]:
-        """The videos with ``status`` ("indexed" or "removed"), ordered by first id."""
-        if status not in (INDEXED, REMOVED):
-            raise CatalogError(f"video status must be {INDEXED!r} or {REMOVED!r}, got {status!r}")
+        """The videos with ``status`` ("pending", "indexed" or "removed"), by first id."""
+        if status not in STATUSES:
+            raise CatalogError(f"video status must be one of {STATUSES}, got {status!r}")
         with self._sessions.begin() as session:
             query = select(_VideoRow).where(_VideoRow.status == status).order_by(_VideoRow.first_id)
             return [_snapshot(VideoRecord, row) for row in session.scalars(query)]
@@ -346,6 +388,12 @@ class Catalog:
         with self._sessions.begin() as session:
             row = session.get(_VideoRow, video_id)
             return None if row is None else _snapshot(VideoRecord, row)
+
+    def video_status(self, video_id: str) -> str | None:
+        """One video's status ("pending", "indexed", "removed"), or None if never recorded."""
+        with self._sessions.begin() as session:
+            row = session.get(_VideoRow, video_id)
+            return None if row is None else row.status
 
     def next_id(self) -> int:
         """The first unused proposal id: max(first_id + n_proposals) over all videos, 0 if none."""
@@ -358,32 +406,70 @@ class Catalog:
         with self._sessions.begin() as session:
             return int(session.scalar(select(func.coalesce(func.max(_ShardRow.shard) + 1, 0))))
 
-    def mark_removed(self, video_ids: Iterable[str]) -> list[VideoRecord]:
-        """Mark videos "removed" (their ids stay reserved), all or nothing; returns their records.
+    def publish(self, index_type: str, params: dict[str, Any],
+                remove: Iterable[str] = ()) -> list[VideoRecord]:
+        """Point the catalog at a new FAISS file, in one transaction: record its type and
+        JSON-able ``params`` (``params["shards"]``: the shards it holds), make the pending videos
+        of those shards "indexed", mark the ``remove`` videos "removed" (their ids stay reserved)
+        and update the counts. Returns the removed videos' records.
 
         Raises:
-            CatalogError: an id is unknown, already removed or given twice (named); nothing changes.
+            CatalogError: before :meth:`init_index`; a video to remove that is unknown, pending,
+                already removed or given twice (named). Nothing changes then.
         """
-        with self._sessions.begin() as session:
-            removed = []
-            for video_id in video_ids:
-                row = session.get(_VideoRow, video_id)
-                if row is None:
-                    raise CatalogError(f"cannot remove video {video_id!r}: not in the catalog")
-                if row.status == REMOVED:
-                    raise CatalogError(f"cannot remove video {video_id!r}: already removed")
-                row.status = REMOVED
-                removed.append(_snapshot(VideoRecord, row))
+        shards = [int(s) for s in params.get("shards", [])]
+        with self._writing() as session:
+            row = session.get(_IndexInfoRow, 1)
+            if row is None:
+                raise CatalogError(f"catalog {self.url}: publish before init_index")
+            removed = [_remove_video(session, video_id) for video_id in remove]
+            for video in session.scalars(select(_VideoRow).where(
+                    _VideoRow.status == PENDING, _VideoRow.shard.in_(shards))):
+                video.status = INDEXED
+            session.flush()
+            counts = _counts(session)
+            row.index_type, row.index_params = index_type, dict(params)
+            row.n_videos, row.n_proposals = counts["videos_indexed"], counts["proposals_indexed"]
+            row.n_removed_proposals = counts["proposals_removed"]
+            row.updated_at = _utcnow()
             return removed
 
+    def drop_pending(self) -> list[VideoRecord]:
+        """Forget the pending videos and the shards that hold only pending videos (what an
+        interrupted add left); returns the videos dropped."""
+        with self._writing() as session:
+            rows = list(session.scalars(select(_VideoRow).where(_VideoRow.status == PENDING)))
+            dropped = [_snapshot(VideoRecord, row) for row in rows]
+            shards = {row.shard for row in rows}
+            for row in rows:
+                session.delete(row)
+            session.flush()
+            for shard in shards:
+                if session.scalar(select(func.count()).where(_VideoRow.shard == shard)) == 0:
+                    session.delete(session.get(_ShardRow, shard))
+            return dropped
+
+    def drop_shard(self, shard: int) -> None:
+        """Forget an embedded shard none of whose videos is recorded (a partial record)."""
+        with self._writing() as session:
+            if session.scalar(select(func.count()).where(_VideoRow.shard == shard)):
+                raise CatalogError(f"shard {shard} still has videos; not dropped")
+            row = session.get(_ShardRow, shard)
+            if row is not None:
+                session.delete(row)
+
     def counts(self) -> dict[str, int]:
-        """Videos and proposals by status: keys ``videos_indexed``, ``videos_removed``,
-        ``proposals_indexed``, ``proposals_removed``."""
-        counts = dict.fromkeys(("videos_indexed", "videos_removed", "proposals_indexed",
-                                "proposals_removed"), 0)
+        """Videos and proposals by status: keys ``videos_STATUS`` and ``proposals_STATUS`` for
+        STATUS in pending, indexed, removed."""
         with self._sessions.begin() as session:
-            query = select(_VideoRow.status, func.count(), func.sum(_VideoRow.n_proposals))
-            for status, n_videos, n_proposals in session.execute(query.group_by(_VideoRow.status)):
-                counts[f"videos_{status}"] = int(n_videos)
-                counts[f"proposals_{status}"] = int(n_proposals or 0)
-        return counts
+            return _counts(session)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A write transaction; a read-only database becomes a CatalogError saying so."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as e:
+            raise CatalogError(f"catalog {self.url}: the write was refused ({e.orig}); is the "
+                               f"index read-only? Nothing was changed") from e

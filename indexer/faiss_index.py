@@ -85,6 +85,7 @@ __all__ = [
     "pq_m_for",
     "parse_bytes",
     "read_index",
+    "reconstruct",
     "remove",
     "resolve_placement",
     "stored_vectors",
@@ -286,6 +287,28 @@ def stored_vectors(index, first_id: int, count: int) -> np.ndarray | None:
     if id_map is None or not isinstance(core, (faiss.IndexFlat, faiss.IndexHNSWFlat)):
         return None
     return id_map.reconstruct_batch(np.arange(first_id, first_id + count, dtype=np.int64))
+
+
+def reconstruct(index, ids) -> tuple[np.ndarray, bool]:
+    """The stored vectors of ``ids`` (N, D) and whether they are exact (False: IVF-PQ decodes
+    its codes, an approximation). IVF kinds get a hash-table id map first (in memory only).
+
+    Raises:
+        ValueError: a GPU index (copy it to the CPU first).
+    """
+    if _is_gpu(index):
+        raise ValueError("reconstruct needs a CPU index: call to_cpu(index) first")
+    faiss = import_faiss()
+    ids = _as_ids(ids)
+    id_map, core = _unwrap(index)
+    if id_map is not None:  # flat, HNSW, refined IVF-PQ (its refine index keeps exact vectors)
+        return id_map.reconstruct_batch(ids), True
+    ivf = faiss.extract_index_ivf(index)
+    if ivf.direct_map.type == faiss.DirectMap.NoMap:
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+    vectors = np.stack([ivf.reconstruct(int(i)) for i in ids]) if len(ids) else \
+        np.zeros((0, index.d), np.float32)
+    return vectors, index_kind(index) == "ivf"
 
 
 def supports_remove(index) -> bool:

@@ -7,10 +7,13 @@ the private 0600 of temporary files.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from . import failpoints
 
 
 def _default_mode() -> int:
@@ -37,10 +40,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         with open(temp_name, "rb") as written:
             os.fsync(written.fileno())
         os.chmod(temp_name, FILE_MODE)
+        failpoints.hit(f"written {target.name}")
         os.replace(temp_name, target)
+    except OSError as e:
+        Path(temp_name).unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(e.errno, f"no space left on the device while writing {target} "
+                          f"({os.strerror(e.errno)}); the file was not changed and nothing "
+                          f"written before was damaged: free some space and run again") from e
+        raise
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+    failpoints.hit(f"renamed {target.name}")
     return target
 
 

@@ -59,7 +59,7 @@ class NpyDirStore:
     """
 
     def __init__(self, root: str | Path, width: int | None = None):
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # absolute: the catalog records sources
         if not self.root.is_dir():
             raise FeatureError(f"feature directory {self.root} does not exist")
         self.width = width
@@ -87,13 +87,41 @@ class NpyDirStore:
         path = self.path(video_id)
         try:
             raw = _read_npy_or_npz(path)
-        except (OSError, ValueError, KeyError) as e:
-            raise FeatureError(f"video {video_id!r}: cannot read {path}: {e}") from e
+        except (OSError, ValueError, KeyError, EOFError) as e:
+            raise FeatureError(f"video {video_id!r}: cannot read {path}: {_why(e)}") from e
         return check_features(raw, video_id, str(path), self.width)
 
     def source(self, video_id: str) -> str:
         """A string naming where the features live (stored in the catalog)."""
         return str(self.path(video_id))
+
+
+def _why(error: Exception) -> str:
+    """A reader error in plain words (numpy's pickle advice must not reach the user)."""
+    text = str(error)
+    if isinstance(error, EOFError) or any(
+            word in text for word in ("pickle", "magic string", "Python objects")):
+        return ("not a numeric array saved with numpy.save / numpy.savez (corrupt, truncated "
+                "or another kind of file)")
+    return text
+
+
+def check_length(video_id: str, source: str, n_rows: int, duration: float,
+                 feature_rate: float | None) -> None:
+    """Refuse features whose row count disagrees with ``duration x feature_rate`` by more than
+    one row (the rule: one row of slack covers rounding the last partial second either way).
+
+    Raises:
+        FeatureError: names the video, the file, both lengths and what to fix.
+    """
+    if feature_rate is None:
+        return
+    expected = duration * feature_rate
+    if abs(n_rows - expected) > 1.0:
+        raise FeatureError(
+            f"video {video_id!r} ({source}): {n_rows} feature rows, but a {duration:g} s video "
+            f"at {feature_rate:g} features/s should have about {expected:.1f}; fix its duration "
+            f"or feature_rate in the manifest (or its features)")
 
 
 def _read_npy_or_npz(path: Path) -> np.ndarray:
@@ -111,7 +139,7 @@ class HDF5Store:
     """One HDF5 file whose datasets are keyed by video id, each ``(T, D)``."""
 
     def __init__(self, path: str | Path, width: int | None = None):
-        self.path = Path(path)
+        self.path = Path(path).resolve()  # absolute: the catalog records sources
         if not self.path.is_file():
             raise FeatureError(f"feature file {self.path} does not exist")
         self.width = width

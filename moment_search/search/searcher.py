@@ -88,19 +88,38 @@ class Searcher:
     @classmethod
     def open(cls, index_dir: str | Path, device: str = "auto", catalog_url: str | None = None
              ) -> Searcher:
-        """Open an index directory built by ``moment-search index build``.
+        """Open an index directory built by ``moment-search index build``: the state the catalog
+        points at, checked (see ``indexer.integrity``). A writer that publishes a new state
+        meanwhile is met by reading the catalog again.
 
         Raises:
-            FileNotFoundError / ValueError: a missing, unfinished or corrupt index (names it).
+            FileNotFoundError / ValueError: a missing, unfinished, changed or corrupt index
+                (names the file).
         """
+        from ..indexer.integrity import require_index
+
+        index_dir = Path(index_dir)
+        for attempt in range(3):
+            catalog, params = require_index(index_dir, catalog_url)
+            try:
+                return cls._open_published(index_dir, catalog, params, device)
+            except (FileNotFoundError, ValueError):
+                _, now = require_index(index_dir, catalog_url)
+                if now.get("version") == params.get("version") or attempt == 2:
+                    raise  # not a concurrent publish: the files are damaged
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _open_published(cls, index_dir: Path, catalog: Catalog, params: dict, device: str
+                        ) -> Searcher:
         from ..device import resolve_device
-        from ..indexer.build import require_index, verify_model_matches
+        from ..indexer.integrity import check_for_query, published_shards, verify_model_matches
         from ..models.fvmr import FVMR
         from ..text.tokens import TokenEncoder
 
-        index_dir = Path(index_dir)
-        catalog, params = require_index(index_dir, catalog_url)
         verify_model_matches(index_dir, catalog)
+        check_for_query(index_dir, params)
+        table = read_metadata(index_dir, published_shards(catalog, params))
         index = faiss_index.read_index(index_dir / params["file"])
         # on a GPU when one is there and the FAISS build has GPU support, else on the CPU
         index = faiss_index.to_device(index, faiss_index.resolve_placement(device))
@@ -112,7 +131,7 @@ class Searcher:
         if model.embedding_dim != index.d:
             raise ValueError(f"{index_dir}: query embedding width {model.embedding_dim} does "
                              f"not match the index width {index.d}")
-        searcher = cls(index, read_metadata(index_dir), catalog, encoder, params, index_dir)
+        searcher = cls(index, table, catalog, encoder, params, index_dir)
         searcher.device = str(torch_device)
         return searcher
 
@@ -200,8 +219,20 @@ class Searcher:
             raise ValueError(f"rerank_videos must be positive, got {opts.rerank_videos}")
         if opts.per_video is not None and opts.per_video <= 0:
             raise ValueError(f"per_video must be positive, got {opts.per_video}")
-        unknown = [v for v in opts.video_ids or () if v not in self.video_position
+        if not 0.0 < opts.nms <= 1.0:
+            raise ValueError(f"nms must be an IoU threshold in (0, 1] (1 keeps every moment), "
+                             f"got {opts.nms}")
+        self._check_videos(opts.video_ids or ())
+
+    def _check_videos(self, video_ids: Sequence[str]) -> None:
+        """Every id must be a searchable video of this index (else says what it is)."""
+        unknown = [v for v in video_ids if v not in self.video_position
                    or self.removed[self.video_position[v]]]
+        pending = [v for v in unknown if self.catalog.video_status(v) == "pending"]
+        if pending:
+            raise ValueError(f"video(s) {pending[:5]} are pending: an 'index add' embedded them "
+                             f"but was interrupted before publishing; run 'index add' again to "
+                             f"finish them (or 'index repair' to drop them)")
         if unknown:
             raise ValueError(f"unknown video id(s) {unknown[:5]}: not in this index")
 

@@ -3,15 +3,11 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from moment_search.indexer.build import (
-    BuildConfig,
-    add_videos,
-    build_index,
-    index_summary,
-    remove_videos,
-    verify_index,
-)
+from moment_search.indexer.build import BuildConfig, build_index
+from moment_search.indexer.edit import add_videos, remove_videos
+from moment_search.indexer.integrity import index_summary
 from moment_search.indexer.store import read_metadata
+from moment_search.indexer.verify import verify_index
 
 from ..conftest import write_tiny_corpus
 
@@ -22,14 +18,21 @@ class Killed(RuntimeError):
     pass
 
 
-def kill_after(n_calls):
-    calls = []
+class kill_after:  # noqa: N801 - used like a function
+    """Progress that raises after ``n_calls`` embedding steps (an interrupted build; the crash
+    tests in test_crash.py kill real processes)."""
 
-    def progress(videos, proposals):
-        calls.append(videos)
-        if len(calls) == n_calls:
-            raise Killed("simulated kill")
-    return progress
+    def __init__(self, n_calls):
+        self.n_calls, self.calls, self.name = n_calls, 0, ""
+
+    def phase(self, name, total, unit):
+        self.name = name
+
+    def advance(self, done):
+        if self.name == "embedding":
+            self.calls += 1
+            if self.calls == self.n_calls:
+                raise Killed("simulated kill")
 
 
 def index_file(index_dir):
@@ -42,6 +45,7 @@ def test_build_info_verify(built_index, session_corpus):
     assert summary["proposals_indexed"] == 9 * 36  # N = 8, dense map
     assert summary["index_type"] == "flat"
     assert verify_index(built_index) == []
+    assert summary["problems"] == [] and summary["notes"] == []
     table = read_metadata(built_index)
     assert (table.end_s > table.start_s).all()
 
@@ -66,7 +70,7 @@ def test_refuses_existing_index_and_other_model(tmp_path, session_corpus, tiny_m
     out = tmp_path / "idx"
     build_index(session_corpus, out, tiny_model_dir, CONFIG)
     before = index_file(out).read_bytes()
-    with pytest.raises(ValueError, match="already holds an index"):
+    with pytest.raises(ValueError, match="already holds a finished index"):
         build_index(session_corpus, out, tiny_model_dir, CONFIG)
     other = tmp_path / "other-model"
     shutil.copytree(tiny_model_dir, other)
@@ -113,7 +117,7 @@ def test_verify_reports_mismatch(tmp_path, session_corpus, tiny_model_dir):
     meta = sorted((out / "meta").iterdir())
     meta[-1].unlink()
     problems = verify_index(out)
-    assert any("Parquet has" in p for p in problems)
+    assert any("is missing" in p for p in problems)
 
 
 def test_bad_corpus_and_missing_index(tmp_path, tiny_model_dir):

@@ -23,6 +23,21 @@ def make_videos(shard: int, first_id: int, sizes: list[int], prefix: str = "vid"
     return videos
 
 
+def recorded(catalog, shard, first_id, sizes, prefix="vid"):
+    """Record a shard and publish it (its videos become indexed)."""
+    videos = make_videos(shard, first_id, sizes, prefix)
+    catalog.record_shard(shard, first_id, videos, checksum=f"{shard:064x}")
+    if catalog.info() is None:
+        catalog.init_index("fvmr-a", "abc", 16, 1.0, 8)
+    published = (catalog.info().index_params or {}).get("shards", [])
+    catalog.publish("flat", {"shards": published + [shard]})
+    return videos
+
+
+ZERO = {f"{what}_{status}": 0 for status in ("pending", "indexed", "removed")
+        for what in ("videos", "proposals")}
+
+
 @pytest.fixture(params=["file", "memory"])
 def catalog(request, tmp_path):
     """A fresh catalog in an SQLite file and in an in-memory SQLite database."""
@@ -41,8 +56,7 @@ def test_empty_catalog(catalog):
     assert catalog.info() is None
     assert catalog.next_id() == 0 and catalog.next_shard() == 0
     assert catalog.videos() == [] and catalog.embedded_shards() == {}
-    assert catalog.counts() == {"videos_indexed": 0, "videos_removed": 0,
-                                "proposals_indexed": 0, "proposals_removed": 0}
+    assert catalog.counts() == ZERO
 
 
 def test_reopen_keeps_everything(tmp_path):
@@ -50,17 +64,18 @@ def test_reopen_keeps_everything(tmp_path):
     videos = make_videos(0, 0, [3, 5])
     with Catalog.open(path) as catalog:
         catalog.init_index("fvmr-a", "abc", 16, 1.0, 8)
-        catalog.record_shard(0, 0, videos)
-        catalog.set_index("Flat", {"metric": "ip"}, 2, 8, 0)
+        catalog.record_shard(0, 0, videos, checksum="ab" * 32)
+        catalog.publish("Flat", {"metric": "ip", "shards": [0]})
     with Catalog.open(Catalog.sqlite_url(tmp_path)) as catalog:
         info = catalog.info()
         assert (info.model_id, info.config_hash, info.map_size, info.embedding_dim) == (
             "fvmr-a", "abc", 16, 8)
-        assert info.index_type == "Flat" and info.n_proposals == 8 and info.format_version == 1
+        assert info.index_type == "Flat" and info.n_proposals == 8 and info.format_version == 2
         assert info.created_at.tzinfo == timezone.utc
         assert catalog.videos() == videos
         assert catalog.video("vid0-1") == videos[1]
         assert catalog.embedded_shards()[0].n_proposals == 8
+        assert catalog.embedded_shards()[0].checksum == "ab" * 32
 
 
 def test_init_index_refuses_another_model(catalog):
@@ -74,18 +89,18 @@ def test_init_index_refuses_another_model(catalog):
     assert catalog.info().model_id == "fvmr-a"
 
 
-def test_set_index_json_params_round_trip(catalog):
+def test_publish_json_params_round_trip(catalog):
     with pytest.raises(CatalogError, match="before init_index"):
-        catalog.set_index("Flat", {}, 0, 0, 0)
+        catalog.publish("Flat", {})
     catalog.init_index("fvmr-a", "abc", 16, None, 8)
     info = catalog.info()
     assert info.index_type is None and info.index_params == {} and info.feature_rate is None
     params = {"nlist": 64, "nprobe": 8, "factory": "IVF64,PQ8", "gpu": False, "ratio": 0.5,
               "shape": [3, 4], "nested": {"a": None}}
-    catalog.set_index("IVF64,PQ8", params, 5, 100, 7)
+    catalog.publish("IVF64,PQ8", params)
     info = catalog.info()
     assert info.index_params == params
-    assert (info.n_videos, info.n_proposals, info.n_removed_proposals) == (5, 100, 7)
+    assert (info.n_videos, info.n_proposals, info.n_removed_proposals) == (0, 0, 0)
     assert info.updated_at >= info.created_at
 
 
@@ -95,7 +110,8 @@ def test_record_shard_and_ids(catalog):
     assert catalog.next_id() == 24 and catalog.next_shard() == 3
     catalog.record_shard(1, 8, make_videos(1, 8, [6, 6]))
     assert catalog.next_id() == 24
-    assert [v.first_id for v in catalog.videos()] == [0, 3, 8, 14, 20]
+    assert [v.first_id for v in catalog.videos("pending")] == [0, 3, 8, 14, 20]
+    assert catalog.videos() == []  # indexed only once published
     shards = catalog.embedded_shards()
     assert sorted(shards) == [0, 1, 2]
     assert (shards[1].first_id, shards[1].n_videos, shards[1].n_proposals) == (8, 2, 12)
@@ -107,17 +123,17 @@ def test_record_shard_and_ids(catalog):
 def test_record_shard_is_atomic(catalog):
     videos = make_videos(0, 0, [3, 5, 2])
     duplicate = VideoRecord(**{**videos[1].__dict__, "first_id": 10})
-    with pytest.raises(CatalogError, match="'vid0-1' is already indexed"):
+    with pytest.raises(CatalogError, match="'vid0-1' is already pending"):
         catalog.record_shard(0, 0, videos + [duplicate])
     # The shard row and the first videos were written inside the failed transaction: all gone.
     assert catalog.embedded_shards() == {} and catalog.next_shard() == 0
     assert catalog.video("vid0-0") is None and catalog.videos() == []
     catalog.record_shard(0, 0, videos)  # and the shard can be recorded afterwards
-    assert len(catalog.videos()) == 3
+    assert len(catalog.videos("pending")) == 3
 
 
 def test_record_shard_refuses_indexed_video_and_bad_ranges(catalog):
-    catalog.record_shard(0, 0, make_videos(0, 0, [3]))
+    recorded(catalog, 0, 0, [3])
     again = make_videos(1, 3, [2]) + [VideoRecord(**{**make_videos(0, 0, [3])[0].__dict__,
                                                      "first_id": 5, "shard": 1})]
     with pytest.raises(CatalogError, match="'vid0-0' is already indexed"):
@@ -131,33 +147,51 @@ def test_record_shard_refuses_indexed_video_and_bad_ranges(catalog):
     assert catalog.next_shard() == 1 and catalog.next_id() == 3
 
 
-def test_mark_removed_all_or_nothing(catalog):
-    catalog.record_shard(0, 0, make_videos(0, 0, [3, 5, 2]))
+def test_publish_removes_all_or_nothing(catalog):
+    recorded(catalog, 0, 0, [3, 5, 2])
+    params = catalog.info().index_params
     for bad, why in ((["vid0-0", "nope"], "'nope': not in the catalog"),
-                     (["vid0-1", "vid0-1"], "'vid0-1': already removed")):
+                     (["vid0-1", "vid0-1"], "'vid0-1': it is removed")):
         with pytest.raises(CatalogError, match=why):
-            catalog.mark_removed(bad)
+            catalog.publish("flat", params, remove=bad)
         assert len(catalog.videos()) == 3 and catalog.videos("removed") == []
-    removed = catalog.mark_removed(["vid0-2", "vid0-0"])
+    removed = catalog.publish("flat", params, remove=["vid0-2", "vid0-0"])
     assert [v.video_id for v in removed] == ["vid0-2", "vid0-0"]
     assert [v.video_id for v in catalog.videos("removed")] == ["vid0-0", "vid0-2"]
     assert [v.video_id for v in catalog.videos()] == ["vid0-1"]
-    assert catalog.counts() == {"videos_indexed": 1, "videos_removed": 2,
+    assert catalog.counts() == {**ZERO, "videos_indexed": 1, "videos_removed": 2,
                                 "proposals_indexed": 5, "proposals_removed": 5}
+    assert catalog.info().n_removed_proposals == 5
     assert catalog.next_id() == 10  # removed ids stay reserved
-    with pytest.raises(CatalogError, match="already removed"):
-        catalog.mark_removed(["vid0-0"])
+    with pytest.raises(CatalogError, match="it is removed"):
+        catalog.publish("flat", params, remove=["vid0-0"])
     with pytest.raises(CatalogError, match="status"):
         catalog.videos("gone")
 
 
-def test_removed_video_can_be_indexed_again(catalog):
-    catalog.record_shard(0, 0, make_videos(0, 0, [3, 5]))
-    catalog.mark_removed(["vid0-0"])
+def test_removed_video_can_be_recorded_again(catalog):
+    recorded(catalog, 0, 0, [3, 5])
+    catalog.publish("flat", catalog.info().index_params, remove=["vid0-0"])
     readded = VideoRecord(**{**make_videos(0, 0, [3])[0].__dict__, "first_id": 8, "shard": 1})
     catalog.record_shard(1, 8, [readded])
-    assert catalog.video("vid0-0") == readded
-    assert [v.first_id for v in catalog.videos()] == [3, 8] and catalog.next_id() == 11
+    assert catalog.video("vid0-0") == readded and catalog.video_status("vid0-0") == "pending"
+    assert catalog.next_id() == 11
+
+
+def test_pending_until_published_and_dropped(catalog):
+    recorded(catalog, 0, 0, [3, 5])
+    catalog.record_shard(1, 8, make_videos(1, 8, [4, 4]), checksum="c" * 64)
+    counts = catalog.counts()
+    assert (counts["videos_indexed"], counts["videos_pending"], counts["proposals_pending"]) \
+        == (2, 2, 8)
+    with pytest.raises(CatalogError, match="'vid1-0': it is pending"):
+        catalog.publish("flat", catalog.info().index_params, remove=["vid1-0"])
+    dropped = catalog.drop_pending()
+    assert [v.video_id for v in dropped] == ["vid1-0", "vid1-1"]
+    assert sorted(catalog.embedded_shards()) == [0] and catalog.next_id() == 8
+    catalog.record_shard(1, 8, make_videos(1, 8, [4]), checksum="d" * 64)
+    catalog.publish("flat", {"shards": [0, 1]})
+    assert catalog.video_status("vid1-0") == "indexed" and catalog.info().n_videos == 3
 
 
 def test_other_format_version_is_refused(tmp_path):

@@ -1,0 +1,169 @@
+"""Change a finished index: add the videos of a corpus it does not hold yet, remove videos.
+
+Both hold the writer lock, check everything before changing anything, and end with one publish
+(``publish.py``): a new FAISS file, then one catalog transaction. An add records its new shards
+first (their videos "pending"), so an interrupted add is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..data.corpus import Corpus, Video
+from ..data.corpus_dir import open_corpus
+from ..data.features import FeatureStore
+from ..search.encoders import MomentEncoder
+from . import faiss_index
+from .build import (
+    BuildConfig,
+    BuildReport,
+    ShardEmbedder,
+    embed_shards,
+    finish_embeddings,
+    load_model,
+    shards_of,
+)
+from .catalog import INDEXED, PENDING, REMOVED, Catalog
+from .integrity import require_index
+from .lock import LockState, describe_holder, writer_lock
+from .plan import feature_checksum, plan_videos
+from .progress import Progress, Silent
+from .publish import fill_index, kept_spec, publish
+from .repair import clean_leftovers
+from .store import MODEL_DIR
+
+
+def _stale_note(state: LockState) -> list[str]:
+    if not state.stale:
+        return []
+    return [f"the last writer, {describe_holder(state.stale)}, was interrupted; cleaned up "
+            f"after it"]
+
+
+def add_videos(corpus_dir: str | Path, index_dir: str | Path, config: BuildConfig | None = None,
+               progress: Progress | None = None) -> BuildReport:
+    """Embed the corpus videos that the index does not hold yet and add them to it; finish the
+    pending videos of an interrupted add first.
+
+    Videos already indexed are skipped (counted in the notes, and named when their features have
+    changed since); a removed video cannot come back under the same id. With nothing to add, the
+    index is not rewritten.
+    """
+    config, progress = config or BuildConfig(), progress or Silent()
+    start = time.perf_counter()
+    index_dir = Path(index_dir)
+    require_index(index_dir, config.catalog_url)
+    with writer_lock(index_dir, "index add", config.wait) as state:
+        catalog, params = require_index(index_dir, config.catalog_url)
+        clean_leftovers(index_dir, catalog)
+        notes = _stale_note(state)
+        model, _ = load_model(index_dir / MODEL_DIR, config.device)
+        corpus, store = open_corpus(corpus_dir, split=config.split,
+                                    feature_rate=config.feature_rate or catalog.info().feature_rate)
+        fresh, known_notes = new_videos(corpus, catalog, store)
+        plan = plan_videos(fresh, store, model.config.feature_dim, {}, progress)
+        pending = sorted(s for s in catalog.embedded_shards() if s not in params["shards"])
+        notes += known_notes
+        if not plan.videos and not pending:
+            notes.append("nothing to add: the index is unchanged")
+            return BuildReport(index_dir, 0, 0, "unchanged", time.perf_counter() - start,
+                               "cpu", notes=notes)
+        if pending:
+            notes.append(f"finished {catalog.counts()['videos_pending']} pending video(s) of "
+                         f"an interrupted add")
+        embedder = ShardEmbedder(MomentEncoder(model), store, config.batch_videos)
+        first_shard = catalog.next_shard()
+        groups = shards_of(plan.videos, config.shard_videos)
+        embed_shards(embedder, catalog, index_dir, groups, first_shard, catalog.next_id(),
+                     progress)
+        added = pending + list(range(first_shard, first_shard + len(groups)))
+        index = faiss_index.read_index(index_dir / params["file"])
+        records = catalog.embedded_shards()
+        progress.phase("filling the index", sum(records[s].n_proposals for s in added),
+                       "vectors")
+        fill_index(index, catalog, index_dir, added, progress=progress)
+        spec = kept_spec(catalog, params, f"kept the existing {catalog.info().index_type} index")
+        publish(index, index_dir, catalog, spec, params["shards"] + added, params,
+                progress=progress)
+        finish_embeddings(index_dir, config.keep_embeddings)
+    n_new = len(plan.videos)
+    return BuildReport(index_dir, n_new, n_new * len(embedder.cells), spec.reason,
+                       time.perf_counter() - start, "cpu", notes=notes)
+
+
+def _changed(videos: list[Video], catalog: Catalog, store: FeatureStore) -> list[str]:
+    """Ids of indexed videos whose features differ from those embedded."""
+    return [v.video_id for v in videos
+            if feature_checksum(store.load(v.video_id)) != catalog.video(v.video_id).checksum]
+
+
+def new_videos(corpus: Corpus, catalog: Catalog, store: FeatureStore
+               ) -> tuple[list[Video], list[str]]:
+    """Corpus videos not in the catalog, sorted; notes on the ones skipped.
+
+    Raises:
+        ValueError: a corpus video was removed from this index (ids are not reused).
+    """
+    fresh, known, removed = [], [], []
+    for video in sorted(corpus, key=lambda v: v.video_id):
+        record = catalog.video(video.video_id)
+        if record is None:
+            fresh.append(video)
+        elif catalog.video_status(video.video_id) == REMOVED:
+            removed.append(video.video_id)
+        else:
+            known.append(video)
+    if removed:
+        raise ValueError(f"videos {removed[:5]} were removed from this index; re-adding a removed "
+                         f"video id is not supported (rebuild the index)")
+    notes = [f"{len(known)} video(s) already indexed, skipped"] if known else []
+    changed = _changed(known, catalog, store)
+    if changed:
+        notes.append(f"{len(changed)} of them have different features now than when they were "
+                     f"indexed ({', '.join(changed[:5])}); the index keeps the old embeddings: "
+                     f"rebuild the index to re-embed them")
+    return fresh, notes
+
+
+def _check_removable(catalog: Catalog, video_ids: list[str]) -> None:
+    """All-or-nothing: every id must be indexed (names the others, by reason)."""
+    by_status: dict[str, list[str]] = {}
+    for video_id in video_ids:
+        status = catalog.video_status(video_id) or "unknown"
+        if status != INDEXED:
+            by_status.setdefault(status, []).append(video_id)
+    reasons = {"unknown": "not in the index", REMOVED: "already removed",
+               PENDING: "pending (an interrupted 'index add' embedded them but never published "
+                        "them: run 'index add' again to finish them or 'index repair' to drop "
+                        "them)"}
+    if by_status:
+        raise ValueError("nothing removed: " + "; ".join(
+            f"{ids[:5]} {reasons[status]}" for status, ids in by_status.items()))
+
+
+def remove_videos(index_dir: str | Path, video_ids: list[str], catalog_url: str | None = None,
+                  wait: float = 0.0) -> int:
+    """Remove videos from the index; returns the number of proposals removed.
+
+    The FAISS vectors are deleted (HNSW and refined IVF-PQ cannot delete: their videos are
+    tombstoned in the catalog and filtered at search time). All ids are checked before anything
+    changes; an id given twice counts once.
+    """
+    index_dir = Path(index_dir)
+    require_index(index_dir, catalog_url)
+    video_ids = list(dict.fromkeys(video_ids))
+    with writer_lock(index_dir, "index remove", wait):
+        catalog, params = require_index(index_dir, catalog_url)
+        clean_leftovers(index_dir, catalog)
+        _check_removable(catalog, video_ids)
+        index = faiss_index.read_index(index_dir / params["file"])
+        records = [catalog.video(v) for v in video_ids]
+        ids = np.concatenate([np.arange(r.first_id, r.end_id) for r in records])
+        if faiss_index.supports_remove(index):
+            faiss_index.remove(index, ids)  # otherwise tombstoned: filtered at search time
+        publish(index, index_dir, catalog, kept_spec(catalog, params, ""), params["shards"],
+                params, remove=video_ids)
+    return int(len(ids))

@@ -1,0 +1,109 @@
+"""Make and publish FAISS files: train and fill an index from embedding shards, write it as a new
+version, then flip the catalog to it in one transaction.
+
+The order is what makes every change crash-safe: the new FAISS file (and any new Parquet shard)
+is complete on disk before the catalog points at it, and the old file is deleted only after. A
+kill at any moment leaves the catalog pointing at a complete, checksummed state, plus at worst
+files nothing points at, which the next writer (or ``index repair``) deletes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import failpoints
+from . import faiss_index
+from .catalog import Catalog
+from .progress import Progress
+from .store import file_sha256, quick_digest, read_embeddings
+
+BOOKKEEPING = ("file", "shards", "version", "file_sha256", "file_quick", "file_bytes")
+
+
+def training_sample(index_dir: Path, shards: list[int], size: int, seed: int) -> np.ndarray:
+    """A seeded uniform sample of ``size`` embeddings drawn across the shards."""
+    arrays = [read_embeddings(index_dir, s) for s in shards]
+    total = sum(len(a) for a in arrays)
+    picks = np.sort(np.random.default_rng(seed).choice(total, min(size, total), replace=False))
+    bounds = np.cumsum([0] + [len(a) for a in arrays])
+    parts = [arrays[i][picks[(picks >= lo) & (picks < hi)] - lo]
+             for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def fill_index(index, catalog: Catalog, index_dir: Path, shards: list[int], seed: int = 0,
+               progress: Progress | None = None) -> None:
+    """Add every listed shard's embeddings with their ids.
+
+    HNSW gets them in one seeded random order: inserting video after video (ids in order) builds
+    a graph with poor recall (measured by the corpus_scale benchmark).
+    """
+    records = catalog.embedded_shards()
+    parts, ids = [], []
+    for shard in shards:
+        vectors = np.ascontiguousarray(read_embeddings(index_dir, shard), dtype=np.float32)
+        first = records[shard].first_id
+        parts.append(vectors)
+        ids.append(np.arange(first, first + len(vectors), dtype=np.int64))
+        if faiss_index.index_kind(index) != "hnsw":
+            faiss_index.add(index, parts.pop(), ids.pop())
+        if progress:
+            progress.advance(len(vectors))
+    if parts:
+        vectors, all_ids = np.concatenate(parts), np.concatenate(ids)
+        order = np.random.default_rng(seed).permutation(len(all_ids))
+        faiss_index.add(index, vectors[order], all_ids[order])
+
+
+def make_index(index_dir: Path, catalog: Catalog, shards: list[int], config, progress: Progress):
+    """Choose, train and fill a FAISS index over the shards; returns (index, spec, placement)."""
+    records = catalog.embedded_shards()
+    n = sum(records[s].n_proposals for s in shards)
+    dim = catalog.info().embedding_dim
+    spec = faiss_index.choose_index(n, dim, faiss_index.parse_bytes(config.memory_budget),
+                                    config.index_kind)
+    spec = faiss_index.fit_spec_to_data(spec, n)
+    placement = faiss_index.resolve_placement(config.device)
+    index = faiss_index.to_device(faiss_index.new_index(spec, dim), placement)
+    sample_size = faiss_index.train_sample_size(spec, n)
+    if sample_size:
+        progress.phase(f"training {spec.kind} on {sample_size} vectors", None, "")
+        faiss_index.train(index, training_sample(index_dir, shards, sample_size, config.seed))
+    progress.phase("filling the index", n, "vectors")
+    fill_index(index, catalog, index_dir, shards, config.seed, progress)
+    return faiss_index.to_cpu(index), spec, placement
+
+
+def kept_spec(catalog: Catalog, params: dict, reason: str) -> faiss_index.IndexSpec:
+    """The spec of the index a catalog points at (its params without the bookkeeping keys)."""
+    kept = {k: v for k, v in params.items() if k not in BOOKKEEPING}
+    return faiss_index.IndexSpec(catalog.info().index_type, kept, reason=reason)
+
+
+def write_version(index, index_dir: Path, previous: dict | None) -> dict:
+    """Write the index as the next version's file; returns its bookkeeping params."""
+    version = int((previous or {}).get("version", 0)) + 1
+    name = f"index-{version:05d}.faiss"
+    path = index_dir / name
+    faiss_index.write_index(index, path)
+    return {"version": version, "file": name, "file_sha256": file_sha256(path),
+            "file_quick": quick_digest(path), "file_bytes": path.stat().st_size}
+
+
+def publish(index, index_dir: Path, catalog: Catalog, spec, shards: list[int],
+            previous: dict | None, remove: list[str] = (), progress: Progress | None = None
+            ) -> dict:
+    """Write the FAISS file as a new version, flip the catalog to it (making the shards' pending
+    videos indexed and ``remove`` removed, in one transaction), then delete the old file.
+    Returns the published params."""
+    if progress:
+        progress.phase("writing the index", None, "")
+    params = {**spec.params, **write_version(index, index_dir, previous),
+              "shards": sorted(int(s) for s in shards)}
+    catalog.publish(spec.kind, params, remove)
+    failpoints.hit("published")
+    if previous and previous.get("file") and previous["file"] != params["file"]:
+        (index_dir / previous["file"]).unlink(missing_ok=True)
+    return params

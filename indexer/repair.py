@@ -1,0 +1,100 @@
+"""Clean up after a writer that died, and ``index repair``.
+
+Every change publishes in one catalog transaction (``publish.py``), so a crash can leave only
+(a) files nothing points at: temp files of an interrupted atomic write, a FAISS file written but
+never published (or one replaced but not yet deleted), Parquet / embedding shards never recorded;
+and (b) pending videos: shards an ``index add`` embedded and recorded but never published. Every
+writer deletes (a) when it starts; the next ``index add`` publishes (b). ``index repair`` does
+both cleanups without adding anything: it deletes (a) and drops (b), so the index is exactly its
+last published state, then checks that state's files against their checksums.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .catalog import Catalog
+from .store import EMBEDDINGS_DIR, META_DIR, MODEL_DIR, embeddings_path, metadata_path
+
+
+def _published_file(catalog: Catalog | None) -> str | None:
+    info = catalog.info() if catalog is not None else None
+    return (info.index_params or {}).get("file") if info is not None else None
+
+
+def _temp_files(index_dir: Path) -> list[Path]:
+    found = []
+    for folder in (index_dir, index_dir / META_DIR, index_dir / EMBEDDINGS_DIR):
+        if folder.is_dir():
+            found += [p for p in folder.glob(".*.tmp")]
+    return found
+
+
+def _unrecorded_shards(index_dir: Path, catalog: Catalog | None) -> list[Path]:
+    recorded = set(catalog.embedded_shards()) if catalog is not None else set()
+    found = []
+    for folder, pattern in ((META_DIR, "shard-*.parquet"), (EMBEDDINGS_DIR, "shard-*.npy")):
+        for path in sorted((index_dir / folder).glob(pattern)):
+            if int(path.stem.split("-")[1]) not in recorded:
+                found.append(path)
+    return found
+
+
+def leftovers(index_dir: Path, catalog: Catalog | None) -> list[Path]:
+    """Files no published or recorded state points at (see the module doc)."""
+    published = _published_file(catalog)
+    stale = [p for p in sorted(index_dir.glob("index-*.faiss")) if p.name != published]
+    return _temp_files(index_dir) + stale + _unrecorded_shards(index_dir, catalog)
+
+
+def clean_leftovers(index_dir: Path, catalog: Catalog | None) -> list[str]:
+    """Delete :func:`leftovers` (call it holding the writer lock); returns what was deleted."""
+    removed = []
+    for path in leftovers(index_dir, catalog):
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        removed.append(str(path.relative_to(index_dir)))
+    staging = index_dir / f".{MODEL_DIR}.tmp"
+    if staging.exists():
+        shutil.rmtree(staging, ignore_errors=True)
+        removed.append(staging.name)
+    return removed
+
+
+def drop_pending(index_dir: Path, catalog: Catalog) -> list[str]:
+    """Forget the pending videos (an interrupted add) and delete their shard files."""
+    published = set((catalog.info().index_params or {}).get("shards", []))
+    dropped = catalog.drop_pending()
+    for shard in {v.shard for v in dropped} - published:
+        metadata_path(index_dir, shard).unlink(missing_ok=True)
+        embeddings_path(index_dir, shard).unlink(missing_ok=True)
+    return [v.video_id for v in dropped]
+
+
+def repair_index(index_dir: str | Path, catalog_url: str | None = None, wait: float = 0.0
+                 ) -> list[str]:
+    """Bring an index back to its last published state (see the module doc); returns notes.
+
+    Raises:
+        ValueError: not a finished index (an interrupted build is continued with
+            ``index build --resume``), or damage a repair cannot undo (a changed or missing
+            published file: rebuild).
+    """
+    from .integrity import published_file_problems, require_index
+    from .lock import describe_holder, writer_lock
+
+    index_dir = Path(index_dir)
+    catalog, _ = require_index(index_dir, catalog_url)
+    notes = []
+    with writer_lock(index_dir, "index repair", wait) as state:
+        if state.stale:
+            notes.append(f"the last writer, {describe_holder(state.stale)}, was interrupted")
+        notes += [f"deleted {name}" for name in clean_leftovers(index_dir, catalog)]
+        dropped = drop_pending(index_dir, catalog)
+        if dropped:
+            notes.append(f"dropped {len(dropped)} pending video(s) of an interrupted add "
+                         f"({', '.join(dropped[:5])}); add them again with 'index add'")
+        damage = published_file_problems(index_dir, catalog, full=True)
+    if damage:
+        raise ValueError("cannot repair: " + "; ".join(damage) + "; rebuild the index")
+    return notes or ["nothing to repair: the index is its last published state"]
