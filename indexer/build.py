@@ -224,7 +224,8 @@ def _target_state(index_dir: Path, catalog_url: str | None) -> tuple[bool, bool,
     if started and (catalog_url or CATALOG_FILE in entries):
         info = open_catalog(index_dir, catalog_url).info()
         finished = info is not None and "file" in (info.index_params or {})
-    return finished, started, entries - {LOCK_FILE, HOLDER_FILE}
+    ours = {n for n in entries if n in (LOCK_FILE, HOLDER_FILE) or n.startswith(f".{HOLDER_FILE}")}
+    return finished, started, entries - ours
 
 
 def check_foreign_target(index_dir: Path, catalog_url: str | None) -> None:
@@ -237,15 +238,14 @@ def check_foreign_target(index_dir: Path, catalog_url: str | None) -> None:
 
 
 def check_new_target(index_dir: Path, resume: bool, catalog_url: str | None) -> None:
-    """Refuse to overwrite an index; refuse to resume what is not an interrupted build."""
+    """Refuse to overwrite an index or to start over an interrupted build without ``resume``
+    (a resume with nothing to resume builds from scratch: the result is the same)."""
     check_foreign_target(index_dir, catalog_url)
     finished, started, _ = _target_state(index_dir, catalog_url)
     if finished:
         raise ValueError(f"{index_dir} already holds a finished index" + (
             ", so there is nothing to resume" if resume else "") +
             "; use 'index add' to extend it, or choose another --out")
-    if resume and not started:
-        raise ValueError(f"{index_dir}: nothing to resume (no interrupted build there)")
     if started and not resume:
         raise ValueError(f"{index_dir} holds an interrupted build; continue it with --resume "
                          f"(same corpus and settings), or delete the folder to start again")
