@@ -10,9 +10,30 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
+# A query id as its annotation file wrote it: a JSON string stays a string, a JSON integer an
+# integer, so prediction files give the id back in the type the field's evaluators compare with.
+QueryId = str | int
+
+# How far a window may end after its video's duration and still be kept as written: durations
+# are usually written rounded to 0.01 s while window ends are not (charades-sta-clip writes
+# ``"duration": 30.63`` with ``[25.0, 30.630630630630627]``), so an end up to half a hundredth
+# past the duration is the same instant, and the field's evaluators score against it unchanged.
+WINDOW_END_TOLERANCE_S = 0.005 + 1e-9
+
 
 class CorpusError(ValueError):
     """Bad corpus content: names the file, line or video and what was expected."""
+
+
+def check_query_id(value: object) -> QueryId:
+    """``value`` if it is a valid query id: a non-empty string or an integer (not a bool).
+
+    Raises:
+        CorpusError: any other value, named.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        raise CorpusError(f"a query id must be a non-empty string or an integer, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -53,18 +74,20 @@ class Query:
     """One sentence query with its ground-truth windows.
 
     Attributes:
-        qid: unique query id (string; numeric ids are stringified).
+        qid: unique query id as written in its file: a string, or an integer when the file
+            wrote one (e.g. lighthouse's and TVR's files); see :data:`QueryId`.
         text: the sentence.
         video_id: the video it is grounded in.
         windows: one or more ``(start_s, end_s)`` windows, ``0 <= start < end``.
     """
 
-    qid: str
+    qid: QueryId
     text: str
     video_id: str
     windows: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
+        check_query_id(self.qid)
         if not self.text or not self.text.strip():
             raise CorpusError(f"query {self.qid!r}: empty sentence")
         for start, end in self.windows:
@@ -114,7 +137,8 @@ class Corpus:
             self.videos[video.video_id] = video
 
     def validate(self) -> None:
-        """Check that every query names a known video and fits inside it.
+        """Check that every query names a known video and fits inside it (an end may pass the
+        duration by :data:`WINDOW_END_TOLERANCE_S`, the rounding of a written duration).
 
         Raises:
             CorpusError: naming the query, the video and the bad window.
@@ -125,7 +149,7 @@ class Corpus:
                 raise CorpusError(f"{self.name}: query {query.qid!r} names unknown video "
                                   f"{query.video_id!r}")
             for start, end in query.windows:
-                if end > video.duration + 1e-3:
+                if end > video.duration + WINDOW_END_TOLERANCE_S:
                     raise CorpusError(
                         f"{self.name}: query {query.qid!r}: window [{start}, {end}] ends after "
                         f"video {video.video_id!r} ({video.duration} s)"

@@ -113,7 +113,7 @@ class VideoTextTrainer(EpochTrainer):
         whole = (0, self.config.n_clips - 1)
         by_source: dict[str, dict[str, list]] = {"sta": {}, "actions": {}, "described": {}}
         for query in with_actions.queries:
-            kind = "actions" if query.qid.startswith("action-") else "sta"
+            kind = "actions" if str(query.qid).startswith("action-") else "sta"
             span = self._span(query.windows, corpus.video(query.video_id).duration)
             by_source[kind].setdefault(query.video_id, []).append((query.text, span))
         if self.config.descriptions:

@@ -96,7 +96,9 @@ def test_activitynet_val_real():
     corpus = result.corpus
     assert len(corpus.videos) == 4_917
     assert len(corpus.queries) == 17_505
-    assert result.clipped_windows == 134 and result.skipped == {}
+    # 134 window ends pass their video's duration, 129 of them by <= 0.005 s (a duration
+    # rounded to 0.01 s): those are kept as written, the other 5 clipped
+    assert result.clipped_windows == 5 and result.skipped == {}
     video = corpus.videos["v_uqiMw7tQ1Cc"]
     assert video.duration == pytest.approx(55.15)
     second = corpus.queries[1]
@@ -114,7 +116,7 @@ def test_qvhighlights_val_real():
     assert len(corpus.videos) == 1_519
     first = corpus.queries[0]
     assert (first.qid, first.video_id, first.windows) == (
-        "2579", "NUsG9BgSes0_210.0_360.0", ((82.0, 150.0),))
+        2579, "NUsG9BgSes0_210.0_360.0", ((82.0, 150.0),))  # an integer qid stays one
     assert max(len(q.windows) for q in corpus.queries) == 25
     assert read_qvhighlights is read_jsonl_queries
 
@@ -129,7 +131,7 @@ def test_tvr_val_real_with_and_without_duration_file():
     assert len(plain.videos) == 2_179
     first = plain.queries[0]
     assert (first.qid, first.video_id, first.windows) == (
-        "90200", "friends_s01e03_seg02_clip_19", ((16.48, 33.87),))
+        90200, "friends_s01e03_seg02_clip_19", ((16.48, 33.87),))
     with_durations = read_tvr_with_report(path, root / "tvr_video2dur_idx.json")
     assert len(with_durations.corpus.queries) == 10_895 and with_durations.skipped == {}
     for vid, video in plain.videos.items():
@@ -142,10 +144,12 @@ def test_charades_sta_clip_real(split, n_queries, n_videos):
     corpus = result.corpus
     assert (len(corpus.queries), len(corpus.videos)) == (n_queries, n_videos)
     assert result.skipped == {}
-    # window ends were written unrounded, durations rounded to 0.01 s: clipped to the duration
-    assert result.clipped_windows > 0
-    for query in corpus.queries:
-        assert query.windows[-1][1] <= corpus.videos[query.video_id].duration
+    # window ends were written unrounded, durations rounded to 0.01 s: the ends past the
+    # rounded duration are kept as written (the ground truth the field's evaluators read)
+    assert result.clipped_windows == 0
+    past = [q.windows[-1][1] - corpus.videos[q.video_id].duration for q in corpus.queries]
+    assert 0 < max(past) <= 0.005
+    assert {q.qid for q in corpus.queries} == {f"{split}-{i}" for i in range(n_queries)}
 
 
 def test_read_annotations_dispatches_every_real_file():
@@ -161,7 +165,7 @@ def test_read_annotations_dispatches_every_real_file():
     for path, n_queries in expected.items():
         assert len(read_annotations(path).queries) == n_queries, path
     tvr = read_annotations(root / "tvr" / "tvr_val_release.jsonl")
-    assert tvr.queries[0].qid == "90200"  # read as TVR, not as generic JSONL
+    assert tvr.queries[0].qid == 90200  # read as TVR, not as generic JSONL
 
 
 # --------------------------------------------------------------------------- Charades-STA
@@ -309,10 +313,26 @@ def test_jsonl_queries_windows_policy(tmp_path):
     ])
     result = read_jsonl_queries_with_report(path)
     queries = result.corpus.queries
-    assert [(q.qid, q.windows) for q in queries] == [("7", ((1.0, 4.0), (28.0, 30.0)))]
+    assert [(q.qid, q.windows) for q in queries] == [(7, ((1.0, 4.0), (28.0, 30.0)))]
     assert result.skipped == {WINDOW_EMPTY: 1, WINDOW_AFTER_VIDEO_END: 1, QUERY_NO_VALID_WINDOW: 1}
     assert result.clipped_windows == 1
     assert list(result.corpus.videos) == ["vid1", "vid2"]
+
+
+def test_window_ends_within_the_rounding_of_the_duration_are_kept_as_written(tmp_path):
+    path = write_jsonl(tmp_path / "val.jsonl", [
+        qv("a", duration=30.63, windows=[(25.0, 30.630630630630627)]),  # charades-sta-clip val-2
+        qv("b", duration=30.63, windows=[(25.0, 30.64)]),  # 0.01 s past: clipped and counted
+    ])
+    result = read_jsonl_queries_with_report(path)
+    assert [q.windows for q in result.corpus.queries] == [((25.0, 30.630630630630627),),
+                                                          ((25.0, 30.63),)]
+    assert result.clipped_windows == 1
+
+
+def test_jsonl_qids_keep_their_type(tmp_path):
+    path = write_jsonl(tmp_path / "val.jsonl", [qv(12404), qv("val-1"), qv(-3)])
+    assert [q.qid for q in read_jsonl_queries(path).queries] == [12404, "val-1", -3]
 
 
 def test_jsonl_blank_lines_and_extra_keys_ignored(tmp_path):
@@ -333,7 +353,9 @@ def test_jsonl_blank_lines_and_extra_keys_ignored(tmp_path):
     (json.dumps(qv(1, query=" ")), "empty sentence"),
     (json.dumps(qv(1, query=5)), "query must be a string"),
     (json.dumps(qv(None)), "qid must be a non-empty string or integer"),
-    (json.dumps(qv(0)), "duplicate query id '0'"),
+    (json.dumps(qv(0)), "duplicate query id 0$"),
+    (json.dumps(qv("0")), r"duplicate query id '0' \(an earlier line has 0\)"),
+    (json.dumps(qv(True)), "qid must be a non-empty string or integer, got True"),
     (json.dumps(qv(1, duration=45.0)), "video 'vid1' has two durations"),
     (json.dumps(qv(1, duration=-1.0)), "duration must be a positive number"),
 ])
@@ -359,7 +381,7 @@ def test_tvr_durations_from_duration_file(tmp_path):
     assert [q.windows for q in plain.queries] == [((50.0, 60.0),), ((1.0, 4.0),)]
     result = read_tvr_with_report(path, durations)
     assert result.corpus.videos["show_s01e01_clip_00"].duration == 60.2
-    assert [(q.qid, q.windows) for q in result.corpus.queries] == [("1", ((50.0, 60.2),))]
+    assert [(q.qid, q.windows) for q in result.corpus.queries] == [(1, ((50.0, 60.2),))]
     assert result.skipped == {QUERY_UNKNOWN_DURATION: 1}
     assert "other_clip" not in result.corpus.videos
 
@@ -397,9 +419,9 @@ def test_dispatch_by_content(tmp_path):
         {"v_a": {"duration": 5.0, "timestamps": [[0, 1]], "sentences": ["x"]}}))
     assert "v_a" in read_annotations(anet).videos
     tvr_path = write_jsonl(tmp_path / "t.jsonl", [tvr(9)])
-    assert read_annotations(tvr_path).queries[0].qid == "9"
+    assert read_annotations(tvr_path).queries[0].qid == 9
     qv_path = write_jsonl(tmp_path / "q.jsonl", [qv(3)])
-    assert read_annotations_with_report(qv_path).corpus.queries[0].qid == "3"
+    assert read_annotations_with_report(qv_path).corpus.queries[0].qid == 3
     assert len(read_annotations(write(tmp_path / "empty.jsonl", "\n"))) == 0
 
 

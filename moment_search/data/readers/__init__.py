@@ -4,7 +4,11 @@ Every reader comes in two forms: ``read_x(...) -> Corpus`` and ``read_x_with_rep
 ReadResult``, whose ``skipped`` counts what was left out and why, and ``clipped_windows`` what
 was clipped. All readers share one window policy (the Charades-STA convention):
 
-- a window ending after its video's duration is clipped to the duration (a start below 0 to 0);
+- a window ending after its video's duration is clipped to the duration (a start below 0 to 0),
+  except an end within ``corpus.WINDOW_END_TOLERANCE_S`` (0.005 s) of it: durations are written
+  rounded to 0.01 s, window ends often are not, and such an end is kept as written;
+- query ids keep the type their file wrote (a JSON integer ``qid`` or ``desc_id`` stays an
+  integer; Charades-STA's line indices and 2D-TAN's ``"<video>#<i>"`` ids are strings);
 - a window with ``end <= start`` (``"window_empty"``) or starting at/after the duration
   (``"window_after_video_end"``) is dropped; a query left without windows is skipped
   (``"query_no_valid_window"``); a query whose video has no known duration is skipped

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..corpus import Corpus, CorpusError, Query, Video
+from ..corpus import (
+    WINDOW_END_TOLERANCE_S,
+    Corpus,
+    CorpusError,
+    Query,
+    QueryId,
+    Video,
+    check_query_id,
+)
 
 logger = logging.getLogger("moment_search.data.readers")
 
@@ -57,7 +65,7 @@ class CorpusBuilder:
         self.corpus = Corpus(name=name)
         self.skipped: Counter[str] = Counter()
         self.clipped_windows = 0
-        self._qids: set[str] = set()
+        self._qids: dict[str, QueryId] = {}  # str(qid) -> qid: 7 and "7" would read alike
 
     def add_video(self, video_id: str, duration: float, where: str) -> None:
         """Add a video (seconds); re-adding one with the same duration is a no-op.
@@ -75,19 +83,23 @@ class CorpusBuilder:
         self.skipped[reason] += 1
 
     def add_query(
-        self, qid: str, text: str, video_id: str, windows: Sequence[tuple[float, float]], where: str
+        self, qid: QueryId, text: str, video_id: str, windows: Sequence[tuple[float, float]],
+        where: str,
     ) -> None:
         """Add a query of an added video; windows in seconds are fitted to the video.
 
         Raises:
-            CorpusError: empty sentence or a qid seen before; names ``where``.
+            CorpusError: empty sentence or a qid seen before (``7`` and ``"7"`` count as the
+                same id); names ``where``.
         """
         text = text.strip()
         if not text:
             raise CorpusError(f"{where}: empty sentence")
-        if qid in self._qids:
-            raise CorpusError(f"{where}: duplicate query id {qid!r}")
-        self._qids.add(qid)
+        if str(qid) in self._qids:
+            earlier = self._qids[str(qid)]
+            also = "" if earlier == qid else f" (an earlier line has {earlier!r})"
+            raise CorpusError(f"{where}: duplicate query id {qid!r}{also}")
+        self._qids[str(qid)] = qid
         duration = self.corpus.videos[video_id].duration
         kept = [w for w in (self._fit_window(s, e, duration) for s, e in windows) if w is not None]
         if not kept:
@@ -103,9 +115,12 @@ class CorpusBuilder:
         if start >= duration:
             self.skipped[WINDOW_AFTER_VIDEO_END] += 1
             return None
-        if start < 0 or end > duration:
+        # an end within the rounding of a written duration is the same instant: kept as written,
+        # so metrics compare with the ground truth the field's evaluators read
+        fitted = (max(start, 0.0), end if end <= duration + WINDOW_END_TOLERANCE_S else duration)
+        if fitted != (start, end):
             self.clipped_windows += 1
-        return max(start, 0.0), min(end, duration)
+        return fitted
 
     def finish(self) -> ReadResult:
         """The read result; the corpus is validated (every window inside its video)."""
@@ -145,6 +160,19 @@ def as_text(value: Any, where: str, what: str) -> str:
     if not isinstance(value, str):
         raise CorpusError(f"{where}: {what} must be a string, got {value!r}")
     return value
+
+
+def as_qid(value: Any, where: str, what: str = "qid") -> QueryId:
+    """A query id given as a JSON string or integer, in the type it was written.
+
+    Raises:
+        CorpusError: any other type (booleans too), or an empty string; names ``where``.
+    """
+    try:
+        return check_query_id(value)
+    except CorpusError as e:
+        raise CorpusError(f"{where}: {what} must be a non-empty string or integer, "
+                          f"got {value!r}") from e
 
 
 def as_id(value: Any, where: str, what: str) -> str:

@@ -13,6 +13,7 @@ from ._common import (
     ReadResult,
     as_id,
     as_number,
+    as_qid,
     as_text,
     as_window,
     iter_jsonl,
@@ -27,10 +28,11 @@ TVR_KEYS = ("vid_name", "duration", "ts", "desc", "desc_id")
 def read_jsonl_queries_with_report(jsonl_path: str | Path) -> ReadResult:
     """Read a QVHighlights/lighthouse JSONL file with counts of what was skipped or clipped.
 
-    One JSON object a line with ``qid`` (string or integer), ``query``, ``vid``, ``duration``
-    (seconds) and ``relevant_windows`` (a list of ``[start_s, end_s]``); other keys (e.g.
-    ``saliency_scores``) are ignored. Windows are fitted to the duration; a query keeps the
-    windows that survive and is skipped only when none does. Blank lines are ignored.
+    One JSON object a line with ``qid`` (string or integer, kept in its type), ``query``,
+    ``vid``, ``duration`` (seconds) and ``relevant_windows`` (a list of ``[start_s, end_s]``);
+    other keys (e.g. ``saliency_scores``) are ignored. Windows are fitted to the duration; a
+    query keeps the windows that survive and is skipped only when none does. Blank lines are
+    ignored.
 
     Raises:
         CorpusError: invalid JSON, a missing key (naming the expected keys), a value of the wrong
@@ -58,7 +60,8 @@ def read_tvr_with_report(
     """Read a TVR JSONL file with counts of what was skipped or clipped.
 
     One JSON object a line with ``vid_name``, ``duration`` (seconds), ``ts`` (``[start_s,
-    end_s]``), ``desc`` (the sentence) and ``desc_id`` (the query id). With ``video2dur_path``
+    end_s]``), ``desc`` (the sentence) and ``desc_id`` (the query id, an integer in TVR's files,
+    kept in its type). With ``video2dur_path``
     (``tvr_video2dur_idx.json``: ``{split: {vid_name: [duration_s, index]}}``) durations come
     from that file, looked up over all its splits, and queries of videos absent from it are
     skipped (``"query_unknown_video_duration"``); without it, from each line's ``duration``.
@@ -109,7 +112,7 @@ def _add_query_record(builder: CorpusBuilder, record: Any, where: str) -> None:
     if not isinstance(windows, list):
         raise CorpusError(f"{where}: relevant_windows must be a list of [start, end], "
                           f"got {windows!r}")
-    builder.add_query(as_id(record["qid"], where, "qid"),
+    builder.add_query(as_qid(record["qid"], where),
                       as_text(record["query"], where, "query"), video_id,
                       [as_window(w, where) for w in windows], where)
 
@@ -122,7 +125,7 @@ def _add_tvr_record(
     line_duration = as_number(record["duration"], where, "duration")
     window = as_window(record["ts"], where)
     text = as_text(record["desc"], where, "desc")
-    qid = as_id(record["desc_id"], where, "desc_id")
+    qid = as_qid(record["desc_id"], where, "desc_id")
     duration = line_duration if durations is None else durations.get(video_id)
     if duration is None:
         builder.skip_query(QUERY_UNKNOWN_DURATION)
