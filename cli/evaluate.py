@@ -8,22 +8,29 @@ import typer
 
 from moment_search.data.readers import read_annotations
 from moment_search.eval.predictions import score_predictions
-from moment_search.eval.runner import BUILTIN_LOCALIZERS, LOCALIZERS, evaluate_model
+from moment_search.eval.runner import evaluate_model, model_names
 
 from .common import console, metric_table, print_json, user_errors
 
-MODEL_NAMES = ", ".join(sorted({*LOCALIZERS, *BUILTIN_LOCALIZERS}))
+MODEL_NAMES = ", ".join(model_names())
 
 app = typer.Typer(help="Score predictions; evaluate models.", no_args_is_help=True)
 
 
 @app.command()
 def score(
-    predictions: Path = typer.Argument(..., help="Predictions JSONL (single-video or corpus)."),
+    predictions: Path = typer.Argument(
+        ..., help="Predictions: JSONL (single-video or corpus) or a TVR submission .json."),
     ground_truth: Path = typer.Argument(..., help="Annotation file with the queries."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Score a prediction file against ground truth (the metric follows the file's kind)."""
+    """Score a prediction file against ground truth (the metric follows the file's kind).
+
+    Single-video predictions get R@{1,5} at IoU {0.1,0.3,0.5,0.7}, mIoU and moment_detr's
+    mAP@0.5, mAP@0.75 and mAP (average over IoU 0.5:0.05:0.95, top 10 per query); corpus
+    predictions (JSONL or TVR's VCMR .json) get R@{1,5,10,100} at IoU {0.5,0.7}. Query ids
+    match by value and type (7 is not "7").
+    """
     with user_errors():
         metrics = score_predictions(predictions, read_annotations(ground_truth).queries)
     if as_json:
@@ -42,7 +49,7 @@ def model(
     control: str = typer.Option(None, help="shuffled-video | shuffled-query (controls)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Run model NAME on every query of a split; print R@n, IoU=m, mIoU and timings."""
+    """Run model NAME on every query of a split; print R@n, IoU=m, mIoU, mAP and timings."""
     with user_errors():
         result = evaluate_model(name, data, split, model_dir, predictions, control=control)
     if as_json:

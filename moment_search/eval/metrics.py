@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from moment_search.data.corpus import Query
+from moment_search.data.corpus import Query, QueryId
 from moment_search.geometry.spans import temporal_iou
 
 _RECALL_KEY = re.compile(r"^R(\d+)@(.+)$")
@@ -32,14 +32,17 @@ def threshold_label(m: float) -> str:
     return f"{m:g}"
 
 
-def _queries_by_id(queries: Sequence[Query], predicted_qids: Sequence[str]) -> dict[str, Query]:
-    """Index queries by qid, checking that every predicted qid is known.
+def _queries_by_id(
+    queries: Sequence[Query], predicted_qids: Sequence[QueryId]
+) -> dict[QueryId, Query]:
+    """Index queries by qid, checking that every predicted qid is known (ids match by value and
+    type, as the field's evaluators match them: ``7`` is not ``"7"``).
 
     Raises:
         ValueError: a duplicate ground-truth qid, a query without windows, or a predicted qid
-            absent from the ground truth (all named).
+            absent from the ground truth (all named; says so when only the types differ).
     """
-    by_id: dict[str, Query] = {}
+    by_id: dict[QueryId, Query] = {}
     for query in queries:
         if query.qid in by_id:
             raise ValueError(f"ground truth lists query {query.qid!r} twice")
@@ -49,15 +52,26 @@ def _queries_by_id(queries: Sequence[Query], predicted_qids: Sequence[str]) -> d
     unknown = [qid for qid in predicted_qids if qid not in by_id]
     if unknown:
         shown = ", ".join(repr(q) for q in unknown[:5])
+        hint = _type_mismatch_hint(unknown, by_id)
         raise ValueError(
-            f"predictions for {len(unknown)} query id(s) not in the ground truth: {shown}"
+            f"predictions for {len(unknown)} query id(s) not in the ground truth: {shown}{hint}"
         )
     if not by_id:
         raise ValueError("no ground-truth queries to score")
     return by_id
 
 
-def _as_windows(qid: str, moments: np.ndarray) -> np.ndarray:
+def _type_mismatch_hint(unknown: Sequence[QueryId], by_id: Mapping[QueryId, Query]) -> str:
+    """A note for ids that are in the ground truth as another type (``"7"`` for ``7``)."""
+    as_text = {str(qid): qid for qid in by_id}
+    if not all(str(qid) in as_text for qid in unknown):
+        return ""
+    example = as_text[str(unknown[0])]
+    return (f" (the ground truth has them as {type(example).__name__}s, e.g. {example!r}: "
+            f"ids must match in type too)")
+
+
+def _as_windows(qid: QueryId, moments: np.ndarray) -> np.ndarray:
     """Predicted windows of one query as (K, 2) seconds; accepts (K, 2) or (K, 3) with scores.
 
     Raises:
@@ -122,7 +136,7 @@ def _recall_table(
 
 
 def single_video_metrics(
-    predictions: Mapping[str, np.ndarray],
+    predictions: Mapping[QueryId, np.ndarray],
     queries: Sequence[Query],
     ns: Sequence[int] = (1, 5),
     ms: Sequence[float] = (0.1, 0.3, 0.5, 0.7),
@@ -154,7 +168,7 @@ def single_video_metrics(
     return metrics
 
 
-def _corpus_ious(qid: str, moments: Sequence[Sequence], query: Query) -> np.ndarray:
+def _corpus_ious(qid: QueryId, moments: Sequence[Sequence], query: Query) -> np.ndarray:
     """Ranked IoUs of one query's corpus predictions; a moment from another video scores 0.
 
     Args:
@@ -177,9 +191,9 @@ def _corpus_ious(qid: str, moments: Sequence[Sequence], query: Query) -> np.ndar
 
 
 def corpus_metrics(
-    predictions: Mapping[str, Sequence[Sequence]],
+    predictions: Mapping[QueryId, Sequence[Sequence]],
     queries: Sequence[Query],
-    ks: Sequence[int] = (1, 10, 100),
+    ks: Sequence[int] = (1, 5, 10, 100),
     ms: Sequence[float] = (0.5, 0.7),
 ) -> dict[str, float]:
     """Video-corpus moment retrieval metrics (TVR convention).

@@ -2,14 +2,18 @@
 
 Two kinds, one JSON object per line, one line per query:
 
-- single-video (QVHighlights convention):
-  ``{"qid": "val-0", "pred_relevant_windows": [[start_s, end_s, score], ...]}``
+- single-video (QVHighlights convention, what moment_detr's and lighthouse's standalone
+  evaluators read): ``{"qid": "val-0", "pred_relevant_windows": [[start_s, end_s, score], ...]}``
   (``[start_s, end_s]`` pairs without scores are accepted too, the same width on a line);
-- corpus (TVR convention):
-  ``{"qid": "val-0", "pred_moments": [[video_id, start_s, end_s, score], ...]}``.
+- corpus: ``{"qid": "val-0", "pred_moments": [[video_id, start_s, end_s, score], ...]}``
+  (TVRetrieval's own submission file is :mod:`moment_search.eval.tvr_format`; this reader reads
+  it too).
 
-Predictions are listed best first. A file holds one kind only. Writes are atomic: a temporary file
-in the target directory is renamed over the destination, so a reader never sees half a file.
+A ``qid`` keeps its JSON type both ways: an integer id (lighthouse's and TVR's annotations) is
+written and read back as an integer, a string as a string, since the field's evaluators match
+prediction and ground-truth ids by equality. Predictions are listed best first. A file holds one
+kind only. Writes are atomic: a temporary file in the target directory is renamed over the
+destination, so a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -23,18 +27,18 @@ from typing import Any, Literal
 import numpy as np
 
 from moment_search.atomic import atomic_write_text
-from moment_search.data.corpus import Query
-from moment_search.eval.metrics import corpus_metrics, single_video_metrics
+from moment_search.data.corpus import Query, QueryId, check_query_id
+from moment_search.eval.average_precision import single_video_report
+from moment_search.eval.metrics import corpus_metrics
+from moment_search.eval.tvr_format import CorpusMoment, read_tvr_predictions
 
 SINGLE = "single"
 CORPUS = "corpus"
 PredictionKind = Literal["single", "corpus"]
 _FIELD_OF_KIND = {SINGLE: "pred_relevant_windows", CORPUS: "pred_moments"}
 
-CorpusMoment = tuple[str, float, float, float]
 
-
-def _single_rows(qid: str, windows: np.ndarray) -> list[list[float]]:
+def _single_rows(qid: QueryId, windows: np.ndarray) -> list[list[float]]:
     """One query's (K, 2|3) windows as JSON rows, checked."""
     array = np.asarray(windows, dtype=np.float64)
     if array.size == 0:
@@ -47,7 +51,7 @@ def _single_rows(qid: str, windows: np.ndarray) -> list[list[float]]:
     return [[float(v) for v in row] for row in array]
 
 
-def _corpus_rows(qid: str, moments: Sequence[Sequence]) -> list[list]:
+def _corpus_rows(qid: QueryId, moments: Sequence[Sequence]) -> list[list]:
     """One query's corpus moments as JSON rows ``[video_id, start_s, end_s, score]``, checked."""
     rows = []
     for rank, moment in enumerate(moments):
@@ -61,37 +65,42 @@ def _corpus_rows(qid: str, moments: Sequence[Sequence]) -> list[list]:
     return rows
 
 
-def write_single_predictions(path: str | os.PathLike, preds: Mapping[str, np.ndarray]) -> None:
+def write_single_predictions(
+    path: str | os.PathLike, preds: Mapping[QueryId, np.ndarray]
+) -> None:
     """Write single-video predictions, one line per query.
 
     Args:
         path: destination ``.jsonl``.
-        preds: ``qid -> (K, 3)`` ``[start_s, end_s, score]`` (or (K, 2) without scores), best first.
+        preds: ``qid -> (K, 3)`` ``[start_s, end_s, score]`` (or (K, 2) without scores), best
+            first; each qid is written in its type (string or integer).
 
     Raises:
-        ValueError: naming the query whose array has the wrong shape.
+        ValueError: naming the query whose array has the wrong shape, or a qid of another type.
     """
     lines = [
-        json.dumps({"qid": str(qid), _FIELD_OF_KIND[SINGLE]: _single_rows(str(qid), windows)})
+        json.dumps({"qid": check_query_id(qid), _FIELD_OF_KIND[SINGLE]: _single_rows(qid, windows)})
         for qid, windows in preds.items()
     ]
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def write_corpus_predictions(
-    path: str | os.PathLike, preds: Mapping[str, Sequence[Sequence]]
+    path: str | os.PathLike, preds: Mapping[QueryId, Sequence[Sequence]]
 ) -> None:
     """Write corpus predictions, one line per query.
 
     Args:
         path: destination ``.jsonl``.
-        preds: ``qid -> [(video_id, start_s, end_s, score), ...]``, best first.
+        preds: ``qid -> [(video_id, start_s, end_s, score), ...]``, best first; each qid is
+            written in its type (string or integer).
 
     Raises:
-        ValueError: naming the query with a moment that is not a 4-tuple.
+        ValueError: naming the query with a moment that is not a 4-tuple, or a qid of another
+            type.
     """
     lines = [
-        json.dumps({"qid": str(qid), _FIELD_OF_KIND[CORPUS]: _corpus_rows(str(qid), moments)})
+        json.dumps({"qid": check_query_id(qid), _FIELD_OF_KIND[CORPUS]: _corpus_rows(qid, moments)})
         for qid, moments in preds.items()
     ]
     atomic_write_text(path, "".join(line + "\n" for line in lines))
@@ -150,7 +159,7 @@ def _parse_corpus(moments: Any) -> list[CorpusMoment]:
     return parsed
 
 
-def _parse_line(text: str) -> tuple[PredictionKind, str, Any]:
+def _parse_line(text: str) -> tuple[PredictionKind, QueryId, Any]:
     """One JSONL line -> (kind, qid, parsed predictions)."""
     try:
         record = json.loads(text)
@@ -168,27 +177,32 @@ def _parse_line(text: str) -> tuple[PredictionKind, str, Any]:
     kind = kinds[0]
     field = record[_FIELD_OF_KIND[kind]]
     parsed = _parse_single(field) if kind == SINGLE else _parse_corpus(field)
-    return kind, str(qid), parsed
+    return kind, qid, parsed
 
 
-def read_predictions(path: str | os.PathLike) -> tuple[PredictionKind, dict[str, Any]]:
+def read_predictions(path: str | os.PathLike) -> tuple[PredictionKind, dict[QueryId, Any]]:
     """Read a prediction file and detect its kind.
 
     Args:
         path: a ``.jsonl`` written by :func:`write_single_predictions` or
-            :func:`write_corpus_predictions` (or by another tool in the same conventions).
+            :func:`write_corpus_predictions` (or by another tool in the same conventions), or a
+            TVR submission ``.json`` (:mod:`moment_search.eval.tvr_format`; its VCMR part).
 
     Returns:
         ``("single", {qid: (K, 2|3) float64 array})`` or
-        ``("corpus", {qid: [(video_id, start_s, end_s, score), ...]})``; blank lines are skipped.
+        ``("corpus", {qid: [(video_id, start_s, end_s, score), ...]})``; blank lines are skipped;
+        qids in the type the file wrote them.
 
     Raises:
-        ValueError: naming the file and line of a malformed line, a repeated qid, or a line of the
-            other kind; or an empty file.
+        ValueError: naming the file and line of a malformed line, a repeated qid (``7`` and
+            ``"7"`` count as the same), or a line of the other kind; or an empty file.
         OSError: the file cannot be read.
     """
+    if os.fspath(path).endswith(".json"):
+        return CORPUS, read_tvr_predictions(path)
     kind: PredictionKind | None = None
-    predictions: dict[str, Any] = {}
+    predictions: dict[QueryId, Any] = {}
+    seen: dict[str, QueryId] = {}
     with open(path, encoding="utf-8") as stream:
         for number, text in enumerate(stream, start=1):
             if not text.strip():
@@ -197,12 +211,14 @@ def read_predictions(path: str | os.PathLike) -> tuple[PredictionKind, dict[str,
                 line_kind, qid, parsed = _parse_line(text)
                 if kind is not None and line_kind != kind:
                     raise _LineError(f"a {line_kind} prediction in a file of {kind} predictions")
-                if qid in predictions:
-                    raise _LineError(f"query {qid!r} already has predictions on an earlier line")
+                if str(qid) in seen:
+                    raise _LineError(f"query {qid!r} already has predictions on an earlier line "
+                                     f"(as {seen[str(qid)]!r})")
             except _LineError as e:
                 raise ValueError(f"{path}, line {number}: {e}") from e
             kind = line_kind
             predictions[qid] = parsed
+            seen[str(qid)] = qid
     if kind is None:
         raise ValueError(f"{path}: no predictions (the file is empty)")
     return kind, predictions
@@ -214,20 +230,22 @@ def score_predictions(
     """Score a prediction file against ground-truth queries, with the metric of its kind.
 
     Args:
-        pred_path: a single-video or corpus prediction ``.jsonl``.
+        pred_path: a single-video or corpus prediction ``.jsonl``, or a TVR submission ``.json``.
         gt_queries: the ground truth.
 
     Returns:
-        ``single_video_metrics`` (default cut-offs and thresholds) for a single-video file,
-        ``corpus_metrics`` for a corpus one (see :mod:`moment_search.eval.metrics`).
+        ``single_video_report`` (R@n, IoU=m, mIoU and moment_detr's mAPs; see
+        :mod:`moment_search.eval.average_precision`) for a single-video file, ``corpus_metrics``
+        for a corpus one (see :mod:`moment_search.eval.metrics`).
 
     Raises:
-        ValueError: a malformed file, or predictions for queries absent from the ground truth.
+        ValueError: a malformed file, or predictions for queries absent from the ground truth
+            (saying so when only the qid types differ).
     """
     kind, predictions = read_predictions(pred_path)
     try:
         if kind == SINGLE:
-            return single_video_metrics(predictions, gt_queries)
+            return single_video_report(predictions, gt_queries)
         return corpus_metrics(predictions, gt_queries)
     except ValueError as e:
         raise ValueError(f"{pred_path}: {e}") from e

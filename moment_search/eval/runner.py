@@ -19,8 +19,8 @@ import numpy as np
 from ..data.corpus import Corpus, Query
 from ..data.corpus_dir import open_corpus
 from ..data.features import FeatureStore
+from .average_precision import single_video_report
 from .controls import apply_control
-from .metrics import single_video_metrics
 from .predictions import write_single_predictions
 from .prior import PriorBaseline
 from .stepwise import StepwiseLocalizer
@@ -66,6 +66,14 @@ class EvalResult:
     predictions_path: Path | None = None
 
 
+def model_names() -> list[str]:
+    """Every name ``evaluate model`` accepts: registered and built-in localizers, and every
+    reranker of ``search.rerank.RERANKERS`` (each is a localizer under its own name)."""
+    from ..search.rerank import RERANKERS
+
+    return sorted({*LOCALIZERS, *BUILTIN_LOCALIZERS, *RERANKERS})
+
+
 def load_localizer(name: str, data_dir: Path, model_dir: Path | None, device: str = "cpu"
                    ) -> Localizer:
     """The registered localizer ``name`` with its torch model on ``device``; ValueError lists
@@ -80,7 +88,7 @@ def load_localizer(name: str, data_dir: Path, model_dir: Path | None, device: st
 
         return load_named(name, model_dir, device)
     if name not in LOCALIZERS:
-        known = ", ".join(sorted(set(LOCALIZERS) | set(BUILTIN_LOCALIZERS) | set(RERANKERS)))
+        known = ", ".join(model_names())
         raise ValueError(f"unknown model {name!r}; expected one of: {known}")
     return LOCALIZERS[name](Path(data_dir), model_dir, device)
 
@@ -102,13 +110,15 @@ def evaluate_model(
         data_dir: the corpus directory with ``<split>.jsonl`` and features.
         split: the annotation split to answer.
         model_dir: a checkpoint directory; None uses the model's default.
-        predictions_path: where to write QVHighlights-style predictions (None: not written).
+        predictions_path: where to write QVHighlights-style predictions, qids in the type the
+            annotations wrote them (None: not written).
         k: windows kept per query.
         control: ``shuffled-video`` or ``shuffled-query`` (see ``controls``), or None.
         device: where the model runs (``auto`` | ``cpu`` | ``cuda[:N]``).
 
     Returns:
-        An :class:`EvalResult` with R@n, IoU=m and mIoU (percent), ``ms_per_query`` (the whole
+        An :class:`EvalResult` with R@n, IoU=m, mIoU and moment_detr's mAP@0.5, mAP@0.75 and mAP
+            (percent; see ``average_precision``), ``ms_per_query`` (the whole
         run's wall time over the queries: per-video preparation and warm-up included) and the
         model's own step timings (see ``stepwise``).
     """
@@ -126,7 +136,7 @@ def evaluate_model(
     if predictions_path is not None:
         path = Path(predictions_path)
         write_single_predictions(path, predictions)
-    metrics = single_video_metrics(predictions, corpus.queries)
+    metrics = single_video_report(predictions, corpus.queries)
     return EvalResult(name if control is None else f"{name} ({control})", split, metrics,
                       timings, path)
 

@@ -160,3 +160,22 @@ def test_format_table_lays_out_a_grid():
     assert lines[2].split() == ["R5", "64.00", "-"]
     assert lines[3].split() == ["mIoU", "25.00"]
     assert lines[4].split() == ["n_queries", "453"]
+
+
+def test_corpus_defaults_are_tvrs_cutoffs_with_r5():
+    queries = [_query("a", "v1", (0.0, 10.0))]
+    ranked = [("v9", 0.0, 10.0, 1.0)] * 4 + [("v1", 0.0, 10.0, 0.5)]  # the hit is 5th
+    metrics = corpus_metrics({"a": ranked}, queries)
+    assert [k for k in metrics if k.startswith("R") and k.endswith("@0.5")] == [
+        "R1@0.5", "R5@0.5", "R10@0.5", "R100@0.5"]
+    assert (metrics["R1@0.5"], metrics["R5@0.5"]) == (0.0, 100.0)
+
+
+def test_integer_qids_match_only_integers():
+    queries = [_query(12404, "v1", (0.0, 10.0))]
+    assert single_video_metrics({12404: np.array([[0.0, 10.0]])}, queries)["R1@0.7"] == 100.0
+    with pytest.raises(ValueError, match=r"'12404'.*as ints, e\.g\. 12404: ids must match in "
+                                         r"type too"):
+        single_video_metrics({"12404": np.array([[0.0, 10.0]])}, queries)
+    with pytest.raises(ValueError, match=r"'nope'$"):
+        single_video_metrics({"nope": np.array([[0.0, 10.0]])}, queries)

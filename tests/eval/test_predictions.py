@@ -49,9 +49,36 @@ def test_corpus_round_trip(tmp_path):
     assert read == preds
 
 
-def test_integer_qids_are_strings(tmp_path):
-    path = _write_lines(tmp_path / "p.jsonl", {"qid": 7, "pred_relevant_windows": [[0, 1, 1]]})
-    assert list(read_predictions(path)[1]) == ["7"]
+def test_qids_keep_their_json_type_both_ways(tmp_path):
+    path = tmp_path / "p.jsonl"
+    write_single_predictions(path, {7: np.array([[0.0, 1.0, 1.0]]), "val-8": np.zeros((0, 3))})
+    assert [json.loads(line)["qid"] for line in path.read_text().splitlines()] == [7, "val-8"]
+    assert list(read_predictions(path)[1]) == [7, "val-8"]
+    write_corpus_predictions(path, {12404: [("v", 0.0, 1.0, 0.5)]})
+    assert json.loads(path.read_text())["qid"] == 12404
+    assert list(read_predictions(path)[1]) == [12404]
+
+
+@pytest.mark.parametrize("qid", [True, 1.5, None, ""])
+def test_write_refuses_a_qid_that_is_not_a_string_or_integer(tmp_path, qid):
+    with pytest.raises(ValueError, match="query id must be a non-empty string or an integer"):
+        write_single_predictions(tmp_path / "p.jsonl", {qid: np.zeros((0, 3))})
+
+
+def test_the_same_id_as_integer_and_string_is_a_repeat(tmp_path):
+    path = _write_lines(tmp_path / "p.jsonl", {"qid": 7, "pred_relevant_windows": []},
+                        {"qid": "7", "pred_relevant_windows": []})
+    with pytest.raises(ValueError, match=r"line 2: query '7' already has predictions .*as 7"):
+        read_predictions(path)
+
+
+def test_ids_of_another_type_than_the_ground_truth_are_named(tmp_path):
+    queries = [_query(7, "v1", (0.0, 10.0))]
+    path = _write_lines(tmp_path / "p.jsonl", {"qid": "7", "pred_relevant_windows": [[0, 9, 1]]})
+    with pytest.raises(ValueError, match=r"'7'.*ground truth has them as ints, e\.g\. 7"):
+        score_predictions(path, queries)
+    write_single_predictions(path, {7: np.array([[0.0, 9.0, 1.0]])})
+    assert score_predictions(path, queries)["R1@0.7"] == 100.0
 
 
 @pytest.mark.parametrize(
@@ -122,10 +149,14 @@ def test_score_predictions_picks_the_metric_by_kind(tmp_path):
     write_single_predictions(single, {"a": np.array([[0.0, 9.0, 1.0]])})
     metrics = score_predictions(single, queries)
     assert metrics["R1@0.7"] == 50.0 and metrics["mIoU"] == pytest.approx(45.0)
+    # query a: AP 1 up to IoU 0.9, 0 at 0.95; query b has no prediction (AP 0)
+    assert metrics["mAP@0.5"] == 50.0 and metrics["mAP"] == pytest.approx(45.0)
+    assert list(metrics)[-1] == "n_queries"
     corpus = tmp_path / "corpus.jsonl"
     write_corpus_predictions(corpus, {"a": [("v2", 0.0, 10.0, 1.0)], "b": [("v2", 0, 8, 1)]})
     metrics = score_predictions(corpus, queries)
-    assert metrics["R1@0.7"] == 50.0 and "R100@0.5" in metrics and "mIoU" not in metrics
+    assert metrics["R1@0.7"] == 50.0 and "mIoU" not in metrics and "mAP" not in metrics
+    assert {"R1@0.5", "R5@0.5", "R10@0.5", "R100@0.5"} <= set(metrics)
     write_corpus_predictions(corpus, {"c": []})
     with pytest.raises(ValueError, match=r"corpus\.jsonl: .*'c'"):
         score_predictions(corpus, queries)

@@ -38,3 +38,41 @@ def test_localizers_read_videos_at_the_training_feature_rate(tiny_corpus, tiny_m
     for name, model in (("fvmr", tiny_model_dir), ("fvmr-pq", tiny_model_dir),
                         ("pln", tiny_pln_dir)):
         assert load_localizer(name, tiny_corpus, model).feature_rate == 1.0
+
+
+def _with_integer_qids(corpus_dir):
+    """The tiny corpus with its val qids rewritten as integers, as lighthouse writes them."""
+    path = corpus_dir / "val.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(dict(r, qid=1000 + i)) + "\n" for i, r in enumerate(rows)))
+    return [1000 + i for i in range(len(rows))]
+
+
+def test_integer_qids_come_back_as_integers(tiny_corpus, tmp_path, capsys):
+    qids = _with_integer_qids(tiny_corpus)
+    pred = tmp_path / "pred.jsonl"
+    assert main(["evaluate", "model", "prior", "--data", str(tiny_corpus),
+                 "--predictions", str(pred)]) == 0
+    assert [json.loads(line)["qid"] for line in pred.read_text().splitlines()] == qids
+    capsys.readouterr()
+    assert main(["evaluate", "score", str(pred), str(tiny_corpus / "val.jsonl"), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n_queries"] == len(qids)
+    assert {"mIoU", "mAP@0.5", "mAP@0.75", "mAP"} <= set(metrics)
+
+
+MODEL_DIRS = {"prior": None, "fvmr": "fvmr", "fvmr-pq": "fvmr", "pln": "pln", "pln-s2": "pln"}
+
+
+def test_every_listed_model_runs_and_is_in_the_help(tiny_corpus, tiny_model_dir, tiny_pln_dir,
+                                                     capsys):
+    from moment_search.eval.runner import model_names
+
+    assert set(model_names()) == set(MODEL_DIRS)  # a new model needs a line here
+    assert main(["evaluate", "model", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.replace("│", " ").split())  # unwrapped
+    assert "Model name: " + ", ".join(model_names()) + "." in help_text
+    dirs = {"fvmr": tiny_model_dir, "pln": tiny_pln_dir, None: None}
+    for name in model_names():
+        result = evaluate_model(name, tiny_corpus, "val", dirs[MODEL_DIRS[name]])
+        assert result.metrics["n_queries"] == 2, name
