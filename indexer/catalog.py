@@ -140,7 +140,7 @@ class ShardRecord:
 class IndexInfo:
     """Snapshot of the index_info row: what built the index and what the FAISS index is (times UTC).
 
-    ``index_type`` is None and ``index_params`` empty until :meth:`Catalog.set_index`.
+    ``index_type`` is None and ``index_params`` empty until :meth:`Catalog.publish`.
     """
 
     model_id: str
