@@ -5,12 +5,26 @@ from __future__ import annotations
 import typer
 
 from . import benchmark, data, evaluate, index, query, train
+from .common import set_library_chatter
 
 app = typer.Typer(
     help="Search a video corpus for moments that match a sentence.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def global_options(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v",
+        help="Show the logs, progress bars and warnings of the libraries underneath "
+             "(transformers, huggingface_hub, torch, ...); they are silenced by default."),
+) -> None:
+    """Search a video corpus for moments that match a sentence."""
+    set_library_chatter(verbose)
+
+
 app.add_typer(data.app, name="data")
 app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(train.app, name="train")

@@ -1,8 +1,13 @@
-"""Shared CLI plumbing: one console; library errors become a clear message and exit code."""
+"""Shared CLI plumbing: one console; library errors become a clear message and exit code;
+third-party chatter is silenced unless ``--verbose``."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +21,58 @@ DEFAULT_INDEX = Path("moment-index")
 
 console = Console()
 err_console = Console(stderr=True)
+
+# Loggers of the libraries underneath (their INFO/WARNING lines are not the user's business).
+THIRD_PARTY_LOGGERS = ("transformers", "sentence_transformers", "huggingface_hub", "torch",
+                       "faiss", "filelock", "urllib3", "httpx")
+# Read when transformers / huggingface_hub are imported (lazily, after the CLI starts): quiet
+# logging and no progress bars of theirs ("Loading weights" on every query).
+QUIET_ENVIRONMENT = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+_environment_before: dict[str, str | None] = {}
+
+
+def set_library_chatter(verbose: bool) -> None:
+    """Silence (default) or let through the logs, progress bars and warnings of third-party
+    libraries; this project's own messages, bars and warnings are not affected.
+
+    Works whether or not the libraries are imported yet, and can be switched back in-process.
+    """
+    for name, quiet_value in QUIET_ENVIRONMENT.items():
+        if verbose:
+            if name in _environment_before:
+                _restore_env(name, _environment_before.pop(name))
+        else:
+            _environment_before.setdefault(name, os.environ.get(name))
+            os.environ[name] = quiet_value
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
+    _set_imported_libraries(verbose)
+    if verbose:
+        warnings.simplefilter("default")
+    else:
+        warnings.filterwarnings("ignore")
+        warnings.filterwarnings("default", module=r"moment_search(\.|$)")
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _set_imported_libraries(verbose: bool) -> None:
+    """Apply the setting to transformers and huggingface_hub if they are imported already."""
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity(logging.WARNING if verbose else logging.ERROR)
+        (hf_logging.enable_progress_bar if verbose else hf_logging.disable_progress_bar)()
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub import utils as hub_utils
+
+        (hub_utils.enable_progress_bars if verbose else hub_utils.disable_progress_bars)()
+
 
 # Errors that mean bad input (a file, value or id): shown as one line, exit code 2.
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, KeyError, FileNotFoundError, OSError)

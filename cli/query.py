@@ -19,9 +19,9 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def moments_table(text: str, moments) -> Table:
-    """A readable table of ranked moments."""
-    table = Table(title=f"“{text}”")
+def moments_table(text: str, moments, quoted: bool = True) -> Table:
+    """A readable table of ranked moments, titled with the (quoted) query."""
+    table = Table(title=f"“{text}”" if quoted else text)
     for name, justify in (("rank", "right"), ("video", "left"), ("moment", "left"),
                           ("score", "right"), ("stage", "left")):
         table.add_column(name, justify=justify)
@@ -31,16 +31,72 @@ def moments_table(text: str, moments) -> Table:
     return table
 
 
+def check_nms(value: float) -> float:
+    """Typer callback: ``--nms`` must lie in (0, 1]."""
+    if not 0.0 < value <= 1.0:
+        raise typer.BadParameter(f"must be an IoU threshold in (0, 1] (1 keeps overlapping "
+                                 f"moments), got {value}")
+    return value
+
+
+def print_answers(answers, as_json: bool) -> None:
+    """Batch results: one table per query, or one JSON line per query."""
+    for answer in answers:
+        if as_json:
+            typer.echo(json.dumps(answer.to_dict()))
+        else:
+            console.print(moments_table(f"{answer.qid}: {answer.text}", answer.moments,
+                                        quoted=False))
+
+
+def check_batch_options(text, file, predictions, output_format: str) -> None:
+    """One of TEXT / --file; --predictions and --format only with --file."""
+    from moment_search.search.batch import PREDICTION_FORMATS
+
+    if (text is None) == (file is None):
+        raise ValueError("give either a query sentence or --file, not both or neither")
+    if predictions is not None and file is None:
+        raise ValueError("--predictions needs --file (a file of queries to answer)")
+    if output_format not in PREDICTION_FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(PREDICTION_FORMATS)}, "
+                         f"got {output_format!r}")
+    if output_format != "jsonl" and predictions is None:
+        raise ValueError(f"--format {output_format} applies to --predictions, which is not given")
+
+
+def run_file(searcher, file: Path, k: int, options: dict, predictions: Path | None,
+             output_format: str, as_json: bool) -> None:
+    """``query --file``: answer every query; write predictions, or print the results."""
+    from moment_search.search.batch import answer_file, corpus_video_ids, write_predictions
+
+    answers = answer_file(searcher, file, k=k, **options)
+    if predictions is None:
+        print_answers(answers, as_json)
+        return
+    video_ids = corpus_video_ids(searcher) if output_format == "tvr" else None
+    write_predictions(predictions, answers, output_format, video_ids)
+    console.print(f"answered {len(answers)} queries; {output_format} predictions written to "
+                  f"{predictions}")
+
+
 def query(
     text: str = typer.Argument(None, help="The sentence to search for."),
     index: Path = typer.Option(DEFAULT_INDEX, help="Index directory."),
     k: int = typer.Option(10, "-k", "--top-k", help="Moments to return."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON lines."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines (with --file: one "
+                                 "{qid, query, moments} line per query)."),
     video: list[str] = typer.Option(None, help="Search only these videos (repeatable)."),
-    nms: float = typer.Option(0.5, help="Temporal NMS IoU threshold within a video."),
+    nms: float = typer.Option(0.5, callback=check_nms,
+                              help="Temporal NMS IoU threshold within a video, in (0, 1]."),
     per_video: int = typer.Option(None, help="At most this many moments per video."),
-    file: Path = typer.Option(None, help="Answer every query of a .txt or .jsonl file."),
-    predictions: Path = typer.Option(None, help="With --file: write corpus predictions here."),
+    file: Path = typer.Option(None, help="Answer every query of a .txt (a sentence a line) or "
+                              ".jsonl (query/qid or TVR's desc/desc_id) file; prints the "
+                              "results unless --predictions is given."),
+    predictions: Path = typer.Option(None, help="With --file: write corpus predictions here "
+                                     "instead of printing them."),
+    output_format: str = typer.Option("jsonl", "--format", help="Predictions format: jsonl "
+                                      "({qid, pred_moments} lines, what evaluate score reads) "
+                                      "or tvr (TVRetrieval's VCMR submission .json)."),
     rerank: str = typer.Option(None, help="Rerank the top videos with this model (pln)."),
     rerank_videos: int = typer.Option(10, help="M: videos of the fast path that get reranked."),
     rerank_weight: float = typer.Option(0.5, help="Fused = w * fast-path + (1 - w) * reranker."),
@@ -48,13 +104,18 @@ def query(
     device: str = typer.Option("auto", help="auto | cpu | cuda:N for the models."),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
 ) -> None:
-    """Search the index for the moments that best match a sentence."""
-    from moment_search.search.batch import search_file, write_predictions
+    """Search the index for the moments that best match a sentence.
+
+    A moment's score (stage fvmr) is the inner product of the sentence's and the moment's search
+    vectors: FVMR's logit of the moment matching the sentence (the shipped model adds its
+    video-text term and subtracts the hub correction). Higher is better; it ranks the moments of
+    one query and is not comparable across queries (not a probability). With --rerank, a
+    reranked moment's score (stage pln+fvmr) is the fused probability in [0, 1].
+    """
     from moment_search.search.searcher import Searcher
 
     with user_errors():
-        if (text is None) == (file is None):
-            raise ValueError("give either a query sentence or --file, not both or neither")
+        check_batch_options(text, file, predictions, output_format)
         searcher = Searcher.open(index, device=device, catalog_url=catalog)
         options = {"video_ids": video or None, "nms": nms, "per_video": per_video,
                    "rerank": rerank, "rerank_videos": rerank_videos,
@@ -62,11 +123,7 @@ def query(
         if rerank is not None:
             searcher.add_reranker(rerank, rerank_model)
         if file is not None:
-            results = search_file(searcher, file, k=k, **options)
-            if predictions is not None:
-                write_predictions(predictions, results)
-            console.print(f"answered {len(results)} queries"
-                          + (f"; predictions written to {predictions}" if predictions else ""))
+            run_file(searcher, file, k, options, predictions, output_format, as_json)
             return
         moments = searcher.search(text, k=k, **options)
     if as_json:
