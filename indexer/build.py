@@ -175,7 +175,7 @@ class ShardEmbedder:
         records = [VideoRecord(video_id=v.video_id, duration=v.duration,
                                feature_source=v.feature_source or "", feature_rate=v.feature_rate,
                                checksum=c, n_proposals=n_props, first_id=first_id + i * n_props,
-                               shard=shard)
+                               shard=shard, video_path=v.video_path)
                    for i, (v, c) in enumerate(zip(videos, checksums, strict=True))]
         catalog.record_shard(shard, first_id, records, file_sha256(meta))
 

@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 CATALOG_FILENAME = "catalog.sqlite"
-FORMAT_VERSION = 2  # bump when the tables change incompatibly
+FORMAT_VERSION = 3  # bump when the tables change incompatibly
 PENDING, INDEXED, REMOVED = "pending", "indexed", "removed"
 STATUSES = (PENDING, INDEXED, REMOVED)
 EMBEDDED = "embedded"  # a build_shards row is "pending" until then
@@ -64,6 +64,7 @@ class _VideoRow(_Base):
     shard: Mapped[int] = mapped_column(index=True)
     status: Mapped[str] = mapped_column(String(16))
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    video_path: Mapped[str | None] = mapped_column(String(4096))
 
 
 class _IndexInfoRow(_Base):
@@ -116,6 +117,7 @@ class VideoRecord:
     n_proposals: int
     first_id: int
     shard: int
+    video_path: str | None = None  # the raw video file, when the corpus names one
 
     @property
     def end_id(self) -> int:

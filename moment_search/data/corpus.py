@@ -47,12 +47,15 @@ class Video:
             None until a feature store is attached.
         feature_rate: features per second; None means the T features are spread evenly over
             ``duration`` (the 2D-TAN convention for C3D features).
+        video_path: the raw video file (absolute), when the corpus knows it (the search page
+            plays moments from it).
     """
 
     video_id: str
     duration: float
     feature_source: str | None = None
     feature_rate: float | None = None
+    video_path: str | None = None
 
     def __post_init__(self) -> None:
         if not self.video_id:

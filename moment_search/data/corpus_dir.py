@@ -6,6 +6,7 @@ Layout::
       features/              <video_id>.npy | <video_id>.npz   (or CORPUS/features.h5)
       videos.jsonl           optional manifest, one video a line:
                              {"video_id": "02SKC", "duration": 32.2, "feature_rate": 1.0}
+                             (+ optional "video_path": the raw file, relative to CORPUS/)
       train.jsonl, val.jsonl optional annotation files (any format ``read_annotations`` knows)
 
 A user's own corpus has only ``features/`` and ``videos.jsonl``: that is what gets indexed. A
@@ -57,12 +58,16 @@ def _manifest_video(line: str, path: Path, line_no: int, default_rate: float | N
         entry = json.loads(line)
         video_id = str(entry.get("video_id", entry.get("vid")))
         rate = entry.get("feature_rate", default_rate)
+        video_path = entry.get("video_path")
+        if video_path is not None:  # relative to the manifest's folder
+            video_path = str((path.parent / str(video_path)).resolve())
         return Video(video_id, float(entry["duration"]), None,
-                     None if rate is None else float(rate))
+                     None if rate is None else float(rate), video_path)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise CorpusError(
             f"{path}:{line_no}: expected a JSON object with 'video_id' and 'duration' "
-            f"(seconds) and optional 'feature_rate', got {line.strip()[:120]!r} ({e})"
+            f"(seconds) and optional 'feature_rate' and 'video_path', got "
+            f"{line.strip()[:120]!r} ({e})"
         ) from e
 
 

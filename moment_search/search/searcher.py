@@ -109,9 +109,36 @@ class Searcher:
                     raise  # not a concurrent publish: the files are damaged
         raise AssertionError("unreachable")
 
+    def reopen_if_changed(self) -> Searcher:
+        """This searcher, or, when a writer has published a new version of the index since it
+        was opened, a new one over that version (sharing the model, text encoder and rerankers:
+        add and remove never change the model)."""
+        params = dict(self.catalog.info().index_params or {})
+        if params.get("version") == self.params.get("version"):
+            return self
+        fresh = self._open_published(self.index_dir, self.catalog, params, self.device,
+                                     self.encoder)
+        fresh.rerankers = self.rerankers
+        return fresh
+
+    def video_profile(self, query: np.ndarray, video_id: str) -> np.ndarray:
+        """The fast-path score along one video: for each second t, the best score of a proposal
+        covering t + 0.5 s (NaN where none does). ``query`` is an encoded sentence (D,)."""
+        self._check_videos([video_id])
+        record = self.catalog.video(video_id)
+        scores, ids = faiss_index.search(self.index, query[None], record.n_proposals,
+                                         self.params, [(record.first_id, record.n_proposals)])
+        keep = ids[0] >= 0
+        scores, ids = scores[0][keep], ids[0][keep]
+        middle = np.arange(int(np.ceil(record.duration))) + 0.5  # (S,)
+        covers = ((self.table.start_s[ids][:, None] <= middle)
+                  & (middle < self.table.end_s[ids][:, None]))  # (P, S)
+        best = np.where(covers, scores[:, None], -np.inf).max(axis=0, initial=-np.inf)
+        return np.where(np.isfinite(best), best, np.nan)
+
     @classmethod
-    def _open_published(cls, index_dir: Path, catalog: Catalog, params: dict, device: str
-                        ) -> Searcher:
+    def _open_published(cls, index_dir: Path, catalog: Catalog, params: dict, device: str,
+                        encoder: QueryEncoder | None = None) -> Searcher:
         from ..device import resolve_device
         from ..indexer.integrity import check_for_query, published_shards, verify_model_matches
         from ..models.fvmr import FVMR
@@ -124,13 +151,15 @@ class Searcher:
         # on a GPU when one is there and the FAISS build has GPU support, else on the CPU
         index = faiss_index.to_device(index, faiss_index.resolve_placement(device))
         torch_device = resolve_device(device)
-        model = FVMR.from_pretrained(index_dir / MODEL_DIR, torch_device)
-        _, extra = FVMR.read_config(index_dir / MODEL_DIR)
-        tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)))
-        encoder = QueryEncoder(model, tokens)
-        if model.embedding_dim != index.d:
-            raise ValueError(f"{index_dir}: query embedding width {model.embedding_dim} does "
-                             f"not match the index width {index.d}")
+        if encoder is None:
+            model = FVMR.from_pretrained(index_dir / MODEL_DIR, torch_device)
+            _, extra = FVMR.read_config(index_dir / MODEL_DIR)
+            tokens = TokenEncoder(device=torch_device,
+                                  max_length=int(extra.get("max_tokens", 32)))
+            encoder = QueryEncoder(model, tokens)
+        if encoder.model.embedding_dim != index.d:
+            raise ValueError(f"{index_dir}: query embedding width {encoder.model.embedding_dim} "
+                             f"does not match the index width {index.d}")
         searcher = cls(index, table, catalog, encoder, params, index_dir)
         searcher.device = str(torch_device)
         return searcher

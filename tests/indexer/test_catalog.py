@@ -70,7 +70,7 @@ def test_reopen_keeps_everything(tmp_path):
         info = catalog.info()
         assert (info.model_id, info.config_hash, info.map_size, info.embedding_dim) == (
             "fvmr-a", "abc", 16, 8)
-        assert info.index_type == "Flat" and info.n_proposals == 8 and info.format_version == 2
+        assert info.index_type == "Flat" and info.n_proposals == 8 and info.format_version == 3
         assert info.created_at.tzinfo == timezone.utc
         assert catalog.videos() == videos
         assert catalog.video("vid0-1") == videos[1]

@@ -1,0 +1,1 @@
+"""The HTTP search API and the search page (``moment-search serve``)."""

@@ -1,0 +1,188 @@
+"""The FastAPI app: the search API over a :class:`SearchService` and the static search page.
+
+Endpoints (JSON): ``GET /api/health``, ``GET|POST /api/search``, ``GET /api/index``,
+``GET /api/videos/{id}``, ``GET /api/videos/{id}/file`` (the raw video, with HTTP range requests,
+only when the catalog records a file for that id), ``GET /`` (the page), ``/docs`` (OpenAPI).
+Every client error is a 4xx ``{"error": message, "parameter": name}``, never a 500.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from .service import MAX_QUERIES, BadRequest, SearchOptions, SearchService
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY_BYTES = 1 << 20
+
+
+class SearchBody(BaseModel):
+    """``POST /api/search``: one sentence (``q``) or many (``queries``), and the options."""
+
+    model_config = ConfigDict(extra="forbid")
+    q: str | None = None
+    queries: list[str] | None = Field(default=None, max_length=MAX_QUERIES)
+    k: int = 10
+    video: list[str] = []
+    nms: float = 0.5
+    per_video: int | None = None
+    rerank: str | None = None
+    rerank_videos: int = 10
+    profile: bool = False
+
+
+def error(status: int, parameter: str | None, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "parameter": parameter}, status_code=status)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and int(declared) > self.limit:
+            return await self._refuse(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise BodyTooLarge
+            return message
+        try:
+            return await self.app(scope, counted, send)
+        except BodyTooLarge:
+            return await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope, receive, send):
+        response = error(413, "body", f"request body over {self.limit} bytes")
+        await response(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def key_checker(api_key: str | None):
+    """A dependency that requires ``api_key`` (header X-API-Key, Bearer token or ?key=)."""
+    def check(request: Request) -> None:
+        if api_key is None:
+            return
+        given = (request.headers.get("x-api-key") or request.query_params.get("key")
+                 or request.headers.get("authorization", "").removeprefix("Bearer ").strip())
+        if not given or not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise Unauthorized
+    return check
+
+
+class Unauthorized(Exception):
+    pass
+
+
+def create_app(service: SearchService, api_key: str | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The app over a (possibly still loading) service."""
+    app = FastAPI(title="moment-search", summary="Search a video corpus for moments.")
+    guard = [Depends(key_checker(api_key))]
+    _error_handlers(app)
+    _api_routes(app, service, guard)
+    _page_routes(app, guard)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BadRequest)
+    async def bad_request(request, exc: BadRequest):
+        return error(400, exc.parameter, str(exc))
+
+    @app.exception_handler(Unauthorized)
+    async def unauthorized(request, exc):
+        return error(401, "key", "a valid API key is required (X-API-Key header or ?key=)")
+
+    @app.exception_handler(RuntimeError)
+    async def unavailable(request, exc):
+        return error(503, None, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        where = [str(p) for p in first.get("loc", ()) if p not in ("query", "body", "path")]
+        name = ".".join(where) or "body"
+        if first.get("type") == "json_invalid":
+            return error(400, "body", f"malformed JSON body: {first.get('msg')}")
+        return error(400, name, f"{name}: {first.get('msg')} (got {first.get('input')!r})")
+
+
+def _api_routes(app: FastAPI, service: SearchService, guard) -> None:
+    @app.get("/api/health")
+    def health() -> dict:
+        """Whether the index is loaded and ready to answer."""
+        return service.health()
+
+    @app.get("/api/search", dependencies=guard)
+    def search_get(q: Annotated[str, Query(description="The sentence to search for.")],
+                   k: int = 10, video: Annotated[list[str] | None, Query()] = None,
+                   nms: float = 0.5, per_video: int | None = None, rerank: str | None = None,
+                   rerank_videos: int = 10, profile: bool = False) -> dict:
+        """The top k moments for one sentence (scores: higher is better, within one query)."""
+        options = SearchOptions(k, tuple(video or ()), nms, per_video, rerank, rerank_videos,
+                                profile)
+        return service.search([q], options)[0]
+
+    @app.post("/api/search", dependencies=guard)
+    def search_post(body: SearchBody) -> dict:
+        """One sentence (``q``) or many (``queries``): ``{"results": [...]}`` in order."""
+        if (body.q is None) == (body.queries is None):
+            raise BadRequest("q", "give either q (one sentence) or queries (a list), not both")
+        options = SearchOptions(body.k, tuple(body.video), body.nms, body.per_video,
+                                body.rerank, body.rerank_videos, body.profile)
+        texts = [body.q] if body.q is not None else body.queries
+        return {"results": service.search(texts, options)}
+
+    @app.get("/api/index", dependencies=guard)
+    def index() -> dict:
+        """What ``index info`` prints."""
+        return json.loads(json.dumps(service.index_info(), default=str))
+
+    @app.get("/api/videos/{video_id}", dependencies=guard)
+    def video(video_id: str):
+        """A video's duration, proposals, feature source and status."""
+        found = service.video(video_id)
+        if found is None:
+            return error(404, "video_id", f"unknown video {video_id!r}")
+        return found
+
+    @app.get("/api/videos/{video_id}/file", dependencies=guard)
+    def video_file(video_id: str):
+        """The raw video file the catalog records for this id (range requests supported)."""
+        if service.video(video_id) is None:
+            return error(404, "video_id", f"unknown video {video_id!r}")
+        path = service.video_file(video_id)
+        if path is None:
+            return error(404, "video_id", f"no video file is recorded for {video_id!r}")
+        return FileResponse(path)
+
+
+def _page_routes(app: FastAPI, guard) -> None:
+    @app.get("/", dependencies=guard, include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

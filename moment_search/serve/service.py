@@ -1,0 +1,247 @@
+"""The search service behind the HTTP API: one warm Searcher, requests checked, concurrent queries
+batched into one encoder + FAISS call, and the index reopened when a writer publishes a new version.
+
+All model and FAISS work runs on one worker thread (torch and FAISS calls are not shared across
+threads): request threads put a query on a queue and wait for its answer. The worker takes every
+query waiting (up to ``MAX_BATCH``) and answers those with the same options in one
+``search_many`` call, so 16 clients cost about one encoder pass per batch, not 16.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..search.rerank import RERANKERS
+
+MAX_K = 100
+MAX_QUERY_CHARS = 500
+MAX_QUERIES = 64  # per POST
+MAX_RERANK_VIDEOS = 50
+MAX_BATCH = 32
+ANSWER_TIMEOUT_S = 120.0
+
+
+class BadRequest(ValueError):
+    """A client error: names the parameter and what was expected."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(f"{parameter}: {message}")
+        self.parameter, self.message = parameter, message
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Per-request options (validated by :func:`check_options`)."""
+
+    k: int = 10
+    video: tuple[str, ...] = ()
+    nms: float = 0.5
+    per_video: int | None = None
+    rerank: str | None = None
+    rerank_videos: int = 10
+    profile: bool = False
+
+
+def _check_range(name: str, value, low, high, what: str) -> None:
+    if value is None or not (low <= value <= high) or (
+            isinstance(value, float) and math.isnan(value)):
+        raise BadRequest(name, f"expected {what}, got {value!r}")
+
+
+def check_query(text, index: int | None = None) -> str:
+    """A non-empty sentence of at most MAX_QUERY_CHARS characters."""
+    name = "q" if index is None else f"queries[{index}]"
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest(name, "expected a non-empty sentence")
+    if len(text) > MAX_QUERY_CHARS:
+        raise BadRequest(name, f"expected at most {MAX_QUERY_CHARS} characters, got {len(text)}")
+    return text.strip()
+
+
+def check_options(options: SearchOptions) -> SearchOptions:
+    """Refuse out-of-range options, naming the parameter (unknown videos: the searcher)."""
+    _check_range("k", options.k, 1, MAX_K, f"an integer from 1 to {MAX_K}")
+    _check_range("nms", options.nms, 1e-9, 1.0, "an IoU threshold in (0, 1]")
+    if options.per_video is not None:
+        _check_range("per_video", options.per_video, 1, MAX_K, f"an integer from 1 to {MAX_K}")
+    _check_range("rerank_videos", options.rerank_videos, 1, MAX_RERANK_VIDEOS,
+                 f"an integer from 1 to {MAX_RERANK_VIDEOS}")
+    if options.rerank is not None and options.rerank not in RERANKERS:
+        raise BadRequest("rerank", f"expected one of {sorted(RERANKERS)}, got {options.rerank!r}")
+    return options
+
+
+@dataclass
+class _Job:
+    text: str
+    options: SearchOptions
+    answer: Future = field(default_factory=Future)
+
+
+class SearchService:
+    """A warm searcher over one index directory (see the module doc)."""
+
+    def __init__(self, index_dir: str | Path, device: str = "cpu", catalog_url: str | None = None,
+                 rerank: str | None = None):
+        self.index_dir, self.device, self.catalog_url = Path(index_dir), device, catalog_url
+        self.default_rerank = rerank
+        self.searcher = None
+        self.error: str | None = None
+        self._jobs: queue.Queue[_Job] = queue.Queue()
+        self._ready = threading.Event()
+        threading.Thread(target=self._work, name="moment-search-worker", daemon=True).start()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        from ..search.searcher import Searcher
+
+        searcher = Searcher.open(self.index_dir, device=self.device, catalog_url=self.catalog_url)
+        if self.default_rerank:
+            searcher.add_reranker(self.default_rerank)
+        searcher.search("warm up", k=1)  # the first call pays for lazy initialisation
+        self.searcher = searcher
+
+    def health(self) -> dict:
+        """``{"status": "loading" | "ready" | "failed", ...}``."""
+        if self.error:
+            return {"status": "failed", "error": self.error}
+        if not self._ready.is_set():
+            return {"status": "loading"}
+        return {"status": "ready", "index_version": self.searcher.params.get("version"),
+                "proposals": self.searcher.n_proposals}
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        try:
+            self._load()
+        except Exception as e:  # reported by /api/health; every request gets it too
+            self.error = f"cannot open the index: {e}"
+        self._ready.set()
+        while True:
+            jobs = [self._jobs.get()]
+            while len(jobs) < MAX_BATCH:
+                try:
+                    jobs.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            self._answer(jobs)
+
+    def _answer(self, jobs: list[_Job]) -> None:
+        try:
+            self.searcher = self.searcher.reopen_if_changed()
+        except Exception as e:  # a broken new version: keep answering from the open one
+            self.error = None if self.searcher else str(e)
+        groups: dict[SearchOptions, list[_Job]] = {}
+        for job in jobs:
+            groups.setdefault(job.options, []).append(job)
+        for options, group in groups.items():
+            try:
+                results = self._search([j.text for j in group], options)
+            except ValueError as e:
+                for job in group:
+                    job.answer.set_exception(BadRequest(_parameter_of(str(e)), str(e)))
+                continue
+            except Exception as e:  # noqa: BLE001 - every waiting client must hear of it
+                for job in group:
+                    job.answer.set_exception(e)
+                continue
+            for job, result in zip(group, results, strict=True):
+                job.answer.set_result({**result, "batch_size": len(group)})
+
+    def _search(self, texts: list[str], options: SearchOptions) -> list[dict]:
+        searcher = self.searcher
+        start = time.perf_counter()
+        found = searcher.search_many(
+            texts, k=options.k, video_ids=list(options.video) or None, nms=options.nms,
+            per_video=options.per_video, rerank=options.rerank,
+            rerank_videos=options.rerank_videos)
+        t = searcher.timings
+        timing = {"encode_ms": t.encode_ms, "search_ms": t.search_ms, "nms_ms": t.post_ms,
+                  **t.extra, "total_ms": 1000 * (time.perf_counter() - start)}
+        results = []
+        for text, moments in zip(texts, found, strict=True):
+            rows = [m.to_dict() for m in moments]
+            if options.profile:
+                self._add_profiles(text, rows)
+            results.append({"query": text, "moments": rows,
+                            "timing_ms": {k: round(v, 3) for k, v in timing.items()},
+                            "index_version": searcher.params.get("version")})
+        return results
+
+    def _add_profiles(self, text: str, rows: list[dict]) -> None:
+        query = self.searcher.encoder.encode([text])[0]
+        profiles: dict[str, list] = {}
+        for row in rows:
+            video = row["video_id"]
+            if video not in profiles:
+                values = self.searcher.video_profile(query, video)
+                profiles[video] = [None if math.isnan(v) else round(float(v), 4)
+                                   for v in values]
+            row["profile"] = profiles[video]
+            row["duration"] = self.searcher.catalog.video(video).duration
+            row["has_file"] = self.video_file(video) is not None
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def search(self, texts: list[str], options: SearchOptions) -> list[dict]:
+        """Answer each sentence (validated here) with the same options.
+
+        Raises:
+            BadRequest: a bad sentence or option, or an unknown video (names it).
+            RuntimeError: the index could not be opened.
+        """
+        texts = [check_query(t, None if len(texts) == 1 else i) for i, t in enumerate(texts)]
+        if not texts or len(texts) > MAX_QUERIES:
+            raise BadRequest("queries", f"expected 1 to {MAX_QUERIES} sentences, got "
+                                        f"{len(texts)}")
+        options = check_options(options)
+        self._require_ready()
+        jobs = [_Job(text, options) for text in texts]
+        for job in jobs:
+            self._jobs.put(job)
+        return [job.answer.result(timeout=ANSWER_TIMEOUT_S) for job in jobs]
+
+    def _require_ready(self) -> None:
+        if not self._ready.wait(ANSWER_TIMEOUT_S) or self.error:
+            raise RuntimeError(self.error or "the index is still loading")
+
+    def index_info(self) -> dict:
+        from ..indexer.integrity import index_summary
+
+        self._require_ready()
+        return index_summary(self.index_dir, self.catalog_url)
+
+    def video(self, video_id: str) -> dict | None:
+        """One video's catalog record (and whether its file can be played), or None."""
+        self._require_ready()
+        catalog = self.searcher.catalog
+        record = catalog.video(video_id)
+        if record is None:
+            return None
+        return {**asdict(record), "status": catalog.video_status(video_id),
+                "has_file": self.video_file(video_id) is not None}
+
+    def video_file(self, video_id: str) -> Path | None:
+        """The raw video file the catalog records for this id, if any exists on disk."""
+        path = getattr(self.searcher.catalog.video(video_id), "video_path", None)
+        return Path(path) if path and Path(path).is_file() else None
+
+
+def _parameter_of(message: str) -> str:
+    """Which request parameter a searcher error is about."""
+    for word, name in (("video", "video"), ("nms", "nms"), ("per_video", "per_video"),
+                       ("rerank", "rerank"), ("k=", "k"), ("k must", "k")):
+        if word in message:
+            return name
+    return "q"
