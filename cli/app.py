@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import benchmark, data, evaluate, index, query, train
+from . import benchmark, data, evaluate, index, query, serve, train
 from .common import set_library_chatter
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.add_typer(train.app, name="train")
 app.add_typer(index.app, name="index")
 app.add_typer(benchmark.app, name="benchmark")
 app.command(name="query")(query.query)
+app.command(name="serve")(serve.serve)
 
 
 def main(argv: list[str] | None = None) -> int:

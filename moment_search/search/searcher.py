@@ -123,14 +123,15 @@ class Searcher:
 
     def video_profile(self, query: np.ndarray, video_id: str) -> np.ndarray:
         """The fast-path score along one video: for each second t, the best score of a proposal
-        covering t + 0.5 s (NaN where none does). ``query`` is an encoded sentence (D,)."""
+        covering t + 0.5 s (the last, partial second: its end) (NaN where none does). ``query`` is an encoded sentence (D,)."""
         self._check_videos([video_id])
         record = self.catalog.video(video_id)
         scores, ids = faiss_index.search(self.index, query[None], record.n_proposals,
                                          self.params, [(record.first_id, record.n_proposals)])
         keep = ids[0] >= 0
         scores, ids = scores[0][keep], ids[0][keep]
-        middle = np.arange(int(np.ceil(record.duration))) + 0.5  # (S,)
+        seconds = np.arange(int(np.ceil(record.duration)))
+        middle = np.minimum(seconds + 0.5, record.duration - 1e-6)  # (S,) inside the video
         covers = ((self.table.start_s[ids][:, None] <= middle)
                   & (middle < self.table.end_s[ids][:, None]))  # (P, S)
         best = np.where(covers, scores[:, None], -np.inf).max(axis=0, initial=-np.inf)

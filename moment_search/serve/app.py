@@ -107,6 +107,16 @@ def create_app(service: SearchService, api_key: str | None = None,
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """The app ``moment-search serve`` starts in each worker (settings in MOMENT_SEARCH_SERVE)."""
+    import os
+
+    settings = json.loads(os.environ["MOMENT_SEARCH_SERVE"])
+    service = SearchService(settings["index"], device=settings["device"],
+                            catalog_url=settings["catalog"], rerank=settings["rerank"])
+    return create_app(service, api_key=settings["api_key"])
+
+
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BadRequest)
     async def bad_request(request, exc: BadRequest):

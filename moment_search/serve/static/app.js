@@ -31,6 +31,7 @@ function cell(text, className) {
 
 function timeline(moment) {
   const box = document.createElement("span");
+  box.className = "track";
   const bar = document.createElement("span");
   bar.className = "timeline";
   const mark = document.createElement("span");
