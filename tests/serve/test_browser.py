@@ -44,6 +44,9 @@ def server(served_index):
 @pytest.fixture(scope="module")
 def browser():
     if not (CHROMIUM and DRIVER):
+        if os.environ.get("MOMENT_SEARCH_REQUIRE_BROWSER"):
+            pytest.fail("MOMENT_SEARCH_REQUIRE_BROWSER is set but chromium/chromedriver are "
+                        "missing")
         pytest.skip("chromium and chromedriver not found (Debian: apt-get install chromium "
                     "chromium-driver)")
     from selenium import webdriver
