@@ -127,3 +127,24 @@ def corpus_eval(
     with user_errors():
         bench.main(argv)
     console.print(f"report written to {out}")
+
+
+@app.command("serve")
+def serve_load(
+    index: Path = typer.Option(..., help="Index directory to serve."),
+    data: Path = typer.Option(..., help="Corpus whose sentences the clients send."),
+    out: Path = typer.Option(..., help="Report directory (serve.json, serve.md, plot)."),
+    clients: str = typer.Option("1,4,16", help="Comma-separated concurrent client counts."),
+    duration: float = typer.Option(30.0, help="Seconds per point (at most 300)."),
+    batches: str = typer.Option("32,1", help="Server --batch values to compare."),
+    rerank: str = typer.Option(None, help="Also run every point with this reranker."),
+    split: str = typer.Option("val", help="Split whose sentences are sent."),
+) -> None:
+    """Queries/s and p50/p95/p99 latency of 'moment-search serve' under concurrent clients."""
+    from moment_search.benchmarks import serve_load as bench
+
+    argv = ["--index", str(index), "--data", str(data), "--out", str(out), "--clients", clients,
+            "--duration", str(duration), "--batches", batches, "--split", split]
+    argv += ["--rerank", rerank] if rerank else []
+    with user_errors():
+        bench.main(argv)

@@ -22,6 +22,8 @@ def serve(
                                 help=f"Require this key on every endpoint but /api/health "
                                      f"(X-API-Key header or ?key=); also ${API_KEY_ENV}."),
     workers: int = typer.Option(1, min=1, help="Server processes (each holds the index)."),
+    batch: int = typer.Option(32, min=1, help="Most concurrent queries answered in one encoder "
+                                              "+ FAISS call (1: one at a time)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda:N for the models."),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
 ) -> None:
@@ -34,14 +36,14 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         err_console.print(f"[yellow]warning:[/] serving on {host} without --api-key: anyone "
                           f"who can reach this port can search the index")
-    os.environ["MOMENT_SEARCH_SERVE"] = _settings(index, rerank, api_key, device, catalog)
+    os.environ["MOMENT_SEARCH_SERVE"] = _settings(index, rerank, api_key, device, catalog, batch)
     uvicorn.run("moment_search.serve.app:app_from_environment", factory=True, host=host,
                 port=port, workers=workers, log_level="warning")
 
 
-def _settings(index: Path, rerank, api_key, device, catalog) -> str:
+def _settings(index: Path, rerank, api_key, device, catalog, batch) -> str:
     """The app settings, passed to each worker process through the environment."""
     import json
 
     return json.dumps({"index": str(index.resolve()), "rerank": rerank, "api_key": api_key,
-                       "device": device, "catalog": catalog})
+                       "device": device, "catalog": catalog, "max_batch": batch})

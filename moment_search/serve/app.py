@@ -113,7 +113,8 @@ def app_from_environment() -> FastAPI:
 
     settings = json.loads(os.environ["MOMENT_SEARCH_SERVE"])
     service = SearchService(settings["index"], device=settings["device"],
-                            catalog_url=settings["catalog"], rerank=settings["rerank"])
+                            catalog_url=settings["catalog"], rerank=settings["rerank"],
+                            max_batch=settings.get("max_batch", 32))
     return create_app(service, api_key=settings["api_key"])
 
 

@@ -88,9 +88,10 @@ class SearchService:
     """A warm searcher over one index directory (see the module doc)."""
 
     def __init__(self, index_dir: str | Path, device: str = "cpu", catalog_url: str | None = None,
-                 rerank: str | None = None):
+                 rerank: str | None = None, max_batch: int = MAX_BATCH):
         self.index_dir, self.device, self.catalog_url = Path(index_dir), device, catalog_url
         self.default_rerank = rerank
+        self.max_batch = max(1, int(max_batch))
         self.searcher = None
         self.error: str | None = None
         self._jobs: queue.Queue[_Job] = queue.Queue()
@@ -130,7 +131,7 @@ class SearchService:
         self._ready.set()
         while True:
             jobs = [self._jobs.get()]
-            while len(jobs) < MAX_BATCH:
+            while len(jobs) < self.max_batch:
                 try:
                     jobs.append(self._jobs.get_nowait())
                 except queue.Empty:

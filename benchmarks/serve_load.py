@@ -1,0 +1,186 @@
+"""Load test of ``moment-search serve``: concurrent clients with real val sentences.
+
+A server process is started on a free loopback port for each setting (batching on / off); for
+each client count, that many threads send ``GET /api/search`` with the next val sentence for
+``--duration`` seconds (bounded in count and time, loopback only), then: queries per second,
+p50 / p95 / p99 latency, errors. Optionally the same with ``rerank=NAME``.
+
+    python -m moment_search.benchmarks.serve_load --index moment-index --data CORPUS \\
+        --clients 1,4,16 --duration 30 --rerank pln --out reports/serve
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .report import (
+    machine_info,
+    machine_markdown,
+    markdown_table,
+    progress,
+    save_figure,
+    write_report,
+)
+
+MAX_CLIENTS = 64
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(index: Path, batch: int, rerank: str | None, port: int) -> subprocess.Popen:
+    """``moment-search serve`` in a child process, once /api/health says ready."""
+    import httpx
+
+    script = Path(sys.executable).parent / "moment-search"  # the installed entry point
+    command = [str(script), "serve", "--index", str(index),
+               "--port", str(port), "--batch", str(batch), "--device", "cpu"]
+    command += ["--rerank", rerank] if rerank else []
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited: {server.stderr.read().decode()[-2000:]}")
+        try:
+            status = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).json()
+            if status["status"] == "ready":
+                return server
+            if status["status"] == "failed":
+                raise RuntimeError(status["error"])
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.kill()
+    raise RuntimeError("the server did not become ready in 600 s")
+
+
+def client_loop(url: str, sentences: list[str], offset: int, params: dict, stop: float,
+                out: list) -> None:
+    import httpx
+
+    with httpx.Client(timeout=120) as http:
+        i = offset
+        while time.time() < stop:
+            start = time.perf_counter()
+            try:
+                ok = http.get(url, params={**params, "q": sentences[i % len(sentences)]}
+                              ).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            out.append((1000 * (time.perf_counter() - start), ok))
+            i += 1
+
+
+def load(port: int, sentences: list[str], clients: int, duration: float, params: dict) -> dict:
+    """Run ``clients`` threads for ``duration`` seconds; returns the measured row."""
+    url = f"http://127.0.0.1:{port}/api/search"
+    results: list[list] = [[] for _ in range(clients)]
+    stop = time.time() + duration
+    threads = [threading.Thread(target=client_loop, args=(url, sentences, 97 * c, params, stop,
+                                                          results[c])) for c in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    latency = np.array([ms for part in results for ms, _ in part])
+    errors = sum(not ok for part in results for _, ok in part)
+    return {"clients": clients, "requests": int(len(latency)), "errors": int(errors),
+            "qps": len(latency) / seconds, "p50_ms": float(np.percentile(latency, 50)),
+            "p95_ms": float(np.percentile(latency, 95)),
+            "p99_ms": float(np.percentile(latency, 99))}
+
+
+def val_sentences(data: Path, split: str) -> list[str]:
+    from ..data.corpus_dir import open_corpus
+
+    corpus, _ = open_corpus(data, split=split)
+    return [q.text for q in corpus.queries]
+
+
+def run(args) -> list[dict]:
+    sentences = val_sentences(args.data, args.split)
+    rows = []
+    for batch in args.batches:
+        for rerank in [None] + ([args.rerank] if args.rerank else []):
+            port = free_port()
+            progress(f"server: batch {batch}, rerank {rerank}")
+            server = start_server(args.index, batch, rerank, port)
+            try:
+                params = {"k": 10, **({"rerank": rerank} if rerank else {})}
+                load(port, sentences, 1, min(5.0, args.duration), params)  # warm up
+                for clients in args.clients:
+                    row = load(port, sentences, clients, args.duration, params)
+                    rows.append({"batch": batch, "rerank": rerank or "-", **row})
+                    progress(f"  {rows[-1]}")
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+                server.stderr.close()
+    return rows
+
+
+def plot(rows: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for key in sorted({(r["batch"], r["rerank"]) for r in rows}):
+        mine = [r for r in rows if (r["batch"], r["rerank"]) == key]
+        label = f"batch {key[0]}" + (f", rerank {key[1]}" if key[1] != "-" else "")
+        axis.plot([r["clients"] for r in mine], [r["p50_ms"] for r in mine], "o-",
+                  label=f"{label} p50")
+        axis.plot([r["clients"] for r in mine], [r["p99_ms"] for r in mine], "x--",
+                  label=f"{label} p99")
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log")
+    axis.set_xlabel("concurrent clients")
+    axis.set_ylabel("latency (ms)")
+    axis.legend(fontsize=7)
+    save_figure(figure, out / "serve_latency.png")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="corpus with the sentences")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--clients", default="1,4,16")
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--batches", default="32,1", help="server --batch values to compare")
+    parser.add_argument("--rerank", default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    args.clients = [int(c) for c in args.clients.split(",")]
+    args.batches = [int(b) for b in args.batches.split(",")]
+    if max(args.clients) > MAX_CLIENTS or args.duration > 300:
+        raise ValueError(f"at most {MAX_CLIENTS} clients and 300 s per point")
+    rows = run(args)
+    columns = ["batch", "rerank", "clients", "requests", "errors", "qps", "p50_ms", "p95_ms",
+               "p99_ms"]
+    command = "moment-search benchmark serve " + " ".join(argv or sys.argv[1:])
+    text = (f"# Serving under load\n\n`{command}`\n\n{markdown_table(rows, columns)}\n\n"
+            f"{machine_markdown(machine_info())}\n")
+    write_report(args.out, "serve", {"command": command, "rows": rows,
+                                     "machine": machine_info(),
+                                     "omp_threads": os.environ.get("OMP_NUM_THREADS")}, text)
+    plot(rows, args.out)
+
+
+if __name__ == "__main__":
+    main()
