@@ -133,6 +133,60 @@ def pln(
     console.print(f"model saved to {out / 'best'}")
 
 
+@app.command()
+def fian(
+    data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
+    out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
+    epochs: int = typer.Option(12, min=1, help="Training epochs."),
+    batch_size: int = typer.Option(64, min=1, help="Queries per batch (paper: 64)."),
+    lr: float = typer.Option(4e-4, min=0.0, help="AdamW learning rate (paper: Adam 4e-4)."),
+    hidden_dim: int = typer.Option(128, min=8, help="Width d_h (paper: 512)."),
+    heads: int = typer.Option(4, min=1, help="Attention heads (paper: 4 on Charades-STA)."),
+    n_steps: int = typer.Option(64, min=1, help="Video steps (paper: 64 on Charades-STA)."),
+    kernels: str = typer.Option("16,24,32,40", help="Anchor window sizes in steps."),
+    stride_ratio: float = typer.Option(0.125, min=0.0, max=1.0, help="Stride / window size."),
+    branches: str = typer.Option("query,video", help="Iterative attention branches "
+                                 "(video alone: the FIAN-VQMA ablation)."),
+    tau: float = typer.Option(0.55, min=0.0, max=1.0, help="Positive IoU threshold."),
+    alpha: float = typer.Option(0.005, min=0.0, help="Boundary loss weight (Eq. 18)."),
+    dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout in every block."),
+    weight_decay: float = typer.Option(0.0, min=0.0, help="AdamW weight decay."),
+    clip_scale: float = CLIP_SCALE_OPTION,
+    extra: list[str] = EXTRA_OPTION,
+    charades_dir: Path = CHARADES_DIR_OPTION,
+    ema: float = EMA_OPTION,
+    smooth_epochs: int = SMOOTH_OPTION,
+    patience: int = PATIENCE_OPTION,
+    fold: str = FOLD_OPTION,
+    feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    threads: int = THREADS_OPTION,
+    resume: bool = typer.Option(False, help="Continue from OUT/last."),
+) -> None:
+    """Train FIAN (fine-grained iterative attention network) and keep the best epoch in OUT/best."""
+    from moment_search.models.fian import FIANConfig
+    from moment_search.train.fian_trainer import FIANTrainConfig, FIANTrainer
+
+    with user_errors():
+        model_config = FIANConfig(hidden_dim=hidden_dim, heads=heads, n_steps=n_steps,
+                                  kernels=tuple(int(k) for k in kernels.split(",")),
+                                  stride_ratio=stride_ratio,
+                                  branches=tuple(b.strip() for b in branches.split(",")),
+                                  dropout=dropout, clip_scale=clip_scale)
+        train_config = FIANTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
+                                       weight_decay=weight_decay, tau=tau, alpha=alpha,
+                                       seed=seed, threads=threads, extras=tuple(extra),
+                                       ema_decay=ema, smooth_epochs=smooth_epochs,
+                                       patience=patience, fold=fold)
+        trainer = FIANTrainer(data, out, model_config, train_config, feature_rate=feature_rate,
+                              charades_dir=charades_dir)
+        if resume and trainer.resume():
+            console.print(f"resuming after epoch {trainer.start_epoch}")
+        best = trainer.fit(progress=console.print)
+    console.print(metric_table("best validation epoch", best))
+    console.print(f"model saved to {out / 'best'}")
+
+
 @app.command("video-text")
 def video_text(
     data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
