@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 PRETRAINED_DIR = Path(__file__).parent
-DEFAULT_MODELS = {"fvmr": "fvmr-charades-clip", "pln": "pln-charades-clip"}
+DEFAULT_MODELS = {"fvmr": "fvmr-charades-clip", "pln": "pln-charades-clip",
+                  "fian": "fian-charades-clip"}
 
 
 def default_model_dir(name: str) -> Path:
