@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import benchmark, data, evaluate, index, query, serve, train
+from . import benchmark, data, evaluate, index, ingest, query, serve, train
 from .common import set_library_chatter
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.add_typer(index.app, name="index")
 app.add_typer(benchmark.app, name="benchmark")
 app.command(name="query")(query.query)
 app.command(name="serve")(serve.serve)
+app.command(name="ingest")(ingest.ingest)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,224 @@
+"""``ingest_videos``: video files -> a corpus folder that ``index build`` / ``index add`` take.
+
+Each video is decoded at the requested rate (:mod:`.decode`), its frames go through the encoder
+in batches (:mod:`.encoders`), and its features and manifest row are written (:mod:`.corpus`).
+A file that cannot be decoded is reported and skipped; the others are still done.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .corpus import CorpusWriteError, CorpusWriter
+from .decode import VIDEO_SUFFIXES, VideoDecodeError, probe, sample_frames
+from .encoders import CLIP_VIT_B32, FrameEncoder, load_encoder
+
+
+@dataclass
+class IngestConfig:
+    """Settings of an ingest."""
+
+    encoder: str = CLIP_VIT_B32  # a registered name or "module:callable"
+    encoder_path: Path | None = None  # weights folder of a named encoder (None: its default)
+    fps: float = 1.0  # rows per second: the shipped models expect 1
+    batch: int = 32  # frames per encoder call
+    device: str = "auto"  # auto | cpu | cuda[:N], resolved once
+    resume: bool = False  # continue an existing corpus, skipping its finished videos
+
+
+@dataclass
+class VideoOutcome:
+    """What happened to one input file: status ``done``, ``skipped`` (finished before) or
+    ``failed`` (``error`` says why)."""
+
+    video_id: str
+    path: Path
+    status: str
+    n_rows: int = 0
+    error: str | None = None
+
+
+@dataclass
+class IngestReport:
+    """The outcome of an ingest, with its throughput."""
+
+    corpus: Path
+    outcomes: list[VideoOutcome] = field(default_factory=list)
+    frames: int = 0  # rows encoded
+    decode_seconds: float = 0.0  # decoding and sampling, wall clock
+    encode_seconds: float = 0.0  # the encoder's calls, wall clock
+
+    @property
+    def failed(self) -> list[VideoOutcome]:
+        """The files that could not be ingested."""
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def count(self, status: str) -> int:
+        """How many files ended with ``status``."""
+        return sum(o.status == status for o in self.outcomes)
+
+
+class IngestProgress:
+    """Hooks a caller overrides to show progress; the defaults do nothing."""
+
+    def start_video(self, video_id: str, n_rows: int) -> None:
+        """A video starts; ``n_rows`` frames will be encoded."""
+
+    def advance(self, n_frames: int) -> None:
+        """``n_frames`` more frames were encoded."""
+
+    def finish_video(self, outcome: VideoOutcome) -> None:
+        """A video ended (done, skipped or failed)."""
+
+
+def find_videos(inputs: list[str | Path]) -> list[Path]:
+    """The files to ingest: files as given, folders searched (recursively) for video suffixes.
+
+    Raises:
+        FileNotFoundError: an input that does not exist.
+        ValueError: nothing to ingest (no inputs, or folders without videos).
+    """
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found.extend(sorted(p for p in item.rglob("*")
+                                if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES))
+        elif item.exists():
+            found.append(item)
+        else:
+            raise FileNotFoundError(f"{item}: no such file or folder")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise ValueError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) in "
+                         f"{', '.join(map(str, inputs)) or 'no inputs'}")
+    return unique
+
+
+def assign_ids(paths: list[Path]) -> dict[str, Path]:
+    """Video id = file stem.
+
+    Raises:
+        ValueError: two files with the same stem (naming both).
+    """
+    ids: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in ids:
+            raise ValueError(f"video id {path.stem!r} is claimed by two files: {ids[path.stem]} "
+                             f"and {path}; rename one (the id is the file name without suffix)")
+        ids[path.stem] = path
+    return ids
+
+
+def check_resume(writer: CorpusWriter, videos: dict[str, Path], config: IngestConfig,
+                 encoder_name: str) -> None:
+    """Refuse to mix: an id of the corpus from another file, rate or encoder.
+
+    Raises:
+        ValueError: naming the video, what the corpus holds and what was asked.
+    """
+    for video_id, path in videos.items():
+        row = writer.rows.get(video_id)
+        if row is None:
+            continue
+        if row.get("video_path") not in (None, str(path)):
+            raise ValueError(f"video id {video_id!r} is claimed by two files: "
+                             f"{row['video_path']} (already in {writer.root}) and {path}")
+        held = (row.get("feature_rate"), row.get("encoder"))
+        if held != (config.fps, encoder_name):
+            raise ValueError(f"{writer.root}: video {video_id!r} was ingested with feature_rate "
+                             f"{held[0]} and encoder {held[1]!r}; this run asks {config.fps} and "
+                             f"{encoder_name!r}; one corpus holds one kind of features")
+
+
+def ingest_videos(inputs: list[str | Path], out: str | Path, config: IngestConfig | None = None,
+                  progress: IngestProgress | None = None,
+                  encoder: FrameEncoder | None = None) -> IngestReport:
+    """Decode, encode and write every input video into the corpus folder ``out``.
+
+    Args:
+        inputs: video files and/or folders of videos.
+        out: the corpus folder (``features/`` + ``videos.jsonl``).
+        config: settings (default :class:`IngestConfig`).
+        progress: hooks for a progress display.
+        encoder: an encoder already loaded (default: loaded from ``config``).
+
+    Returns:
+        The report: one outcome per file; the files that failed are in ``report.failed``.
+
+    Raises:
+        FileNotFoundError, ValueError: bad inputs, an id clash, a corpus that cannot take this
+            run, an unknown encoder; nothing is written then.
+        EncoderWeightsMissing: the encoder's weights are not on this machine.
+    """
+    config = config or IngestConfig()
+    if not config.fps > 0 or config.batch < 1:
+        raise ValueError(f"--fps must be > 0 and --batch >= 1, got {config.fps} and "
+                         f"{config.batch}")
+    videos = assign_ids(find_videos(inputs))
+    progress = progress or IngestProgress()
+    with CorpusWriter(out, resume=config.resume) as writer:
+        name = encoder.name if encoder is not None else config.encoder
+        check_resume(writer, videos, config, name)
+        if encoder is None and any(writer.finished(v) is None for v in videos):
+            encoder = load_encoder(config.encoder, config.encoder_path, config.device)
+        report = IngestReport(Path(out))
+        for video_id, path in videos.items():
+            outcome = _ingest_one(writer, video_id, path, encoder, config, report, progress)
+            report.outcomes.append(outcome)
+            progress.finish_video(outcome)
+    return report
+
+
+def _ingest_one(writer: CorpusWriter, video_id: str, path: Path, encoder: FrameEncoder | None,
+                config: IngestConfig, report: IngestReport,
+                progress: IngestProgress) -> VideoOutcome:
+    finished = writer.finished(video_id)
+    if finished is not None:
+        return VideoOutcome(video_id, path, "skipped", int(finished.get("n_features", 0)))
+    try:
+        info = probe(path)
+        progress.start_video(video_id, info.n_rows(config.fps))
+        features = _encode_video(path, encoder, config, report, progress)
+    except VideoDecodeError as e:
+        return VideoOutcome(video_id, path, "failed", error=str(e))
+    row = {"duration": info.duration, "feature_rate": config.fps, "video_path": str(path),
+           "encoder": encoder.name, "n_features": int(features.shape[0])}
+    writer.write(video_id, features, row)
+    return VideoOutcome(video_id, path, "done", int(features.shape[0]))
+
+
+def _encode_video(path: Path, encoder: FrameEncoder, config: IngestConfig, report: IngestReport,
+                  progress: IngestProgress) -> np.ndarray:
+    """(T, D) features of one video, T = ceil(duration * fps)."""
+    chunks: list[np.ndarray] = []
+    batch: list[np.ndarray] = []
+    started = time.perf_counter()
+    encode_before = report.encode_seconds
+    for frame in sample_frames(path, config.fps):
+        batch.append(frame.rgb)
+        if len(batch) == config.batch:
+            chunks.append(_encode_batch(encoder, batch, report, progress))
+            batch = []
+    if batch:
+        chunks.append(_encode_batch(encoder, batch, report, progress))
+    elapsed = time.perf_counter() - started
+    report.decode_seconds += elapsed - (report.encode_seconds - encode_before)
+    return np.concatenate(chunks)
+
+
+def _encode_batch(encoder: FrameEncoder, batch: list[np.ndarray], report: IngestReport,
+                  progress: IngestProgress) -> np.ndarray:
+    started = time.perf_counter()
+    features = encoder(batch)
+    report.encode_seconds += time.perf_counter() - started
+    report.frames += len(batch)
+    progress.advance(len(batch))
+    return features
+
+
+__all__ = ["CorpusWriteError", "IngestConfig", "IngestProgress", "IngestReport", "VideoOutcome",
+           "find_videos", "assign_ids", "ingest_videos"]
