@@ -44,22 +44,13 @@ class CorpusWriter:
 
     def __init__(self, root: str | Path, resume: bool = False):
         self.root = Path(root)
-        if self.root.exists() and not self.root.is_dir():
-            raise CorpusWriteError(f"--out {self.root} is a file, expected a corpus folder")
         self.manifest_path = self.root / MANIFEST_NAME
         self.features_dir = self.root / "features"
-        if not resume:
-            self._refuse_existing()
+        check_output(self.root, resume)
         self.features_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _take_lock(self.root / LOCK_NAME)
         self._remove_stale_temp_files()
         self.rows: dict[str, dict] = read_manifest_rows(self.manifest_path)
-
-    def _refuse_existing(self) -> None:
-        has_features = self.features_dir.is_dir() and any(self.features_dir.iterdir())
-        if self.manifest_path.exists() or has_features:
-            raise CorpusWriteError(f"--out {self.root} already holds a corpus; pass --resume to "
-                                   "continue it or add videos, or choose another folder")
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files of an atomic write interrupted by a kill (see moment_search.atomic)."""
@@ -102,6 +93,22 @@ class CorpusWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def check_output(root: str | Path, resume: bool) -> None:
+    """Refuse an output that is a file, or (without ``resume``) a folder holding a corpus.
+
+    Raises:
+        CorpusWriteError: naming the folder and what to do.
+    """
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise CorpusWriteError(f"--out {root} is a file, expected a corpus folder")
+    features = root / "features"
+    has_features = features.is_dir() and any(features.iterdir())
+    if not resume and ((root / MANIFEST_NAME).exists() or has_features):
+        raise CorpusWriteError(f"--out {root} already holds a corpus; pass --resume to "
+                               "continue it or add videos, or choose another folder")
 
 
 def _take_lock(path: Path) -> int:

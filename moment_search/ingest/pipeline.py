@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import CorpusWriteError, CorpusWriter
+from .corpus import (
+    MANIFEST_NAME,
+    CorpusWriteError,
+    CorpusWriter,
+    check_output,
+    read_manifest_rows,
+)
 from .decode import VIDEO_SUFFIXES, VideoDecodeError, probe, sample_frames
 from .encoders import CLIP_VIT_B32, FrameEncoder, load_encoder
 
@@ -160,17 +166,23 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, config: IngestConfi
                          f"{config.batch}")
     videos = assign_ids(find_videos(inputs))
     progress = progress or IngestProgress()
+    check_output(out, config.resume)
+    if encoder is None and _work_left(out, videos):  # before the folder is touched
+        encoder = load_encoder(config.encoder, config.encoder_path, config.device)
     with CorpusWriter(out, resume=config.resume) as writer:
-        name = encoder.name if encoder is not None else config.encoder
-        check_resume(writer, videos, config, name)
-        if encoder is None and any(writer.finished(v) is None for v in videos):
-            encoder = load_encoder(config.encoder, config.encoder_path, config.device)
+        check_resume(writer, videos, config, encoder.name if encoder else config.encoder)
         report = IngestReport(Path(out))
         for video_id, path in videos.items():
             outcome = _ingest_one(writer, video_id, path, encoder, config, report, progress)
             report.outcomes.append(outcome)
             progress.finish_video(outcome)
     return report
+
+
+def _work_left(out: str | Path, videos: dict[str, Path]) -> bool:
+    """Whether any video still needs encoding (read-only look at the corpus)."""
+    rows = read_manifest_rows(Path(out) / MANIFEST_NAME)
+    return any(video_id not in rows for video_id in videos)
 
 
 def _ingest_one(writer: CorpusWriter, video_id: str, path: Path, encoder: FrameEncoder | None,
