@@ -54,7 +54,7 @@ def make_progress():
             self.bar.update(self.task, total=self.bar.tasks[0].completed)
             if outcome.status == "failed":
                 self.bar.console.print(f"[bold red]failed:[/] {outcome.error} (skipped)",
-                                       highlight=False)
+                                       highlight=False, soft_wrap=True)
 
     return BarProgress()
 
@@ -69,7 +69,8 @@ def print_report(report) -> None:
         console.print(f"{report.frames} frames: decoding {decoding}, encoding {encoding}",
                       highlight=False)
     for outcome in report.failed:
-        err_console.print(f"[bold red]failed:[/] {outcome.error}", highlight=False)
+        err_console.print(f"[bold red]failed:[/] {outcome.error}", highlight=False,
+                          soft_wrap=True)
 
 
 def _rate(frames: int, seconds: float) -> str:
