@@ -14,6 +14,15 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 # The index folder every command uses when --index is not given.
@@ -104,3 +113,23 @@ def metric_table(title: str, rows: dict[str, float],
     for name, value in rows.items():
         table.add_row(name, fmt(value))
     return table
+
+
+class PhaseProgress:
+    """Rich progress bars, one per phase of an index command, with totals, rates and ETA."""
+
+    def __init__(self):
+        self.bar = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+                            transient=True)
+        self.task = None
+
+    def phase(self, name: str, total: int | None, unit: str) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=self.bar.tasks[-1].total or 0)
+            self.bar.stop_task(self.task)
+        self.task = self.bar.add_task(name, total=total, unit=unit)
+
+    def advance(self, done: int) -> None:
+        self.bar.update(self.task, advance=done)

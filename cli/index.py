@@ -5,17 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from .common import DEFAULT_INDEX, console, err_console, print_json, user_errors
+from .common import DEFAULT_INDEX, PhaseProgress, console, print_json, user_errors
 
 app = typer.Typer(help="Build and maintain a moment index.", no_args_is_help=True)
 
@@ -29,26 +20,6 @@ def build_config(**options):
     from moment_search.indexer.build import BuildConfig
 
     return BuildConfig(**{k: v for k, v in options.items() if v is not None})
-
-
-class PhaseProgress:
-    """Rich progress bars, one per phase of an index command, with totals, rates and ETA."""
-
-    def __init__(self):
-        self.bar = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
-                            TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
-                            transient=True)
-        self.task = None
-
-    def phase(self, name: str, total: int | None, unit: str) -> None:
-        if self.task is not None:
-            self.bar.update(self.task, completed=self.bar.tasks[-1].total or 0)
-            self.bar.stop_task(self.task)
-        self.task = self.bar.add_task(name, total=total, unit=unit)
-
-    def advance(self, done: int) -> None:
-        self.bar.update(self.task, advance=done)
 
 
 def report(result, as_json: bool) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .common import DEFAULT_INDEX, console, user_errors
+from .common import DEFAULT_INDEX, PhaseProgress, console, user_errors
 
 
 def clock(seconds: float) -> str:
@@ -69,7 +69,9 @@ def run_file(searcher, file: Path, k: int, options: dict, predictions: Path | No
     """``query --file``: answer every query; write predictions, or print the results."""
     from moment_search.search.batch import answer_file, corpus_video_ids, write_predictions
 
-    answers = answer_file(searcher, file, k=k, **options)
+    progress = PhaseProgress()
+    with progress.bar:
+        answers = answer_file(searcher, file, k=k, progress=progress, **options)
     if predictions is None:
         print_answers(answers, as_json)
         return

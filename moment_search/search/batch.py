@@ -19,6 +19,7 @@ from typing import Any
 from ..data.corpus import CorpusError, QueryId, check_query_id
 from ..eval.predictions import write_corpus_predictions
 from ..eval.tvr_format import write_tvr_predictions
+from ..indexer.progress import Progress, Silent
 from .searcher import Moment, Searcher
 
 PREDICTION_FORMATS = ("jsonl", "tvr")
@@ -89,16 +90,19 @@ def _parse_query_line(path: Path, line_no: int, line: str) -> tuple[QueryId, str
 
 
 def answer_file(searcher: Searcher, path: str | Path, k: int = 100, batch_size: int = 64,
-                **options) -> list[QueryAnswer]:
+                progress: Progress | None = None, **options) -> list[QueryAnswer]:
     """Answer every query of a file in order, ``batch_size`` sentences per FAISS call
-    (``options`` as for :meth:`Searcher.search_many`)."""
+    (``options`` as for :meth:`Searcher.search_many`); ``progress`` hears of each batch."""
     pairs = read_query_file(path)
+    progress = progress or Silent()
+    progress.phase("answering", len(pairs), "queries")
     answers: list[QueryAnswer] = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
         found = searcher.search_many([text for _, text in chunk], k=k, **options)
         answers += [QueryAnswer(qid, text, moments)
                     for (qid, text), moments in zip(chunk, found, strict=True)]
+        progress.advance(len(chunk))
     return answers
 
 

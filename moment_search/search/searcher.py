@@ -123,7 +123,8 @@ class Searcher:
 
     def video_profile(self, query: np.ndarray, video_id: str) -> np.ndarray:
         """The fast-path score along one video: for each second t, the best score of a proposal
-        covering t + 0.5 s (the last, partial second: its end) (NaN where none does). ``query`` is an encoded sentence (D,)."""
+        covering t + 0.5 s (for the last, partial second: its end; NaN where none does).
+        ``query`` is an encoded sentence (D,)."""
         self._check_videos([video_id])
         record = self.catalog.video(video_id)
         scores, ids = faiss_index.search(self.index, query[None], record.n_proposals,

@@ -21,6 +21,7 @@ from moment_search.indexer.edit import add_videos
 from moment_search.indexer.integrity import index_summary
 from moment_search.indexer.repair import repair_index
 from moment_search.indexer.verify import verify_index
+
 from moment_search.search.searcher import Searcher
 
 from ..conftest import write_tiny_corpus

@@ -20,6 +20,7 @@ from moment_search.indexer.lock import IndexBusyError, writer_lock
 from moment_search.indexer.repair import repair_index
 from moment_search.indexer.store import file_sha256, quick_digest
 from moment_search.indexer.verify import verify_index
+
 from moment_search.search.searcher import Searcher
 
 from ..conftest import write_tiny_corpus

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 from fastapi.testclient import TestClient
+
 from moment_search.serve.app import create_app
 from moment_search.serve.service import MAX_K, MAX_QUERY_CHARS, SearchService
 

@@ -22,6 +22,7 @@ DRIVER = shutil.which("chromedriver")
 @pytest.fixture(scope="module")
 def server(served_index):
     import uvicorn
+
     from moment_search.serve.app import create_app
     from moment_search.serve.service import SearchService
 
