@@ -167,9 +167,11 @@ def _snapshot(record_type: type[_Record], row: _Base) -> _Record:
 
 
 def _utc(value: Any) -> Any:
-    """SQLite drops the time zone of stored times; every time stored here is UTC."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+    """Every time stored here is UTC: SQLite drops the time zone (naive: UTC), PostgreSQL returns
+    times in the session's time zone (converted back to UTC)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None \
+            else value.astimezone(timezone.utc)
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,25 @@ def write_tiny_charades(root: Path, corpus_dir: Path) -> Path:
                         f'pot;door,"A person opens a cabinet.",{actions},{length}\n')
     (root / "Charades_v1_test_sta1000.csv").write_text(CHARADES_HEADER + "".join(rows))
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL cluster for the session (see tests/postgres.py); skips, saying why,
+    when PostgreSQL is missing, unless MOMENT_SEARCH_REQUIRE_POSTGRES is set."""
+    from .postgres import require_postgres, start_cluster, stop_cluster
+
+    cluster = start_cluster(require_postgres())
+    yield cluster
+    stop_cluster(cluster)
+
+
+@pytest.fixture()
+def postgres_url(postgres_cluster) -> str:
+    """The SQLAlchemy URL of a fresh, empty database on :func:`postgres_cluster`, dropped after."""
+    from .postgres import admin
+
+    name = f"t{uuid.uuid4().hex[:12]}"
+    admin(postgres_cluster, f"CREATE DATABASE {name}")
+    yield postgres_cluster.url(name)
+    admin(postgres_cluster, f"DROP DATABASE {name} WITH (FORCE)")

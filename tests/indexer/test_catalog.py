@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-from datetime import timezone
+from datetime import datetime, timezone
 
 import pytest
 from moment_search.indexer.catalog import Catalog, CatalogError, VideoRecord
+from sqlalchemy import create_engine, text
 
 
 def make_videos(shard: int, first_id: int, sizes: list[int], prefix: str = "vid"
@@ -38,12 +38,27 @@ ZERO = {f"{what}_{status}": 0 for status in ("pending", "indexed", "removed")
         for what in ("videos", "proposals")}
 
 
-@pytest.fixture(params=["file", "memory"])
+POSTGRES = pytest.param("postgresql", marks=pytest.mark.postgres)
+
+
+def target_url(kind: str, request, tmp_path) -> str:
+    """An empty catalog's URL: an SQLite file, SQLite in memory, or a fresh PostgreSQL database."""
+    if kind == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return str(tmp_path / "catalog.sqlite") if kind == "file" else "sqlite://"
+
+
+@pytest.fixture(params=["file", "memory", POSTGRES])
 def catalog(request, tmp_path):
-    """A fresh catalog in an SQLite file and in an in-memory SQLite database."""
-    target = tmp_path / "catalog.sqlite" if request.param == "file" else "sqlite://"
-    with Catalog.open(target) as opened:
+    """A fresh catalog in an SQLite file, in SQLite memory and in a PostgreSQL database."""
+    with Catalog.open(target_url(request.param, request, tmp_path)) as opened:
         yield opened
+
+
+@pytest.fixture(params=["file", POSTGRES])
+def durable_url(request, tmp_path):
+    """The URL of an empty catalog that outlives its connections (not SQLite memory)."""
+    return target_url(request.param, request, tmp_path)
 
 
 def test_sqlite_url_and_missing_directory(tmp_path):
@@ -59,19 +74,21 @@ def test_empty_catalog(catalog):
     assert catalog.counts() == ZERO
 
 
-def test_reopen_keeps_everything(tmp_path):
-    path = tmp_path / "catalog.sqlite"
+def test_reopen_keeps_everything(durable_url):
     videos = make_videos(0, 0, [3, 5])
-    with Catalog.open(path) as catalog:
+    before = datetime.now(timezone.utc)
+    with Catalog.open(durable_url) as catalog:
         catalog.init_index("fvmr-a", "abc", 16, 1.0, 8)
         catalog.record_shard(0, 0, videos, checksum="ab" * 32)
         catalog.publish("Flat", {"metric": "ip", "shards": [0]})
-    with Catalog.open(Catalog.sqlite_url(tmp_path)) as catalog:
+    with Catalog.open(durable_url) as catalog:
         info = catalog.info()
         assert (info.model_id, info.config_hash, info.map_size, info.embedding_dim) == (
             "fvmr-a", "abc", 16, 8)
         assert info.index_type == "Flat" and info.n_proposals == 8 and info.format_version == 3
-        assert info.created_at.tzinfo == timezone.utc
+        assert info.created_at.tzinfo == timezone.utc and info.updated_at.tzinfo == timezone.utc
+        assert before <= info.created_at <= info.updated_at <= datetime.now(timezone.utc)
+        assert catalog.embedded_shards()[0].updated_at.tzinfo == timezone.utc
         assert catalog.videos() == videos
         assert catalog.video("vid0-1") == videos[1]
         assert catalog.embedded_shards()[0].n_proposals == 8
@@ -194,13 +211,19 @@ def test_pending_until_published_and_dropped(catalog):
     assert catalog.video_status("vid1-0") == "indexed" and catalog.info().n_videos == 3
 
 
-def test_other_format_version_is_refused(tmp_path):
-    path = tmp_path / "catalog.sqlite"
-    with Catalog.open(path) as catalog:
+def test_other_format_version_is_refused(durable_url):
+    with Catalog.open(durable_url) as catalog:
         catalog.init_index("fvmr-a", "abc", 16, 1.0, 8)
-    connection = sqlite3.connect(path)
-    connection.execute("UPDATE index_info SET format_version = 99")
-    connection.commit()
-    connection.close()
+    engine = create_engine(catalog.url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE index_info SET format_version = 99"))
+    engine.dispose()
     with pytest.raises(CatalogError, match="format version 99"):
-        Catalog.open(path)
+        Catalog.open(durable_url)
+
+
+@pytest.mark.postgres
+def test_missing_postgres_database_is_named(postgres_url):
+    absent = postgres_url.replace("/t", "/absent_t", 1)
+    with pytest.raises(CatalogError, match="absent_t.*cannot read it"):
+        Catalog.open(absent)
