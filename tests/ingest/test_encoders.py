@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -54,14 +57,31 @@ def test_clip_matches_the_model_on_the_processors_pixels(tiny_clip_dir):
     np.testing.assert_allclose(encoder(batch), expected.numpy(), atol=1e-5)
 
 
-def test_missing_clip_weights_say_how_to_get_them(monkeypatch, tmp_path):
+def use_hub_cache(monkeypatch, cache: Path) -> None:
+    """Point huggingface_hub and transformers at another local hub cache."""
     import huggingface_hub.constants as hub_constants
     import transformers.utils.hub as hf_hub
 
-    empty = str(tmp_path / "empty-cache")
-    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", empty)
-    monkeypatch.setattr(hf_hub, "HF_HUB_CACHE", empty, raising=False)
-    monkeypatch.setattr(hf_hub, "TRANSFORMERS_CACHE", empty, raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hf_hub, "HF_HUB_CACHE", str(cache), raising=False)
+    monkeypatch.setattr(hf_hub, "TRANSFORMERS_CACHE", str(cache), raising=False)
+
+
+def test_clip_weights_are_found_in_the_local_hub_cache(monkeypatch, tmp_path, tiny_clip_dir):
+    repo = tmp_path / "hub" / ("models--" + CLIP_HUB_ID.replace("/", "--"))
+    revision = "0" * 40
+    shutil.copytree(tiny_clip_dir, repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    use_hub_cache(monkeypatch, tmp_path / "hub")
+    encoder = load_encoder("clip-vit-b32", device="cpu")
+    batch = frames(2)
+    np.testing.assert_allclose(encoder(batch),
+                               load_encoder("clip-vit-b32", tiny_clip_dir, "cpu")(batch))
+
+
+def test_missing_clip_weights_say_how_to_get_them(monkeypatch, tmp_path):
+    use_hub_cache(monkeypatch, tmp_path / "empty-cache")
     with pytest.raises(EncoderWeightsMissing) as caught:
         load_encoder("clip-vit-b32", device="cpu")
     message = str(caught.value)
