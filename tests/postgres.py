@@ -69,6 +69,11 @@ class Cluster:
     def socket_dir(self) -> Path:
         return self.root / "socket"
 
+    @property
+    def log(self) -> Path:
+        """The server log (connections are logged, with their application_name)."""
+        return self.root / "server.log"
+
     def run(self, tool: str, *args: str) -> None:
         """Run a PostgreSQL tool as the cluster's user; raises with its output on failure."""
         command = [str(self.bin_dir / tool), *args]
@@ -107,8 +112,9 @@ def start_cluster(bin_dir: Path) -> Cluster:
     cluster.run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                 "--locale=C", "--no-sync")
     options = (f"-c listen_addresses='' -c unix_socket_directories={cluster.socket_dir} "
-               f"-c timezone={SERVER_TIMEZONE} -c fsync=off -c max_connections=200")
-    cluster.run("pg_ctl", "-D", str(data), "-l", str(cluster.root / "server.log"), "-w",
+               f"-c timezone={SERVER_TIMEZONE} -c fsync=off -c max_connections=200 "
+               f"-c log_connections=on")
+    cluster.run("pg_ctl", "-D", str(data), "-l", str(cluster.log), "-w",
                 "-o", options, "start")
     return cluster
 

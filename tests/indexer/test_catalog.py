@@ -227,3 +227,15 @@ def test_missing_postgres_database_is_named(postgres_url):
     absent = postgres_url.replace("/t", "/absent_t", 1)
     with pytest.raises(CatalogError, match="absent_t.*cannot read it"):
         Catalog.open(absent)
+
+
+def test_missing_postgres_skips_or_fails_as_asked(monkeypatch, tmp_path):
+    from ..postgres import REQUIRE_ENV, require_postgres
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no initdb on PATH either
+    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="initdb, pg_ctl.*not found"):
+        require_postgres(str(tmp_path / "absent" / "*" / "bin"))
+    monkeypatch.setenv(REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="must run"):
+        require_postgres(str(tmp_path / "absent" / "*" / "bin"))
