@@ -45,7 +45,7 @@ def every_stored_vector(index) -> tuple[np.ndarray, np.ndarray]:
 
 def check_against_brute_force(searcher: Searcher, texts: list[str]) -> int:
     """Top-1 proposal of the search vs an explicit scan of every stored vector; agreements."""
-    vectors, ids = every_stored_vector(searcher.index)
+    vectors, ids = every_stored_vector(searcher.index.faiss)
     agree = 0
     for text in texts:
         best = int(ids[np.argmax(vectors @ searcher.encoder.encode([text])[0])])

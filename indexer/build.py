@@ -27,6 +27,7 @@ from ..models.base import CONFIG_NAME, WEIGHTS_NAME
 from ..models.fvmr import FVMR
 from ..pretrained import default_model_dir
 from ..search.encoders import MomentEncoder
+from .backends import BACKENDS
 from .catalog import Catalog, VideoRecord
 from .lock import HOLDER_FILE, LOCK_FILE, writer_lock
 from .plan import (
@@ -39,7 +40,7 @@ from .plan import (
     write_plan,
 )
 from .progress import Progress, Silent
-from .publish import make_index, publish
+from .publish import make_index, make_milvus, publish, publish_milvus
 from .repair import clean_leftovers
 from .store import (
     CATALOG_FILE,
@@ -67,12 +68,15 @@ class BuildConfig:
     split: str | None = None  # index only the videos of this annotation split
     seed: int = 0
     wait: float = 0.0  # seconds to wait for another writer's lock
+    backend: str = "faiss"  # faiss | milvus (see indexer/backends)
+    milvus_uri: str | None = None  # milvus-lite path or server URI; default INDEX_DIR/milvus.db
 
     def identity(self) -> dict:
         """The settings that shape the index (part of a build's plan)."""
         return {"index_kind": self.index_kind, "memory_budget": self.memory_budget,
                 "shard_videos": self.shard_videos, "split": self.split,
-                "feature_rate": self.feature_rate, "seed": self.seed}
+                "feature_rate": self.feature_rate, "seed": self.seed,
+                "backend": self.backend, "milvus_uri": self.milvus_uri}
 
 
 @dataclass
@@ -223,7 +227,7 @@ def _target_state(index_dir: Path, catalog_url: str | None) -> tuple[bool, bool,
     finished = False
     if started and (catalog_url or CATALOG_FILE in entries):
         info = open_catalog(index_dir, catalog_url).info()
-        finished = info is not None and "file" in (info.index_params or {})
+        finished = info is not None and "shards" in (info.index_params or {})
     ours = {n for n in entries if n in (LOCK_FILE, HOLDER_FILE) or n.startswith(f".{HOLDER_FILE}")}
     return finished, started, entries - ours
 
@@ -282,6 +286,8 @@ def build_index(corpus_dir: str | Path, index_dir: str | Path, model_dir: str | 
             resume whose model, corpus or settings differ from the interrupted build's.
     """
     config, progress = config or BuildConfig(), progress or Silent()
+    if config.backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {config.backend!r}")
     index_dir = Path(index_dir)
     check_foreign_target(index_dir, config.catalog_url)
     created = not index_dir.exists()
@@ -336,8 +342,13 @@ def _build(corpus_dir, index_dir: Path, model_dir, config: BuildConfig, resume: 
     embedder = ShardEmbedder(MomentEncoder(model), store, config.batch_videos)
     skipped = embed_shards(embedder, catalog, index_dir, groups, 0, 0, progress)
     shards = list(range(len(groups)))
-    index, spec, placement = make_index(index_dir, catalog, shards, config, progress)
-    publish(index, index_dir, catalog, spec, shards, None, progress=progress)
+    if config.backend == "milvus":
+        store, spec = make_milvus(index_dir, catalog, shards, config, not skipped, progress)
+        publish_milvus(store, catalog, spec, shards, None)
+        placement = "milvus"
+    else:
+        index, spec, placement = make_index(index_dir, catalog, shards, config, progress)
+        publish(index, index_dir, catalog, spec, shards, None, progress=progress)
     finish_embeddings(index_dir, config.keep_embeddings)
     return BuildReport(index_dir, len(corpus), catalog.counts()["proposals_indexed"],
                        spec.reason, time.perf_counter() - start, str(placement), skipped)

@@ -17,6 +17,7 @@ from ..data.corpus_dir import open_corpus
 from ..data.features import FeatureStore
 from ..search.encoders import MomentEncoder
 from . import faiss_index
+from .backends import backend_of, open_store
 from .build import (
     BuildConfig,
     BuildReport,
@@ -31,7 +32,7 @@ from .integrity import require_index
 from .lock import LockState, describe_holder, writer_lock
 from .plan import feature_checksum, plan_videos
 from .progress import Progress, Silent
-from .publish import fill_index, kept_spec, publish
+from .publish import fill_index, fill_milvus, kept_spec, publish, publish_milvus
 from .repair import clean_leftovers
 from .store import MODEL_DIR
 
@@ -80,18 +81,29 @@ def add_videos(corpus_dir: str | Path, index_dir: str | Path, config: BuildConfi
         embed_shards(embedder, catalog, index_dir, groups, first_shard, catalog.next_id(),
                      progress)
         added = pending + list(range(first_shard, first_shard + len(groups)))
-        index = faiss_index.read_index(index_dir / params["file"])
         records = catalog.embedded_shards()
         progress.phase("filling the index", sum(records[s].n_proposals for s in added),
                        "vectors")
-        fill_index(index, catalog, index_dir, added, progress=progress)
         spec = kept_spec(catalog, params, f"kept the existing {catalog.info().index_type} index")
-        publish(index, index_dir, catalog, spec, params["shards"] + added, params,
-                progress=progress)
+        _fill_and_publish(index_dir, catalog, params, spec, added, progress)
         finish_embeddings(index_dir, config.keep_embeddings)
     n_new = len(plan.videos)
     return BuildReport(index_dir, n_new, n_new * len(embedder.cells), spec.reason,
                        time.perf_counter() - start, "cpu", notes=notes)
+
+
+def _fill_and_publish(index_dir: Path, catalog: Catalog, params: dict, spec, added: list[int],
+                      progress: Progress) -> None:
+    """Put the added shards' vectors in the store and publish them."""
+    shards = params["shards"] + added
+    if backend_of(params) == "milvus":
+        store = open_store(index_dir, params)
+        fill_milvus(store, catalog, index_dir, added, progress)
+        publish_milvus(store, catalog, spec, shards, params)
+        return
+    index = faiss_index.read_index(index_dir / params["file"])
+    fill_index(index, catalog, index_dir, added, progress=progress)
+    publish(index, index_dir, catalog, spec, shards, params, progress=progress)
 
 
 def _changed(videos: list[Video], catalog: Catalog, store: FeatureStore) -> list[str]:
@@ -159,11 +171,19 @@ def remove_videos(index_dir: str | Path, video_ids: list[str], catalog_url: str 
         catalog, params = require_index(index_dir, catalog_url)
         clean_leftovers(index_dir, catalog)
         _check_removable(catalog, video_ids)
-        index = faiss_index.read_index(index_dir / params["file"])
         records = [catalog.video(v) for v in video_ids]
         ids = np.concatenate([np.arange(r.first_id, r.end_id) for r in records])
+        spec = kept_spec(catalog, params, "")
+        if backend_of(params) == "milvus":
+            # the catalog first (removed videos are filtered from then on), then the vectors:
+            # a kill in between leaves vectors that repair deletes
+            publish_milvus(open_store(index_dir, params), catalog, spec, params["shards"],
+                           params, remove=video_ids)
+            open_store(index_dir, params).delete_ranges([(r.first_id, r.n_proposals)
+                                                         for r in records])
+            return int(len(ids))
+        index = faiss_index.read_index(index_dir / params["file"])
         if faiss_index.supports_remove(index):
             faiss_index.remove(index, ids)  # otherwise tombstoned: filtered at search time
-        publish(index, index_dir, catalog, kept_spec(catalog, params, ""), params["shards"],
-                params, remove=video_ids)
+        publish(index, index_dir, catalog, spec, params["shards"], params, remove=video_ids)
     return int(len(ids))

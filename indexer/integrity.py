@@ -32,7 +32,7 @@ def require_index(index_dir: Path, catalog_url: str | None = None) -> tuple[Cata
         raise FileNotFoundError(f"{index_dir}: no {CATALOG_FILE}; not an index directory")
     catalog = open_catalog(index_dir, catalog_url)
     info = catalog.info()
-    if info is None or not info.index_params or "file" not in info.index_params:
+    if info is None or not info.index_params or "shards" not in info.index_params:
         raise ValueError(f"{index_dir}: the index was never finished (run 'index build --resume')")
     return catalog, dict(info.index_params)
 
@@ -60,6 +60,8 @@ def published_shards(catalog: Catalog, params: dict) -> dict[int, str]:
 
 def faiss_file_problem(index_dir: Path, params: dict, full: bool) -> str | None:
     """Why the published FAISS file is not the one written, or None."""
+    if "file" not in params:
+        return None  # a Milvus collection: no file (verify counts and samples its vectors)
     path = Path(index_dir) / params["file"]
     if not path.is_file():
         return f"the FAISS file {path} is missing"
@@ -128,7 +130,7 @@ def index_summary(index_dir: str | Path, catalog_url: str | None = None) -> dict
     index_dir = Path(index_dir)
     catalog, params = require_index(index_dir, catalog_url)
     info = catalog.info()
-    file = index_dir / params["file"]
+    file = index_dir / params.get("file", "")
     problems = published_file_problems(index_dir, catalog, full=False)
     note = pending_note(catalog)
     stray = leftovers(index_dir, catalog)
@@ -140,6 +142,7 @@ def index_summary(index_dir: str | Path, catalog_url: str | None = None) -> dict
             "feature_rate": info.feature_rate, "embedding_dim": info.embedding_dim,
             "index_type": info.index_type,
             "index_params": {k: v for k, v in params.items() if k != "shards"},
-            **catalog.counts(), "index_bytes": file.stat().st_size if file.exists() else None,
+            **catalog.counts(),
+            "index_bytes": file.stat().st_size if file.is_file() else None,
             "created_at": str(info.created_at), "updated_at": str(info.updated_at),
             "problems": problems, "notes": [note] if note else []}

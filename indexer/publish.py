@@ -19,7 +19,8 @@ from .catalog import Catalog
 from .progress import Progress
 from .store import file_sha256, quick_digest, read_embeddings
 
-BOOKKEEPING = ("file", "shards", "version", "file_sha256", "file_quick", "file_bytes")
+BOOKKEEPING = ("file", "shards", "version", "file_sha256", "file_quick", "file_bytes", "backend",
+               "uri", "collection", "kind")
 
 
 def training_sample(index_dir: Path, shards: list[int], size: int, seed: int) -> np.ndarray:
@@ -62,9 +63,7 @@ def make_index(index_dir: Path, catalog: Catalog, shards: list[int], config, pro
     records = catalog.embedded_shards()
     n = sum(records[s].n_proposals for s in shards)
     dim = catalog.info().embedding_dim
-    spec = faiss_index.choose_index(n, dim, faiss_index.parse_bytes(config.memory_budget),
-                                    config.index_kind)
-    spec = faiss_index.fit_spec_to_data(spec, n)
+    spec = choose_spec(catalog, shards, config)
     placement = faiss_index.resolve_placement(config.device)
     index = faiss_index.to_device(faiss_index.new_index(spec, dim), placement)
     sample_size = faiss_index.train_sample_size(spec, n)
@@ -74,6 +73,60 @@ def make_index(index_dir: Path, catalog: Catalog, shards: list[int], config, pro
     progress.phase("filling the index", n, "vectors")
     fill_index(index, catalog, index_dir, shards, config.seed, progress)
     return faiss_index.to_cpu(index), spec, placement
+
+
+def choose_spec(catalog: Catalog, shards: list[int], config):
+    """The index kind and parameters for the shards' vectors, as ``auto`` chooses."""
+    records = catalog.embedded_shards()
+    n = sum(records[s].n_proposals for s in shards)
+    spec = faiss_index.choose_index(n, catalog.info().embedding_dim,
+                                    faiss_index.parse_bytes(config.memory_budget),
+                                    config.index_kind)
+    return faiss_index.fit_spec_to_data(spec, n)
+
+
+def fill_milvus(store, catalog: Catalog, index_dir: Path, shards: list[int],
+                progress: Progress | None = None) -> None:
+    """Upsert every listed shard's vectors with their ids, videos and times (idempotent)."""
+    from .store import read_metadata
+
+    records = catalog.embedded_shards()
+    for shard in shards:
+        vectors = np.asarray(read_embeddings(index_dir, shard), dtype=np.float32)
+        table = read_metadata(index_dir, {shard: records[shard].checksum})
+        videos = [table.video_names[i] for i in table.video_index]
+        store.upsert(table.ids, vectors, videos, table.start_s, table.end_s)
+        if progress:
+            progress.advance(len(vectors))
+    store.finish()
+
+
+def make_milvus(index_dir: Path, catalog: Catalog, shards: list[int], config, fresh: bool,
+                progress: Progress):
+    """Create (or reuse, resuming) the index's Milvus collection and fill it; returns
+    (store, spec)."""
+    from .backends.milvus_store import MilvusStore, collection_name, resolve_uri
+
+    spec = choose_spec(catalog, shards, config)
+    uri = resolve_uri(config.milvus_uri, index_dir)
+    store = MilvusStore.create(uri, collection_name(index_dir), catalog.info().embedding_dim,
+                               spec, fresh)
+    records = catalog.embedded_shards()
+    progress.phase("filling Milvus", sum(records[s].n_proposals for s in shards), "vectors")
+    fill_milvus(store, catalog, index_dir, shards, progress)
+    return store, spec
+
+
+def publish_milvus(store, catalog: Catalog, spec, shards: list[int], previous: dict | None,
+                   remove: list[str] = ()) -> dict:
+    """Flip the catalog to the collection's new content (one transaction); returns the params."""
+    params = {**spec.params, "kind": spec.kind, "backend": "milvus", "uri": store.uri,
+              "collection": store.collection,
+              "version": int((previous or {}).get("version", 0)) + 1,
+              "shards": sorted(int(s) for s in shards)}
+    catalog.publish(spec.kind, params, remove)
+    failpoints.hit("published")
+    return params
 
 
 def kept_spec(catalog: Catalog, params: dict, reason: str) -> faiss_index.IndexSpec:

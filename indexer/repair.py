@@ -71,6 +71,25 @@ def drop_pending(index_dir: Path, catalog: Catalog) -> list[str]:
     return [v.video_id for v in dropped]
 
 
+def clean_milvus(index_dir: Path, catalog: Catalog) -> list[str]:
+    """Delete the Milvus vectors no published video owns (an interrupted add's, removed
+    videos' not yet deleted). Returns notes; nothing for a FAISS index."""
+    from .backends import backend_of, open_store
+
+    params = dict(catalog.info().index_params)
+    if backend_of(params) != "milvus":
+        return []
+    store = open_store(index_dir, params)
+    end = catalog.next_id()
+    stray = [(r.first_id, r.n_proposals) for r in catalog.videos(status="removed")]
+    stray.append((end, 1 << 62))
+    found = store.count(stray)
+    if found:
+        store.delete_ranges(stray)
+        return [f"deleted {found} Milvus vector(s) of removed or unpublished videos"]
+    return []
+
+
 def repair_index(index_dir: str | Path, catalog_url: str | None = None, wait: float = 0.0
                  ) -> list[str]:
     """Bring an index back to its last published state (see the module doc); returns notes.
@@ -91,6 +110,7 @@ def repair_index(index_dir: str | Path, catalog_url: str | None = None, wait: fl
             notes.append(f"the last writer, {describe_holder(state.stale)}, was interrupted")
         notes += [f"deleted {name}" for name in clean_leftovers(index_dir, catalog)]
         dropped = drop_pending(index_dir, catalog)
+        notes += clean_milvus(index_dir, catalog)
         if dropped:
             notes.append(f"dropped {len(dropped)} pending video(s) of an interrupted add "
                          f"({', '.join(dropped[:5])}); add them again with 'index add'")

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.corpus import Video
 from ..data.features import FeatureError, load_feature_source
-from . import faiss_index
+from .backends import open_store
 from .catalog import Catalog, VideoRecord
 from .integrity import (
     pending_note,
@@ -61,7 +61,7 @@ def verify_index(index_dir: str | Path, catalog_url: str | None = None, sample_v
                             f"{stray[0].name}); 'index repair' deletes them")
         if problems:
             return problems  # the content checks below would read damaged files
-        index = faiss_index.read_index(index_dir / params["file"])
+        index = open_store(index_dir, params)
         table = read_metadata(index_dir, published_shards(catalog, params))
         problems += count_problems(index, table, catalog)
         problems += video_range_problems(table, catalog)
@@ -76,9 +76,13 @@ def count_problems(index, table: ProposalTable, catalog: Catalog) -> list[str]:
     counts = catalog.counts()
     problems = []
     expected = counts["proposals_indexed"] + (
-        0 if faiss_index.supports_remove(index) else counts["proposals_removed"])
-    if index.ntotal != expected:
-        problems.append(f"FAISS holds {index.ntotal} vectors, the catalog expects {expected}")
+        0 if index.supports_remove() else counts["proposals_removed"])
+    held = index.count([(0, len(table))]) if index.kind == "milvus" else index.count()
+    if held != expected:
+        problems.append(f"the {index.kind} store holds {held} vectors of published videos, "
+                        f"the catalog expects {expected}"
+                        + ("; 'index repair' deletes removed videos' vectors"
+                           if held > expected else ""))
     published = counts["proposals_indexed"] + counts["proposals_removed"]
     if len(table) != published:
         problems.append(f"Parquet has {len(table)} rows, the catalog's published videos own "
@@ -142,8 +146,7 @@ def vector_problems(index_dir: Path, index, catalog: Catalog, sample_videos: int
         video = Video(record.video_id, record.duration, record.feature_source,
                       record.feature_rate)
         fresh = encoder.embed_video(features, video)
-        stored, exact = faiss_index.reconstruct(
-            index, np.arange(record.first_id, record.end_id))
+        stored, exact = index.vectors(np.arange(record.first_id, record.end_id))
         problem = _compare(record.video_id, fresh, stored, exact)
         if problem:
             problems.append(problem)

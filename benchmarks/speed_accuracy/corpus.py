@@ -24,7 +24,6 @@ from ...data.corpus import Query, Video
 from ...data.corpus_dir import open_corpus
 from ...eval.metrics import corpus_metrics
 from ...eval.stepwise import timed_pass
-from ...indexer import faiss_index
 from ...indexer.build import BuildConfig, build_index
 from ...search.cascade import candidate_videos, rerank_video
 from ...search.encoders import MomentEncoder
@@ -89,7 +88,7 @@ def check_index(searcher: Searcher, queries: list[Query], video_ids: list[str]) 
     and the index's top-1 equals an exact scan of them for every checked query."""
     worst = 0.0
     for record in (searcher.catalog.video(vid) for vid in video_ids[:INDEX_CHECKS]):
-        stored = faiss_index.stored_vectors(searcher.index, record.first_id, record.n_proposals)
+        stored = searcher.index.stored_vectors(record.first_id, record.n_proposals)
         fresh = fresh_embeddings(searcher, rerank_video(record))
         worst = max(worst, float(np.abs(stored - fresh).max()))
     texts = [q.text for q in queries[:INDEX_CHECKS]]

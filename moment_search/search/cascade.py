@@ -21,7 +21,6 @@ import numpy as np
 
 from ..data.corpus import Video
 from ..data.features import load_feature_source
-from ..indexer import faiss_index
 from .encoders import MomentEncoder
 from .localize import keep_best
 from .rerank import Reranker, RerankVideo, fast_scores_for, fuse
@@ -47,7 +46,7 @@ def fast_probabilities(searcher, query: np.ndarray, videos: list[RerankVideo], r
     encoder = MomentEncoder(searcher.encoder.model)
     out = []
     for video, record in zip(videos, records, strict=True):
-        embedded = faiss_index.stored_vectors(searcher.index, record.first_id, record.n_proposals)
+        embedded = searcher.index.stored_vectors(record.first_id, record.n_proposals)
         if embedded is None:
             meta = Video(video.video_id, video.duration, None, video.feature_rate)
             embedded = encoder.embed_video(video.features, meta)

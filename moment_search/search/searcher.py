@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..indexer import faiss_index
 from ..indexer.catalog import Catalog
 from ..indexer.store import MODEL_DIR, ProposalTable, read_metadata
 from .encoders import QueryEncoder
@@ -73,7 +72,8 @@ class Searcher:
 
     def __init__(self, index, table: ProposalTable, catalog: Catalog, encoder: QueryEncoder,
                  params: dict, index_dir: Path):
-        self.index = index
+        self.index = index  # a vector store (indexer.backends): FAISS or Milvus
+        self.n_stored = index.count()
         self.table = table
         self.catalog = catalog
         self.encoder = encoder
@@ -127,8 +127,8 @@ class Searcher:
         ``query`` is an encoded sentence (D,)."""
         self._check_videos([video_id])
         record = self.catalog.video(video_id)
-        scores, ids = faiss_index.search(self.index, query[None], record.n_proposals,
-                                         self.params, [(record.first_id, record.n_proposals)])
+        scores, ids = self.index.search(query[None], record.n_proposals, self.params,
+                                        [(record.first_id, record.n_proposals)])
         keep = ids[0] >= 0
         scores, ids = scores[0][keep], ids[0][keep]
         seconds = np.arange(int(np.ceil(record.duration)))
@@ -142,6 +142,7 @@ class Searcher:
     def _open_published(cls, index_dir: Path, catalog: Catalog, params: dict, device: str,
                         encoder: QueryEncoder | None = None) -> Searcher:
         from ..device import resolve_device
+        from ..indexer.backends import open_store
         from ..indexer.integrity import check_for_query, published_shards, verify_model_matches
         from ..models.fvmr import FVMR
         from ..text.tokens import TokenEncoder
@@ -149,9 +150,8 @@ class Searcher:
         verify_model_matches(index_dir, catalog)
         check_for_query(index_dir, params)
         table = read_metadata(index_dir, published_shards(catalog, params))
-        index = faiss_index.read_index(index_dir / params["file"])
-        # on a GPU when one is there and the FAISS build has GPU support, else on the CPU
-        index = faiss_index.to_device(index, faiss_index.resolve_placement(device))
+        # FAISS: on a GPU when one is there and the FAISS build has GPU support, else the CPU
+        index = open_store(index_dir, params, device)
         torch_device = resolve_device(device)
         if encoder is None:
             model = FVMR.from_pretrained(index_dir / MODEL_DIR, torch_device)
@@ -214,8 +214,8 @@ class Searcher:
         queries = self.encoder.encode(list(texts))  # (B, D)
         self.timings = Timings(encode_ms=1000 * (time.perf_counter() - start))
         start = time.perf_counter()
-        scores, ids = faiss_index.search(self.index, queries, self._candidates(opts),
-                                         self.params, self._selector(opts.video_ids))
+        scores, ids = self.index.search(queries, self._candidates(opts), self.params,
+                                        self._selector(opts.video_ids))
         self.timings.search_ms = 1000 * (time.perf_counter() - start)
         start = time.perf_counter()
         # the cascade needs every fetched video's fast-path moments, not only the top k
@@ -269,7 +269,7 @@ class Searcher:
 
     def _candidates(self, opts: SearchOptions) -> int:
         wanted = opts.candidates or default_candidates(opts.k)
-        return int(min(wanted, self.index.ntotal))
+        return int(min(wanted, self.n_stored))
 
     def _selector(self, video_ids: Sequence[str] | None) -> list[tuple[int, int]] | None:
         """Id ranges ``(first_id, count)`` of the chosen videos, or None for the whole index."""
@@ -283,7 +283,7 @@ class Searcher:
 
     def _moments(self, scores: np.ndarray, ids: np.ndarray, opts: SearchOptions) -> list[Moment]:
         """FAISS hits of one query -> NMS within each video -> per-video cap -> top k."""
-        keep = ids >= 0
+        keep = (ids >= 0) & (ids < len(self.table))  # a Milvus store may hold unpublished ids
         scores, ids = scores[keep], ids[keep]
         videos = self.table.video_index[ids]
         alive = ~self.removed[videos]

@@ -65,8 +65,8 @@ def test_fast_probabilities_read_back_from_the_index_equal_recomputed(searcher, 
     query = searcher.encoder.encode(["person does action number 2"])[0]
     videos = candidate_videos(searcher, ids)
     record = searcher.catalog.video(ids[0])
-    assert faiss_index.stored_vectors(searcher.index, record.first_id, record.n_proposals
-                                      ).shape == (record.n_proposals, len(query))
+    assert searcher.index.stored_vectors(record.first_id, record.n_proposals
+                                         ).shape == (record.n_proposals, len(query))
     records = [searcher.catalog.video(v) for v in ids]
     stored = fast_probabilities(searcher, query, videos, records)
     # an index without exact copies (IVF kinds): the cascade computes the embeddings again

@@ -1,0 +1,44 @@
+"""The FAISS vector store: a FAISS index read from the published file (see faiss_index)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import faiss_index
+
+
+class FaissStore:
+    """A FAISS index (CPU, or copied to a GPU when one is there) behind the store interface."""
+
+    kind = "faiss"
+
+    def __init__(self, index):
+        self.faiss = index
+
+    @classmethod
+    def open(cls, path: Path, device: str = "cpu") -> FaissStore:
+        index = faiss_index.read_index(path)
+        return cls(faiss_index.to_device(index, faiss_index.resolve_placement(device)))
+
+    @property
+    def d(self) -> int:
+        return int(self.faiss.d)
+
+    def count(self) -> int:
+        return int(self.faiss.ntotal)
+
+    def search(self, queries: np.ndarray, k: int, params: dict | None = None,
+               ranges: list[tuple[int, int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return faiss_index.search(self.faiss, queries, k, params, ranges)
+
+    def stored_vectors(self, first_id: int, count: int) -> np.ndarray | None:
+        """Exact stored vectors of an id range, or None where FAISS keeps no exact copy."""
+        return faiss_index.stored_vectors(self.faiss, first_id, count)
+
+    def vectors(self, ids: np.ndarray) -> tuple[np.ndarray, bool]:
+        return faiss_index.reconstruct(faiss_index.to_cpu(self.faiss), ids)
+
+    def supports_remove(self) -> bool:
+        return faiss_index.supports_remove(self.faiss)
