@@ -52,14 +52,19 @@ def build(
     keep_embeddings: bool = typer.Option(False, help="Keep raw embeddings after the build."),
     resume: bool = typer.Option(False, help="Continue an interrupted build in OUT."),
     wait: float = typer.Option(0.0, help=WAIT_HELP),
+    backend: str = typer.Option("faiss", help="faiss (files in OUT) | milvus (a collection)."),
+    milvus_uri: str = typer.Option(None, help="With --backend milvus: a milvus-lite file "
+                                   "(default OUT/milvus.db) or a server URI "
+                                   "(http://host:19530)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Embed every proposal of every video into a FAISS index (resumable)."""
+    """Embed every proposal of every video into a vector index (resumable)."""
     from moment_search.indexer.build import build_index
 
     config = build_config(index_kind=index, memory_budget=memory_budget, device=device,
                           split=split, feature_rate=feature_rate, catalog_url=catalog,
-                          keep_embeddings=keep_embeddings, wait=wait)
+                          keep_embeddings=keep_embeddings, wait=wait, backend=backend,
+                          milvus_uri=milvus_uri)
     with user_errors():
         progress = PhaseProgress()
         with progress.bar:

@@ -130,6 +130,8 @@ def test_resume_after_a_kill_ends_as_an_uninterrupted_run(tmp_path, real_videos,
     assert manifest(corpus) == manifest(reference)
     for path in real_videos:
         name = f"{path.stem}.npy"
-        assert (corpus / "features" / name).read_bytes() == \
-            (reference / "features" / name).read_bytes()
+        # the same frames, encoded in other batches (the killed run's batches held frames of
+        # both videos): equal up to float rounding in the encoder's matrix products
+        np.testing.assert_allclose(np.load(corpus / "features" / name),
+                                   np.load(reference / "features" / name), rtol=0, atol=1e-5)
     assert not list(corpus.glob(".*.tmp")) and not list((corpus / "features").glob(".*.tmp"))
