@@ -187,6 +187,57 @@ def fian(
     console.print(f"model saved to {out / 'best'}")
 
 
+@app.command()
+def drn(
+    data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
+    out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
+    stage_epochs: str = typer.Option("10,3,2", help="Epochs of the three steps: location + "
+                                     "matching, IoU head, joint fine-tune."),
+    batch_size: int = typer.Option(32, min=1, help="Queries per batch (paper: 32)."),
+    lr: float = typer.Option(1e-3, min=0.0, help="Adam lr of step 1 (paper: 1e-3)."),
+    iou_lr: float = typer.Option(1e-5, min=0.0, help="Adam lr of step 2 (paper: 1e-5)."),
+    finetune_lr: float = typer.Option(1e-6, min=0.0, help="Adam lr of step 3 (paper: 1e-6)."),
+    lstm_dim: int = typer.Option(128, min=4, help="BiLSTM units per direction (paper: 512)."),
+    channels: int = typer.Option(64, min=4, help="Width of C_1 (C_2, C_3: 2x, 4x; off.: 256)."),
+    fpn_dim: int = typer.Option(128, min=4, help="Width of the pyramid and heads (off.: 512)."),
+    n_segments: int = typer.Option(32, min=4, help="Video segments (official Charades: 32)."),
+    min_overlap: float = typer.Option(0.0, min=0.0, max=1.0, help="Eq. 7 trains on boxes "
+                                      "whose IoU exceeds this."),
+    dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Dropout on the video input."),
+    weight_decay: float = typer.Option(0.0, min=0.0, help="AdamW weight decay."),
+    clip_scale: float = CLIP_SCALE_OPTION,
+    extra: list[str] = EXTRA_OPTION,
+    charades_dir: Path = CHARADES_DIR_OPTION,
+    ema: float = EMA_OPTION,
+    smooth_epochs: int = SMOOTH_OPTION,
+    patience: int = PATIENCE_OPTION,
+    fold: str = FOLD_OPTION,
+    feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    threads: int = THREADS_OPTION,
+    resume: bool = typer.Option(False, help="Continue from OUT/last."),
+) -> None:
+    """Train DRN (dense regression network) in its three steps; keep the best epoch in OUT/best."""
+    from moment_search.models.drn import DRNConfig
+    from moment_search.train.drn_trainer import DRNTrainConfig, DRNTrainer
+
+    with user_errors():
+        model_config = DRNConfig(lstm_dim=lstm_dim, channels=channels, fpn_dim=fpn_dim,
+                                 n_segments=n_segments, dropout=dropout, clip_scale=clip_scale)
+        train_config = DRNTrainConfig(
+            stage_epochs=tuple(int(n) for n in stage_epochs.split(",")), batch_size=batch_size,
+            lr=lr, iou_lr=iou_lr, finetune_lr=finetune_lr, weight_decay=weight_decay,
+            min_overlap=min_overlap, seed=seed, threads=threads, extras=tuple(extra),
+            ema_decay=ema, smooth_epochs=smooth_epochs, patience=patience, fold=fold)
+        trainer = DRNTrainer(data, out, model_config, train_config, feature_rate=feature_rate,
+                             charades_dir=charades_dir)
+        if resume and trainer.resume():
+            console.print(f"resuming after epoch {trainer.start_epoch}")
+        best = trainer.fit(progress=console.print)
+    console.print(metric_table("best validation epoch", best))
+    console.print(f"model saved to {out / 'best'}")
+
+
 @app.command("video-text")
 def video_text(
     data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),

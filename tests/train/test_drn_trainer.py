@@ -1,0 +1,131 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from moment_search.data.corpus_dir import open_corpus
+from moment_search.models.drn import DRN, DRNConfig
+from moment_search.train.drn_data import build_drn_examples, collate_drn
+from moment_search.train.drn_trainer import (
+    DRNTrainConfig,
+    DRNTrainer,
+    drn_loss,
+    set_stage,
+)
+
+MODEL = DRNConfig(feature_dim=8, lstm_dim=8, n_segments=8, channels=8, fpn_dim=8,
+                  position_dim=4)
+
+
+class FakeEncoder:
+    """Deterministic token embeddings: one row per word, seeded by the word's length."""
+
+    def precompute(self, texts):
+        return {t: torch.stack([torch.full((384,), float(len(w))) for w in t.split()])
+                for t in texts}
+
+
+def test_examples_and_batches(tiny_corpus):
+    corpus, store = open_corpus(tiny_corpus, split="train", feature_rate=1.0)
+    examples = build_drn_examples(corpus, store, MODEL, FakeEncoder())
+    assert [e.qid for e in examples] == [q.qid for q in corpus.queries]
+    first = examples[0]
+    assert first.segments.shape == (8, 8) and first.labels.shape == (14,)
+    assert first.distances.shape == (14, 2) and first.windows.shape == (1, 2)
+    # train-4's moment [2.5, 3.25] segments holds no location centre strictly inside: none
+    # of its locations is positive (the official rule); the others have positives
+    assert [float(e.labels.sum()) > 0 for e in examples] == [True, True, True, False]
+    batch = collate_drn(examples[:3])
+    assert batch.segments.shape == (3, 8, 8) and batch.labels.shape == (3, 14)
+    assert batch.window_mask.all() and batch.windows.shape == (3, 1, 2)
+    with pytest.raises(ValueError, match="empty"):
+        collate_drn([])
+
+
+def test_steps_freeze_the_right_parameters():
+    model = DRN(MODEL)
+    set_stage(model, 1)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and not any(n.startswith("heads.iou.") for n in trained)
+    assert not model.config.use_iou_score
+    set_stage(model, 2)
+    assert {n for n, p in model.named_parameters() if p.requires_grad} \
+        == {n for n, _ in model.named_parameters() if n.startswith("heads.iou.")}
+    assert model.config.use_iou_score
+    set_stage(model, 3)
+    assert all(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match="stage_epochs"):
+        DRNTrainConfig(stage_epochs=(0, 1, 1))
+    assert [DRNTrainConfig(stage_epochs=(2, 1, 1)).stage_at(e) for e in range(4)] == [1, 1, 2, 3]
+
+
+def test_a_few_steps_lower_each_steps_loss(tiny_corpus):
+    corpus, store = open_corpus(tiny_corpus, split="train", feature_rate=1.0)
+    batch = collate_drn(build_drn_examples(corpus, store, MODEL, FakeEncoder()))
+    torch.manual_seed(0)
+    model = DRN(MODEL)
+    for stage, lr in ((1, 1e-2), (2, 1e-2)):
+        set_stage(model, stage)
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr)
+        losses = []
+        for _ in range(15):
+            terms = drn_loss(model.train(), batch, stage)
+            optimizer.zero_grad()
+            terms["total"].backward()
+            optimizer.step()
+            losses.append(float(terms["total"].detach()))
+        assert losses[-1] < 0.8 * losses[0], (stage, losses)
+        moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+        assert all(n.startswith("heads.iou.") for n in moved) == (stage == 2)
+
+
+def trainer(corpus, out, encoder, stages=(1, 1, 0), **overrides):
+    config = DRNTrainConfig(stage_epochs=stages, batch_size=2, lr=1e-2, iou_lr=1e-2,
+                            finetune_lr=1e-3, seed=0, **overrides)
+    return DRNTrainer(corpus, out, MODEL, config, feature_rate=1.0, encoder=encoder)
+
+
+def history(out):
+    return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+
+
+def test_fit_saves_best_and_resume_matches_an_uninterrupted_run(tiny_corpus, tmp_path):
+    out = tmp_path / "run"
+    trainer(tiny_corpus, out, FakeEncoder(), ema_decay=0.9).fit(progress=lambda message: None)
+    assert (out / "best" / "model.safetensors").is_file()
+    assert (out / "last" / "state.pt").is_file()
+    records = history(out)
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert {"match", "location", "iou", "total"} <= set(records[0]["loss"])
+    assert records[1]["loss"]["total"] == records[1]["loss"]["iou"]  # step 2: Eq. 7 alone
+    assert "R1@0.5" in records[0]["val"]
+    config, extra = DRN.read_config(out / "best")
+    assert extra["feature_rate"] == 1.0 and extra["nms_threshold"] == 0.6
+
+    # resumed across the step 2 -> 3 boundary
+    resumed = trainer(tiny_corpus, out, FakeEncoder(), stages=(1, 1, 1), ema_decay=0.9)
+    assert resumed.resume() and resumed.start_epoch == 2 and resumed.stage == 2
+    resumed.fit(progress=lambda message: None)
+    assert [r["epoch"] for r in history(out)] == [1, 2, 3] and resumed.stage == 3
+
+    straight = trainer(tiny_corpus, tmp_path / "straight", FakeEncoder(), stages=(1, 1, 1),
+                       ema_decay=0.9)
+    straight.fit(progress=lambda message: None)
+    for (name, x), (_, y) in zip(resumed.eval_model.state_dict().items(),
+                                 straight.eval_model.state_dict().items(), strict=True):
+        torch.testing.assert_close(x, y, msg=name)
+
+
+def test_extra_pairs_are_weighted_in_the_loss(tiny_corpus, tmp_path):
+    from tests.conftest import write_tiny_charades
+
+    charades = write_tiny_charades(tmp_path / "charades", tiny_corpus)
+    config = DRNTrainConfig(stage_epochs=(1, 0, 0), batch_size=4,
+                            extras=("charades-actions:0.2",))
+    run = DRNTrainer(tiny_corpus, tmp_path / "run", MODEL, config, feature_rate=1.0,
+                     encoder=FakeEncoder(), charades_dir=charades)
+    assert sorted({e.weight for e in run.train_examples}) == [0.2, 1.0]
+    assert all(not e.qid.startswith("val") for e in run.train_examples)
+    assert np.isfinite(run.train_epoch(0)["total"])
