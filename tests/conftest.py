@@ -107,6 +107,25 @@ def tiny_pln_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_drn_dir(tmp_path_factory) -> Path:
+    """An untrained, seeded DRN checkpoint for the tiny corpus (8-d features, 8 segments), its
+    weights perturbed so that the heads do not all start at the same prior score."""
+    import torch
+
+    from moment_search.models.drn import DRN, DRNConfig
+
+    torch.manual_seed(0)
+    model = DRN(DRNConfig(feature_dim=8, lstm_dim=4, n_segments=8, channels=4, fpn_dim=8,
+                          position_dim=4, score_threshold=0.0))
+    for parameter in model.parameters():
+        parameter.data += 0.1 * torch.randn_like(parameter)
+    path = tmp_path_factory.mktemp("models") / "tiny-drn"
+    model.eval().save_pretrained(path, extra={"feature_rate": 1.0, "max_tokens": 32,
+                                              "nms_threshold": 0.6})
+    return path
+
+
 CHARADES_HEADER = ("id,subject,scene,quality,relevance,verified,script,objects,descriptions,"
                    "actions,length\n")
 
@@ -153,3 +172,18 @@ def postgres_url(postgres_cluster) -> str:
     admin(postgres_cluster, f"CREATE DATABASE {name}")
     yield postgres_cluster.url(name)
     admin(postgres_cluster, f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def tiny_fian_dir(tmp_path_factory) -> Path:
+    """An untrained, seeded FIAN checkpoint for the tiny corpus (8-d features, 16 steps)."""
+    import torch
+
+    from moment_search.models.fian import FIAN, FIANConfig
+
+    torch.manual_seed(0)
+    model = FIAN(FIANConfig(feature_dim=8, hidden_dim=8, heads=2, n_steps=16, kernels=(4, 6)))
+    path = tmp_path_factory.mktemp("models") / "tiny-fian"
+    model.eval().save_pretrained(path, extra={"feature_rate": 1.0, "max_tokens": 32,
+                                              "nms_threshold": 0.5})
+    return path

@@ -61,11 +61,12 @@ def test_integer_qids_come_back_as_integers(tiny_corpus, tmp_path, capsys):
     assert {"mIoU", "mAP@0.5", "mAP@0.75", "mAP"} <= set(metrics)
 
 
-MODEL_DIRS = {"prior": None, "fvmr": "fvmr", "fvmr-pq": "fvmr", "pln": "pln", "pln-s2": "pln"}
+MODEL_DIRS = {"prior": None, "fvmr": "fvmr", "fvmr-pq": "fvmr", "pln": "pln", "pln-s2": "pln",
+              "fian": "fian", "drn": "drn"}
 
 
 def test_every_listed_model_runs_and_is_in_the_help(tiny_corpus, tiny_model_dir, tiny_pln_dir,
-                                                     capsys):
+                                                     tiny_fian_dir, tiny_drn_dir, capsys):
     from moment_search.eval.runner import model_names
 
     unknown = set(model_names()) - set(MODEL_DIRS)
@@ -74,7 +75,8 @@ def test_every_listed_model_runs_and_is_in_the_help(tiny_corpus, tiny_model_dir,
     assert main(["evaluate", "model", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.replace("│", " ").split())  # unwrapped
     assert "Model name: " + ", ".join(model_names()) + "." in help_text
-    dirs = {"fvmr": tiny_model_dir, "pln": tiny_pln_dir, None: None}
+    dirs = {"fvmr": tiny_model_dir, "pln": tiny_pln_dir, "fian": tiny_fian_dir,
+            "drn": tiny_drn_dir, None: None}
     for name in model_names():
         result = evaluate_model(name, tiny_corpus, "val", dirs[MODEL_DIRS[name]])
         assert result.metrics["n_queries"] == 2, name

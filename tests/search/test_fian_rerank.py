@@ -8,19 +8,7 @@ import torch
 
 from moment_search.data.corpus_dir import open_corpus
 from moment_search.eval.runner import evaluate_model, model_names
-from moment_search.models.fian import FIAN, FIANConfig
 from moment_search.search.rerank import RerankVideo, load_reranker
-
-
-@pytest.fixture(scope="module")
-def tiny_fian_dir(tmp_path_factory):
-    """An untrained, seeded FIAN checkpoint for the tiny corpus (8-d features, 16 steps)."""
-    torch.manual_seed(0)
-    model = FIAN(FIANConfig(feature_dim=8, hidden_dim=8, heads=2, n_steps=16, kernels=(4, 6)))
-    path = tmp_path_factory.mktemp("models") / "tiny-fian"
-    model.eval().save_pretrained(path, extra={"feature_rate": 1.0, "max_tokens": 32,
-                                              "nms_threshold": 0.5})
-    return path
 
 
 def test_fian_reranks_inside_the_cascade(searcher, tiny_fian_dir):
