@@ -1,8 +1,8 @@
 """The rerank stage: one interface for every cross-modal model, a registry, and score fusion.
 
 A reranker sees one query and whole videos (their raw features and durations) and returns every
-proposal of each video with a relevance probability in [0, 1]. PLN and FIAN are in; DRN and
-LPNet join by adding a line to :data:`RERANKERS`.
+proposal of each video with a relevance probability in [0, 1]. PLN, FIAN and DRN are in; LPNet
+joins by adding a line to :data:`RERANKERS`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ class Reranker(Protocol):
 
 # name -> module whose ``load_reranker(model_dir, device)`` builds it (imported on first use).
 RERANKERS = {"pln": "moment_search.search.pln_reranker",
-             "fian": "moment_search.search.fian_reranker"}
+             "fian": "moment_search.search.fian_reranker",
+             "drn": "moment_search.search.drn_reranker"}
 
 
 def load_reranker(name: str, model_dir: str | Path | None = None, device: str = "auto"
