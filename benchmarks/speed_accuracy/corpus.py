@@ -27,7 +27,7 @@ from ...eval.stepwise import timed_pass
 from ...indexer.build import BuildConfig, build_index
 from ...search.cascade import candidate_videos, rerank_video
 from ...search.encoders import MomentEncoder
-from ...search.rerank import RerankVideo
+from ...search.rerank import RerankVideo, fast_scores_for
 from ...search.searcher import Searcher
 from ..real_corpus import check_against_brute_force
 from ..report import progress
@@ -100,28 +100,37 @@ def check_index(searcher: Searcher, queries: list[Query], video_ids: list[str]) 
             f"{INDEX_CHECKS} videos); top-1 = exact scan for {agree}/{len(texts)} queries")
 
 
+def expected_score(searcher: Searcher, name: str, text: str, embedded: np.ndarray, moment,
+                   weight: float) -> float | None:
+    """A reranked moment's fused score computed apart: at weight 0 the reranker alone on the
+    video (its moment with the same span; None when it has none), at weight 1 sigmoid of FVMR's
+    score from fresh moment embeddings, of the proposal that overlaps the moment best (the
+    cascade's rule, ``rerank.fast_scores_for``: the same cell for a reranker on FVMR's grid such
+    as PLN, the nearest cell for one with its own windows such as FIAN)."""
+    video = candidate_videos(searcher, [moment.video_id])[0]
+    span = np.array([[moment.start_s, moment.end_s]])
+    if weight == 0.0:
+        scored = searcher.rerankers[name].score_videos(text, [video])[0]
+        match = np.flatnonzero(np.abs(scored[:, :2] - span).max(1) < 1e-4)
+        return float(scored[match[0], 2]) if len(match) else None
+    probability = 1 / (1 + np.exp(-(fresh_embeddings(searcher, video) @ embedded)))
+    spans = MomentEncoder(searcher.encoder.model).spans(video.duration)
+    return float(fast_scores_for(span, spans, probability)[0])
+
+
 def cascade_gap(searcher: Searcher, name: str, query: Query, weight: float
                 ) -> tuple[float, int]:
-    """Largest difference between each reranked moment's fused score and its expected value,
-    computed apart: PLN alone on the video (weight 0) or sigmoid of FVMR's score from fresh
-    moment embeddings (weight 1); and how many moments were checked."""
+    """Largest difference between each reranked moment's fused score and its expected value
+    (:func:`expected_score`) at ``weight`` 0 or 1, and how many moments were checked."""
     moments = searcher.search(query.text, k=min(10, searcher.n_proposals), rerank=name,
                               rerank_videos=3, rerank_weight=weight)
     embedded = searcher.encoder.encode([query.text])[0]
     worst, checked = 0.0, 0
     for moment in (m for m in moments if m.stage != "fvmr"):
-        video = candidate_videos(searcher, [moment.video_id])[0]
-        if weight == 0.0:
-            scored = searcher.rerankers[name].score_videos(query.text, [video])[0]
-        else:
-            logits = fresh_embeddings(searcher, video) @ embedded
-            spans = MomentEncoder(searcher.encoder.model).spans(video.duration)
-            scored = np.column_stack([spans, 1 / (1 + np.exp(-logits))])
-        match = np.flatnonzero((np.abs(scored[:, 0] - moment.start_s) < 1e-4)
-                               & (np.abs(scored[:, 1] - moment.end_s) < 1e-4))
-        if len(match) == 0:
+        expected = expected_score(searcher, name, query.text, embedded, moment, weight)
+        if expected is None:
             return np.inf, checked
-        worst = max(worst, abs(float(scored[match[0], 2]) - moment.score))
+        worst = max(worst, abs(expected - moment.score))
         checked += 1
     return worst, checked
 
