@@ -101,7 +101,8 @@ def query(
     output_format: str = typer.Option("jsonl", "--format", help="Predictions format: jsonl "
                                       "({qid, pred_moments} lines, what evaluate score reads) "
                                       "or tvr (TVRetrieval's VCMR submission .json)."),
-    rerank: str = typer.Option(None, help=f"Rerank the top videos with this model ({', '.join(RERANKERS)})."),
+    rerank: str = typer.Option(None, help="Rerank the top videos with this model "
+                                          f"({', '.join(RERANKERS)})."),
     rerank_videos: int = typer.Option(10, help="M: videos of the fast path that get reranked."),
     rerank_weight: float = typer.Option(0.5, help="Fused = w * fast-path + (1 - w) * reranker."),
     rerank_model: Path = typer.Option(None, help="Reranker checkpoint (default: shipped)."),
