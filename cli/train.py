@@ -238,6 +238,59 @@ def drn(
     console.print(f"model saved to {out / 'best'}")
 
 
+@app.command()
+def lpnet(
+    data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
+    out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
+    epochs: int = typer.Option(30, min=1, help="Training epochs (paper: 100, early stopping)."),
+    batch_size: int = typer.Option(32, min=1, help="Queries per batch."),
+    lr: float = typer.Option(1e-4, min=0.0, help="AdamW learning rate (paper: Adam 1e-4)."),
+    hidden_dim: int = typer.Option(128, min=8, help="Width d (paper: 256)."),
+    heads: int = typer.Option(8, min=1, help="Attention heads (official: 8)."),
+    n_clips: int = typer.Option(64, min=2, help="Video segments (official Charades: 64)."),
+    feature_dim: int = typer.Option(512, min=1, help="Width of the corpus clip features."),
+    proposals: int = typer.Option(100, min=1, help="Learnable proposals (official: 100)."),
+    reg_weight: float = typer.Option(100.0, min=0.0, help="lambda of Eq. 12 (paper: 100)."),
+    kl_weight: float = typer.Option(1.0, min=0.0, help="Weight of the boundary-aware loss "
+                                    "(0: the ablation without it)."),
+    iou_weight: float = typer.Option(1.0, min=0.0, help="Weight of the proposal IoU loss "
+                                     "(0: fixed proposals, the ablation)."),
+    dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout in every block."),
+    weight_decay: float = typer.Option(0.0, min=0.0, help="AdamW weight decay."),
+    clip_scale: float = CLIP_SCALE_OPTION,
+    extra: list[str] = EXTRA_OPTION,
+    charades_dir: Path = CHARADES_DIR_OPTION,
+    ema: float = EMA_OPTION,
+    smooth_epochs: int = SMOOTH_OPTION,
+    patience: int = PATIENCE_OPTION,
+    fold: str = FOLD_OPTION,
+    feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    threads: int = THREADS_OPTION,
+    resume: bool = typer.Option(False, help="Continue from OUT/last."),
+) -> None:
+    """Train LPNet (learnable proposal network) and keep the best epoch in OUT/best."""
+    from moment_search.models.lpnet import LPNetConfig
+    from moment_search.train.lpnet_trainer import LPNetTrainConfig, LPNetTrainer
+
+    with user_errors():
+        model_config = LPNetConfig(feature_dim=feature_dim, hidden_dim=hidden_dim,
+                                   n_heads=heads, n_clips=n_clips, n_proposals=proposals,
+                                   dropout=dropout, clip_scale=clip_scale)
+        train_config = LPNetTrainConfig(
+            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            reg_weight=reg_weight, kl_weight=kl_weight, iou_weight=iou_weight, seed=seed,
+            threads=threads, extras=tuple(extra), ema_decay=ema, smooth_epochs=smooth_epochs,
+            patience=patience, fold=fold)
+        trainer = LPNetTrainer(data, out, model_config, train_config, feature_rate=feature_rate,
+                               charades_dir=charades_dir)
+        if resume and trainer.resume():
+            console.print(f"resuming after epoch {trainer.start_epoch}")
+        best = trainer.fit(progress=console.print)
+    console.print(metric_table("best validation epoch", best))
+    console.print(f"model saved to {out / 'best'}")
+
+
 @app.command("video-text")
 def video_text(
     data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
