@@ -126,6 +126,23 @@ def tiny_drn_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_lpnet_dir(tmp_path_factory) -> Path:
+    """An untrained, seeded LPNet checkpoint for the tiny corpus (8-d features, 8 clips, 6
+    proposals)."""
+    import torch
+
+    from moment_search.models.lpnet import LPNet, LPNetConfig
+
+    torch.manual_seed(0)
+    model = LPNet(LPNetConfig(feature_dim=8, hidden_dim=8, n_heads=2, n_conv=1, kernel=3,
+                              n_clips=8, n_proposals=6, n_samples=4, dynamic_dim=4))
+    path = tmp_path_factory.mktemp("models") / "tiny-lpnet"
+    model.eval().save_pretrained(path, extra={"feature_rate": 1.0, "max_tokens": 32,
+                                              "nms_threshold": 0.5})
+    return path
+
+
 CHARADES_HEADER = ("id,subject,scene,quality,relevance,verified,script,objects,descriptions,"
                    "actions,length\n")
 

@@ -58,7 +58,8 @@ class Reranker(Protocol):
 # name -> module whose ``load_reranker(model_dir, device)`` builds it (imported on first use).
 RERANKERS = {"pln": "moment_search.search.pln_reranker",
              "fian": "moment_search.search.fian_reranker",
-             "drn": "moment_search.search.drn_reranker"}
+             "drn": "moment_search.search.drn_reranker",
+             "lpnet": "moment_search.search.lpnet_reranker"}
 
 
 def load_reranker(name: str, model_dir: str | Path | None = None, device: str = "auto"

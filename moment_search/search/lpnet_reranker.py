@@ -1,0 +1,83 @@
+"""LPNet as a reranker (and, through ``eval.reranker_localizer``, a single-video localizer).
+
+LPNet rates its k learned proposals, the same k spans (fractions of the video) for every video
+and query, so its spans differ from the fast path's 2D-map grid; the cascade fuses each with the
+fast-path score of the best-overlapping proposal (``rerank.fast_scores_for``). Per video it
+returns all k proposals in seconds with s_i (Eq. 6), best first; NMS happens downstream.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..device import resolve_device
+from ..models.lpnet import EncodedQuery, LPNet, pool_video_clips
+from ..pretrained import default_model_dir
+from ..text.tokens import TokenEncoder
+from .rerank import RerankVideo
+
+
+class LPNetReranker:
+    """Rates the learned proposals of each video with LPNet: ``[start_s, end_s, s_i]``."""
+
+    name = "lpnet"
+
+    def __init__(self, model: LPNet, tokens: TokenEncoder, nms_threshold: float = 0.5,
+                 feature_rate: float | None = None):
+        self.model = model
+        self.tokens = tokens
+        self.nms_threshold = nms_threshold
+        self.feature_rate = feature_rate  # used for videos that carry none (training's rate)
+
+    @torch.inference_mode()
+    def encode_text(self, text: str) -> EncodedQuery:
+        """TE: MiniLM token embeddings -> LPNet's embedding encoder and pooled query (Q', Q~).
+
+        Raises:
+            ValueError: an empty or blank sentence.
+        """
+        device = next(self.model.parameters()).device
+        batch = self.tokens.encode([text])
+        return self.model.encode_query(batch.embeddings.to(device), batch.mask.to(device))
+
+    @torch.inference_mode()
+    def score_encoded(self, query: EncodedQuery, videos: list[RerankVideo]) -> list[np.ndarray]:
+        """CML: per video, (k, 3) ``[start_s, end_s, score]`` of the proposals, best first,
+        for the query of :meth:`encode_text`."""
+        if not videos:
+            return []
+        device = query.words.device
+        clips = torch.stack([self.prepare_video(v) for v in videos]).to(device)  # (V, T, Dv)
+        scores, spans = self.model.score_encoded(clips, query.expand(len(videos)))
+        return [self.model.moments(scores[i], spans, v.duration) for i, v in enumerate(videos)]
+
+    def prepare_video(self, video: RerankVideo) -> torch.Tensor:
+        """The video's features pooled to LPNet's clips (query-independent: done once per video
+        object and kept in ``video.prepared``)."""
+        rate = video.feature_rate or self.feature_rate
+        key = ("lpnet", self.model.config.n_clips, rate)
+        if key not in video.prepared:
+            video.prepared[key] = pool_video_clips(video.features, self.model.config.n_clips,
+                                                   video.duration, rate)
+        return video.prepared[key]
+
+    def score_videos(self, text: str, videos: list[RerankVideo]) -> list[np.ndarray]:
+        """Per video, (k, 3) ``[start_s, end_s, score]`` of the proposals, best first."""
+        return self.score_encoded(self.encode_text(text), videos) if videos else []
+
+
+def load_reranker(model_dir: Path | None, device: str = "auto") -> LPNetReranker:
+    """LPNet from ``model_dir`` (default: the shipped checkpoint), with its stored settings.
+
+    Raises:
+        FileNotFoundError: no ``model_dir`` and no shipped LPNet checkpoint.
+    """
+    directory = model_dir or default_model_dir("lpnet")
+    _, extra = LPNet.read_config(directory)
+    torch_device = resolve_device(device)
+    tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)))
+    return LPNetReranker(LPNet.from_pretrained(directory, torch_device), tokens,
+                         float(extra.get("nms_threshold", 0.5)), extra.get("feature_rate"))
