@@ -13,35 +13,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..device import resolve_device
 from ..models.drn import DRN, EncodedQuery, pool_video_segments
-from ..pretrained import default_model_dir
-from ..text.tokens import TokenEncoder
 from .rerank import RerankVideo
+from .token_reranker import TokenReranker
 
 
-class DRNReranker:
+class DRNReranker(TokenReranker):
     """Scores the regressed boxes of each video with DRN: ``[start_s, end_s, m_t x u_t]``."""
 
     name = "drn"
-
-    def __init__(self, model: DRN, tokens: TokenEncoder, nms_threshold: float = 0.6,
-                 feature_rate: float | None = None):
-        self.model = model
-        self.tokens = tokens
-        self.nms_threshold = nms_threshold
-        self.feature_rate = feature_rate  # used for videos that carry none (training's rate)
-
-    @torch.inference_mode()
-    def encode_text(self, text: str) -> EncodedQuery:
-        """TE: MiniLM token embeddings -> DRN's BiLSTM and per-level attention (Eq. 2-3).
-
-        Raises:
-            ValueError: an empty or blank sentence.
-        """
-        device = next(self.model.parameters()).device
-        batch = self.tokens.encode([text])
-        return self.model.encode_query(batch.embeddings.to(device), batch.mask.to(device))
+    model_type = DRN
+    default_nms = 0.6
 
     @torch.inference_mode()
     def score_encoded(self, query: EncodedQuery, videos: list[RerankVideo]) -> list[np.ndarray]:
@@ -65,16 +47,7 @@ class DRNReranker:
                 video.features, self.model.config.n_segments, video.duration, rate)
         return video.prepared[key]
 
-    def score_videos(self, text: str, videos: list[RerankVideo]) -> list[np.ndarray]:
-        """Per video, (K, 3) ``[start_s, end_s, score]`` of its candidates, best first."""
-        return self.score_encoded(self.encode_text(text), videos) if videos else []
-
 
 def load_reranker(model_dir: Path | None, device: str = "auto") -> DRNReranker:
     """DRN from ``model_dir`` (default: the shipped checkpoint), with its stored settings."""
-    directory = model_dir or default_model_dir("drn")
-    _, extra = DRN.read_config(directory)
-    torch_device = resolve_device(device)
-    tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)))
-    return DRNReranker(DRN.from_pretrained(directory, torch_device), tokens,
-                       float(extra.get("nms_threshold", 0.6)), extra.get("feature_rate"))
+    return DRNReranker.load(model_dir, device)

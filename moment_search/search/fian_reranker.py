@@ -12,35 +12,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..device import resolve_device
 from ..models.fian import FIAN, EncodedQuery, moments_in_seconds, pool_video_steps
-from ..pretrained import default_model_dir
-from ..text.tokens import TokenEncoder
 from .rerank import RerankVideo
+from .token_reranker import TokenReranker
 
 
-class FIANReranker:
+class FIANReranker(TokenReranker):
     """Scores every anchor of each video with FIAN: ``[start_s, end_s, confidence]``."""
 
     name = "fian"
-
-    def __init__(self, model: FIAN, tokens: TokenEncoder, nms_threshold: float = 0.5,
-                 feature_rate: float | None = None):
-        self.model = model
-        self.tokens = tokens
-        self.nms_threshold = nms_threshold
-        self.feature_rate = feature_rate  # used for videos that carry none (training's rate)
-
-    @torch.inference_mode()
-    def encode_text(self, text: str) -> EncodedQuery:
-        """TE: MiniLM token embeddings -> FIAN's query BiGRU, h_q of shape (1, L, d).
-
-        Raises:
-            ValueError: an empty or blank sentence.
-        """
-        device = next(self.model.parameters()).device
-        batch = self.tokens.encode([text])
-        return self.model.encode_query(batch.embeddings.to(device), batch.mask.to(device))
+    model_type = FIAN
+    default_nms = 0.5
 
     @torch.inference_mode()
     def score_encoded(self, query: EncodedQuery, videos: list[RerankVideo]) -> list[np.ndarray]:
@@ -64,17 +46,7 @@ class FIANReranker:
                                                    video.duration, rate)
         return video.prepared[key]
 
-    def score_videos(self, text: str, videos: list[RerankVideo]) -> list[np.ndarray]:
-        """Per video, (A, 3) ``[start_s, end_s, confidence]`` in anchor order."""
-        return self.score_encoded(self.encode_text(text), videos) if videos else []
-
 
 def load_reranker(model_dir: Path | None, device: str = "auto") -> FIANReranker:
     """FIAN from ``model_dir`` (default: the shipped checkpoint), with its stored settings."""
-    directory = model_dir or default_model_dir("fian")
-    config, extra = FIAN.read_config(directory)
-    torch_device = resolve_device(device)
-    tokens = TokenEncoder(device=torch_device,
-                          max_length=int(extra.get("max_tokens", config.max_tokens)))
-    return FIANReranker(FIAN.from_pretrained(directory, torch_device), tokens,
-                        float(extra.get("nms_threshold", 0.5)), extra.get("feature_rate"))
+    return FIANReranker.load(model_dir, device)

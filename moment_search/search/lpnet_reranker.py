@@ -13,35 +13,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..device import resolve_device
 from ..models.lpnet import EncodedQuery, LPNet, pool_video_clips
-from ..pretrained import default_model_dir
-from ..text.tokens import TokenEncoder
 from .rerank import RerankVideo
+from .token_reranker import TokenReranker
 
 
-class LPNetReranker:
+class LPNetReranker(TokenReranker):
     """Rates the learned proposals of each video with LPNet: ``[start_s, end_s, s_i]``."""
 
     name = "lpnet"
-
-    def __init__(self, model: LPNet, tokens: TokenEncoder, nms_threshold: float = 0.5,
-                 feature_rate: float | None = None):
-        self.model = model
-        self.tokens = tokens
-        self.nms_threshold = nms_threshold
-        self.feature_rate = feature_rate  # used for videos that carry none (training's rate)
-
-    @torch.inference_mode()
-    def encode_text(self, text: str) -> EncodedQuery:
-        """TE: MiniLM token embeddings -> LPNet's embedding encoder and pooled query (Q', Q~).
-
-        Raises:
-            ValueError: an empty or blank sentence.
-        """
-        device = next(self.model.parameters()).device
-        batch = self.tokens.encode([text])
-        return self.model.encode_query(batch.embeddings.to(device), batch.mask.to(device))
+    model_type = LPNet
+    default_nms = 0.5
 
     @torch.inference_mode()
     def score_encoded(self, query: EncodedQuery, videos: list[RerankVideo]) -> list[np.ndarray]:
@@ -64,10 +46,6 @@ class LPNetReranker:
                                                    video.duration, rate)
         return video.prepared[key]
 
-    def score_videos(self, text: str, videos: list[RerankVideo]) -> list[np.ndarray]:
-        """Per video, (k, 3) ``[start_s, end_s, score]`` of the proposals, best first."""
-        return self.score_encoded(self.encode_text(text), videos) if videos else []
-
 
 def load_reranker(model_dir: Path | None, device: str = "auto") -> LPNetReranker:
     """LPNet from ``model_dir`` (default: the shipped checkpoint), with its stored settings.
@@ -75,9 +53,4 @@ def load_reranker(model_dir: Path | None, device: str = "auto") -> LPNetReranker
     Raises:
         FileNotFoundError: no ``model_dir`` and no shipped LPNet checkpoint.
     """
-    directory = model_dir or default_model_dir("lpnet")
-    _, extra = LPNet.read_config(directory)
-    torch_device = resolve_device(device)
-    tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)))
-    return LPNetReranker(LPNet.from_pretrained(directory, torch_device), tokens,
-                         float(extra.get("nms_threshold", 0.5)), extra.get("feature_rate"))
+    return LPNetReranker.load(model_dir, device)

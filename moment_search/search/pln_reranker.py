@@ -13,9 +13,10 @@ from ..models.pln import PLN, pool_stage_clips
 from ..pretrained import default_model_dir
 from ..text.tokens import TokenEncoder
 from .rerank import RerankVideo
+from .token_reranker import TokenReranker
 
 
-class PLNReranker:
+class PLNReranker(TokenReranker):
     """Scores every finest-map proposal of each video with PLN (Strategy 1 or 2)."""
 
     name = "pln"
@@ -27,13 +28,6 @@ class PLNReranker:
         self.tokens = tokens
         self.strategy = strategy
         self.nms_threshold = nms_threshold
-
-    @torch.inference_mode()
-    def encode_text(self, text: str) -> torch.Tensor:
-        """TE: MiniLM token embeddings -> PLN's sentence encoder, f_s of shape (1, C)."""
-        device = next(self.model.parameters()).device
-        batch = self.tokens.encode([text])
-        return self.model.encode_query(batch.embeddings.to(device), batch.mask.to(device))
 
     @torch.inference_mode()
     def score_encoded(self, query: torch.Tensor, videos: list[RerankVideo]) -> list[np.ndarray]:
@@ -60,10 +54,6 @@ class PLNReranker:
             video.prepared[key] = pool_stage_clips(video.features, self.model.config.stage_clips,
                                                    video.duration, rate)
         return video.prepared[key]
-
-    def score_videos(self, text: str, videos: list[RerankVideo]) -> list[np.ndarray]:
-        """Per video, (P, 3) ``[start_s, end_s, probability]`` in proposal order."""
-        return self.score_encoded(self.encode_text(text), videos) if videos else []
 
 
 def load_reranker(model_dir: Path | None, device: str = "auto") -> PLNReranker:
