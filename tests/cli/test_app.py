@@ -94,13 +94,19 @@ def test_library_warnings_and_logs_are_silenced_but_ours_are_not():
 
 def test_a_fresh_process_loads_the_text_model_quietly():
     """The CLI's path: the setting is made before transformers is first imported."""
+    import os
     import subprocess
     import sys
 
+    from moment_search.cli.common import QUIET_ENVIRONMENT
+
+    # a fresh process from a plain shell: without the quiet settings that CLI calls made
+    # in-process by earlier tests left in this process's environment
+    env = {k: v for k, v in os.environ.items() if k not in QUIET_ENVIRONMENT}
     code = ("from moment_search.cli.common import set_library_chatter as s; s({}); "
             "from moment_search.text.tokens import TokenEncoder; TokenEncoder(device='cpu')")
     runs = {verbose: subprocess.run([sys.executable, "-c", code.format(verbose)],
-                                    capture_output=True, text=True, timeout=300)
+                                    capture_output=True, text=True, timeout=300, env=env)
             for verbose in (False, True)}
     assert runs[False].returncode == 0 and runs[False].stderr == ""
     assert "Loading weights" in runs[True].stderr
