@@ -66,6 +66,24 @@ def fvmr_accuracy(
         bench.main(argv)
 
 
+@app.command("lpnet-proposals")
+def lpnet_proposals(
+    model: Path = typer.Option(..., help="Trained LPNet checkpoint directory."),
+    before: Path = typer.Option(..., help="Its starting point (train lpnet's OUT/init)."),
+    out: Path = typer.Option(..., help="Report directory (JSON, Markdown, PNG)."),
+    data: Path = typer.Option(None, help="Corpus whose ground-truth moments are drawn behind."),
+    split: str = typer.Option("train", help="Annotation split of --data."),
+) -> None:
+    """Where LPNet's learnable proposals ended up: centres x widths before and after training."""
+    from moment_search.benchmarks import lpnet_proposals as bench
+
+    argv = ["--model", str(model), "--before", str(before), "--out", str(out), "--split", split]
+    argv += ["--data", str(data)] if data else []
+    with user_errors():
+        bench.main(argv)
+    console.print(f"report written to {out}")
+
+
 # options shared by the report commands (typer reads them as defaults; sharing is safe)
 CORPUS = typer.Option(..., help="Corpus directory (features + annotations).")
 ANSWERED_SPLIT = typer.Option("val", help="Split whose queries are answered.")

@@ -21,19 +21,13 @@ Output directory (as ``fian_trainer``)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from ..data.corpus import Corpus
-from ..eval.metrics import single_video_metrics
-from ..models.drn import DRN, DRNConfig, decode_boxes
-from ..search.localize import rank_moments
+from ..models.drn import DRN, decode_boxes
 from .drn_data import DRNBatch, DRNExample, build_drn_examples, collate_drn
 from .drn_losses import iou_head_loss, location_loss, matching_loss
-from .loop import EpochTrainer
-from .pln_data import TokenSource
-from .reranker_data import load_reranker_data
+from .localizer_trainer import LocalizerTrainer
 
 IOU_HEAD_PREFIX = "heads.iou."  # the parameters step 2 trains
 
@@ -106,63 +100,27 @@ def set_stage(model: DRN, stage: int) -> None:
     model.config.use_iou_score = stage > 1
 
 
-def epoch_batches(examples: list[DRNExample], batch_size: int, seed: int, epoch: int
-                  ) -> list[DRNBatch]:
-    """Shuffled batches for one epoch; the order depends only on (seed, epoch)."""
-    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + epoch))
-    chunks = [order[i:i + batch_size] for i in range(0, len(examples), batch_size)]
-    return [collate_drn([examples[int(j)] for j in chunk]) for chunk in chunks]
-
-
-@torch.inference_mode()
-def validate(model: DRN, examples: list[DRNExample], corpus: Corpus, nms_threshold: float = 0.6,
-             k: int = 5, batch_size: int = 128) -> dict[str, float]:
-    """Single-video R@n, IoU=m and mIoU of DRN's candidates + NMS on ``examples``."""
-    model.eval()
-    predictions = {}
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
-        batch = collate_drn(chunk)
-        query = model.encode_query(batch.tokens, batch.token_mask)
-        matching, scores, boxes = model.score_encoded(batch.segments, query)
-        for i, example in enumerate(chunk):
-            moments = model.candidates(matching[i], scores[i], boxes[i], example.duration)
-            predictions[example.qid] = rank_moments(moments[:, 2], moments[:, :2], k,
-                                                    nms_threshold)
-    queries = [q for q in corpus.queries if q.qid in predictions]
-    return single_video_metrics(predictions, queries)
-
-
-class DRNTrainer(EpochTrainer):
-    """Trains a DRN model on the train split of a corpus, validating on another split.
-
-    Args:
-        data_dir: a corpus directory (see ``data.corpus_dir.open_corpus``).
-        out_dir: where best/, last/ and history.jsonl go.
-        model_config, train_config: the model and optimisation settings.
-        train_split, val_split: annotation splits.
-        feature_rate: features per second for videos whose manifest gives none.
-        encoder: a token encoder to reuse; None loads MiniLM (``TokenEncoder``).
-        charades_dir: the Charades annotations for ``--extra`` (default: beside the data).
-    """
+class DRNTrainer(LocalizerTrainer):
+    """Trains a DRN model in its three steps (arguments as ``LocalizerTrainer``)."""
 
     model_class = DRN
+    stage = 1  # the step the model and optimizer are in
 
-    def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: DRNConfig,
-                 train_config: DRNTrainConfig, train_split: str = "train",
-                 val_split: str = "val", feature_rate: float | None = None,
-                 encoder: TokenSource | None = None,
-                 charades_dir: str | Path | None = None):
-        self.out = Path(out_dir)
-        self.config = train_config
-        data = load_reranker_data(data_dir, train_config, feature_rate, 32,
-                                  encoder, charades_dir, train_split, val_split)
-        self.settings, self.train_corpus, self.val_corpus = data.settings, data.train, data.val
-        self.train_examples = build_drn_examples(data.train, data.store, model_config,
-                                                 data.encoder, data.train_weights)
-        self.val_examples = build_drn_examples(data.val, data.store, model_config, data.encoder)
-        self.stage = 1
-        self.start(DRN(model_config))
+    def build_examples(self, corpus, store, encoder, weights) -> list[DRNExample]:
+        """One example per query (segments, tokens, location targets)."""
+        return build_drn_examples(corpus, store, self.model_config, encoder, weights)
+
+    def collate(self, examples: list[DRNExample]) -> DRNBatch:
+        """A padded batch."""
+        return collate_drn(examples)
+
+    def predict(self, model: DRN, batch: DRNBatch, examples) -> list:
+        """DRN's candidate boxes of each example, in seconds."""
+        query = model.encode_query(batch.tokens, batch.token_mask)
+        matching, scores, boxes = model.score_encoded(batch.segments, query)
+        moments = [model.candidates(matching[i], scores[i], boxes[i], e.duration)
+                   for i, e in enumerate(examples)]
+        return [(m[:, 2], m[:, :2]) for m in moments]
 
     def new_optimizer(self) -> torch.optim.AdamW:
         """A fresh Adam over the parameters the current step trains, at its learning rate."""
@@ -195,13 +153,8 @@ class DRNTrainer(EpochTrainer):
         stage = self.config.stage_at(epoch)
         if stage != self.stage:
             self.enter_stage(stage)
-        return epoch_batches(self.train_examples, self.config.batch_size, self.config.seed, epoch)
+        return super().epoch_batches(epoch)
 
     def loss_terms(self, batch: DRNBatch, epoch: int) -> dict[str, torch.Tensor]:
         """The step's loss on one batch."""
         return drn_loss(self.model, batch, self.stage, self.config.min_overlap)
-
-    def validate(self) -> dict[str, float]:
-        """Single-video metrics on the validation split."""
-        return validate(self.eval_model, self.val_examples, self.val_corpus,
-                        self.config.nms_threshold)

@@ -15,19 +15,13 @@ Output directory (as ``pln_trainer``)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ..data.corpus import Corpus
-from ..eval.metrics import single_video_metrics
-from ..models.fian import FIAN, FIANConfig, moments_in_seconds
-from ..search.localize import rank_moments
+from ..models.fian import FIAN, moments_in_seconds
 from .fian_data import FIANBatch, FIANExample, build_fian_examples, collate_fian
-from .loop import EpochTrainer
-from .pln_data import TokenSource
-from .reranker_data import load_reranker_data
+from .localizer_trainer import LocalizerTrainer
 
 PAPER_TAU = 0.55  # "The positive threshold value tau is set to 0.55"
 PAPER_ALPHA = 0.005  # alpha of Eq. 18 for Charades-STA (and TACoS)
@@ -103,75 +97,32 @@ def batch_loss(model: FIAN, batch: FIANBatch, config: FIANTrainConfig
                      config.alpha, batch.weights)
 
 
-def epoch_batches(examples: list[FIANExample], batch_size: int, seed: int, epoch: int
-                  ) -> list[FIANBatch]:
-    """Shuffled batches for one epoch; the order depends only on (seed, epoch)."""
-    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + epoch))
-    chunks = [order[i:i + batch_size] for i in range(0, len(examples), batch_size)]
-    return [collate_fian([examples[int(j)] for j in chunk]) for chunk in chunks]
-
-
-@torch.inference_mode()
-def validate(model: FIAN, examples: list[FIANExample], corpus: Corpus,
-             nms_threshold: float = 0.5, k: int = 5, batch_size: int = 128) -> dict[str, float]:
-    """Single-video R@n, IoU=m and mIoU of the regressed anchors + NMS on ``examples``."""
-    model.eval()
-    predictions = {}
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
-        batch = collate_fian(chunk)
-        query = model.encode_query(batch.tokens, batch.token_mask)
-        scores, spans = model.score_encoded(batch.steps, query)  # (B, A), (B, A, 2)
-        for i, example in enumerate(chunk):
-            moments = moments_in_seconds(scores[i], spans[i], example.duration,
-                                         model.config.n_steps)
-            predictions[example.qid] = rank_moments(moments[:, 2], moments[:, :2], k,
-                                                    nms_threshold)
-    queries = [q for q in corpus.queries if q.qid in predictions]
-    return single_video_metrics(predictions, queries)
-
-
-class FIANTrainer(EpochTrainer):
-    """Trains a FIAN model on the train split of a corpus, validating on another split.
-
-    Args:
-        data_dir: a corpus directory (see ``data.corpus_dir.open_corpus``).
-        out_dir: where best/, last/ and history.jsonl go.
-        model_config, train_config: the model and optimisation settings.
-        train_split, val_split: annotation splits.
-        feature_rate: features per second for videos whose manifest gives none.
-        encoder: a token encoder to reuse; None loads MiniLM (``TokenEncoder``) with the
-            model's ``max_tokens``.
-        charades_dir: the Charades annotations for ``--extra`` (default: beside the data).
-    """
+class FIANTrainer(LocalizerTrainer):
+    """Trains a FIAN model (arguments as ``LocalizerTrainer``; MiniLM keeps the model's
+    ``max_tokens``)."""
 
     model_class = FIAN
 
-    def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: FIANConfig,
-                 train_config: FIANTrainConfig, train_split: str = "train",
-                 val_split: str = "val", feature_rate: float | None = None,
-                 encoder: TokenSource | None = None,
-                 charades_dir: str | Path | None = None):
-        self.out = Path(out_dir)
-        self.model_config = model_config
-        self.config = train_config
-        data = load_reranker_data(data_dir, train_config, feature_rate, model_config.max_tokens,
-                                  encoder, charades_dir, train_split, val_split)
-        self.settings, self.train_corpus, self.val_corpus = data.settings, data.train, data.val
-        self.train_examples = build_fian_examples(data.train, data.store, model_config,
-                                                  data.encoder, data.train_weights)
-        self.val_examples = build_fian_examples(data.val, data.store, model_config, data.encoder)
-        self.start(FIAN(model_config))
+    def token_limit(self) -> int:
+        """The model's ``max_tokens``."""
+        return self.model_config.max_tokens
 
-    def epoch_batches(self, epoch: int) -> list[FIANBatch]:
-        """Shuffled training batches of one epoch."""
-        return epoch_batches(self.train_examples, self.config.batch_size, self.config.seed, epoch)
+    def build_examples(self, corpus, store, encoder, weights) -> list[FIANExample]:
+        """One example per query (steps, tokens, anchor IoUs and offsets)."""
+        return build_fian_examples(corpus, store, self.model_config, encoder, weights)
+
+    def collate(self, examples: list[FIANExample]) -> FIANBatch:
+        """A padded batch."""
+        return collate_fian(examples)
+
+    def predict(self, model: FIAN, batch: FIANBatch, examples) -> list:
+        """The regressed anchors of each example, in seconds."""
+        query = model.encode_query(batch.tokens, batch.token_mask)
+        scores, spans = model.score_encoded(batch.steps, query)  # (B, A), (B, A, 2)
+        moments = [moments_in_seconds(scores[i], spans[i], e.duration, model.config.n_steps)
+                   for i, e in enumerate(examples)]
+        return [(m[:, 2], m[:, :2]) for m in moments]
 
     def loss_terms(self, batch: FIANBatch, epoch: int) -> dict[str, torch.Tensor]:
         """Eq. 18 on one batch."""
         return batch_loss(self.model, batch, self.config)
-
-    def validate(self) -> dict[str, float]:
-        """Single-video metrics on the validation split."""
-        return validate(self.eval_model, self.val_examples, self.val_corpus,
-                        self.config.nms_threshold)

@@ -10,21 +10,19 @@ Output directory (as ``fian_trainer``)::
 
     OUT/best/        config.json + model.safetensors of the best validation epoch (the model)
     OUT/last/        the last epoch's model + state.pt (optimizer, epoch, best score): resume
+    OUT/init/        the model before its first step (where the learnable proposals started;
+                     ``benchmark lpnet-proposals --before OUT/init``)
     OUT/history.jsonl one line per epoch: losses and validation metrics
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from ..data.corpus import Corpus
-from ..eval.metrics import single_video_metrics
-from ..models.lpnet import LPNet, LPNetConfig
-from ..search.localize import rank_moments
-from .loop import EpochTrainer
+from ..models.lpnet import LPNet
+from .localizer_trainer import LocalizerTrainer
 from .lpnet_data import LPNetBatch, LPNetExample, build_lpnet_examples, collate_lpnet
 from .lpnet_losses import (
     boundary_kl_loss,
@@ -32,8 +30,6 @@ from .lpnet_losses import (
     proposal_iou_loss,
     proposal_window_iou,
 )
-from .pln_data import TokenSource
-from .reranker_data import load_reranker_data
 
 
 @dataclass
@@ -75,73 +71,32 @@ def lpnet_loss(model: LPNet, batch: LPNetBatch, config: LPNetTrainConfig
     return terms
 
 
-def epoch_batches(examples: list[LPNetExample], batch_size: int, seed: int, epoch: int
-                  ) -> list[LPNetBatch]:
-    """Shuffled batches for one epoch; the order depends only on (seed, epoch)."""
-    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + epoch))
-    chunks = [order[i:i + batch_size] for i in range(0, len(examples), batch_size)]
-    return [collate_lpnet([examples[int(j)] for j in chunk]) for chunk in chunks]
-
-
-@torch.inference_mode()
-def validate(model: LPNet, examples: list[LPNetExample], corpus: Corpus,
-             nms_threshold: float = 0.5, k: int = 5, batch_size: int = 128) -> dict[str, float]:
-    """Single-video R@n, IoU=m and mIoU of the rated proposals + NMS on ``examples``."""
-    model.eval()
-    predictions = {}
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
-        batch = collate_lpnet(chunk)
-        query = model.encode_query(batch.tokens, batch.token_mask)
-        scores, spans = model.score_encoded(batch.clips, query)  # (B, k), (k, 2)
-        for i, example in enumerate(chunk):
-            moments = model.moments(scores[i], spans, example.duration)
-            predictions[example.qid] = rank_moments(moments[:, 2], moments[:, :2], k,
-                                                    nms_threshold)
-    queries = [q for q in corpus.queries if q.qid in predictions]
-    return single_video_metrics(predictions, queries)
-
-
-class LPNetTrainer(EpochTrainer):
-    """Trains an LPNet model on the train split of a corpus, validating on another split.
-
-    Args:
-        data_dir: a corpus directory (see ``data.corpus_dir.open_corpus``).
-        out_dir: where best/, last/ and history.jsonl go.
-        model_config, train_config: the model and optimisation settings.
-        train_split, val_split: annotation splits.
-        feature_rate: features per second for videos whose manifest gives none.
-        encoder: a token encoder to reuse; None loads MiniLM (``TokenEncoder``).
-        charades_dir: the Charades annotations for ``--extra`` (default: beside the data).
-    """
+class LPNetTrainer(LocalizerTrainer):
+    """Trains an LPNet model (arguments as ``LocalizerTrainer``)."""
 
     model_class = LPNet
 
-    def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: LPNetConfig,
-                 train_config: LPNetTrainConfig, train_split: str = "train",
-                 val_split: str = "val", feature_rate: float | None = None,
-                 encoder: TokenSource | None = None,
-                 charades_dir: str | Path | None = None):
-        self.out = Path(out_dir)
-        self.config = train_config
-        data = load_reranker_data(data_dir, train_config, feature_rate, 32,
-                                  encoder, charades_dir, train_split, val_split)
-        self.settings, self.train_corpus, self.val_corpus = data.settings, data.train, data.val
-        self.train_examples = build_lpnet_examples(data.train, data.store, model_config,
-                                                   data.encoder, data.train_weights)
-        self.val_examples = build_lpnet_examples(data.val, data.store, model_config,
-                                                 data.encoder)
-        self.start(LPNet(model_config))
+    def build_examples(self, corpus, store, encoder, weights) -> list[LPNetExample]:
+        """One example per query (clips, tokens, windows, boundary labels)."""
+        return build_lpnet_examples(corpus, store, self.model_config, encoder, weights)
 
-    def epoch_batches(self, epoch: int) -> list[LPNetBatch]:
-        """Shuffled training batches of one epoch."""
-        return epoch_batches(self.train_examples, self.config.batch_size, self.config.seed, epoch)
+    def collate(self, examples: list[LPNetExample]) -> LPNetBatch:
+        """A padded batch."""
+        return collate_lpnet(examples)
+
+    def predict(self, model: LPNet, batch: LPNetBatch, examples) -> list:
+        """The rated learned proposals of each example, in seconds."""
+        query = model.encode_query(batch.tokens, batch.token_mask)
+        scores, spans = model.score_encoded(batch.clips, query)  # (B, k), (k, 2)
+        moments = [model.moments(scores[i], spans, e.duration) for i, e in enumerate(examples)]
+        return [(m[:, 2], m[:, :2]) for m in moments]
 
     def loss_terms(self, batch: LPNetBatch, epoch: int) -> dict[str, torch.Tensor]:
         """Eq. 7 + Eq. 12 on one batch."""
         return lpnet_loss(self.model, batch, self.config)
 
-    def validate(self) -> dict[str, float]:
-        """Single-video metrics on the validation split."""
-        return validate(self.eval_model, self.val_examples, self.val_corpus,
-                        self.config.nms_threshold)
+    def fit(self, progress=print) -> dict[str, float]:
+        """Keep the untrained model in OUT/init (a fresh run only), then train."""
+        if self.start_epoch == 0:
+            self.model.save_pretrained(self.out / "init", extra=self.settings)
+        return super().fit(progress)

@@ -18,15 +18,11 @@ from pathlib import Path
 
 import torch
 
-from ..data.corpus import Corpus
-from ..eval.metrics import single_video_metrics
 from ..geometry.proposals import proposal_spans
 from ..models.pln import PLN, PLNConfig
-from ..search.localize import rank_moments
-from .loop import EpochTrainer
+from .localizer_trainer import LocalizerTrainer
 from .losses import soft_bce
 from .pln_data import PAPER_TAU, PLNBatch, PLNExample, TokenSource, build_pln_examples, collate_pln
-from .reranker_data import load_reranker_data
 
 # lambda_t of Eq. 8 by number of stages (paper Sec. IV-A3); one stage is plain 2D-TAN.
 PAPER_STAGE_WEIGHTS = {1: (1.0,), 2: (1.0, 1.5), 3: (1.0, 1.3, 1.5), 4: (1.0, 1.2, 1.5, 2.0)}
@@ -102,43 +98,9 @@ def batch_loss(model: PLN, batch: PLNBatch, weights: Sequence[float]) -> dict[st
     return pln_loss(out.logits, batch.labels, out.masks, weights, batch.weights)
 
 
-def epoch_batches(examples: list[PLNExample], batch_size: int, seed: int, epoch: int
-                  ) -> list[PLNBatch]:
-    """Shuffled batches for one epoch; the order depends only on (seed, epoch)."""
-    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + epoch))
-    chunks = [order[i:i + batch_size] for i in range(0, len(examples), batch_size)]
-    return [collate_pln([examples[int(j)] for j in chunk]) for chunk in chunks]
-
-
-@torch.inference_mode()
-def validate(model: PLN, examples: list[PLNExample], corpus: Corpus, strategy: int = 1,
-             nms_threshold: float = 0.45, k: int = 5, batch_size: int = 128) -> dict[str, float]:
-    """Single-video R@n, IoU=m and mIoU of ``score_proposals`` + NMS on ``examples``."""
-    model.eval()
-    predictions = {}
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
-        batch = collate_pln(chunk)
-        scores = model.score_proposals(batch.clips, batch.tokens, batch.token_mask,
-                                       strategy).numpy()  # (B, P)
-        for example, row in zip(chunk, scores, strict=True):
-            spans = proposal_spans(model.final_clips, example.duration)
-            predictions[example.qid] = rank_moments(row, spans, k, nms_threshold)
-    queries = [q for q in corpus.queries if q.qid in predictions]
-    return single_video_metrics(predictions, queries)
-
-
-class PLNTrainer(EpochTrainer):
-    """Trains a PLN model on the train split of a corpus, validating on another split.
-
-    Args:
-        data_dir: a corpus directory (see ``data.corpus_dir.open_corpus``).
-        out_dir: where best/, last/ and history.jsonl go.
-        model_config, train_config: the model and optimisation settings.
-        train_split, val_split: annotation splits.
-        feature_rate: features per second for videos whose manifest gives none.
-        max_tokens: word-piece tokens kept per query.
-        encoder: a token encoder to reuse; None loads MiniLM (``TokenEncoder``).
+class PLNTrainer(LocalizerTrainer):
+    """Trains a PLN model (arguments as ``LocalizerTrainer``, plus ``max_tokens``: word-piece
+    tokens kept per query).
 
     Raises:
         ValueError: stage weights that do not match the model's stages.
@@ -151,33 +113,32 @@ class PLNTrainer(EpochTrainer):
                  val_split: str = "val", feature_rate: float | None = None,
                  max_tokens: int = 32, encoder: TokenSource | None = None,
                  charades_dir: str | Path | None = None):
-        self.out = Path(out_dir)
-        self.model_config = model_config
-        self.config = train_config
         self.weights = resolve_stage_weights(train_config.stage_weights,
                                              len(model_config.stage_clips))
-        data = load_reranker_data(data_dir, train_config, feature_rate, max_tokens,
-                                  encoder, charades_dir, train_split, val_split,
-                                  strategy=train_config.strategy)
-        self.settings, self.train_corpus, self.val_corpus = data.settings, data.train, data.val
-        self.train_examples = self._build(data.train, data.store, data.encoder,
-                                          data.train_weights)
-        self.val_examples = self._build(data.val, data.store, data.encoder, {})
-        self.start(PLN(model_config))
+        self.max_tokens = max_tokens
+        super().__init__(data_dir, out_dir, model_config, train_config, train_split, val_split,
+                         feature_rate, encoder, charades_dir)
 
-    def _build(self, corpus, store, encoder, weights) -> list[PLNExample]:
+    def data_options(self) -> dict:
+        """The proposal-scoring strategy is stored with the checkpoint."""
+        return {"strategy": self.config.strategy}
+
+    def build_examples(self, corpus, store, encoder, weights) -> list[PLNExample]:
+        """One example per query (clips, tokens, per-stage soft labels)."""
         return build_pln_examples(corpus, store, self.model_config.stage_clips, encoder,
                                   self.config.tau, weights)
 
-    def epoch_batches(self, epoch: int) -> list[PLNBatch]:
-        """Shuffled training batches of one epoch."""
-        return epoch_batches(self.train_examples, self.config.batch_size, self.config.seed, epoch)
+    def collate(self, examples: list[PLNExample]) -> PLNBatch:
+        """A padded batch."""
+        return collate_pln(examples)
+
+    def predict(self, model: PLN, batch: PLNBatch, examples) -> list:
+        """Every 2D-map proposal of each example, scored with the configured strategy."""
+        scores = model.score_proposals(batch.clips, batch.tokens, batch.token_mask,
+                                       self.config.strategy).numpy()  # (B, P)
+        return [(row, proposal_spans(model.final_clips, e.duration))
+                for row, e in zip(scores, examples, strict=True)]
 
     def loss_terms(self, batch: PLNBatch, epoch: int) -> dict[str, torch.Tensor]:
         """The weighted per-stage BCE of one batch (Eq. 8)."""
         return batch_loss(self.model, batch, self.weights)
-
-    def validate(self) -> dict[str, float]:
-        """Single-video metrics on the validation split with the configured strategy."""
-        return validate(self.eval_model, self.val_examples, self.val_corpus,
-                        self.config.strategy, self.config.nms_threshold)

@@ -86,6 +86,9 @@ def test_fit_saves_best_and_resume_matches_an_uninterrupted_run(tiny_corpus, tmp
     trainer(tiny_corpus, out, FakeEncoder(), ema_decay=0.9).fit(progress=lambda message: None)
     assert (out / "best" / "model.safetensors").is_file()
     assert (out / "last" / "state.pt").is_file()
+    initial = LPNet.from_pretrained(out / "init").proposal_logits
+    trained = LPNet.from_pretrained(out / "last").proposal_logits
+    assert not torch.equal(initial, trained)  # init/ holds the boxes before the first step
     records = history(out)
     assert [r["epoch"] for r in records] == [1, 2]
     assert {"iou", "reg", "kl", "total"} <= set(records[0]["loss"])
@@ -97,6 +100,7 @@ def test_fit_saves_best_and_resume_matches_an_uninterrupted_run(tiny_corpus, tmp
     assert resumed.resume() and resumed.start_epoch == 2
     resumed.fit(progress=lambda message: None)
     assert [r["epoch"] for r in history(out)] == [1, 2, 3]
+    torch.testing.assert_close(LPNet.from_pretrained(out / "init").proposal_logits, initial)
 
     straight = trainer(tiny_corpus, tmp_path / "straight", FakeEncoder(), epochs=3,
                        ema_decay=0.9)
