@@ -15,6 +15,7 @@ import torch
 from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..models.drn import DRNConfig, location_layout, pool_video_segments
+from .batching import grounded_queries, pad_with_mask, pool_per_video
 from .pln_data import TokenSource
 
 
@@ -103,12 +104,9 @@ def build_drn_examples(corpus: Corpus, store: FeatureStore, config: DRNConfig,
     """
     weights = weights or {}
     centres, levels = location_layout(config.n_segments)
-    queries = [q for q in corpus.queries if q.windows]
-    segments = {}
-    for vid in dict.fromkeys(q.video_id for q in queries):
-        video = corpus.video(vid)
-        segments[vid] = pool_video_segments(store.load(vid), config.n_segments, video.duration,
-                                            video.feature_rate)
+    queries = grounded_queries(corpus)
+    segments = pool_per_video(corpus, store, queries,
+                              lambda f, d, r: pool_video_segments(f, config.n_segments, d, r))
     tokens = encoder.precompute([q.text for q in queries])
     examples = []
     for query in queries:
@@ -130,20 +128,15 @@ def collate_drn(examples: Sequence[DRNExample]) -> DRNBatch:
     Raises:
         ValueError: for no examples.
     """
-    if not examples:
-        raise ValueError("cannot collate an empty list of examples")
-    lengths = torch.tensor([e.tokens.shape[0] for e in examples])  # (B,)
-    counts = torch.tensor([e.windows.shape[0] for e in examples])  # (B,)
-    pad = torch.nn.utils.rnn.pad_sequence
-    tokens = pad([e.tokens for e in examples], batch_first=True)
-    windows = pad([e.windows for e in examples], batch_first=True)
+    tokens, token_mask = pad_with_mask([e.tokens for e in examples])
+    windows, window_mask = pad_with_mask([e.windows for e in examples])
     return DRNBatch(
         segments=torch.stack([e.segments for e in examples]),
         tokens=tokens,
-        token_mask=torch.arange(tokens.shape[1])[None] < lengths[:, None],
+        token_mask=token_mask,
         labels=torch.stack([e.labels for e in examples]),
         distances=torch.stack([e.distances for e in examples]),
         windows=windows,
-        window_mask=torch.arange(windows.shape[1])[None] < counts[:, None],
+        window_mask=window_mask,
         weights=torch.tensor([e.weight for e in examples], dtype=torch.float32),
     )

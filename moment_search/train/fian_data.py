@@ -17,6 +17,7 @@ from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..geometry.spans import temporal_iou
 from ..models.fian import FIANConfig, anchor_layout, pool_video_steps
+from .batching import grounded_queries, pad_with_mask, pool_per_video
 from .pln_data import TokenSource
 
 
@@ -91,12 +92,9 @@ def build_fian_examples(corpus: Corpus, store: FeatureStore, config: FIANConfig,
     """
     weights = weights or {}
     anchors = anchor_layout(config.n_steps, config.kernels, config.stride_ratio)
-    queries = [q for q in corpus.queries if q.windows]
-    steps = {}
-    for vid in dict.fromkeys(q.video_id for q in queries):
-        video = corpus.video(vid)
-        steps[vid] = pool_video_steps(store.load(vid), config.n_steps, video.duration,
-                                      video.feature_rate)
+    queries = grounded_queries(corpus)
+    steps = pool_per_video(corpus, store, queries,
+                           lambda f, d, r: pool_video_steps(f, config.n_steps, d, r))
     tokens = encoder.precompute([q.text for q in queries])
     examples = []
     for query in queries:
@@ -114,14 +112,11 @@ def collate_fian(examples: Sequence[FIANExample]) -> FIANBatch:
     Raises:
         ValueError: for no examples.
     """
-    if not examples:
-        raise ValueError("cannot collate an empty list of examples")
-    lengths = torch.tensor([e.tokens.shape[0] for e in examples])  # (B,)
-    tokens = torch.nn.utils.rnn.pad_sequence([e.tokens for e in examples], batch_first=True)
+    tokens, token_mask = pad_with_mask([e.tokens for e in examples])
     return FIANBatch(
         steps=torch.stack([e.steps for e in examples]),
         tokens=tokens,
-        token_mask=torch.arange(tokens.shape[1])[None] < lengths[:, None],
+        token_mask=token_mask,
         iou=torch.stack([e.iou for e in examples]),
         offsets=torch.stack([e.offsets for e in examples]),
         weights=torch.tensor([e.weight for e in examples], dtype=torch.float32),

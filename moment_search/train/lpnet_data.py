@@ -16,6 +16,7 @@ import torch
 from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..models.lpnet import LPNetConfig, pool_video_clips
+from .batching import grounded_queries, pad_with_mask, pool_per_video
 from .lpnet_losses import boundary_clips, relaxed_boundary_labels
 from .pln_data import TokenSource
 
@@ -61,12 +62,9 @@ def build_lpnet_examples(corpus: Corpus, store: FeatureStore, config: LPNetConfi
         weights: loss weight by query id (absent ids weigh 1).
     """
     weights = weights or {}
-    queries = [q for q in corpus.queries if q.windows]
-    clips = {}
-    for vid in dict.fromkeys(q.video_id for q in queries):
-        video = corpus.video(vid)
-        clips[vid] = pool_video_clips(store.load(vid), config.n_clips, video.duration,
-                                      video.feature_rate)
+    queries = grounded_queries(corpus)
+    clips = pool_per_video(corpus, store, queries,
+                           lambda f, d, r: pool_video_clips(f, config.n_clips, d, r))
     tokens = encoder.precompute([q.text for q in queries])
     examples = []
     for query in queries:
@@ -86,19 +84,14 @@ def collate_lpnet(examples: Sequence[LPNetExample]) -> LPNetBatch:
     Raises:
         ValueError: for no examples.
     """
-    if not examples:
-        raise ValueError("cannot collate an empty list of examples")
-    lengths = torch.tensor([e.tokens.shape[0] for e in examples])  # (B,)
-    counts = torch.tensor([e.windows.shape[0] for e in examples])  # (B,)
-    pad = torch.nn.utils.rnn.pad_sequence
-    tokens = pad([e.tokens for e in examples], batch_first=True)
-    windows = pad([e.windows for e in examples], batch_first=True)
+    tokens, token_mask = pad_with_mask([e.tokens for e in examples])
+    windows, window_mask = pad_with_mask([e.windows for e in examples])
     return LPNetBatch(
         clips=torch.stack([e.clips for e in examples]),
         tokens=tokens,
-        token_mask=torch.arange(tokens.shape[1])[None] < lengths[:, None],
+        token_mask=token_mask,
         windows=windows,
-        window_mask=torch.arange(windows.shape[1])[None] < counts[:, None],
+        window_mask=window_mask,
         start_labels=torch.stack([e.start_labels for e in examples]),
         end_labels=torch.stack([e.end_labels for e in examples]),
         weights=torch.tensor([e.weight for e in examples], dtype=torch.float32),

@@ -18,6 +18,7 @@ from ..data.features import FeatureStore
 from ..geometry.proposals import proposal_index, proposal_mask, proposal_spans
 from ..geometry.spans import soft_iou_labels, temporal_iou
 from ..models.pln import pool_stage_clips
+from .batching import grounded_queries, pad_with_mask, pool_per_video
 
 PAPER_TAU = 0.5  # IoU threshold tau of Eq. 7 ("set to be 0.5")
 
@@ -104,10 +105,10 @@ def build_pln_examples(corpus: Corpus, store: FeatureStore, stage_clips: Sequenc
         weights: loss weight by query id (absent ids weigh 1).
     """
     weights = weights or {}
-    queries = [q for q in corpus.queries if q.windows]
-    video_ids = list(dict.fromkeys(q.video_id for q in queries))
-    clips = {vid: _video_stage_clips(corpus, store, vid, stage_clips) for vid in video_ids}
-    video_index = {vid: i for i, vid in enumerate(video_ids)}
+    queries = grounded_queries(corpus)
+    clips = pool_per_video(corpus, store, queries,
+                           lambda f, d, r: pool_stage_clips(f, stage_clips, d, r))
+    video_index = {vid: i for i, vid in enumerate(clips)}
     tokens = encoder.precompute([q.text for q in queries])
     examples = []
     for query in queries:
@@ -121,27 +122,18 @@ def build_pln_examples(corpus: Corpus, store: FeatureStore, stage_clips: Sequenc
     return examples
 
 
-def _video_stage_clips(corpus: Corpus, store: FeatureStore, video_id: str,
-                       stage_clips: Sequence[int]) -> list[torch.Tensor]:
-    video = corpus.video(video_id)
-    return pool_stage_clips(store.load(video_id), stage_clips, video.duration, video.feature_rate)
-
-
 def collate_pln(examples: Sequence[PLNExample]) -> PLNBatch:
     """Pad and stack examples (all with the same stages) into a :class:`PLNBatch`.
 
     Raises:
         ValueError: for no examples.
     """
-    if not examples:
-        raise ValueError("cannot collate an empty list of examples")
-    lengths = torch.tensor([e.tokens.shape[0] for e in examples])  # (B,)
-    tokens = torch.nn.utils.rnn.pad_sequence([e.tokens for e in examples], batch_first=True)
+    tokens, token_mask = pad_with_mask([e.tokens for e in examples])
     n_stages = len(examples[0].clips)
     return PLNBatch(
         clips=[torch.stack([e.clips[t] for e in examples]) for t in range(n_stages)],
         tokens=tokens,
-        token_mask=torch.arange(tokens.shape[1])[None] < lengths[:, None],
+        token_mask=token_mask,
         labels=[torch.stack([e.labels[t] for e in examples]) for t in range(n_stages)],
         masks=[torch.from_numpy(proposal_mask(e.shape[0])) for e in examples[0].clips],
         video_groups=torch.tensor([e.video_index for e in examples]),
