@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.drn import DRN, decode_boxes
-from .drn_data import DRNBatch, DRNExample, build_drn_examples, collate_drn
+from .drn_data import DRNBatch, build_drn_examples, collate_drn
 from .drn_losses import iou_head_loss, location_loss, matching_loss
 from .localizer_trainer import LocalizerTrainer
 
@@ -104,15 +104,9 @@ class DRNTrainer(LocalizerTrainer):
     """Trains a DRN model in its three steps (arguments as ``LocalizerTrainer``)."""
 
     model_class = DRN
+    example_builder = staticmethod(build_drn_examples)
+    collater = staticmethod(collate_drn)
     stage = 1  # the step the model and optimizer are in
-
-    def build_examples(self, corpus, store, encoder, weights) -> list[DRNExample]:
-        """One example per query (segments, tokens, location targets)."""
-        return build_drn_examples(corpus, store, self.model_config, encoder, weights)
-
-    def collate(self, examples: list[DRNExample]) -> DRNBatch:
-        """A padded batch."""
-        return collate_drn(examples)
 
     def predict(self, model: DRN, batch: DRNBatch, examples) -> list:
         """DRN's candidate boxes of each example, in seconds."""

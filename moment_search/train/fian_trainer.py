@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.fian import FIAN, moments_in_seconds
-from .fian_data import FIANBatch, FIANExample, build_fian_examples, collate_fian
+from .fian_data import FIANBatch, build_fian_examples, collate_fian
 from .localizer_trainer import LocalizerTrainer
 
 PAPER_TAU = 0.55  # "The positive threshold value tau is set to 0.55"
@@ -102,18 +102,12 @@ class FIANTrainer(LocalizerTrainer):
     ``max_tokens``)."""
 
     model_class = FIAN
+    example_builder = staticmethod(build_fian_examples)
+    collater = staticmethod(collate_fian)
 
     def token_limit(self) -> int:
         """The model's ``max_tokens``."""
         return self.model_config.max_tokens
-
-    def build_examples(self, corpus, store, encoder, weights) -> list[FIANExample]:
-        """One example per query (steps, tokens, anchor IoUs and offsets)."""
-        return build_fian_examples(corpus, store, self.model_config, encoder, weights)
-
-    def collate(self, examples: list[FIANExample]) -> FIANBatch:
-        """A padded batch."""
-        return collate_fian(examples)
 
     def predict(self, model: FIAN, batch: FIANBatch, examples) -> list:
         """The regressed anchors of each example, in seconds."""

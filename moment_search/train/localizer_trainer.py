@@ -1,9 +1,10 @@
 """What the trainers of the single-video localizers (PLN, FIAN, DRN, LPNet) share.
 
-Data, shuffled batches and validation. A subclass names its model class and says three
-things: how examples are built from a corpus (``build_examples``), how a list of them becomes a
-batch (``collate``) and how the model's output on a batch becomes each example's scored spans in
-seconds (``predict``). The epoch loop, best/last and resume are ``loop.EpochTrainer``'s.
+Data, shuffled batches and validation. A subclass names its model class, its example
+builder ``(corpus, store, model_config, encoder, weights) -> examples`` and its collate function
+(or overrides ``build_examples`` / ``collate``), and says how the model's output on a batch
+becomes each example's scored spans in seconds (``predict``). The epoch loop, best/last and
+resume are ``loop.EpochTrainer``'s.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class LocalizerTrainer(EpochTrainer):
     """
 
     max_tokens = 32  # word-piece tokens kept per query
+    example_builder: Callable[..., list[Any]]  # staticmethod(build_x_examples)
+    collater: Callable[[list[Any]], Any]  # staticmethod(collate_x)
 
     def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: Any,
                  train_config: Any, train_split: str = "train", val_split: str = "val",
@@ -96,11 +99,11 @@ class LocalizerTrainer(EpochTrainer):
     def build_examples(self, corpus: Corpus, store: FeatureStore, encoder: TokenSource,
                        weights: dict[str, float] | None) -> list[Any]:
         """One example per query of ``corpus``; ``weights`` are loss weights by query id."""
-        raise NotImplementedError
+        return self.example_builder(corpus, store, self.model_config, encoder, weights)
 
     def collate(self, examples: list[Any]) -> Any:
-        """A batch of ``examples``."""
-        raise NotImplementedError
+        """A padded batch of ``examples``."""
+        return self.collater(examples)
 
     def predict(self, model: torch.nn.Module, batch: Any, examples: Sequence[Any]
                 ) -> list[tuple[Any, Any]]:

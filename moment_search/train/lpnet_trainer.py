@@ -23,7 +23,7 @@ import torch
 
 from ..models.lpnet import LPNet
 from .localizer_trainer import LocalizerTrainer
-from .lpnet_data import LPNetBatch, LPNetExample, build_lpnet_examples, collate_lpnet
+from .lpnet_data import LPNetBatch, build_lpnet_examples, collate_lpnet
 from .lpnet_losses import (
     boundary_kl_loss,
     matching_regression_loss,
@@ -75,14 +75,8 @@ class LPNetTrainer(LocalizerTrainer):
     """Trains an LPNet model (arguments as ``LocalizerTrainer``)."""
 
     model_class = LPNet
-
-    def build_examples(self, corpus, store, encoder, weights) -> list[LPNetExample]:
-        """One example per query (clips, tokens, windows, boundary labels)."""
-        return build_lpnet_examples(corpus, store, self.model_config, encoder, weights)
-
-    def collate(self, examples: list[LPNetExample]) -> LPNetBatch:
-        """A padded batch."""
-        return collate_lpnet(examples)
+    example_builder = staticmethod(build_lpnet_examples)
+    collater = staticmethod(collate_lpnet)
 
     def predict(self, model: LPNet, batch: LPNetBatch, examples) -> list:
         """The rated learned proposals of each example, in seconds."""

@@ -107,6 +107,7 @@ class PLNTrainer(LocalizerTrainer):
     """
 
     model_class = PLN
+    collater = staticmethod(collate_pln)
 
     def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: PLNConfig,
                  train_config: PLNTrainConfig, train_split: str = "train",
@@ -127,10 +128,6 @@ class PLNTrainer(LocalizerTrainer):
         """One example per query (clips, tokens, per-stage soft labels)."""
         return build_pln_examples(corpus, store, self.model_config.stage_clips, encoder,
                                   self.config.tau, weights)
-
-    def collate(self, examples: list[PLNExample]) -> PLNBatch:
-        """A padded batch."""
-        return collate_pln(examples)
 
     def predict(self, model: PLN, batch: PLNBatch, examples) -> list:
         """Every 2D-map proposal of each example, scored with the configured strategy."""

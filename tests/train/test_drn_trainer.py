@@ -1,6 +1,4 @@
-import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,17 +11,14 @@ from moment_search.train.drn_trainer import (
     drn_loss,
     set_stage,
 )
+from tests.train.localizer_checks import (
+    FakeEncoder,
+    check_extra_pairs_weighted,
+    check_fit_and_resume,
+)
 
 MODEL = DRNConfig(feature_dim=8, lstm_dim=8, n_segments=8, channels=8, fpn_dim=8,
                   position_dim=4)
-
-
-class FakeEncoder:
-    """Deterministic token embeddings: one row per word, seeded by the word's length."""
-
-    def precompute(self, texts):
-        return {t: torch.stack([torch.full((384,), float(len(w))) for w in t.split()])
-                for t in texts}
 
 
 def test_examples_and_batches(tiny_corpus):
@@ -87,45 +82,27 @@ def trainer(corpus, out, encoder, stages=(1, 1, 0), **overrides):
     return DRNTrainer(corpus, out, MODEL, config, feature_rate=1.0, encoder=encoder)
 
 
-def history(out):
-    return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-
-
 def test_fit_saves_best_and_resume_matches_an_uninterrupted_run(tiny_corpus, tmp_path):
-    out = tmp_path / "run"
-    trainer(tiny_corpus, out, FakeEncoder(), ema_decay=0.9).fit(progress=lambda message: None)
-    assert (out / "best" / "model.safetensors").is_file()
-    assert (out / "last" / "state.pt").is_file()
-    records = history(out)
-    assert [r["epoch"] for r in records] == [1, 2]
+    # resumed across the step 2 -> 3 boundary
+    records, resumed = check_fit_and_resume(
+        lambda out, longer: trainer(tiny_corpus, out, FakeEncoder(),
+                                    stages=(1, 1, 1) if longer else (1, 1, 0), ema_decay=0.9),
+        tmp_path)
     assert {"match", "location", "iou", "total"} <= set(records[0]["loss"])
     assert records[1]["loss"]["total"] == records[1]["loss"]["iou"]  # step 2: Eq. 7 alone
-    assert "R1@0.5" in records[0]["val"]
-    config, extra = DRN.read_config(out / "best")
+    assert resumed.stage == 3
+    config, extra = DRN.read_config(tmp_path / "run" / "best")
     assert extra["feature_rate"] == 1.0 and extra["nms_threshold"] == 0.6
 
-    # resumed across the step 2 -> 3 boundary
-    resumed = trainer(tiny_corpus, out, FakeEncoder(), stages=(1, 1, 1), ema_decay=0.9)
-    assert resumed.resume() and resumed.start_epoch == 2 and resumed.stage == 2
-    resumed.fit(progress=lambda message: None)
-    assert [r["epoch"] for r in history(out)] == [1, 2, 3] and resumed.stage == 3
 
-    straight = trainer(tiny_corpus, tmp_path / "straight", FakeEncoder(), stages=(1, 1, 1),
-                       ema_decay=0.9)
-    straight.fit(progress=lambda message: None)
-    for (name, x), (_, y) in zip(resumed.eval_model.state_dict().items(),
-                                 straight.eval_model.state_dict().items(), strict=True):
-        torch.testing.assert_close(x, y, msg=name)
+def test_resume_enters_the_step_of_the_last_epoch(tiny_corpus, tmp_path):
+    out = tmp_path / "run"
+    trainer(tiny_corpus, out, FakeEncoder()).fit(progress=lambda message: None)
+    resumed = trainer(tiny_corpus, out, FakeEncoder(), stages=(1, 1, 1))
+    assert resumed.resume() and resumed.start_epoch == 2 and resumed.stage == 2
 
 
 def test_extra_pairs_are_weighted_in_the_loss(tiny_corpus, tmp_path):
-    from tests.conftest import write_tiny_charades
-
-    charades = write_tiny_charades(tmp_path / "charades", tiny_corpus)
     config = DRNTrainConfig(stage_epochs=(1, 0, 0), batch_size=4,
                             extras=("charades-actions:0.2",))
-    run = DRNTrainer(tiny_corpus, tmp_path / "run", MODEL, config, feature_rate=1.0,
-                     encoder=FakeEncoder(), charades_dir=charades)
-    assert sorted({e.weight for e in run.train_examples}) == [0.2, 1.0]
-    assert all(not e.qid.startswith("val") for e in run.train_examples)
-    assert np.isfinite(run.train_epoch(0)["total"])
+    check_extra_pairs_weighted(DRNTrainer, MODEL, config, tiny_corpus, tmp_path)

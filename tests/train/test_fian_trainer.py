@@ -1,4 +1,3 @@
-import json
 
 import numpy as np
 import pytest
@@ -9,17 +8,14 @@ from moment_search.data.corpus_dir import open_corpus
 from moment_search.models.fian import FIAN, FIANConfig
 from moment_search.train.fian_data import anchor_targets, build_fian_examples, collate_fian
 from moment_search.train.fian_trainer import FIANTrainConfig, FIANTrainer, fian_loss
+from tests.train.localizer_checks import (
+    FakeEncoder,
+    check_extra_pairs_weighted,
+    check_fit_and_resume,
+)
 
 MODEL = FIANConfig(feature_dim=8, hidden_dim=8, heads=2, n_steps=16, kernels=(4, 6),
                    max_tokens=32, dropout=0.0)
-
-
-class FakeEncoder:
-    """Deterministic token embeddings: one row per word, seeded by the word's length."""
-
-    def precompute(self, texts):
-        return {t: torch.stack([torch.full((384,), float(len(w))) for w in t.split()])
-                for t in texts}
 
 
 def test_anchor_targets_by_hand():
@@ -83,42 +79,15 @@ def trainer(corpus, out, encoder, epochs=2, **overrides):
     return FIANTrainer(corpus, out, MODEL, config, feature_rate=1.0, encoder=encoder)
 
 
-def history(out):
-    return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-
-
 def test_fit_saves_best_and_resume_matches_an_uninterrupted_run(tiny_corpus, tmp_path):
-    out = tmp_path / "run"
-    trainer(tiny_corpus, out, FakeEncoder(), ema_decay=0.9).fit(progress=lambda message: None)
-    assert (out / "best" / "model.safetensors").is_file()
-    assert (out / "last" / "state.pt").is_file()
-    records = history(out)
-    assert [r["epoch"] for r in records] == [1, 2]
+    records, _ = check_fit_and_resume(
+        lambda out, longer: trainer(tiny_corpus, out, FakeEncoder(), epochs=3 if longer else 2,
+                                    ema_decay=0.9), tmp_path)
     assert {"align", "boundary", "total"} <= set(records[0]["loss"])
-    assert "R1@0.5" in records[0]["val"]
-    config, extra = FIAN.read_config(out / "best")
+    config, extra = FIAN.read_config(tmp_path / "run" / "best")
     assert config == MODEL and extra["feature_rate"] == 1.0 and extra["nms_threshold"] == 0.5
-
-    resumed = trainer(tiny_corpus, out, FakeEncoder(), epochs=3, ema_decay=0.9)
-    assert resumed.resume() and resumed.start_epoch == 2
-    resumed.fit(progress=lambda message: None)
-    assert [r["epoch"] for r in history(out)] == [1, 2, 3]
-
-    straight = trainer(tiny_corpus, tmp_path / "straight", FakeEncoder(), epochs=3,
-                       ema_decay=0.9)
-    straight.fit(progress=lambda message: None)
-    for (name, x), (_, y) in zip(resumed.eval_model.state_dict().items(),
-                                 straight.eval_model.state_dict().items(), strict=True):
-        torch.testing.assert_close(x, y, msg=name)
 
 
 def test_extra_pairs_are_weighted_in_the_loss(tiny_corpus, tmp_path):
-    from tests.conftest import write_tiny_charades
-
-    charades = write_tiny_charades(tmp_path / "charades", tiny_corpus)
     config = FIANTrainConfig(epochs=1, batch_size=4, extras=("charades-actions:0.2",))
-    run = FIANTrainer(tiny_corpus, tmp_path / "run", MODEL, config, feature_rate=1.0,
-                      encoder=FakeEncoder(), charades_dir=charades)
-    assert sorted({e.weight for e in run.train_examples}) == [0.2, 1.0]
-    assert all(not e.qid.startswith("val") for e in run.train_examples)
-    assert np.isfinite(run.train_epoch(0)["total"])
+    check_extra_pairs_weighted(FIANTrainer, MODEL, config, tiny_corpus, tmp_path)

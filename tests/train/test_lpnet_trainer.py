@@ -1,6 +1,4 @@
-import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -8,17 +6,15 @@ from moment_search.data.corpus_dir import open_corpus
 from moment_search.models.lpnet import LPNet, LPNetConfig
 from moment_search.train.lpnet_data import build_lpnet_examples, collate_lpnet
 from moment_search.train.lpnet_trainer import LPNetTrainConfig, LPNetTrainer, lpnet_loss
+from tests.train.localizer_checks import (
+    FakeEncoder,
+    check_extra_pairs_weighted,
+    check_fit_and_resume,
+    history,
+)
 
 MODEL = LPNetConfig(feature_dim=8, hidden_dim=8, n_heads=2, n_conv=1, kernel=3, n_clips=8,
                     n_proposals=6, n_samples=4, dynamic_dim=4, dropout=0.0)
-
-
-class FakeEncoder:
-    """Deterministic token embeddings: one row per word, seeded by the word's length."""
-
-    def precompute(self, texts):
-        return {t: torch.stack([torch.full((384,), float(len(w))) for w in t.split()])
-                for t in texts}
 
 
 def test_examples_and_batches(tiny_corpus):
@@ -77,49 +73,29 @@ def trainer(corpus, out, encoder, epochs=2, **overrides):
     return LPNetTrainer(corpus, out, MODEL, config, feature_rate=1.0, encoder=encoder)
 
 
-def history(out):
-    return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-
-
 def test_fit_saves_best_and_resume_matches_an_uninterrupted_run(tiny_corpus, tmp_path):
-    out = tmp_path / "run"
-    trainer(tiny_corpus, out, FakeEncoder(), ema_decay=0.9).fit(progress=lambda message: None)
-    assert (out / "best" / "model.safetensors").is_file()
-    assert (out / "last" / "state.pt").is_file()
-    initial = LPNet.from_pretrained(out / "init").proposal_logits
-    trained = LPNet.from_pretrained(out / "last").proposal_logits
-    assert not torch.equal(initial, trained)  # init/ holds the boxes before the first step
-    records = history(out)
-    assert [r["epoch"] for r in records] == [1, 2]
-    assert {"iou", "reg", "kl", "total"} <= set(records[0]["loss"])
-    assert "R1@0.5" in records[0]["val"]
-    _, extra = LPNet.read_config(out / "best")
-    assert extra["feature_rate"] == 1.0 and extra["nms_threshold"] == 0.5
-
-    resumed = trainer(tiny_corpus, out, FakeEncoder(), epochs=3, ema_decay=0.9)
-    assert resumed.resume() and resumed.start_epoch == 2
-    resumed.fit(progress=lambda message: None)
-    assert [r["epoch"] for r in history(out)] == [1, 2, 3]
-    torch.testing.assert_close(LPNet.from_pretrained(out / "init").proposal_logits, initial)
-
-    straight = trainer(tiny_corpus, tmp_path / "straight", FakeEncoder(), epochs=3,
+    def make(out, longer):
+        return trainer(tiny_corpus, out, FakeEncoder(), epochs=3 if longer else 2,
                        ema_decay=0.9)
-    straight.fit(progress=lambda message: None)
-    for (name, x), (_, y) in zip(resumed.eval_model.state_dict().items(),
-                                 straight.eval_model.state_dict().items(), strict=True):
-        torch.testing.assert_close(x, y, msg=name)
+
+    initial = []
+
+    def look_at_init(out):  # init/ holds the boxes before the first step
+        initial.append(LPNet.from_pretrained(out / "init").proposal_logits)
+        assert not torch.equal(initial[0], LPNet.from_pretrained(out / "last").proposal_logits)
+
+    records, _ = check_fit_and_resume(make, tmp_path, look_at_init)
+    assert {"iou", "reg", "kl", "total"} <= set(records[0]["loss"])
+    _, extra = LPNet.read_config(tmp_path / "run" / "best")
+    assert extra["feature_rate"] == 1.0 and extra["nms_threshold"] == 0.5
+    # a resumed run keeps the init/ of its first start
+    torch.testing.assert_close(LPNet.from_pretrained(tmp_path / "run" / "init").proposal_logits,
+                               initial[0])
 
 
 def test_extra_pairs_are_weighted_in_the_loss(tiny_corpus, tmp_path):
-    from tests.conftest import write_tiny_charades
-
-    charades = write_tiny_charades(tmp_path / "charades", tiny_corpus)
     config = LPNetTrainConfig(epochs=1, batch_size=4, extras=("charades-actions:0.2",))
-    run = LPNetTrainer(tiny_corpus, tmp_path / "run", MODEL, config, feature_rate=1.0,
-                       encoder=FakeEncoder(), charades_dir=charades)
-    assert sorted({e.weight for e in run.train_examples}) == [0.2, 1.0]
-    assert all(not e.qid.startswith("val") for e in run.train_examples)
-    assert np.isfinite(run.train_epoch(0)["total"])
+    check_extra_pairs_weighted(LPNetTrainer, MODEL, config, tiny_corpus, tmp_path)
 
 
 def test_cli_trains_and_resumes(tiny_corpus, tmp_path, monkeypatch):

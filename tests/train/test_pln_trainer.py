@@ -1,4 +1,3 @@
-import json
 
 import numpy as np
 import pytest
@@ -17,16 +16,12 @@ from moment_search.train.pln_trainer import (
     resolve_stage_weights,
     stage_bce,
 )
+from tests.train.localizer_checks import (
+    FakeEncoder,
+    check_fit_and_resume,
+)
 
 MODEL = PLNConfig(feature_dim=8, stage_clips=(4, 8), hidden_dim=8, lstm_layers=1)
-
-
-class FakeEncoder:
-    """Deterministic token embeddings: one row per word, seeded by the word's length."""
-
-    def precompute(self, texts):
-        return {t: torch.stack([torch.full((384,), float(len(w))) for w in t.split()])
-                for t in texts}
 
 
 @pytest.fixture(scope="module")
@@ -98,32 +93,13 @@ def trainer(corpus, out, encoder, epochs=2, **overrides):
     return PLNTrainer(corpus, out, MODEL, config, feature_rate=1.0, encoder=encoder)
 
 
-def history(out):
-    return [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-
-
 def test_fit_saves_best_and_resume_matches_an_uninterrupted_run(tiny_corpus, tmp_path, encoder):
-    out = tmp_path / "run"
-    trainer(tiny_corpus, out, encoder).fit(progress=lambda message: None)
-    assert (out / "best" / "model.safetensors").is_file()
-    assert (out / "last" / "state.pt").is_file()
-    records = history(out)
-    assert [r["epoch"] for r in records] == [1, 2]
+    records, _ = check_fit_and_resume(
+        lambda out, longer: trainer(tiny_corpus, out, encoder, epochs=3 if longer else 2),
+        tmp_path)
     assert {"bce_t1", "bce_t2", "total"} <= set(records[0]["loss"])
-    assert "R1@0.5" in records[0]["val"]
-    config, extra = PLN.read_config(out / "best")
+    config, extra = PLN.read_config(tmp_path / "run" / "best")
     assert config == MODEL and extra["feature_rate"] == 1.0 and extra["strategy"] == 1
-
-    resumed = trainer(tiny_corpus, out, encoder, epochs=3)
-    assert resumed.resume() and resumed.start_epoch == 2
-    resumed.fit(progress=lambda message: None)
-    assert [r["epoch"] for r in history(out)] == [1, 2, 3]
-
-    straight = trainer(tiny_corpus, tmp_path / "straight", encoder, epochs=3)
-    straight.fit(progress=lambda message: None)
-    for (name, x), (_, y) in zip(resumed.model.state_dict().items(),
-                                 straight.model.state_dict().items(), strict=True):
-        torch.testing.assert_close(x, y, msg=name)
 
 
 def test_resume_without_checkpoint_starts_fresh(tiny_corpus, tmp_path):
