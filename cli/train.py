@@ -28,16 +28,34 @@ FOLD_OPTION = typer.Option(None, help="K/N: cross-validation, train on the train
 CLIP_SCALE_OPTION = typer.Option(1.0, min=0.0, help="Multiply clip features (22.627 = sqrt(512) "
                                  "gives L2-normalised CLIP features unit RMS).")
 THREADS_OPTION = typer.Option(None, min=1, help="torch CPU threads (default: torch's).")
+DATA_OPTION = typer.Option(..., help="Corpus directory with train/val annotation files.")
+OUT_OPTION = typer.Option(..., help="Output directory (best/, last/, history.jsonl).")
+FEATURE_RATE_OPTION = typer.Option(None, help="Features per second (None: spread).")
+SEED_OPTION = typer.Option(0, help="Random seed.")
+RESUME_OPTION = typer.Option(False, help="Continue from OUT/last.")
+WEIGHT_DECAY_OPTION = typer.Option(0.0, min=0.0, help="AdamW weight decay.")
+
+
+def fit_and_report(make_trainer, resume: bool, out: Path,
+                   title: str = "best validation epoch") -> None:
+    """Build the trainer, resume it from OUT/last when asked, train, print the best epoch."""
+    with user_errors():
+        trainer = make_trainer()
+        if resume and trainer.resume():
+            console.print(f"resuming after epoch {trainer.start_epoch}")
+        best = trainer.fit(progress=console.print)
+    console.print(metric_table(title, best))
+    console.print(f"model saved to {out / 'best'}")
 
 
 @app.command()
 def fvmr(
-    data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
-    out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
+    data: Path = DATA_OPTION,
+    out: Path = OUT_OPTION,
     epochs: int = typer.Option(20, min=1, help="Training epochs."),
     batch_size: int = typer.Option(32, min=1, help="Queries per batch."),
     lr: float = typer.Option(2e-4, min=0.0, help="AdamW learning rate."),
-    weight_decay: float = typer.Option(0.0, min=0.0, help="AdamW weight decay."),
+    weight_decay: float = WEIGHT_DECAY_OPTION,
     dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout in every block."),
     hidden_dim: int = typer.Option(128, min=8, help="Encoder width (paper: 512)."),
     space_dim: int = typer.Option(128, min=8, help="Common-space width D (paper: 512)."),
@@ -55,13 +73,13 @@ def fvmr(
     patience: int = PATIENCE_OPTION,
     video_batches: bool = typer.Option(False, help="Batches of whole videos (each video "
                                        "encoded once per batch; faster with many queries)."),
-    feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
+    feature_rate: float = FEATURE_RATE_OPTION,
     train_split: str = typer.Option("train", help="Split to train on."),
     val_split: str = typer.Option("val", help="Split to validate on each epoch."),
     fold: str = FOLD_OPTION,
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
-    resume: bool = typer.Option(False, help="Continue from OUT/last."),
+    resume: bool = RESUME_OPTION,
 ) -> None:
     """Train FVMR (with fine-grained semantic distillation) and keep the best epoch in OUT/best."""
     from moment_search.train.fvmr_trainer import FVMRTrainer, TrainConfig
@@ -75,20 +93,15 @@ def fvmr(
                                threads=threads, extras=tuple(extra), ema_decay=ema,
                                smooth_epochs=smooth_epochs, patience=patience,
                                video_batches=video_batches, fold=fold)
-    with user_errors():
-        trainer = FVMRTrainer(data, out, model_config, train_config, train_split, val_split,
-                              feature_rate, charades_dir=charades_dir)
-        if resume and trainer.resume():
-            console.print(f"resuming after epoch {trainer.start_epoch}")
-        best = trainer.fit(progress=console.print)
-    console.print(metric_table(f"best validation epoch ({val_split})", best))
-    console.print(f"model saved to {out / 'best'}")
+    fit_and_report(lambda: FVMRTrainer(data, out, model_config, train_config, train_split,
+                                       val_split, feature_rate, charades_dir=charades_dir),
+                   resume, out, f"best validation epoch ({val_split})")
 
 
 @app.command()
 def pln(
-    data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
-    out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
+    data: Path = DATA_OPTION,
+    out: Path = OUT_OPTION,
     epochs: int = typer.Option(15, min=1, help="Training epochs (paper: up to 50)."),
     batch_size: int = typer.Option(32, min=1, help="Queries per batch."),
     lr: float = typer.Option(1e-4, min=0.0, help="AdamW learning rate."),
@@ -98,7 +111,7 @@ def pln(
     upsampling: bool = typer.Option(True, help="--no-upsampling trains PLN w/o UC."),
     strategy: int = typer.Option(1, min=1, max=2, help="Validation strategy (1 last, 2 avg)."),
     dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Dropout (paper: none)."),
-    weight_decay: float = typer.Option(0.0, min=0.0, help="AdamW weight decay."),
+    weight_decay: float = WEIGHT_DECAY_OPTION,
     clip_scale: float = CLIP_SCALE_OPTION,
     extra: list[str] = EXTRA_OPTION,
     charades_dir: Path = CHARADES_DIR_OPTION,
@@ -106,10 +119,10 @@ def pln(
     smooth_epochs: int = SMOOTH_OPTION,
     patience: int = PATIENCE_OPTION,
     fold: str = FOLD_OPTION,
-    feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    feature_rate: float = FEATURE_RATE_OPTION,
+    seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
-    resume: bool = typer.Option(False, help="Continue from OUT/last."),
+    resume: bool = RESUME_OPTION,
 ) -> None:
     """Train PLN (progressive localization network) and keep the best epoch in OUT/best."""
     from moment_search.models.pln import PLNConfig
@@ -124,19 +137,15 @@ def pln(
                                       weight_decay=weight_decay, strategy=strategy, seed=seed,
                                       threads=threads, extras=tuple(extra), ema_decay=ema,
                                       smooth_epochs=smooth_epochs, patience=patience, fold=fold)
-        trainer = PLNTrainer(data, out, model_config, train_config, feature_rate=feature_rate,
-                             charades_dir=charades_dir)
-        if resume and trainer.resume():
-            console.print(f"resuming after epoch {trainer.start_epoch}")
-        best = trainer.fit(progress=console.print)
-    console.print(metric_table("best validation epoch", best))
-    console.print(f"model saved to {out / 'best'}")
+    fit_and_report(lambda: PLNTrainer(data, out, model_config, train_config,
+                                      feature_rate=feature_rate, charades_dir=charades_dir),
+                   resume, out)
 
 
 @app.command()
 def fian(
-    data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
-    out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
+    data: Path = DATA_OPTION,
+    out: Path = OUT_OPTION,
     epochs: int = typer.Option(12, min=1, help="Training epochs."),
     batch_size: int = typer.Option(64, min=1, help="Queries per batch (paper: 64)."),
     lr: float = typer.Option(4e-4, min=0.0, help="AdamW learning rate (paper: Adam 4e-4)."),
@@ -150,7 +159,7 @@ def fian(
     tau: float = typer.Option(0.55, min=0.0, max=1.0, help="Positive IoU threshold."),
     alpha: float = typer.Option(0.005, min=0.0, help="Boundary loss weight (Eq. 18)."),
     dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout in every block."),
-    weight_decay: float = typer.Option(0.0, min=0.0, help="AdamW weight decay."),
+    weight_decay: float = WEIGHT_DECAY_OPTION,
     clip_scale: float = CLIP_SCALE_OPTION,
     extra: list[str] = EXTRA_OPTION,
     charades_dir: Path = CHARADES_DIR_OPTION,
@@ -158,10 +167,10 @@ def fian(
     smooth_epochs: int = SMOOTH_OPTION,
     patience: int = PATIENCE_OPTION,
     fold: str = FOLD_OPTION,
-    feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    feature_rate: float = FEATURE_RATE_OPTION,
+    seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
-    resume: bool = typer.Option(False, help="Continue from OUT/last."),
+    resume: bool = RESUME_OPTION,
 ) -> None:
     """Train FIAN (fine-grained iterative attention network) and keep the best epoch in OUT/best."""
     from moment_search.models.fian import FIANConfig
@@ -178,19 +187,15 @@ def fian(
                                        seed=seed, threads=threads, extras=tuple(extra),
                                        ema_decay=ema, smooth_epochs=smooth_epochs,
                                        patience=patience, fold=fold)
-        trainer = FIANTrainer(data, out, model_config, train_config, feature_rate=feature_rate,
-                              charades_dir=charades_dir)
-        if resume and trainer.resume():
-            console.print(f"resuming after epoch {trainer.start_epoch}")
-        best = trainer.fit(progress=console.print)
-    console.print(metric_table("best validation epoch", best))
-    console.print(f"model saved to {out / 'best'}")
+    fit_and_report(lambda: FIANTrainer(data, out, model_config, train_config,
+                                       feature_rate=feature_rate, charades_dir=charades_dir),
+                   resume, out)
 
 
 @app.command()
 def drn(
-    data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
-    out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
+    data: Path = DATA_OPTION,
+    out: Path = OUT_OPTION,
     stage_epochs: str = typer.Option("10,3,2", help="Epochs of the three steps: location + "
                                      "matching, IoU head, joint fine-tune."),
     batch_size: int = typer.Option(32, min=1, help="Queries per batch (paper: 32)."),
@@ -204,7 +209,7 @@ def drn(
     min_overlap: float = typer.Option(0.0, min=0.0, max=1.0, help="Eq. 7 trains on boxes "
                                       "whose IoU exceeds this."),
     dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Dropout on the video input."),
-    weight_decay: float = typer.Option(0.0, min=0.0, help="AdamW weight decay."),
+    weight_decay: float = WEIGHT_DECAY_OPTION,
     clip_scale: float = CLIP_SCALE_OPTION,
     extra: list[str] = EXTRA_OPTION,
     charades_dir: Path = CHARADES_DIR_OPTION,
@@ -212,10 +217,10 @@ def drn(
     smooth_epochs: int = SMOOTH_OPTION,
     patience: int = PATIENCE_OPTION,
     fold: str = FOLD_OPTION,
-    feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    feature_rate: float = FEATURE_RATE_OPTION,
+    seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
-    resume: bool = typer.Option(False, help="Continue from OUT/last."),
+    resume: bool = RESUME_OPTION,
 ) -> None:
     """Train DRN (dense regression network) in its three steps; keep the best epoch in OUT/best."""
     from moment_search.models.drn import DRNConfig
@@ -229,19 +234,15 @@ def drn(
             lr=lr, iou_lr=iou_lr, finetune_lr=finetune_lr, weight_decay=weight_decay,
             min_overlap=min_overlap, seed=seed, threads=threads, extras=tuple(extra),
             ema_decay=ema, smooth_epochs=smooth_epochs, patience=patience, fold=fold)
-        trainer = DRNTrainer(data, out, model_config, train_config, feature_rate=feature_rate,
-                             charades_dir=charades_dir)
-        if resume and trainer.resume():
-            console.print(f"resuming after epoch {trainer.start_epoch}")
-        best = trainer.fit(progress=console.print)
-    console.print(metric_table("best validation epoch", best))
-    console.print(f"model saved to {out / 'best'}")
+    fit_and_report(lambda: DRNTrainer(data, out, model_config, train_config,
+                                      feature_rate=feature_rate, charades_dir=charades_dir),
+                   resume, out)
 
 
 @app.command()
 def lpnet(
-    data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
-    out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
+    data: Path = DATA_OPTION,
+    out: Path = OUT_OPTION,
     epochs: int = typer.Option(30, min=1, help="Training epochs (paper: 100, early stopping)."),
     batch_size: int = typer.Option(32, min=1, help="Queries per batch."),
     lr: float = typer.Option(1e-4, min=0.0, help="AdamW learning rate (paper: Adam 1e-4)."),
@@ -256,7 +257,7 @@ def lpnet(
     iou_weight: float = typer.Option(1.0, min=0.0, help="Weight of the proposal IoU loss "
                                      "(0: fixed proposals, the ablation)."),
     dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout in every block."),
-    weight_decay: float = typer.Option(0.0, min=0.0, help="AdamW weight decay."),
+    weight_decay: float = WEIGHT_DECAY_OPTION,
     clip_scale: float = CLIP_SCALE_OPTION,
     extra: list[str] = EXTRA_OPTION,
     charades_dir: Path = CHARADES_DIR_OPTION,
@@ -264,10 +265,10 @@ def lpnet(
     smooth_epochs: int = SMOOTH_OPTION,
     patience: int = PATIENCE_OPTION,
     fold: str = FOLD_OPTION,
-    feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    feature_rate: float = FEATURE_RATE_OPTION,
+    seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
-    resume: bool = typer.Option(False, help="Continue from OUT/last."),
+    resume: bool = RESUME_OPTION,
 ) -> None:
     """Train LPNet (learnable proposal network) and keep the best epoch in OUT/best."""
     from moment_search.models.lpnet import LPNetConfig
@@ -282,19 +283,15 @@ def lpnet(
             reg_weight=reg_weight, kl_weight=kl_weight, iou_weight=iou_weight, seed=seed,
             threads=threads, extras=tuple(extra), ema_decay=ema, smooth_epochs=smooth_epochs,
             patience=patience, fold=fold)
-        trainer = LPNetTrainer(data, out, model_config, train_config, feature_rate=feature_rate,
-                               charades_dir=charades_dir)
-        if resume and trainer.resume():
-            console.print(f"resuming after epoch {trainer.start_epoch}")
-        best = trainer.fit(progress=console.print)
-    console.print(metric_table("best validation epoch", best))
-    console.print(f"model saved to {out / 'best'}")
+    fit_and_report(lambda: LPNetTrainer(data, out, model_config, train_config,
+                                        feature_rate=feature_rate, charades_dir=charades_dir),
+                   resume, out)
 
 
 @app.command("video-text")
 def video_text(
-    data: Path = typer.Option(..., help="Corpus directory with train/val annotation files."),
-    out: Path = typer.Option(..., help="Output directory (best/, last/, history.jsonl)."),
+    data: Path = DATA_OPTION,
+    out: Path = OUT_OPTION,
     epochs: int = typer.Option(30, min=1, help="Training epochs."),
     batch_videos: int = typer.Option(64, min=2, help="Videos (= sentences) per InfoNCE batch."),
     samples_per_video: int = typer.Option(4, min=1, help="Sentences per video per epoch."),
@@ -315,8 +312,8 @@ def video_text(
     ema: float = EMA_OPTION,
     smooth_epochs: int = SMOOTH_OPTION,
     fold: str = FOLD_OPTION,
-    feature_rate: float = typer.Option(None, help="Features per second (None: spread)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    feature_rate: float = FEATURE_RATE_OPTION,
+    seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
 ) -> None:
     """Train the video-level relevance model (corpus search) and keep the best epoch."""
