@@ -21,3 +21,14 @@ def test_report_on_tiny_corpus(tiny_corpus, tiny_model_dir, tiny_pln_dir, tmp_pa
 def test_bad_model_argument():
     with pytest.raises(ValueError, match="NAME=CHECKPOINT_DIR"):
         parse_models(["oops"])
+
+
+def test_cli_passes_the_fusion_weight(tiny_corpus, tiny_model_dir, tiny_pln_dir, tmp_path):
+    from cli.app import main as cli
+
+    out = tmp_path / "out"
+    assert cli(["benchmark", "fvmr-accuracy", "--data", str(tiny_corpus), "--out", str(out),
+                "--model", f"tiny={tiny_model_dir}", "--rerank", f"pln={tiny_pln_dir}",
+                "--rerank-videos", "2", "--rerank-weight", "0.75"]) == 0
+    report = json.loads((out / "fvmr_eval.json").read_text())
+    assert [r["model"] for r in report["corpus"]][1:] == ["tiny + pln (M=2, w=0.75)"]
