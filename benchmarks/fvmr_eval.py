@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerank", action="append", default=[],
                         help="NAME=CHECKPOINT_DIR of a reranker applied on top of the first model")
     parser.add_argument("--rerank-videos", default="10", help="comma-separated M values")
-    parser.add_argument("--rerank-weight", type=float, default=0.5)
+    parser.add_argument("--rerank-weight", type=float, default=0.5,
+                        help="fused = w * fast-path + (1 - w) * reranker")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     m_values = tuple(int(m) for m in args.rerank_videos.split(","))

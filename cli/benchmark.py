@@ -51,8 +51,8 @@ def fvmr_accuracy(
     model: list[str] = typer.Option(..., help="NAME=CHECKPOINT_DIR (repeatable)."),
     rerank: list[str] = typer.Option(None, help="NAME=CHECKPOINT_DIR of a reranker on top."),
     rerank_videos: str = typer.Option("10", help="Comma-separated M values for the rerank."),
-    rerank_weight: float = typer.Option(0.5, min=0.0, max=1.0, help="Fusion weight w of the "
-                                        "reranker's score (1 - w: the fast path's)."),
+    rerank_weight: float = typer.Option(0.5, min=0.0, max=1.0,
+                                        help="Fused = w * fast-path + (1 - w) * reranker."),
     split: str = typer.Option("val", help="Split to evaluate."),
 ) -> None:
     """Single-video metrics with prior controls and corpus-search metrics per model."""

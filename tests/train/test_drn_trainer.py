@@ -1,4 +1,3 @@
-
 import pytest
 import torch
 
@@ -97,9 +96,10 @@ def test_fit_saves_best_and_resume_matches_an_uninterrupted_run(tiny_corpus, tmp
 
 def test_resume_enters_the_step_of_the_last_epoch(tiny_corpus, tmp_path):
     out = tmp_path / "run"
-    trainer(tiny_corpus, out, FakeEncoder()).fit(progress=lambda message: None)
-    resumed = trainer(tiny_corpus, out, FakeEncoder(), stages=(1, 1, 1))
+    trainer(tiny_corpus, out, FakeEncoder(), ema_decay=0.9).fit(progress=lambda message: None)
+    resumed = trainer(tiny_corpus, out, FakeEncoder(), stages=(1, 1, 1), ema_decay=0.9)
     assert resumed.resume() and resumed.start_epoch == 2 and resumed.stage == 2
+    assert resumed.ema.module.config.use_iou_score  # the average is in step 2 too
 
 
 def test_extra_pairs_are_weighted_in_the_loss(tiny_corpus, tmp_path):

@@ -1,4 +1,3 @@
-
 import pytest
 import torch
 
@@ -80,8 +79,10 @@ def test_fit_saves_best_and_resume_matches_an_uninterrupted_run(tiny_corpus, tmp
 
     initial = []
 
-    def look_at_init(out):  # init/ holds the boxes before the first step
+    def look_at_init(out):  # init/ holds the boxes before the first step, not after it
         initial.append(LPNet.from_pretrained(out / "init").proposal_logits)
+        fresh = make(tmp_path / "fresh", False).model.proposal_logits  # the same seed, unfit
+        torch.testing.assert_close(initial[0], fresh.detach())
         assert not torch.equal(initial[0], LPNet.from_pretrained(out / "last").proposal_logits)
 
     records, _ = check_fit_and_resume(make, tmp_path, look_at_init)
