@@ -45,7 +45,7 @@ def single_video_rows(name: str, model_dir: Path | None, data: Path, split: str)
 
 def corpus_rows(name: str, model_dir: Path, data: Path, split: str,
                 rerankers: dict[str, Path] | None = None, rerank_videos: tuple[int, ...] = (10,),
-                rerank_weight: float = 0.5) -> list[dict]:
+                rerank_weight: float | None = None) -> list[dict]:
     """Corpus search metrics over the split's videos (index built on the fly): the fast path
     alone, then the fast path + each reranker on its top M videos for each M."""
     corpus, _ = open_corpus(data, split=split)
@@ -59,7 +59,8 @@ def corpus_rows(name: str, model_dir: Path, data: Path, split: str,
         setups = [(name, {})]
         for rerank, rerank_dir in (rerankers or {}).items():
             searcher.add_reranker(rerank, rerank_dir)
-            setups += [(f"{name} + {rerank} (M={m}, w={rerank_weight})",
+            w = searcher.rerankers[rerank].fusion_weight if rerank_weight is None else rerank_weight
+            setups += [(f"{name} + {rerank} (M={m}, w={w})",
                         {"rerank": rerank, "rerank_videos": m, "rerank_weight": rerank_weight})
                        for m in rerank_videos]
         for label, options in setups:
@@ -76,7 +77,7 @@ def corpus_rows(name: str, model_dir: Path, data: Path, split: str,
 
 def run(data: Path, models: dict[str, Path], split: str, out: Path,
         rerankers: dict[str, Path] | None = None, rerank_videos: tuple[int, ...] = (10,),
-        rerank_weight: float = 0.5) -> dict:
+        rerank_weight: float | None = None) -> dict:
     """Evaluate every model (rerankers on top of the first); write ``fvmr_eval.json`` and
     ``fvmr_eval.md`` into ``out``."""
     single = single_video_rows("prior", None, data, split)
@@ -122,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerank", action="append", default=[],
                         help="NAME=CHECKPOINT_DIR of a reranker applied on top of the first model")
     parser.add_argument("--rerank-videos", default="10", help="comma-separated M values")
-    parser.add_argument("--rerank-weight", type=float, default=0.5,
-                        help="fused = w * fast-path + (1 - w) * reranker")
+    parser.add_argument("--rerank-weight", type=float, default=None,
+                        help="fused = w * fast-path + (1 - w) * reranker (default: the "
+                        "reranker checkpoint's own w)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     m_values = tuple(int(m) for m in args.rerank_videos.split(","))

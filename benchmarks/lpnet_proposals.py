@@ -79,6 +79,11 @@ def plot(result: dict, truth: np.ndarray | None, path: Path) -> Path:
     if truth is not None:
         axis.hist2d(truth.mean(axis=1), truth[:, 1] - truth[:, 0], bins=30,
                     range=((0, 1), (0, 1)), cmap="Greens", alpha=0.6)
+    before, after = result["before"], result["after"]
+    if len(before["centres"]) == len(after["centres"]):  # the same proposals: show each move
+        for x0, y0, x1, y1 in zip(before["centres"], before["widths"], after["centres"],
+                                  after["widths"], strict=True):
+            axis.plot((x0, x1), (y0, y1), color="tab:red", linewidth=0.6, alpha=0.5)
     for key, style in (("before", dict(color="grey", marker="x", label="before training")),
                        ("after", dict(color="tab:red", marker="o", label="after training"))):
         boxes = result[key]

@@ -51,15 +51,16 @@ def fvmr_accuracy(
     model: list[str] = typer.Option(..., help="NAME=CHECKPOINT_DIR (repeatable)."),
     rerank: list[str] = typer.Option(None, help="NAME=CHECKPOINT_DIR of a reranker on top."),
     rerank_videos: str = typer.Option("10", help="Comma-separated M values for the rerank."),
-    rerank_weight: float = typer.Option(0.5, min=0.0, max=1.0,
-                                        help="Fused = w * fast-path + (1 - w) * reranker."),
+    rerank_weight: float = typer.Option(None, min=0.0, max=1.0,
+                                        help="Fused = w * fast-path + (1 - w) * reranker "
+                                        "(default: each reranker checkpoint's own w)."),
     split: str = typer.Option("val", help="Split to evaluate."),
 ) -> None:
     """Single-video metrics with prior controls and corpus-search metrics per model."""
     from moment_search.benchmarks import fvmr_eval as bench
 
-    argv = ["--data", str(data), "--out", str(out), "--split", split,
-            "--rerank-weight", str(rerank_weight)]
+    argv = ["--data", str(data), "--out", str(out), "--split", split]
+    argv += ["--rerank-weight", str(rerank_weight)] if rerank_weight is not None else []
     for item in model:
         argv += ["--model", item]
     for item in rerank or []:

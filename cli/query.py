@@ -104,7 +104,9 @@ def query(
     rerank: str = typer.Option(None, help="Rerank the top videos with this model "
                                           f"({', '.join(RERANKERS)})."),
     rerank_videos: int = typer.Option(10, help="M: videos of the fast path that get reranked."),
-    rerank_weight: float = typer.Option(0.5, help="Fused = w * fast-path + (1 - w) * reranker."),
+    rerank_weight: float = typer.Option(None, min=0.0, max=1.0,
+                                        help="Fused = w * fast-path + (1 - w) * reranker "
+                                        "(default: the reranker checkpoint's own w, else 0.5)."),
     rerank_model: Path = typer.Option(None, help="Reranker checkpoint (default: shipped)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda:N for the models."),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),

@@ -6,7 +6,8 @@ from pathlib import Path
 
 PRETRAINED_DIR = Path(__file__).parent
 DEFAULT_MODELS = {"fvmr": "fvmr-charades-clip", "pln": "pln-charades-clip",
-                  "fian": "fian-charades-clip", "drn": "drn-charades-clip"}
+                  "fian": "fian-charades-clip", "drn": "drn-charades-clip",
+                  "lpnet": "lpnet-charades-clip"}
 
 
 def default_model_dir(name: str) -> Path:

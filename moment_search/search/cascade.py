@@ -62,12 +62,12 @@ def rerank_moments(searcher, reranker: Reranker, text: str, query: np.ndarray, f
     records = [searcher.catalog.video(video_id) for video_id in chosen]
     videos = [rerank_video(record) for record in records]
     scored = reranker.score_videos(text, videos)
+    weight = reranker.fusion_weight if opts.rerank_weight is None else opts.rerank_weight
     fused = []
     for video, moments, (spans, probs) in zip(videos, scored,
                                               fast_probabilities(searcher, query, videos, records),
                                               strict=True):
-        score = fuse(fast_scores_for(moments[:, :2], spans, probs), moments[:, 2],
-                     opts.rerank_weight)
+        score = fuse(fast_scores_for(moments[:, :2], spans, probs), moments[:, 2], weight)
         cap = opts.per_video or max(1, budget[video.video_id])
         keep = keep_best(moments[:, :2], score, cap, opts.nms)
         fused += [(video.video_id, moments[i, 0], moments[i, 1], float(score[i])) for i in keep]

@@ -12,7 +12,7 @@ from ..geometry.proposals import proposal_spans
 from ..models.pln import PLN, pool_stage_clips
 from ..pretrained import default_model_dir
 from ..text.tokens import TokenEncoder
-from .rerank import RerankVideo
+from .rerank import DEFAULT_FUSION_WEIGHT, RerankVideo, stored_fusion_weight
 from .token_reranker import TokenReranker
 
 
@@ -22,8 +22,10 @@ class PLNReranker(TokenReranker):
     name = "pln"
 
     def __init__(self, model: PLN, tokens: TokenEncoder, strategy: int = 1,
-                 nms_threshold: float = 0.5, feature_rate: float | None = None):
+                 nms_threshold: float = 0.5, feature_rate: float | None = None,
+                 fusion_weight: float = DEFAULT_FUSION_WEIGHT):
         self.model = model
+        self.fusion_weight = fusion_weight  # the cascade's w when the caller gives none
         self.feature_rate = feature_rate  # used for videos that carry none (training's rate)
         self.tokens = tokens
         self.strategy = strategy
@@ -64,4 +66,4 @@ def load_reranker(model_dir: Path | None, device: str = "auto") -> PLNReranker:
     tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)))
     return PLNReranker(PLN.from_pretrained(directory, torch_device), tokens,
                        int(extra.get("strategy", 1)), float(extra.get("nms_threshold", 0.5)),
-                       extra.get("feature_rate"))
+                       extra.get("feature_rate"), stored_fusion_weight(extra))

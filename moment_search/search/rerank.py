@@ -1,8 +1,10 @@
 """The rerank stage: one interface for every cross-modal model, a registry, and score fusion.
 
 A reranker sees one query and whole videos (their raw features and durations) and returns every
-proposal of each video with a relevance probability in [0, 1]. PLN, FIAN and DRN are in; LPNet
-joins by adding a line to :data:`RERANKERS`.
+proposal of each video with a relevance probability in [0, 1]. PLN, FIAN, DRN and LPNet are in;
+another model joins by adding a line to :data:`RERANKERS`. A checkpoint may carry its fusion
+weight (``fusion_weight`` in its stored settings, chosen on validation data); the cascade uses it
+unless the caller gives one.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Reranker(Protocol):
     """
 
     name: str
+    fusion_weight: float  # w of :func:`fuse` when the caller gives none (DEFAULT_FUSION_WEIGHT)
 
     def encode_text(self, text: str) -> Any:
         """The model's encoding of one sentence."""
@@ -83,6 +86,21 @@ def fast_scores_for(rerank_spans: np.ndarray, fast_spans: np.ndarray, fast_score
     """
     best = temporal_iou(rerank_spans, fast_spans).argmax(axis=1)  # (P_rerank,)
     return fast_scores[best]
+
+
+DEFAULT_FUSION_WEIGHT = 0.5  # for a checkpoint that stores none
+
+
+def stored_fusion_weight(extra: dict) -> float:
+    """The fusion weight a checkpoint's stored settings give (default 0.5).
+
+    Raises:
+        ValueError: a stored weight outside [0, 1].
+    """
+    weight = float(extra.get("fusion_weight", DEFAULT_FUSION_WEIGHT))
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"stored fusion_weight must be in [0, 1], got {weight}")
+    return weight
 
 
 def fuse(fast_probability: np.ndarray, rerank_probability: np.ndarray, weight: float

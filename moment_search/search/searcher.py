@@ -54,7 +54,9 @@ class SearchOptions:
     video_ids: Sequence[str] | None = None  # restrict the search to these videos
     rerank: str | None = None  # a reranker name (see rerank.RERANKERS), or None
     rerank_videos: int = 10  # M: the top videos of the fast path that the reranker re-scores
-    rerank_weight: float = 0.5  # fused = w * fast-path probability + (1 - w) * reranker's
+    # fused = w * fast-path probability + (1 - w) * reranker's; None: the reranker's own w
+    # (stored with its checkpoint, 0.5 when it stores none)
+    rerank_weight: float | None = None
 
 
 @dataclass

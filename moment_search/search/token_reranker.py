@@ -1,6 +1,6 @@
 """What every trained reranker shares: a model whose ``encode_query`` reads MiniLM token
-embeddings, the token encoder, the NMS threshold and feature rate stored with the checkpoint, and
-loading from a checkpoint directory (default: the shipped one)."""
+embeddings, the token encoder, the NMS threshold, feature rate and fusion weight stored with the
+checkpoint, and loading from a checkpoint directory (default: the shipped one)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 from ..device import resolve_device
 from ..pretrained import default_model_dir
 from ..text.tokens import TokenEncoder
+from .rerank import DEFAULT_FUSION_WEIGHT, stored_fusion_weight
 
 
 class TokenReranker:
@@ -22,11 +23,13 @@ class TokenReranker:
     default_nms = 0.5
 
     def __init__(self, model, tokens: TokenEncoder, nms_threshold: float | None = None,
-                 feature_rate: float | None = None):
+                 feature_rate: float | None = None,
+                 fusion_weight: float = DEFAULT_FUSION_WEIGHT):
         self.model = model
         self.tokens = tokens
         self.nms_threshold = self.default_nms if nms_threshold is None else nms_threshold
         self.feature_rate = feature_rate  # used for videos that carry none (training's rate)
+        self.fusion_weight = fusion_weight  # the cascade's w when the caller gives none
 
     @torch.inference_mode()
     def encode_text(self, text: str):
@@ -47,7 +50,7 @@ class TokenReranker:
     @classmethod
     def load(cls, model_dir: Path | None, device: str = "auto"):
         """The reranker from ``model_dir`` (default: the shipped checkpoint), with its stored
-        settings (max_tokens, nms_threshold, feature_rate).
+        settings (max_tokens, nms_threshold, feature_rate, fusion_weight).
 
         Raises:
             FileNotFoundError: no ``model_dir`` and no shipped checkpoint of this model.
@@ -58,4 +61,5 @@ class TokenReranker:
         max_tokens = int(extra.get("max_tokens", getattr(config, "max_tokens", 32)))
         tokens = TokenEncoder(device=torch_device, max_length=max_tokens)
         return cls(cls.model_type.from_pretrained(directory, torch_device), tokens,
-                   float(extra.get("nms_threshold", cls.default_nms)), extra.get("feature_rate"))
+                   float(extra.get("nms_threshold", cls.default_nms)), extra.get("feature_rate"),
+                   stored_fusion_weight(extra))

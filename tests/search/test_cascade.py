@@ -36,6 +36,35 @@ def test_weight_one_keeps_fast_path_order(searcher, tiny_pln_dir):
     assert fused[0].score == pytest.approx(1 / (1 + np.exp(-fast[0].score)), rel=1e-4)
 
 
+def test_a_checkpoint_stored_fusion_weight_is_the_default(searcher, tiny_pln_dir, tmp_path):
+    import json
+    import shutil
+
+    stored = tmp_path / "pln-w1"
+    shutil.copytree(tiny_pln_dir, stored)
+    config = json.loads((stored / "config.json").read_text())
+    config["extra"]["fusion_weight"] = 1.0
+    (stored / "config.json").write_text(json.dumps(config))
+    searcher.add_reranker("pln", stored)
+    assert searcher.rerankers["pln"].fusion_weight == 1.0
+    text = "a person walks"
+    options = dict(k=1, per_video=1, rerank="pln", rerank_videos=5)
+    fast = searcher.search(text, k=1, per_video=1)
+    try:
+        stored_w = searcher.search(text, **options)  # w = 1: the fast path's order and score
+        given = searcher.search(text, **options, rerank_weight=0.0)  # the caller's w wins
+    finally:
+        searcher.add_reranker("pln", tiny_pln_dir)  # the searcher is shared by the session
+    assert (stored_w[0].video_id, stored_w[0].start_s) == (fast[0].video_id, fast[0].start_s)
+    assert stored_w[0].score == pytest.approx(1 / (1 + np.exp(-fast[0].score)), rel=1e-4)
+    assert given[0].score != pytest.approx(stored_w[0].score)
+
+    config["extra"]["fusion_weight"] = 2.0
+    (stored / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="fusion_weight must be in \\[0, 1\\], got 2.0"):
+        load_reranker("pln", stored, "cpu")
+
+
 def test_fusion_helpers():
     spans = np.array([[0.0, 2.0], [2.0, 4.0]])
     np.testing.assert_array_equal(fast_scores_for(spans[::-1], spans, np.array([0.1, 0.9])),
