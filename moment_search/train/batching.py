@@ -1,13 +1,14 @@
 """Helpers the localizers' example builders and collate functions share.
 
-Building examples pools each video once, whatever number of queries it has; collating pads
-variable-length rows (tokens, windows) and gives the mask of the real ones.
+Building examples pools each video once, whatever number of queries it has, and reads token
+embeddings from a ``TokenSource``; collating pads variable-length rows (tokens, windows) and gives
+the mask of the real ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -18,6 +19,13 @@ from ..data.features import FeatureStore
 # (features (T, D), duration in seconds, feature rate or None) -> the pooled video (a tensor,
 # or PLN's list of one tensor per stage)
 Pool = Callable[[np.ndarray, float, float | None], Any]
+
+
+class TokenSource(Protocol):
+    """What the examples need of a token encoder (``text.tokens.TokenEncoder`` is one)."""
+
+    def precompute(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """``{text: (L, Dt) token embeddings}`` for every distinct text."""
 
 
 def grounded_queries(corpus: Corpus) -> list[Query]:

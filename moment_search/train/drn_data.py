@@ -15,8 +15,7 @@ import torch
 from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..models.drn import DRNConfig, location_layout, pool_video_segments
-from .batching import grounded_queries, pad_with_mask, pool_per_video
-from .pln_data import TokenSource
+from .batching import TokenSource, grounded_queries, pad_with_mask, pool_per_video
 
 
 @dataclass

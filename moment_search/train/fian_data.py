@@ -17,8 +17,7 @@ from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..geometry.spans import temporal_iou
 from ..models.fian import FIANConfig, anchor_layout, pool_video_steps
-from .batching import grounded_queries, pad_with_mask, pool_per_video
-from .pln_data import TokenSource
+from .batching import TokenSource, grounded_queries, pad_with_mask, pool_per_video
 
 
 @dataclass

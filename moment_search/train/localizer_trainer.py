@@ -20,8 +20,8 @@ from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..eval.metrics import single_video_metrics
 from ..search.localize import rank_moments
+from .batching import TokenSource
 from .loop import EpochTrainer
-from .pln_data import TokenSource
 from .reranker_data import load_reranker_data
 
 # (model, batch, examples of the batch) -> one (scores (n,), spans in seconds (n, 2)) per example

@@ -16,9 +16,8 @@ import torch
 from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..models.lpnet import LPNetConfig, pool_video_clips
-from .batching import grounded_queries, pad_with_mask, pool_per_video
+from .batching import TokenSource, grounded_queries, pad_with_mask, pool_per_video
 from .lpnet_losses import boundary_clips, relaxed_boundary_labels
-from .pln_data import TokenSource
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -18,16 +17,9 @@ from ..data.features import FeatureStore
 from ..geometry.proposals import proposal_index, proposal_mask, proposal_spans
 from ..geometry.spans import soft_iou_labels, temporal_iou
 from ..models.pln import pool_stage_clips
-from .batching import grounded_queries, pad_with_mask, pool_per_video
+from .batching import TokenSource, grounded_queries, pad_with_mask, pool_per_video
 
 PAPER_TAU = 0.5  # IoU threshold tau of Eq. 7 ("set to be 0.5")
-
-
-class TokenSource(Protocol):
-    """What the examples need of a token encoder (``text.tokens.TokenEncoder`` is one)."""
-
-    def precompute(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """``{text: (L, Dt) token embeddings}`` for every distinct text."""
 
 
 @dataclass

@@ -20,9 +20,10 @@ import torch
 
 from ..geometry.proposals import proposal_spans
 from ..models.pln import PLN, PLNConfig
+from .batching import TokenSource
 from .localizer_trainer import LocalizerTrainer
 from .losses import soft_bce
-from .pln_data import PAPER_TAU, PLNBatch, PLNExample, TokenSource, build_pln_examples, collate_pln
+from .pln_data import PAPER_TAU, PLNBatch, PLNExample, build_pln_examples, collate_pln
 
 # lambda_t of Eq. 8 by number of stages (paper Sec. IV-A3); one stage is plain 2D-TAN.
 PAPER_STAGE_WEIGHTS = {1: (1.0,), 2: (1.0, 1.5), 3: (1.0, 1.3, 1.5), 4: (1.0, 1.2, 1.5, 2.0)}

@@ -13,10 +13,10 @@ import torch
 from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..text.tokens import TokenEncoder
+from .batching import TokenSource
 from .extras import default_charades_dir, parse_extra, with_extras
 from .folds import parse_fold, training_corpora
 from .loop import seed_everything
-from .pln_data import TokenSource
 
 
 @dataclass
