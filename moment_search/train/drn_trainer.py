@@ -27,14 +27,15 @@ import torch
 from ..models.drn import DRN, decode_boxes
 from .drn_data import DRNBatch, build_drn_examples, collate_drn
 from .drn_losses import iou_head_loss, location_loss, matching_loss
-from .localizer_trainer import LocalizerTrainer
+from .localizer_trainer import LocalizerTrainer, RecipeConfig
 
 IOU_HEAD_PREFIX = "heads.iou."  # the parameters step 2 trains
 
 
 @dataclass
-class DRNTrainConfig:
-    """Optimisation settings (paper Sec. 4.2 unless noted)."""
+class DRNTrainConfig(RecipeConfig):
+    """Optimisation settings (paper Sec. 4.2 unless noted), beside the
+    shared :class:`RecipeConfig`."""
 
     stage_epochs: tuple[int, int, int] = (10, 3, 2)  # epochs of steps 1, 2, 3 (not in the paper)
     batch_size: int = 32
@@ -44,15 +45,6 @@ class DRNTrainConfig:
     weight_decay: float = 0.0  # (not in the paper)
     min_overlap: float = 0.0  # Eq. 7 trains on boxes with IoU > this (see drn_losses)
     nms_threshold: float = 0.6  # temporal NMS at inference (official fcos_nms_thr)
-    select_metric: str = "R1@0.5+R1@0.7"  # validation score that picks the best epoch
-    seed: int = 0
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-    # The recipe (see train.loop, train.extras, train.folds); defaults reproduce the paper's.
-    extras: tuple[str, ...] = ()  # --extra specs, e.g. ("charades-actions:0.5",)
-    ema_decay: float = 0.0
-    smooth_epochs: int = 1
-    patience: int = 0
-    fold: str | None = None
 
     def __post_init__(self) -> None:
         self.stage_epochs = tuple(int(n) for n in self.stage_epochs)

@@ -21,15 +21,16 @@ import torch.nn.functional as F
 
 from ..models.fian import FIAN, moments_in_seconds
 from .fian_data import FIANBatch, build_fian_examples, collate_fian
-from .localizer_trainer import LocalizerTrainer
+from .localizer_trainer import LocalizerTrainer, RecipeConfig
 
 PAPER_TAU = 0.55  # "The positive threshold value tau is set to 0.55"
 PAPER_ALPHA = 0.005  # alpha of Eq. 18 for Charades-STA (and TACoS)
 
 
 @dataclass
-class FIANTrainConfig:
-    """Optimisation settings (paper Sec. 4.3, Charades-STA, unless noted)."""
+class FIANTrainConfig(RecipeConfig):
+    """Optimisation settings (paper Sec. 4.3, Charades-STA, unless noted), beside the
+    shared :class:`RecipeConfig`."""
 
     epochs: int = 12  # (the paper gives none)
     batch_size: int = 64
@@ -40,15 +41,6 @@ class FIANTrainConfig:
     # Temporal NMS at inference (the paper uses NMS but gives no threshold; 0.5 is the
     # project's default for every reranker).
     nms_threshold: float = 0.5
-    select_metric: str = "R1@0.5+R1@0.7"  # validation score that picks the best epoch
-    seed: int = 0
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-    # The recipe (see train.loop, train.extras, train.folds); defaults reproduce the paper's.
-    extras: tuple[str, ...] = ()  # --extra specs, e.g. ("charades-actions:0.5",)
-    ema_decay: float = 0.0
-    smooth_epochs: int = 1
-    patience: int = 0
-    fold: str | None = None
 
 
 def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.lpnet import LPNet
-from .localizer_trainer import LocalizerTrainer
+from .localizer_trainer import LocalizerTrainer, RecipeConfig
 from .lpnet_data import LPNetBatch, build_lpnet_examples, collate_lpnet
 from .lpnet_losses import (
     boundary_kl_loss,
@@ -33,8 +33,9 @@ from .lpnet_losses import (
 
 
 @dataclass
-class LPNetTrainConfig:
-    """Optimisation settings (paper Sec. 4.3 unless noted)."""
+class LPNetTrainConfig(RecipeConfig):
+    """Optimisation settings (paper Sec. 4.3 unless noted), beside the
+    shared :class:`RecipeConfig`."""
 
     epochs: int = 30  # (paper: 100 with early stopping; fewer for CPU runs, pick on val)
     batch_size: int = 32  # (not in the paper)
@@ -44,15 +45,6 @@ class LPNetTrainConfig:
     kl_weight: float = 1.0  # weight of L_KL (paper: 1; 0 is the no-boundary-loss ablation)
     iou_weight: float = 1.0  # weight of L_IoU (0 freezes the proposals: the fixed ablation)
     nms_threshold: float = 0.5  # temporal NMS of the ranked proposals (not in the paper)
-    select_metric: str = "R1@0.5+R1@0.7"  # validation score that picks the best epoch
-    seed: int = 0
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-    # The recipe (see train.loop, train.extras, train.folds); defaults reproduce the paper's.
-    extras: tuple[str, ...] = ()  # --extra specs, e.g. ("charades-actions:0.5",)
-    ema_decay: float = 0.0
-    smooth_epochs: int = 1
-    patience: int = 0
-    fold: str | None = None
 
 
 def lpnet_loss(model: LPNet, batch: LPNetBatch, config: LPNetTrainConfig

@@ -21,7 +21,7 @@ import torch
 from ..geometry.proposals import proposal_spans
 from ..models.pln import PLN, PLNConfig
 from .batching import TokenSource
-from .localizer_trainer import LocalizerTrainer
+from .localizer_trainer import LocalizerTrainer, RecipeConfig
 from .losses import soft_bce
 from .pln_data import PAPER_TAU, PLNBatch, PLNExample, build_pln_examples, collate_pln
 
@@ -30,8 +30,9 @@ PAPER_STAGE_WEIGHTS = {1: (1.0,), 2: (1.0, 1.5), 3: (1.0, 1.3, 1.5), 4: (1.0, 1.
 
 
 @dataclass
-class PLNTrainConfig:
-    """Optimisation settings (paper Sec. IV-A3 unless noted)."""
+class PLNTrainConfig(RecipeConfig):
+    """Optimisation settings (paper Sec. IV-A3 unless noted), beside the
+    shared :class:`RecipeConfig`."""
 
     epochs: int = 50  # "The maximum number of epochs is 50"
     batch_size: int = 32
@@ -41,15 +42,6 @@ class PLNTrainConfig:
     stage_weights: tuple[float, ...] | None = None  # lambda_t; None: PAPER_STAGE_WEIGHTS[T]
     strategy: int = 1  # inference strategy for validation (paper: 1, the last stage)
     nms_threshold: float = 0.45  # Charades-STA (paper, after 2D-TAN); 0.4 TACoS, 0.5 ActivityNet
-    select_metric: str = "R1@0.5+R1@0.7"  # validation score that picks the best epoch
-    seed: int = 0
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-    # The recipe (see train.loop, train.extras, train.folds); defaults reproduce the paper's.
-    extras: tuple[str, ...] = ()  # --extra specs, e.g. ("charades-actions:0.5",)
-    ema_decay: float = 0.0
-    smooth_epochs: int = 1
-    patience: int = 0
-    fold: str | None = None
 
 
 def resolve_stage_weights(weights: Sequence[float] | None, n_stages: int) -> tuple[float, ...]:
