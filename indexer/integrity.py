@@ -123,16 +123,21 @@ def pending_note(catalog: Catalog) -> str | None:
 
 def index_summary(index_dir: str | Path, catalog_url: str | None = None) -> dict:
     """What ``index info`` prints: model, index type and parameters, counts, sizes, dates, and
-    ``problems`` found by the cheap checks (published files present and unchanged, leftover
-    files), and ``notes`` (pending videos)."""
+    ``problems`` (published files present and unchanged, leftover files), and ``notes`` (pending
+    videos; a FAISS file checked by samples only).
+
+    The published files are checked as ``query`` checks them when it opens the index: every
+    Parquet shard and the FAISS file by their sha256 (what ``index verify`` compares), a FAISS
+    file larger than ``QUERY_FULL_CHECK_BYTES`` by its size and sampled blocks, with a note."""
     from .repair import leftovers
 
     index_dir = Path(index_dir)
     catalog, params = require_index(index_dir, catalog_url)
     info = catalog.info()
     file = index_dir / params.get("file", "")
-    problems = published_file_problems(index_dir, catalog, full=False)
-    note = pending_note(catalog)
+    full = int(params.get("file_bytes", 0)) <= QUERY_FULL_CHECK_BYTES
+    problems = published_file_problems(index_dir, catalog, full=full)
+    notes = [note for note in (pending_note(catalog), _sampled_note(params, full)) if note]
     stray = leftovers(index_dir, catalog)
     if stray:
         problems.append(f"{len(stray)} file(s) left by an interrupted writer (e.g. "
@@ -145,4 +150,13 @@ def index_summary(index_dir: str | Path, catalog_url: str | None = None) -> dict
             **catalog.counts(),
             "index_bytes": file.stat().st_size if file.is_file() else None,
             "created_at": str(info.created_at), "updated_at": str(info.updated_at),
-            "problems": problems, "notes": [note] if note else []}
+            "problems": problems, "notes": notes}
+
+
+def _sampled_note(params: dict, full: bool) -> str | None:
+    """Says that a FAISS file too large to hash at every ``info`` was checked by samples."""
+    if full or "file" not in params:
+        return None
+    return (f"the FAISS file {params['file']} ({int(params['file_bytes']):,} bytes) is larger "
+            f"than MOMENT_SEARCH_FULL_CHECK_BYTES ({QUERY_FULL_CHECK_BYTES:,}): info checked its "
+            f"size and sampled blocks; 'index verify' reads every byte")
