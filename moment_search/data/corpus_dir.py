@@ -121,6 +121,22 @@ def open_corpus(
     return corpus.with_features(sources), store
 
 
+def read_split(path: str | Path, split: str) -> Corpus:
+    """The videos and queries of one annotation split, without looking at features: for what
+    needs only the annotations (the prior baseline fits on the train split's windows).
+
+    Raises:
+        CorpusError: no corpus directory, no annotation file for the split, or no videos.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise CorpusError(f"corpus directory {root} does not exist")
+    corpus = _read_videos(root, split, None)
+    if not corpus.videos:
+        raise CorpusError(f"{root}: split {split!r} has no videos")
+    return corpus
+
+
 def _read_videos(root: Path, split: str | None, feature_rate: float | None) -> Corpus:
     manifest = root / MANIFEST_NAME
     if split is None and manifest.is_file():

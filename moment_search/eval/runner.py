@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from ..data.corpus import Corpus, Query
-from ..data.corpus_dir import open_corpus
+from ..data.corpus_dir import open_corpus, read_split
 from ..data.features import FeatureStore
 from .average_precision import single_video_report
 from .controls import apply_control
@@ -167,9 +167,10 @@ class PriorLocalizer(StepwiseLocalizer):
 
 @register_localizer("prior")
 def load_prior(data_dir: Path, model_dir: Path | None, device: str = "cpu") -> PriorLocalizer:
-    """``prior.json`` from ``model_dir``, or the prior fitted on the train split of ``data_dir``."""
+    """``prior.json`` from ``model_dir``, or the prior fitted on the train split of ``data_dir``
+    (its annotations only: the train videos' features need not be there)."""
     if model_dir is not None:
         return PriorLocalizer(PriorBaseline.load(model_dir / "prior.json"))
-    train, _ = open_corpus(data_dir, split="train")
+    train = read_split(data_dir, "train")
     durations = {vid: v.duration for vid, v in train.videos.items()}
     return PriorLocalizer(PriorBaseline.fit(train.queries, durations))

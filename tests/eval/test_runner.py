@@ -81,3 +81,25 @@ def test_every_listed_model_runs_and_is_in_the_help(tiny_corpus, tiny_model_dir,
     for name in model_names():
         result = evaluate_model(name, tiny_corpus, "val", dirs[MODEL_DIRS[name]])
         assert result.metrics["n_queries"] == 2, name
+
+
+def test_every_model_checks_features_of_the_evaluated_split_only(tiny_corpus, tiny_model_dir,
+                                                                 capsys):
+    """train.jsonl names videos whose features are elsewhere: the prior (train annotations only)
+    and FVMR both answer val; a val video without features stops both, the same way."""
+    train_ids = [json.loads(line)["vid"]
+                 for line in (tiny_corpus / "train.jsonl").read_text().splitlines()]
+    for video_id in train_ids:
+        (tiny_corpus / "features" / f"{video_id}.npy").unlink()
+    for name, model in (("prior", None), ("fvmr", tiny_model_dir)):
+        assert evaluate_model(name, tiny_corpus, "val", model).metrics["n_queries"] == 2
+    assert main(["evaluate", "model", "prior", "--data", str(tiny_corpus)]) == 0
+    val_id = json.loads((tiny_corpus / "val.jsonl").read_text().splitlines()[0])["vid"]
+    (tiny_corpus / "features" / f"{val_id}.npy").unlink()
+    for name, model in (("prior", None), ("fvmr", tiny_model_dir)):
+        with pytest.raises(ValueError, match=rf"1 video\(s\) have no features, e.g. "
+                                             rf"\['{val_id}'\]"):
+            evaluate_model(name, tiny_corpus, "val", model)
+    capsys.readouterr()
+    assert main(["evaluate", "model", "prior", "--data", str(tiny_corpus)]) == 2
+    assert "have no features" in capsys.readouterr().err
