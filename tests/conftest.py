@@ -9,7 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+def _shared_data() -> Path:
+    """``../shared/data`` beside the repository as the tests were reached (a symlinked checkout
+    keeps its own ``../shared``), else beside the repository's real location. Symlinks inside
+    are not resolved: compare paths the code under test resolved with ``Path.samefile``."""
+    here = Path(__file__).absolute().parents[1].parent / "shared" / "data"
+    real = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return here if here.exists() or not real.exists() else real
+
+
+SHARED_DATA = _shared_data()
 CHARADES_CLIP = SHARED_DATA / "charades-sta-clip"
 
 

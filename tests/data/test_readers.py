@@ -28,13 +28,12 @@ from moment_search.data.readers import (
     read_tvr_with_report,
 )
 
+from ..conftest import SHARED_DATA, require_shared_data
+
 
 def shared_data() -> Path:
     """``../shared/data`` beside the repository; skips the test when it is absent."""
-    root = Path(__file__).parents[2].parent / "shared" / "data"
-    if not root.is_dir():
-        pytest.skip(f"real data not available: {root} does not exist")
-    return root
+    return require_shared_data(SHARED_DATA)
 
 
 def annotations() -> Path:

@@ -1,7 +1,6 @@
 """The prior baseline: grid, fitting on hand-built splits, persistence, and real data."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +9,9 @@ from moment_search.data.corpus import Query
 from moment_search.eval.metrics import single_video_metrics
 from moment_search.eval.prior import PriorBaseline, grid_moments
 
-CHARADES = Path(__file__).resolve().parents[3] / "shared" / "data" / "charades-sta-clip"
+from ..conftest import CHARADES_CLIP
+
+CHARADES = CHARADES_CLIP
 
 
 def _query(qid, video_id, *windows):
@@ -99,7 +100,9 @@ def _read_split(path):
     return queries, durations
 
 
-@pytest.mark.skipif(not CHARADES.is_dir(), reason="shared Charades-STA data not present")
+@pytest.mark.skipif(not CHARADES.is_dir(),
+                    reason=f"real data not found at {CHARADES} (expected ../shared/data beside "
+                           f"the repo)")
 def test_prior_on_charades_sta_val_is_in_the_published_band():
     train, train_durations = _read_split(CHARADES / "train.jsonl")
     val, val_durations = _read_split(CHARADES / "val.jsonl")
