@@ -7,7 +7,9 @@ killed at any moment leaves finished videos intact and at worst one feature file
 by the kernel when the holder dies).
 
 Manifest rows: ``{"video_id", "duration" (s, the container's), "feature_rate" (rows per second),
-"video_path" (absolute), "encoder", "n_features"}``; ``moment_search.data`` reads the first four.
+"video_path" (absolute), "encoder", "encoder_weights" (sha256 of the weights and preprocessing,
+null when unknown), "feature_dim" (D), "n_features"}``; ``moment_search.data`` reads the first
+four.
 """
 
 from __future__ import annotations

@@ -15,7 +15,10 @@ rows are stored as returned (float32): normalise them yourself if your model nee
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,10 @@ from ..device import resolve_device
 
 CLIP_VIT_B32 = "clip-vit-b32"
 CLIP_HUB_ID = "openai/clip-vit-base-patch32"
+
+# The image processor's settings that shape the features (with the weights, in the digest).
+PREPROCESSING = ("size", "crop_size", "image_mean", "image_std", "resample", "rescale_factor",
+                 "do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_convert_rgb")
 
 FrameBatch = Sequence[np.ndarray]  # (H, W, 3) uint8 RGB frames
 EncodeFn = Callable[[FrameBatch], np.ndarray]
@@ -42,17 +49,54 @@ class EncoderWeightsMissing(FileNotFoundError):
     """The weights of a built-in encoder are not on this machine."""
 
 
+@dataclass(frozen=True)
+class EncoderIdentity:
+    """What makes an encoder's features comparable: recorded with every video of a corpus
+    (``encoder``, ``encoder_weights``, ``feature_dim`` in ``videos.jsonl``).
+
+    Attributes:
+        name: the registered name or ``module:callable``.
+        weights: ``sha256:<16 hex>`` of the weights and preprocessing that shape the features;
+            None when unknown (a plug-in that does not say).
+        dim: the output width D; None when known only from the first batch (a plug-in).
+    """
+
+    name: str
+    weights: str | None = None
+    dim: int | None = None
+
+    def differs_from(self, other: EncoderIdentity) -> bool:
+        """Another name, or weights or width that both sides know and that differ."""
+        return (self.name != other.name
+                or None not in (self.weights, other.weights) and self.weights != other.weights
+                or None not in (self.dim, other.dim) and self.dim != other.dim)
+
+    def describe(self) -> str:
+        """``'clip-vit-b32' (weights sha256:..., 512-d)``."""
+        weights = f"weights {self.weights}" if self.weights else "weights unknown"
+        width = f"{self.dim}-d" if self.dim else "width unknown"
+        return f"{self.name!r} ({weights}, {width})"
+
+
 @dataclass
 class FrameEncoder:
     """An encode function with its name, checking every batch it returns.
 
     Attributes:
         name: recorded with each video's features (``encoder`` in ``videos.jsonl``).
-        encode: list of (H, W, 3) uint8 frames -> (n, D) array.
+        encode: list of (H, W, 3) uint8 frames -> (n, D) array. It may say what it is with the
+            attributes ``weights_digest`` (str) and ``dim`` (int), see :class:`EncoderIdentity`.
     """
 
     name: str
     encode: EncodeFn
+
+    @property
+    def identity(self) -> EncoderIdentity:
+        """Name, weights digest and output width, as far as the encode function says."""
+        dim = getattr(self.encode, "dim", None)
+        return EncoderIdentity(self.name, getattr(self.encode, "weights_digest", None),
+                               None if dim is None else int(dim))
 
     def __call__(self, frames: FrameBatch) -> np.ndarray:
         """Encode ``frames``; returns (n, D) float32.
@@ -82,6 +126,19 @@ class ClipImageEncoder:
     def dim(self) -> int:
         """Width of the embeddings (the model's projection dim)."""
         return int(self.model.config.projection_dim)
+
+    @functools.cached_property
+    def weights_digest(self) -> str:
+        """``sha256:<16 hex>`` of the image tower's weights and the preprocessing settings."""
+        digest = hashlib.sha256()
+        settings = {name: getattr(self.processor, name, None) for name in PREPROCESSING}
+        digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+        for key, tensor in sorted(self.model.state_dict().items()):
+            if key.startswith(("vision_model.", "visual_projection.")):
+                data = tensor.detach().to("cpu").contiguous().reshape(-1)
+                digest.update(f"{key}:{data.dtype}:{tuple(data.shape)}".encode())
+                digest.update(data.view(torch.uint8).numpy().tobytes())
+        return f"sha256:{digest.hexdigest()[:16]}"
 
     def __call__(self, frames: FrameBatch) -> np.ndarray:
         """(H, W, 3) uint8 frames -> (n, projection_dim) float32, unit L2 norm per row."""

@@ -21,7 +21,7 @@ from .corpus import (
     read_manifest_rows,
 )
 from .decode import VIDEO_SUFFIXES, VideoDecodeError, probe, sample_frames
-from .encoders import CLIP_VIT_B32, FrameEncoder, load_encoder
+from .encoders import CLIP_VIT_B32, EncoderIdentity, FrameEncoder, load_encoder
 
 
 @dataclass
@@ -120,12 +120,15 @@ def assign_ids(paths: list[Path]) -> dict[str, Path]:
 
 
 def check_resume(writer: CorpusWriter, videos: dict[str, Path], config: IngestConfig,
-                 encoder_name: str) -> None:
-    """Refuse to mix: an id of the corpus from another file, rate or encoder.
+                 encoder_name: str, encoder: FrameEncoder | None = None) -> None:
+    """Refuse to mix: an id of the corpus from another file, rate or encoder, or a corpus
+    ingested with another encoder, other weights or another width than ``encoder``.
 
     Raises:
         ValueError: naming the video, what the corpus holds and what was asked.
     """
+    if encoder is not None:
+        check_same_encoder(writer, encoder.identity)
     for video_id, path in videos.items():
         row = writer.rows.get(video_id)
         if row is None:
@@ -138,6 +141,38 @@ def check_resume(writer: CorpusWriter, videos: dict[str, Path], config: IngestCo
             raise ValueError(f"{writer.root}: video {video_id!r} was ingested with feature_rate "
                              f"{held[0]} and encoder {held[1]!r}; this run asks {config.fps} and "
                              f"{encoder_name!r}; one corpus holds one kind of features")
+
+
+def corpus_encoders(writer: CorpusWriter) -> dict[EncoderIdentity, list[str]]:
+    """The encoders the corpus's finished videos were ingested with, each with its video ids.
+    A row written before identities were recorded gives its name and its feature file's width.
+    """
+    found: dict[EncoderIdentity, list[str]] = {}
+    for video_id, row in writer.rows.items():
+        dim = row.get("feature_dim")
+        if dim is None and writer.feature_path(video_id).is_file():
+            dim = np.load(writer.feature_path(video_id), mmap_mode="r").shape[-1]
+        identity = EncoderIdentity(str(row.get("encoder")), row.get("encoder_weights"),
+                                   None if dim is None else int(dim))
+        found.setdefault(identity, []).append(video_id)
+    return found
+
+
+def check_same_encoder(writer: CorpusWriter, identity: EncoderIdentity) -> None:
+    """One corpus holds one kind of features: refuse an encoder whose name, weights or width
+    differs from the one its videos were ingested with.
+
+    Raises:
+        CorpusWriteError: naming the corpus, its encoder (with a few of its videos) and this
+            run's.
+    """
+    for held, video_ids in corpus_encoders(writer).items():
+        if held.differs_from(identity):
+            raise CorpusWriteError(
+                f"{writer.root}: {len(video_ids)} video(s) ({', '.join(video_ids[:3])}) were "
+                f"ingested with encoder {held.describe()}; this run's encoder is "
+                f"{identity.describe()}; one corpus holds one kind of features: resume with "
+                f"the same encoder and weights, or ingest into another --out")
 
 
 def ingest_videos(inputs: list[str | Path], out: str | Path, config: IngestConfig | None = None,
@@ -170,7 +205,8 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, config: IngestConfi
     if encoder is None and _work_left(out, videos):  # before the folder is touched
         encoder = load_encoder(config.encoder, config.encoder_path, config.device)
     with CorpusWriter(out, resume=config.resume) as writer:
-        check_resume(writer, videos, config, encoder.name if encoder else config.encoder)
+        check_resume(writer, videos, config, encoder.name if encoder else config.encoder,
+                     encoder)
         report = IngestReport(Path(out))
         for video_id, path in videos.items():
             outcome = _ingest_one(writer, video_id, path, encoder, config, report, progress)
@@ -197,8 +233,13 @@ def _ingest_one(writer: CorpusWriter, video_id: str, path: Path, encoder: FrameE
         features = _encode_video(path, encoder, config, report, progress)
     except VideoDecodeError as e:
         return VideoOutcome(video_id, path, "failed", error=str(e))
+    identity = encoder.identity
+    if identity.dim is None:  # a plug-in's width is known from its output
+        identity = EncoderIdentity(identity.name, identity.weights, int(features.shape[1]))
+        check_same_encoder(writer, identity)
     row = {"duration": info.duration, "feature_rate": config.fps, "video_path": str(path),
-           "encoder": encoder.name, "n_features": int(features.shape[0])}
+           "encoder": encoder.name, "encoder_weights": identity.weights,
+           "feature_dim": identity.dim, "n_features": int(features.shape[0])}
     writer.write(video_id, features, row)
     return VideoOutcome(video_id, path, "done", int(features.shape[0]))
 

@@ -25,25 +25,30 @@ def real_videos() -> list[Path]:
     return [VIDEOS / name for name in REAL_VIDEOS]
 
 
-@pytest.fixture(scope="session")
-def tiny_clip_dir(tmp_path_factory) -> Path:
-    """A CLIP checkpoint with random weights (32-px images, 8-d projection) and its image
-    processor, saved with save_pretrained: loaded by the same code as the real weights."""
+def save_tiny_clip(path: Path, seed: int = 0, projection_dim: int = 8) -> Path:
+    """Save a CLIP checkpoint with seeded random weights (32-px images, ``projection_dim``-d
+    output) and its image processor with save_pretrained: loaded by the same code as the real
+    weights."""
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     tower = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                  num_attention_heads=2)
     config = CLIPConfig(
         text_config=dict(tower, vocab_size=64, max_position_embeddings=16, bos_token_id=0,
                          eos_token_id=1, pad_token_id=1),
-        vision_config=dict(tower, image_size=32, patch_size=8), projection_dim=8)
-    path = tmp_path_factory.mktemp("models") / "tiny-clip"
+        vision_config=dict(tower, image_size=32, patch_size=8), projection_dim=projection_dim)
     CLIPModel(config).eval().save_pretrained(path)
     CLIPImageProcessor(size={"shortest_edge": 32},
                        crop_size={"height": 32, "width": 32}).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    """A tiny random CLIP checkpoint (seed 0, 8-d), see :func:`save_tiny_clip`."""
+    return save_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip")
 
 
 def write_vfr_video(path: Path, times=VFR_TIMES) -> Path:
