@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from moment_search.models.fvmr import FVMRConfig
-
 from .common import console, metric_table, user_errors
 
 app = typer.Typer(help="Train models.", no_args_is_help=True)
@@ -82,6 +80,7 @@ def fvmr(
     resume: bool = RESUME_OPTION,
 ) -> None:
     """Train FVMR (with fine-grained semantic distillation) and keep the best epoch in OUT/best."""
+    from moment_search.models.fvmr import FVMRConfig
     from moment_search.train.fvmr_trainer import FVMRTrainer, TrainConfig
 
     model_config = FVMRConfig(n_clips=n_clips, hidden_dim=hidden_dim, space_dim=space_dim,

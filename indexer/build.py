@@ -11,7 +11,6 @@ writer holds the index's writer lock (``lock.py``). Adding and removing videos: 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -23,10 +22,10 @@ from ..data.corpus import Video
 from ..data.corpus_dir import open_corpus
 from ..data.features import FeatureError, FeatureStore
 from ..geometry.proposals import proposal_index
-from ..models.base import CONFIG_NAME, WEIGHTS_NAME
 from ..models.fvmr import FVMR
 from ..pretrained import default_model_dir
 from ..search.encoders import MomentEncoder
+from ..search.onnx_encoder import ENCODER_DIR
 from .backends import BACKENDS
 from .catalog import Catalog, VideoRecord
 from .lock import HOLDER_FILE, LOCK_FILE, writer_lock
@@ -41,6 +40,7 @@ from .plan import (
 )
 from .progress import Progress, Silent
 from .publish import make_index, make_milvus, publish, publish_milvus
+from .query_encoder import ensure_query_encoder
 from .repair import clean_leftovers
 from .store import (
     CATALOG_FILE,
@@ -48,6 +48,8 @@ from .store import (
     MODEL_DIR,
     ShardRows,
     file_sha256,
+    model_fingerprint,
+    open_catalog,
     write_embeddings,
     write_metadata,
 )
@@ -70,6 +72,8 @@ class BuildConfig:
     wait: float = 0.0  # seconds to wait for another writer's lock
     backend: str = "faiss"  # faiss | milvus (see indexer/backends)
     milvus_uri: str | None = None  # milvus-lite path or server URI; default INDEX_DIR/milvus.db
+    # export the model's query side to ONNX into INDEX_DIR/encoder (queries then need no torch)
+    query_encoder: bool = True
 
     def identity(self) -> dict:
         """The settings that shape the index (part of a build's plan)."""
@@ -93,13 +97,6 @@ class BuildReport:
     notes: list[str] = field(default_factory=list)
 
 
-def model_fingerprint(model_dir: Path) -> tuple[str, str]:
-    """``(model_id, config_hash)``: sha256 of the weights and of config.json (12 hex chars each)."""
-    weights = hashlib.sha256((model_dir / WEIGHTS_NAME).read_bytes()).hexdigest()[:12]
-    config = hashlib.sha256((model_dir / CONFIG_NAME).read_bytes()).hexdigest()[:12]
-    return f"fvmr-{weights}", config
-
-
 def install_model(model_dir: Path, index_dir: Path) -> Path:
     """Copy the checkpoint into ``INDEX_DIR/model`` (once), so the index is self-contained."""
     target = index_dir / MODEL_DIR
@@ -113,11 +110,6 @@ def install_model(model_dir: Path, index_dir: Path) -> Path:
     shutil.copytree(model_dir, staging)
     staging.rename(target)
     return target
-
-
-def open_catalog(index_dir: Path, url: str | None) -> Catalog:
-    """The catalog at ``url``, or the SQLite file inside the index directory."""
-    return Catalog.open(url or (index_dir / CATALOG_FILE))
 
 
 class ShardEmbedder:
@@ -313,7 +305,7 @@ def _undo_unstarted(index_dir: Path, created: bool, catalog_url: str | None) -> 
     if created:
         shutil.rmtree(index_dir, ignore_errors=True)
         return
-    for name in (MODEL_DIR, EMBEDDINGS_DIR, "meta", CATALOG_FILE, PLAN_FILE):
+    for name in (MODEL_DIR, ENCODER_DIR, EMBEDDINGS_DIR, "meta", CATALOG_FILE, PLAN_FILE):
         path = index_dir / name
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
@@ -338,6 +330,9 @@ def _build(corpus_dir, index_dir: Path, model_dir, config: BuildConfig, resume: 
         write_plan(index_dir, plan)
     catalog.init_index(*model_fingerprint(model_path), model.config.n_clips, rate,
                        model.embedding_dim, plan.digest())
+    if config.query_encoder:
+        progress.phase("exporting the query encoder", None, "")
+        ensure_query_encoder(index_dir, model_path, corpus_dir)
     groups = shards_of(plan.videos, config.shard_videos)
     embedder = ShardEmbedder(MomentEncoder(model), store, config.batch_videos)
     skipped = embed_shards(embedder, catalog, index_dir, groups, 0, 0, progress)

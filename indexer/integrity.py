@@ -15,7 +15,15 @@ import os
 from pathlib import Path
 
 from .catalog import Catalog
-from .store import CATALOG_FILE, MODEL_DIR, file_sha256, metadata_path, quick_digest
+from .store import (
+    CATALOG_FILE,
+    MODEL_DIR,
+    file_sha256,
+    metadata_path,
+    model_fingerprint,
+    open_catalog,
+    quick_digest,
+)
 
 QUERY_FULL_CHECK_BYTES = int(os.environ.get("MOMENT_SEARCH_FULL_CHECK_BYTES", 1 << 30))
 ROW_SLACK_S = 1e-6  # rounding slack when checking that a row lies inside its video
@@ -23,8 +31,6 @@ ROW_SLACK_S = 1e-6  # rounding slack when checking that a row lies inside its vi
 
 def require_index(index_dir: Path, catalog_url: str | None = None) -> tuple[Catalog, dict]:
     """The catalog of a finished index and its published params; clear errors otherwise."""
-    from .build import open_catalog
-
     index_dir = Path(index_dir)
     if not index_dir.is_dir():
         raise FileNotFoundError(f"index directory {index_dir} does not exist")
@@ -39,8 +45,6 @@ def require_index(index_dir: Path, catalog_url: str | None = None) -> tuple[Cata
 
 def verify_model_matches(index_dir: Path, catalog: Catalog) -> None:
     """Refuse an index whose stored model is not the one its embeddings were made with."""
-    from .build import model_fingerprint
-
     info = catalog.info()
     found = model_fingerprint(Path(index_dir) / MODEL_DIR)
     if (info.model_id, info.config_hash) != found:

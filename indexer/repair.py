@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..search.onnx_encoder import ENCODER_DIR
 from .catalog import Catalog
 from .store import EMBEDDINGS_DIR, META_DIR, MODEL_DIR, embeddings_path, metadata_path
 
@@ -54,10 +55,11 @@ def clean_leftovers(index_dir: Path, catalog: Catalog | None) -> list[str]:
     for path in leftovers(index_dir, catalog):
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         removed.append(str(path.relative_to(index_dir)))
-    staging = index_dir / f".{MODEL_DIR}.tmp"
-    if staging.exists():
-        shutil.rmtree(staging, ignore_errors=True)
-        removed.append(staging.name)
+    stagings = [index_dir / f".{MODEL_DIR}.tmp", *index_dir.glob(f".{ENCODER_DIR}.*")]
+    for staging in stagings:  # a model copy or an encoder export cut short
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+            removed.append(staging.name)
     return removed
 
 

@@ -14,9 +14,12 @@ import functools
 import numbers
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported inside the tensor functions: the query path runs without torch
+    import torch
 
 from moment_search.geometry.spans import clip_span_to_seconds
 
@@ -197,6 +200,8 @@ def map_max_pool(clips: torch.Tensor) -> torch.Tensor:
     Raises:
         ValueError: if ``clips`` is not 3-D or has no clips.
     """
+    import torch
+
     if clips.ndim != 3 or clips.shape[1] == 0:
         raise ValueError(f"clips must have shape (B, N, D) with N > 0, got {tuple(clips.shape)}")
     batch, n_clips, dim = clips.shape
@@ -230,6 +235,8 @@ def gather_proposals(
         raise ValueError(
             f"map2d must have shape (B, D, {n_clips}, {n_clips}), got {tuple(map2d.shape)}"
         )
+    import torch
+
     index = proposal_index(n_clips, scale_layers=scale_layers)
     cells = torch.from_numpy(index[:, 0] * n_clips + index[:, 1]).to(map2d.device)
     return map2d.flatten(2).index_select(-1, cells).transpose(1, 2)  # (B, P, D)

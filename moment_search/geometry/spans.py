@@ -12,9 +12,13 @@ involving a point has IoU 0.
 from __future__ import annotations
 
 import numbers
+import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch stays unimported for numpy callers (the query path)
+    import torch
 
 __all__ = [
     "as_spans",
@@ -61,9 +65,15 @@ def as_spans(spans, name: str = "spans") -> np.ndarray:
     return arr
 
 
+def is_tensor(value) -> bool:
+    """True for a torch tensor (without importing torch: a tensor means it is imported)."""
+    torch_module = sys.modules.get("torch")
+    return torch_module is not None and isinstance(value, torch_module.Tensor)
+
+
 def _iou_from_bounds(a_start, a_end, b_start, b_end):
     """IoU of broadcast span bounds; works on numpy arrays and torch tensors alike."""
-    lib = torch if isinstance(a_start, torch.Tensor) else np
+    lib = sys.modules["torch"] if is_tensor(a_start) else np
     inter = (lib.minimum(a_end, b_end) - lib.maximum(a_start, b_start)).clip(min=0)
     union = (a_end - a_start) + (b_end - b_start) - inter
     # union == 0 only when both spans are points; they then match exactly when they coincide.
@@ -282,7 +292,7 @@ def soft_iou_labels(iou, o_min: float, o_max: float):
     """
     if not o_max > o_min:
         raise ValueError(f"soft IoU labels need o_min < o_max, got o_min={o_min}, o_max={o_max}")
-    if isinstance(iou, torch.Tensor):
+    if is_tensor(iou):
         return ((iou - o_min) / (o_max - o_min)).clamp(0.0, 1.0)
     iou = np.asarray(iou)
     if not np.issubdtype(iou.dtype, np.floating):

@@ -60,6 +60,11 @@ class QueryEncoder:
         self.model = model
         self.tokens = tokens
 
+    @property
+    def dim(self) -> int:
+        """Width of the search vectors."""
+        return self.model.embedding_dim
+
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """B sentences -> (B, embedding_dim) float32 query vectors (phi_s(s) [+ corpus terms]).

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ..indexer.catalog import Catalog
-from ..indexer.store import MODEL_DIR, ProposalTable, read_metadata
-from .encoders import QueryEncoder
+from ..indexer.store import ProposalTable, read_metadata
 from .localize import best_across_videos
+from .query_encoders import open_query_encoder
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,13 @@ class Timings:
 class Searcher:
     """An opened index: the FAISS index, the proposal table, the catalog and the query encoder."""
 
-    def __init__(self, index, table: ProposalTable, catalog: Catalog, encoder: QueryEncoder,
-                 params: dict, index_dir: Path):
+    def __init__(self, index, table: ProposalTable, catalog: Catalog, encoder, params: dict,
+                 index_dir: Path):
         self.index = index  # a vector store (indexer.backends): FAISS or Milvus
         self.n_stored = index.count()
         self.table = table
         self.catalog = catalog
-        self.encoder = encoder
+        self.encoder = encoder  # OnnxQueryEncoder, or the PyTorch QueryEncoder of an old index
         self.params = params
         self.index_dir = index_dir
         self.video_position = {name: i for i, name in enumerate(table.video_names)}
@@ -88,11 +88,16 @@ class Searcher:
         self.device = "cpu"
 
     @classmethod
-    def open(cls, index_dir: str | Path, device: str = "auto", catalog_url: str | None = None
-             ) -> Searcher:
+    def open(cls, index_dir: str | Path, device: str = "auto", catalog_url: str | None = None,
+             encoder: str | None = None) -> Searcher:
         """Open an index directory built by ``moment-search index build``: the state the catalog
         points at, checked (see ``indexer.integrity``). A writer that publishes a new state
         meanwhile is met by reading the catalog again.
+
+        Queries are encoded by the ONNX encoder the index carries (``encoder``: its precision,
+        ``fp32`` or ``int8``; None: the folder's default), without PyTorch; an index built
+        before encoders were exported falls back to PyTorch, with a warning saying how to add
+        one (``moment-search index export-encoder``).
 
         Raises:
             FileNotFoundError / ValueError: a missing, unfinished, changed or corrupt index
@@ -104,11 +109,14 @@ class Searcher:
         for attempt in range(3):
             catalog, params = require_index(index_dir, catalog_url)
             try:
-                return cls._open_published(index_dir, catalog, params, device)
+                searcher = cls._open_published(index_dir, catalog, params, device,
+                                               encoder_precision=encoder)
             except (FileNotFoundError, ValueError):
                 _, now = require_index(index_dir, catalog_url)
                 if now.get("version") == params.get("version") or attempt == 2:
                     raise  # not a concurrent publish: the files are damaged
+            else:
+                return searcher
         raise AssertionError("unreachable")
 
     def reopen_if_changed(self) -> Searcher:
@@ -142,30 +150,22 @@ class Searcher:
 
     @classmethod
     def _open_published(cls, index_dir: Path, catalog: Catalog, params: dict, device: str,
-                        encoder: QueryEncoder | None = None) -> Searcher:
-        from ..device import resolve_device
+                        encoder=None, encoder_precision: str | None = None) -> Searcher:
         from ..indexer.backends import open_store
         from ..indexer.integrity import check_for_query, published_shards, verify_model_matches
-        from ..models.fvmr import FVMR
-        from ..text.tokens import TokenEncoder
 
         verify_model_matches(index_dir, catalog)
         check_for_query(index_dir, params)
         table = read_metadata(index_dir, published_shards(catalog, params))
         # FAISS: on a GPU when one is there and the FAISS build has GPU support, else the CPU
         index = open_store(index_dir, params, device)
-        torch_device = resolve_device(device)
         if encoder is None:
-            model = FVMR.from_pretrained(index_dir / MODEL_DIR, torch_device)
-            _, extra = FVMR.read_config(index_dir / MODEL_DIR)
-            tokens = TokenEncoder(device=torch_device,
-                                  max_length=int(extra.get("max_tokens", 32)))
-            encoder = QueryEncoder(model, tokens)
-        if encoder.model.embedding_dim != index.d:
-            raise ValueError(f"{index_dir}: query embedding width {encoder.model.embedding_dim} "
+            encoder = open_query_encoder(index_dir, catalog.info(), device, encoder_precision)
+        if encoder.dim != index.d:
+            raise ValueError(f"{index_dir}: query embedding width {encoder.dim} "
                              f"does not match the index width {index.d}")
         searcher = cls(index, table, catalog, encoder, params, index_dir)
-        searcher.device = str(torch_device)
+        searcher.device = device
         return searcher
 
     def add_reranker(self, name: str, model_dir: str | Path | None = None) -> None:
@@ -180,8 +180,9 @@ class Searcher:
         """Give the reranker the search's own token encoder when both run the same text model
         with the same settings: a query then goes through MiniLM once (the reranker's call hits
         the sentence cache) and the process holds one copy of it."""
-        mine, theirs = self.encoder.tokens, getattr(reranker, "tokens", None)
-        same = theirs is not None and all(
+        mine = getattr(self.encoder, "tokens", None)  # the ONNX encoder holds no TokenEncoder
+        theirs = getattr(reranker, "tokens", None)
+        same = mine is not None and theirs is not None and all(
             getattr(mine, a) == getattr(theirs, a)
             for a in ("model_path", "max_length", "device"))
         if same:

@@ -173,6 +173,11 @@ class TokenEncoder:
         return tokenizer, model
 
     @property
+    def transformer(self) -> Any:
+        """The frozen MiniLM model (a transformers ``BertModel``)."""
+        return self._model
+
+    @property
     def dim(self) -> int:
         """Embedding size (384 for MiniLM-L6)."""
         return int(self._model.config.hidden_size)

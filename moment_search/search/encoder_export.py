@@ -1,0 +1,167 @@
+"""Export an FVMR checkpoint's query side to ONNX (``INDEX/encoder/``, see ``onnx_encoder``).
+
+The graph is ``text_graph.TextSide`` traced by ``torch.onnx.export``. Before the folder is
+published, the ONNX vectors are compared with the PyTorch ``QueryEncoder``'s on check sentences
+(the corpus's own sentences when it has any, plus :data:`CHECK_SENTENCES`): every cosine must be
+>= ``MIN_COSINE``, else nothing is written. The folder is written beside the index and renamed
+into place, so a crash never leaves half an encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .onnx_encoder import (
+    ENCODER_DIR,
+    GRAPH_FILE,
+    META_FILE,
+    TOKENIZER_FILE,
+    EncoderMeta,
+    OnnxQueryEncoder,
+)
+from .text_graph import INPUT_NAMES, OUTPUT_NAME
+
+MIN_COSINE = 0.9999  # fp32 ONNX vs PyTorch, per sentence
+OPSET = 17
+CHECK_LIMIT = 512  # corpus sentences used by the check (the first ones, in file order)
+# Sentences of every shape a user may type: short, long (past the token limit), cased,
+# punctuated, numbers, non-ASCII, emoji.
+CHECK_SENTENCES = (
+    "person opens a cabinet",
+    "A person is putting a book on a shelf.",
+    "the man sits down on the couch and then starts laughing at something on his phone while "
+    "his friend walks in through the open door carrying two bags of groceries and a lamp",
+    "Someone takes off their shoes, then puts them in the closet.",
+    "person turns on the light",
+    "2 people eat sandwiches at 3 o'clock",
+    "Une personne ouvre la porte du réfrigérateur",
+    "一个人打开了门",
+    "🐬 🚗",
+    "a dolphin jumps over a car",
+    "PERSON RUNS",
+    "they're washing dishes -- quickly!",
+    "x",
+)
+
+
+def export_query_encoder(model_dir: str | Path, target: str | Path,
+                         check_texts: Sequence[str] = (), device: str = "cpu") -> EncoderMeta:
+    """Write the encoder folder of the FVMR checkpoint ``model_dir`` to ``target``.
+
+    Args:
+        model_dir: the FVMR checkpoint (an index's ``model/``).
+        target: the encoder folder to write (replaced atomically if it exists).
+        check_texts: sentences to compare ONNX with PyTorch on (the corpus's); the built-in
+            :data:`CHECK_SENTENCES` are always added.
+        device: where the PyTorch side runs for the check.
+
+    Returns:
+        The metadata written to ``encoder.json``.
+
+    Raises:
+        ValueError: the ONNX vectors disagree with PyTorch's (cosine below ``MIN_COSINE``).
+    """
+    import torch
+
+    from ..indexer.store import model_fingerprint
+    from ..models.fvmr import FVMR
+    from ..text.tokens import TokenEncoder
+    from .encoders import QueryEncoder
+
+    model_dir, target = Path(model_dir), Path(target)
+    model = FVMR.from_pretrained(model_dir, "cpu")
+    _, extra = FVMR.read_config(model_dir)
+    tokens = TokenEncoder(device="cpu", max_length=int(extra.get("max_tokens", 32)))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        shutil.copyfile(tokens.model_path / TOKENIZER_FILE, staging / TOKENIZER_FILE)
+        with torch.no_grad():
+            _export_graph(_text_side(tokens, model), staging / GRAPH_FILE)
+        meta = EncoderMeta(*model_fingerprint(model_dir), model.embedding_dim, tokens.max_length,
+                           str(extra.get("text_model", tokens.model_path.name)))
+        _write_meta(staging, meta)
+        texts = [*dict.fromkeys([*check_texts[:CHECK_LIMIT], *CHECK_SENTENCES])]
+        check = agreement(QueryEncoder(model, tokens), OnnxQueryEncoder(staging), texts)
+        if check["min_cosine"] < MIN_COSINE:
+            raise ValueError(f"the ONNX query encoder disagrees with PyTorch: cosine "
+                             f"{check['min_cosine']:.6f} < {MIN_COSINE} on {check['worst']!r}")
+        meta = EncoderMeta(*model_fingerprint(model_dir), model.embedding_dim, tokens.max_length,
+                           meta.text_model, check={"fp32": check})
+        _write_meta(staging, meta)
+        _publish(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return meta
+
+
+def index_encoder_dir(index_dir: str | Path) -> Path:
+    """``INDEX_DIR/encoder``."""
+    return Path(index_dir) / ENCODER_DIR
+
+
+def agreement(reference, candidate, texts: Sequence[str]) -> dict:
+    """Per-sentence cosine of two encoders' vectors: ``{n, min_cosine, mean_cosine, worst}``."""
+    a = np.concatenate([reference.encode(texts[i:i + 64]) for i in range(0, len(texts), 64)])
+    b = np.concatenate([candidate.encode(texts[i:i + 64]) for i in range(0, len(texts), 64)])
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    cosine = (a * b).sum(1) / np.maximum(norms, 1e-12)  # (n,)
+    worst = int(np.argmin(cosine))
+    return {"n": len(texts), "min_cosine": round(float(cosine.min()), 7),
+            "mean_cosine": round(float(cosine.mean()), 7), "worst": texts[worst]}
+
+
+def _text_side(tokens, model):
+    from .text_graph import TextSide
+
+    return TextSide(tokens.transformer, model)
+
+
+def _example_inputs():
+    """Two right-padded sentences of different lengths: the traced shapes stay dynamic."""
+    import torch
+
+    ids = torch.tensor([[101, 2711, 7480, 1037, 102], [101, 2711, 102, 0, 0]])
+    attention = (ids > 0).long()
+    index = torch.tensor([[1, 2, 3], [1, 0, 0]])
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
+    return ids, attention, index, mask
+
+
+def _export_graph(side, path: Path) -> None:
+    """Trace ``side`` into ``path`` with dynamic batch and sequence axes.
+
+    The TorchScript exporter (``dynamo=False``) is used: it traces this graph in ~2 s where the
+    dynamo exporter takes ~10 s, and both give the same vectors (measured on the val sentences).
+    """
+    import torch
+
+    axes = {"input_ids": {0: "batch", 1: "pieces"}, "attention_mask": {0: "batch", 1: "pieces"},
+            "token_index": {0: "batch", 1: "tokens"}, "token_mask": {0: "batch", 1: "tokens"},
+            OUTPUT_NAME: {0: "batch"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
+        torch.onnx.export(side, _example_inputs(), str(path), input_names=list(INPUT_NAMES),
+                          output_names=[OUTPUT_NAME], dynamic_axes=axes, opset_version=OPSET,
+                          dynamo=False)
+
+
+def _write_meta(folder: Path, meta: EncoderMeta) -> None:
+    (folder / META_FILE).write_text(json.dumps(meta.to_dict(), indent=2))
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``, swapping out (then deleting) an existing folder."""
+    staging.chmod(0o755)
+    backup = target.with_name(f".{target.name}.old")
+    shutil.rmtree(backup, ignore_errors=True)
+    if target.exists():
+        target.rename(backup)
+    staging.rename(target)
+    shutil.rmtree(backup, ignore_errors=True)
