@@ -56,6 +56,8 @@ def build(
     milvus_uri: str = typer.Option(None, help="With --backend milvus: a milvus-lite file "
                                    "(default OUT/milvus.db) or a server URI "
                                    "(http://host:19530)."),
+    query_encoder: bool = typer.Option(True, help="Export the model's query side to ONNX "
+                                       "into OUT/encoder, so queries run without PyTorch."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Embed every proposal of every video into a vector index (resumable)."""
@@ -64,7 +66,7 @@ def build(
     config = build_config(index_kind=index, memory_budget=memory_budget, device=device,
                           split=split, feature_rate=feature_rate, catalog_url=catalog,
                           keep_embeddings=keep_embeddings, wait=wait, backend=backend,
-                          milvus_uri=milvus_uri)
+                          milvus_uri=milvus_uri, query_encoder=query_encoder)
     with user_errors():
         progress = PhaseProgress()
         with progress.bar:
@@ -157,12 +159,41 @@ def repair(
     index_dir: Path = typer.Option(DEFAULT_INDEX, "--index", help=INDEX_HELP),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
     wait: float = typer.Option(0.0, help=WAIT_HELP),
+    rebuild_catalog: bool = typer.Option(False, help="Restore a missing or empty catalog from "
+                                         "the index's newest catalog snapshot, after checking "
+                                         "its files' sha256."),
 ) -> None:
     """Return an index to its last published state after a crash: delete files an interrupted
-    writer left and drop pending videos (add them again with 'index add')."""
+    writer left and drop pending videos (add them again with 'index add'); with
+    --rebuild-catalog, restore a lost catalog."""
+    from moment_search.indexer.recover import rebuild_catalog as rebuild
     from moment_search.indexer.repair import repair_index
 
     with user_errors():
-        notes = repair_index(index_dir, catalog, wait)
+        notes = rebuild(index_dir, catalog, wait) if rebuild_catalog else \
+            repair_index(index_dir, catalog, wait)
     for note in notes:
         console.print(note, highlight=False)
+
+
+@app.command(name="export-encoder")
+def export_encoder(
+    index_dir: Path = typer.Option(DEFAULT_INDEX, "--index", help=INDEX_HELP),
+    corpus: Path = typer.Option(None, help="A corpus whose val (else all) sentences the export "
+                                "is checked on, besides built-in ones."),
+    catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
+    force: bool = typer.Option(False, help="Export again even when the index has its encoder."),
+    wait: float = typer.Option(0.0, help=WAIT_HELP),
+) -> None:
+    """Give an index its ONNX query encoder (INDEX/encoder), so queries run without PyTorch:
+    indexes built before indexes carried one answer through PyTorch until then."""
+    from moment_search.indexer.query_encoder import export_index_encoder
+
+    with user_errors():
+        meta = export_index_encoder(index_dir, catalog, corpus, wait, force)
+    if meta is None:
+        console.print(f"{index_dir} already has its query encoder (--force exports it again)")
+        return
+    check = meta.check["fp32"]
+    console.print(f"exported the query encoder into {index_dir}/encoder: ONNX vs PyTorch "
+                  f"cosine >= {check['min_cosine']:.6f} on {check['n']} sentences", highlight=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from moment_search.search.rerank import RERANKERS
+from moment_search.search.rerank import RERANKERS  # names only: no model is imported
 
 from .common import DEFAULT_INDEX, PhaseProgress, console, user_errors
 
@@ -110,6 +110,8 @@ def query(
     rerank_model: Path = typer.Option(None, help="Reranker checkpoint (default: shipped)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda:N for the models."),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
+    encoder: str = typer.Option(None, help="The index's query encoder graph to use: fp32 | "
+                                "int8 (default: the one the index marks as its default)."),
 ) -> None:
     """Search the index for the moments that best match a sentence.
 
@@ -123,7 +125,7 @@ def query(
 
     with user_errors():
         check_batch_options(text, file, predictions, output_format)
-        searcher = Searcher.open(index, device=device, catalog_url=catalog)
+        searcher = Searcher.open(index, device=device, catalog_url=catalog, encoder=encoder)
         options = {"video_ids": video or None, "nms": nms, "per_video": per_video,
                    "rerank": rerank, "rerank_videos": rerank_videos,
                    "rerank_weight": rerank_weight}

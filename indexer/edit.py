@@ -33,6 +33,7 @@ from .lock import LockState, describe_holder, writer_lock
 from .plan import feature_checksum, plan_videos
 from .progress import Progress, Silent
 from .publish import fill_index, fill_milvus, kept_spec, publish, publish_milvus
+from .query_encoder import ensure_query_encoder
 from .repair import clean_leftovers
 from .store import MODEL_DIR
 
@@ -61,6 +62,9 @@ def add_videos(corpus_dir: str | Path, index_dir: str | Path, config: BuildConfi
         catalog, params = require_index(index_dir, config.catalog_url)
         clean_leftovers(index_dir, catalog)
         notes = _stale_note(state)
+        if config.query_encoder and ensure_query_encoder(index_dir, index_dir / MODEL_DIR,
+                                                         corpus_dir):
+            notes.append("exported the index's query encoder (queries now run without PyTorch)")
         model, _ = load_model(index_dir / MODEL_DIR, config.device)
         corpus, store = open_corpus(corpus_dir, split=config.split,
                                     feature_rate=config.feature_rate or catalog.info().feature_rate)
@@ -99,7 +103,7 @@ def _fill_and_publish(index_dir: Path, catalog: Catalog, params: dict, spec, add
     if backend_of(params) == "milvus":
         store = open_store(index_dir, params)
         fill_milvus(store, catalog, index_dir, added, progress)
-        publish_milvus(store, catalog, spec, shards, params)
+        publish_milvus(store, index_dir, catalog, spec, shards, params)
         return
     index = faiss_index.read_index(index_dir / params["file"])
     fill_index(index, catalog, index_dir, added, progress=progress)
@@ -177,8 +181,8 @@ def remove_videos(index_dir: str | Path, video_ids: list[str], catalog_url: str 
         if backend_of(params) == "milvus":
             # the catalog first (removed videos are filtered from then on), then the vectors:
             # a kill in between leaves vectors that repair deletes
-            publish_milvus(open_store(index_dir, params), catalog, spec, params["shards"],
-                           params, remove=video_ids)
+            publish_milvus(open_store(index_dir, params), index_dir, catalog, spec,
+                           params["shards"], params, remove=video_ids)
             open_store(index_dir, params).delete_ranges([(r.first_id, r.n_proposals)
                                                          for r in records])
             return int(len(ids))

@@ -26,7 +26,6 @@ from ...eval.metrics import corpus_metrics
 from ...eval.stepwise import timed_pass
 from ...indexer.build import BuildConfig, build_index
 from ...search.cascade import candidate_videos, rerank_video
-from ...search.encoders import MomentEncoder
 from ...search.rerank import RerankVideo, fast_scores_for
 from ...search.searcher import Searcher
 from ..real_corpus import check_against_brute_force
@@ -80,7 +79,7 @@ def medians(steps: dict[str, list[float]]) -> dict[str, float]:
 def fresh_embeddings(searcher: Searcher, video: RerankVideo) -> np.ndarray:
     """(P, D) moment embeddings of a video computed now by the index's model."""
     meta = Video(video.video_id, video.duration, None, video.feature_rate)
-    return MomentEncoder(searcher.encoder.model).embed_video(video.features, meta)
+    return searcher.moment_encoder().embed_video(video.features, meta)
 
 
 def check_index(searcher: Searcher, queries: list[Query], video_ids: list[str]) -> str:
@@ -114,7 +113,7 @@ def expected_score(searcher: Searcher, name: str, text: str, embedded: np.ndarra
         match = np.flatnonzero(np.abs(scored[:, :2] - span).max(1) < 1e-4)
         return float(scored[match[0], 2]) if len(match) else None
     probability = 1 / (1 + np.exp(-(fresh_embeddings(searcher, video) @ embedded)))
-    spans = MomentEncoder(searcher.encoder.model).spans(video.duration)
+    spans = searcher.moment_encoder().spans(video.duration)
     return float(fast_scores_for(span, spans, probability)[0])
 
 

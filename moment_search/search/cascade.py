@@ -21,7 +21,6 @@ import numpy as np
 
 from ..data.corpus import Video
 from ..data.features import load_feature_source
-from .encoders import MomentEncoder
 from .localize import keep_best
 from .rerank import Reranker, RerankVideo, fast_scores_for, fuse
 
@@ -43,7 +42,7 @@ def fast_probabilities(searcher, query: np.ndarray, videos: list[RerankVideo], r
     score over all proposals, for the (D,) query vector the search already computed. The
     proposal embeddings are read back from the index when it stores them exactly (flat, HNSW),
     else computed again."""
-    encoder = MomentEncoder(searcher.encoder.model)
+    encoder = searcher.moment_encoder()
     out = []
     for video, record in zip(videos, records, strict=True):
         embedded = searcher.index.stored_vectors(record.first_id, record.n_proposals)

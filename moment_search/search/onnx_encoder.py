@@ -177,10 +177,10 @@ class OnnxQueryEncoder:
         self.folder = Path(folder)
         self.meta = EncoderMeta.read(self.folder)
         self.precision = precision or self.meta.default_precision
+        graph = self.folder / graph_file(self.precision)
         if self.precision not in self.meta.precisions:
             raise EncoderError(f"{self.folder}: no {self.precision} graph (it holds "
                                f"{', '.join(self.meta.precisions)})")
-        graph = self.folder / graph_file(self.precision)
         for path in (graph, self.folder / TOKENIZER_FILE):
             if not path.is_file():
                 raise EncoderError(f"{path} is missing; export the encoder again "

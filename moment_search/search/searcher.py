@@ -86,6 +86,7 @@ class Searcher:
         self.timings = Timings()
         self.rerankers: dict[str, object] = {}
         self.device = "cpu"
+        self._moment_encoder = None
 
     @classmethod
     def open(cls, index_dir: str | Path, device: str = "auto", catalog_url: str | None = None,
@@ -167,6 +168,20 @@ class Searcher:
         searcher = cls(index, table, catalog, encoder, params, index_dir)
         searcher.device = device
         return searcher
+
+    def moment_encoder(self):
+        """The index's FVMR model on the moment side (a ``MomentEncoder``), loaded on first use:
+        the cascade embeds videos again where the index keeps no exact vectors. Imports torch."""
+        if self._moment_encoder is None:
+            from ..indexer.store import MODEL_DIR
+            from ..models.fvmr import FVMR
+            from .encoders import MomentEncoder
+
+            model = getattr(self.encoder, "model", None)  # the PyTorch query encoder holds it
+            if model is None:
+                model = FVMR.from_pretrained(self.index_dir / MODEL_DIR, "cpu")
+            self._moment_encoder = MomentEncoder(model)
+        return self._moment_encoder
 
     def add_reranker(self, name: str, model_dir: str | Path | None = None) -> None:
         """Load reranker ``name`` (default: its shipped checkpoint) for ``rerank=name``."""

@@ -106,7 +106,17 @@ def test_fast_probabilities_read_back_from_the_index_equal_recomputed(searcher, 
         np.testing.assert_allclose(probs_a, probs_b, rtol=1e-5, atol=1e-6)
 
 
-def test_reranker_shares_the_search_text_encoder(searcher, tiny_pln_dir):
+def test_reranker_shares_the_search_text_encoder(built_index, tmp_path, tiny_pln_dir):
+    """An index without an ONNX encoder encodes with PyTorch: the reranker then shares it."""
+    import shutil
+
+    from moment_search.search.query_encoders import PyTorchFallbackWarning
+    from moment_search.search.searcher import Searcher
+
+    index = shutil.copytree(built_index, tmp_path / "index")
+    shutil.rmtree(index / "encoder")
+    with pytest.warns(PyTorchFallbackWarning):
+        searcher = Searcher.open(index, device="cpu")
     searcher.add_reranker("pln", tiny_pln_dir)
     reranker = searcher.rerankers["pln"]
     assert reranker.tokens is searcher.encoder.tokens

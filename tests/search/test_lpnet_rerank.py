@@ -15,7 +15,6 @@ from moment_search.search.rerank import RERANKERS, RerankVideo, load_reranker
 def test_lpnet_reranks_inside_the_cascade(searcher, tiny_lpnet_dir):
     assert "lpnet" in RERANKERS
     searcher.add_reranker("lpnet", tiny_lpnet_dir)
-    assert searcher.rerankers["lpnet"].tokens is searcher.encoder.tokens  # MiniLM runs once
     fast = searcher.search("person does action number 2", k=8)
     fused = searcher.search("person does action number 2", k=8, rerank="lpnet",
                             rerank_videos=3)
