@@ -42,6 +42,7 @@ from .progress import Progress, Silent
 from .publish import make_index, make_milvus, publish, publish_milvus
 from .query_encoder import ensure_query_encoder
 from .repair import clean_leftovers
+from .snapshot import lost_catalog_message
 from .store import (
     CATALOG_FILE,
     EMBEDDINGS_DIR,
@@ -238,6 +239,9 @@ def check_new_target(index_dir: Path, resume: bool, catalog_url: str | None) -> 
     (a resume with nothing to resume builds from scratch: the result is the same)."""
     check_foreign_target(index_dir, catalog_url)
     finished, started, _ = _target_state(index_dir, catalog_url)
+    lost = started and not finished and lost_catalog_message(index_dir, catalog_url)
+    if lost and _catalog_empty(index_dir, catalog_url):
+        raise ValueError(lost)  # a resume would lose what was published: never offer it
     if finished:
         raise ValueError(f"{index_dir} already holds a finished index" + (
             ", so there is nothing to resume" if resume else "") +
@@ -245,6 +249,13 @@ def check_new_target(index_dir: Path, resume: bool, catalog_url: str | None) -> 
     if started and not resume:
         raise ValueError(f"{index_dir} holds an interrupted build; continue it with --resume "
                          f"(same corpus and settings), or delete the folder to start again")
+
+
+def _catalog_empty(index_dir: Path, catalog_url: str | None) -> bool:
+    """Whether the catalog is missing or records nothing (lost, not an interrupted build)."""
+    if catalog_url is None and not (index_dir / CATALOG_FILE).exists():
+        return True
+    return open_catalog(index_dir, catalog_url).info() is None
 
 
 def check_plan(index_dir: Path, catalog: Catalog, plan: CorpusPlan) -> None:
@@ -339,7 +350,7 @@ def _build(corpus_dir, index_dir: Path, model_dir, config: BuildConfig, resume: 
     shards = list(range(len(groups)))
     if config.backend == "milvus":
         store, spec = make_milvus(index_dir, catalog, shards, config, not skipped, progress)
-        publish_milvus(store, catalog, spec, shards, None)
+        publish_milvus(store, index_dir, catalog, spec, shards, None)
         placement = "milvus"
     else:
         index, spec, placement = make_index(index_dir, catalog, shards, config, progress)

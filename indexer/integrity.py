@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from .catalog import Catalog
+from .snapshot import lost_catalog_message
 from .store import (
     CATALOG_FILE,
     MODEL_DIR,
@@ -35,9 +36,12 @@ def require_index(index_dir: Path, catalog_url: str | None = None) -> tuple[Cata
     if not index_dir.is_dir():
         raise FileNotFoundError(f"index directory {index_dir} does not exist")
     if catalog_url is None and not (index_dir / CATALOG_FILE).is_file():
-        raise FileNotFoundError(f"{index_dir}: no {CATALOG_FILE}; not an index directory")
+        raise FileNotFoundError(lost_catalog_message(index_dir, catalog_url)
+                                or f"{index_dir}: no {CATALOG_FILE}; not an index directory")
     catalog = open_catalog(index_dir, catalog_url)
     info = catalog.info()
+    if info is None and lost_catalog_message(index_dir, catalog_url):
+        raise ValueError(lost_catalog_message(index_dir, catalog_url))
     if info is None or not info.index_params or "shards" not in info.index_params:
         raise ValueError(f"{index_dir}: the index was never finished (run 'index build --resume')")
     return catalog, dict(info.index_params)

@@ -17,6 +17,7 @@ from .. import failpoints
 from . import faiss_index
 from .catalog import Catalog
 from .progress import Progress
+from .snapshot import delete_older_snapshots, write_snapshot
 from .store import file_sha256, quick_digest, read_embeddings
 
 BOOKKEEPING = ("file", "shards", "version", "file_sha256", "file_quick", "file_bytes", "backend",
@@ -117,15 +118,17 @@ def make_milvus(index_dir: Path, catalog: Catalog, shards: list[int], config, fr
     return store, spec
 
 
-def publish_milvus(store, catalog: Catalog, spec, shards: list[int], previous: dict | None,
-                   remove: list[str] = ()) -> dict:
+def publish_milvus(store, index_dir: Path, catalog: Catalog, spec, shards: list[int],
+                   previous: dict | None, remove: list[str] = ()) -> dict:
     """Flip the catalog to the collection's new content (one transaction); returns the params."""
     params = {**spec.params, "kind": spec.kind, "backend": "milvus", "uri": store.uri,
               "collection": store.collection,
               "version": int((previous or {}).get("version", 0)) + 1,
               "shards": sorted(int(s) for s in shards)}
+    write_snapshot(index_dir, catalog, spec.kind, params, remove)
     catalog.publish(spec.kind, params, remove)
     failpoints.hit("published")
+    delete_older_snapshots(index_dir, params["version"])
     return params
 
 
@@ -155,8 +158,10 @@ def publish(index, index_dir: Path, catalog: Catalog, spec, shards: list[int],
         progress.phase("writing the index", None, "")
     params = {**spec.params, **write_version(index, index_dir, previous),
               "shards": sorted(int(s) for s in shards)}
+    write_snapshot(index_dir, catalog, spec.kind, params, remove)
     catalog.publish(spec.kind, params, remove)
     failpoints.hit("published")
     if previous and previous.get("file") and previous["file"] != params["file"]:
         (index_dir / previous["file"]).unlink(missing_ok=True)
+    delete_older_snapshots(index_dir, params["version"])
     return params

@@ -1,8 +1,9 @@
 """Clean up after a writer that died, and ``index repair``.
 
 Every change publishes in one catalog transaction (``publish.py``), so a crash can leave only
-(a) files nothing points at: temp files of an interrupted atomic write, a FAISS file written but
-never published (or one replaced but not yet deleted), Parquet / embedding shards never recorded;
+(a) files nothing points at: temp files of an interrupted atomic write, a FAISS file (and its
+catalog snapshot, ``snapshot.py``) written but never published (or replaced but not yet deleted),
+Parquet / embedding shards never recorded;
 and (b) pending videos: shards an ``index add`` embedded and recorded but never published. Every
 writer deletes (a) when it starts; the next ``index add`` publishes (b). ``index repair`` does
 both cleanups without adding anything: it deletes (a) and drops (b), so the index is exactly its
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from ..search.onnx_encoder import ENCODER_DIR
 from .catalog import Catalog
+from .snapshot import snapshot_name, snapshot_versions
 from .store import EMBEDDINGS_DIR, META_DIR, MODEL_DIR, embeddings_path, metadata_path
 
 
@@ -42,11 +44,19 @@ def _unrecorded_shards(index_dir: Path, catalog: Catalog | None) -> list[Path]:
     return found
 
 
+def _stale_snapshots(index_dir: Path, catalog: Catalog | None) -> list[Path]:
+    """Catalog snapshots of versions other than the published one (see snapshot.py)."""
+    info = catalog.info() if catalog is not None else None
+    version = (info.index_params or {}).get("version") if info is not None else None
+    return [index_dir / snapshot_name(v) for v in snapshot_versions(index_dir) if v != version]
+
+
 def leftovers(index_dir: Path, catalog: Catalog | None) -> list[Path]:
     """Files no published or recorded state points at (see the module doc)."""
     published = _published_file(catalog)
     stale = [p for p in sorted(index_dir.glob("index-*.faiss")) if p.name != published]
-    return _temp_files(index_dir) + stale + _unrecorded_shards(index_dir, catalog)
+    return (_temp_files(index_dir) + stale + _stale_snapshots(index_dir, catalog)
+            + _unrecorded_shards(index_dir, catalog))
 
 
 def clean_leftovers(index_dir: Path, catalog: Catalog | None) -> list[str]:
