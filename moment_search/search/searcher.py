@@ -221,31 +221,39 @@ class Searcher:
         return self.search_many([text], k=k, **options)[0]
 
     def search_many(self, texts: Sequence[str], k: int = 10, **options) -> list[list[Moment]]:
-        """Batched search: one ranked moment list per sentence.
+        """Batched search: one ranked moment list per sentence (``self.timings`` says where
+        the time went; threads sharing a searcher use :meth:`search_timed` instead).
 
         Raises:
             ValueError: an empty sentence, k <= 0 or larger than the index, unknown video ids.
         """
+        results, self.timings = self.search_timed(texts, k, **options)
+        return results
+
+    def search_timed(self, texts: Sequence[str], k: int = 10, **options
+                     ) -> tuple[list[list[Moment]], Timings]:
+        """:meth:`search_many` and its timings, without touching the searcher's state: safe to
+        call from several threads at once (ONNX Runtime and FAISS release the GIL)."""
         opts = SearchOptions(k=k, **options)
         self._check(texts, opts)
         start = time.perf_counter()
         queries = self.encoder.encode(list(texts))  # (B, D)
-        self.timings = Timings(encode_ms=1000 * (time.perf_counter() - start))
+        timings = Timings(encode_ms=1000 * (time.perf_counter() - start))
         start = time.perf_counter()
         scores, ids = self.index.search(queries, self._candidates(opts), self.params,
                                         self._selector(opts.video_ids))
-        self.timings.search_ms = 1000 * (time.perf_counter() - start)
+        timings.search_ms = 1000 * (time.perf_counter() - start)
         start = time.perf_counter()
         # the cascade needs every fetched video's fast-path moments, not only the top k
         fast_opts = replace(opts, k=len(ids[0])) if opts.rerank else opts
         results = [self._moments(s, i, fast_opts) for s, i in zip(scores, ids, strict=True)]
-        self.timings.post_ms = 1000 * (time.perf_counter() - start)
+        timings.post_ms = 1000 * (time.perf_counter() - start)
         if opts.rerank:
             start = time.perf_counter()
             results = [self._rerank(text, query, moments, opts) if moments else moments
                        for text, query, moments in zip(texts, queries, results, strict=True)]
-            self.timings.extra["rerank_ms"] = 1000 * (time.perf_counter() - start)
-        return results
+            timings.extra["rerank_ms"] = 1000 * (time.perf_counter() - start)
+        return results, timings
 
     def _rerank(self, text: str, query: np.ndarray, fast: list[Moment], opts: SearchOptions
                 ) -> list[Moment]:

@@ -2,8 +2,11 @@
 
 Endpoints (JSON): ``GET /api/health``, ``GET|POST /api/search``, ``GET /api/index``,
 ``GET /api/videos/{id}``, ``GET /api/videos/{id}/file`` (the raw video, with HTTP range requests,
-only when the catalog records a file for that id), ``GET /`` (the page), ``/docs`` (OpenAPI).
+only when the catalog records a file for that id), ``GET /`` (the page), ``/openapi.json``.
 Every client error is a 4xx ``{"error": message, "parameter": name}``, never a 500.
+
+With an API key, everything but ``/api/health`` and the page's static assets (``/static/*``: the
+page's script and style, no data) needs it, the page and the schema included.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .access_log import AccessLog
 from .service import MAX_QUERIES, BadRequest, SearchOptions, SearchService
 
 STATIC = Path(__file__).parent / "static"
@@ -26,9 +31,11 @@ MAX_BODY_BYTES = 1 << 20
 
 
 class SearchBody(BaseModel):
-    """``POST /api/search``: one sentence (``q``) or many (``queries``), and the options."""
+    """``POST /api/search``: one sentence (``q``) or many (``queries``), and the options.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: ``"k": "5"`` or ``"k": true`` is refused, not converted (JSON has real numbers)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
     q: str | None = None
     queries: list[str] | None = Field(default=None, max_length=MAX_QUERIES)
     k: int = 10
@@ -40,12 +47,17 @@ class SearchBody(BaseModel):
     profile: bool = False
 
 
+GET_PARAMETERS = frozenset({"q", "k", "video", "nms", "per_video", "rerank", "rerank_videos",
+                            "profile", "key"})
+
+
 def error(status: int, parameter: str | None, message: str) -> JSONResponse:
     return JSONResponse({"error": message, "parameter": parameter}, status_code=status)
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413."""
+    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413 (the error shape),
+    declared or chunked: the body is read here, up to the limit, then handed on."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
@@ -54,21 +66,34 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and int(declared) > self.limit:
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self._refuse(scope, receive, send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise BodyTooLarge
-            return message
         try:
-            return await self.app(scope, counted, send)
+            body = await self._read(receive)
         except BodyTooLarge:
             return await self._refuse(scope, receive, send)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()  # e.g. http.disconnect
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await self.app(scope, replay, send)
+
+    async def _read(self, receive) -> bytes:
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                raise BodyTooLarge
+            more = message.get("more_body", False)
+        return b"".join(chunks)
 
     async def _refuse(self, scope, receive, send):
         response = error(413, "body", f"request body over {self.limit} bytes")
@@ -98,12 +123,17 @@ class Unauthorized(Exception):
 def create_app(service: SearchService, api_key: str | None = None,
                max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The app over a (possibly still loading) service."""
-    app = FastAPI(title="moment-search", summary="Search a video corpus for moments.")
+    # /docs and /redoc would load their scripts from a CDN (blank offline): the schema is
+    # served as JSON (/openapi.json, behind the key like the API)
+    app = FastAPI(title="moment-search", summary="Search a video corpus for moments.",
+                  docs_url=None, redoc_url=None, openapi_url=None)
     guard = [Depends(key_checker(api_key))]
     _error_handlers(app)
     _api_routes(app, service, guard)
+    _schema_route(app, guard)
     _page_routes(app, guard)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(AccessLog)
     return app
 
 
@@ -114,7 +144,8 @@ def app_from_environment() -> FastAPI:
     settings = json.loads(os.environ["MOMENT_SEARCH_SERVE"])
     service = SearchService(settings["index"], device=settings["device"],
                             catalog_url=settings["catalog"], rerank=settings["rerank"],
-                            max_batch=settings.get("max_batch", 32))
+                            max_batch=settings.get("max_batch", 32),
+                            parallel=settings.get("parallel"), encoder=settings.get("encoder"))
     return create_app(service, api_key=settings["api_key"])
 
 
@@ -130,6 +161,11 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RuntimeError)
     async def unavailable(request, exc):
         return error(503, None, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc: StarletteHTTPException):  # 404, 405, unreadable bodies
+        parameter = "body" if exc.status_code == 400 else None
+        return error(exc.status_code, parameter, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError):
@@ -148,11 +184,16 @@ def _api_routes(app: FastAPI, service: SearchService, guard) -> None:
         return service.health()
 
     @app.get("/api/search", dependencies=guard)
-    def search_get(q: Annotated[str, Query(description="The sentence to search for.")],
+    def search_get(request: Request,
+                   q: Annotated[str, Query(description="The sentence to search for.")],
                    k: int = 10, video: Annotated[list[str] | None, Query()] = None,
                    nms: float = 0.5, per_video: int | None = None, rerank: str | None = None,
                    rerank_videos: int = 10, profile: bool = False) -> dict:
         """The top k moments for one sentence (scores: higher is better, within one query)."""
+        unknown = sorted(set(request.query_params) - GET_PARAMETERS)
+        if unknown:
+            raise BadRequest(unknown[0], f"unknown parameter; expected one of "
+                                         f"{', '.join(sorted(GET_PARAMETERS - {'key'}))}")
         options = SearchOptions(k, tuple(video or ()), nms, per_video, rerank, rerank_videos,
                                 profile)
         return service.search([q], options)[0]
@@ -160,8 +201,10 @@ def _api_routes(app: FastAPI, service: SearchService, guard) -> None:
     @app.post("/api/search", dependencies=guard)
     def search_post(body: SearchBody) -> dict:
         """One sentence (``q``) or many (``queries``): ``{"results": [...]}`` in order."""
-        if (body.q is None) == (body.queries is None):
+        if body.q is not None and body.queries is not None:
             raise BadRequest("q", "give either q (one sentence) or queries (a list), not both")
+        if body.q is None and body.queries is None:
+            raise BadRequest("q", "give q (one sentence) or queries (a list of sentences)")
         options = SearchOptions(body.k, tuple(body.video), body.nms, body.per_video,
                                 body.rerank, body.rerank_videos, body.profile)
         texts = [body.q] if body.q is not None else body.queries
@@ -185,10 +228,20 @@ def _api_routes(app: FastAPI, service: SearchService, guard) -> None:
         """The raw video file the catalog records for this id (range requests supported)."""
         if service.video(video_id) is None:
             return error(404, "video_id", f"unknown video {video_id!r}")
-        path = service.video_file(video_id)
-        if path is None:
+        recorded = service.recorded_video_path(video_id)
+        if recorded is None:
             return error(404, "video_id", f"no video file is recorded for {video_id!r}")
-        return FileResponse(path)
+        if service.video_file(video_id) is None:
+            return error(404, "video_id", f"the video file recorded for {video_id!r} is "
+                                          f"missing on disk ({recorded})")
+        return FileResponse(service.video_file(video_id))
+
+
+def _schema_route(app: FastAPI, guard) -> None:
+    @app.get("/openapi.json", dependencies=guard, include_in_schema=False)
+    def schema() -> dict:
+        """The OpenAPI schema of this API (JSON; no page that needs a CDN)."""
+        return app.openapi()
 
 
 def _page_routes(app: FastAPI, guard) -> None:

@@ -1,15 +1,19 @@
 """The search service behind the HTTP API: one warm Searcher, requests checked, concurrent queries
-batched into one encoder + FAISS call, and the index reopened when a writer publishes a new version.
+answered in parallel and batched, and the index reopened when a writer publishes a new version.
 
-All model and FAISS work runs on one worker thread (torch and FAISS calls are not shared across
-threads): request threads put a query on a queue and wait for its answer. The worker takes every
-query waiting (up to ``MAX_BATCH``) and answers those with the same options in one
-``search_many`` call, so 16 clients cost about one encoder pass per batch, not 16.
+Request threads put a query on a queue and wait for its answer. ``parallel`` worker threads
+(default: one per CPU core) each take every query waiting (up to ``max_batch``) and answer those
+with the same options in one ``Searcher.search_timed`` call: the ONNX query encoder and FAISS
+release the GIL, so the workers run on all cores at once, and a burst of clients costs one
+encoder pass per batch, not one per client. Reranked requests (PyTorch models with a shared
+sentence cache) run one at a time, under a lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import queue
 import threading
 import time
@@ -88,26 +92,48 @@ class SearchService:
     """A warm searcher over one index directory (see the module doc)."""
 
     def __init__(self, index_dir: str | Path, device: str = "cpu", catalog_url: str | None = None,
-                 rerank: str | None = None, max_batch: int = MAX_BATCH):
+                 rerank: str | None = None, max_batch: int = MAX_BATCH,
+                 parallel: int | None = None, encoder: str | None = None):
         self.index_dir, self.device, self.catalog_url = Path(index_dir), device, catalog_url
-        self.default_rerank = rerank
+        self.default_rerank, self.encoder_precision = rerank, encoder
         self.max_batch = max(1, int(max_batch))
+        self.parallel = max(1, int(parallel or os.cpu_count() or 1))
         self.searcher = None
         self.error: str | None = None
+        self.load_seconds: float | None = None
         self._jobs: queue.Queue[_Job] = queue.Queue()
         self._ready = threading.Event()
-        threading.Thread(target=self._work, name="moment-search-worker", daemon=True).start()
+        self._reopen_lock = threading.Lock()  # one worker at a time looks for a new version
+        self._model_lock = threading.Lock()  # reranking (PyTorch) runs one request at a time
+        threading.Thread(target=self._start, name="moment-search-loader", daemon=True).start()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def _load(self) -> None:
         from ..search.searcher import Searcher
 
-        searcher = Searcher.open(self.index_dir, device=self.device, catalog_url=self.catalog_url)
+        start = time.perf_counter()
+        searcher = Searcher.open(self.index_dir, device=self.device, catalog_url=self.catalog_url,
+                                 encoder=self.encoder_precision)
         if self.default_rerank:
             searcher.add_reranker(self.default_rerank)
         searcher.search("warm up", k=1)  # the first call pays for lazy initialisation
         self.searcher = searcher
+        self.load_seconds = time.perf_counter() - start
+
+    def _start(self) -> None:
+        try:
+            self._load()
+        except Exception as e:  # reported by /api/health; every request gets it too
+            self.error = f"cannot open the index: {e}"
+        self._ready.set()
+        if self.parallel > 1:  # parallelism comes from the workers: one FAISS thread per call
+            from ..indexer.faiss_core import import_faiss
+
+            import_faiss().omp_set_num_threads(1)
+        for n in range(self.parallel):
+            threading.Thread(target=self._work, name=f"moment-search-worker-{n}",
+                             daemon=True).start()
 
     def health(self) -> dict:
         """``{"status": "loading" | "ready" | "failed", ...}``."""
@@ -118,17 +144,22 @@ class SearchService:
         return {"status": "ready", "index_version": self.searcher.params.get("version"),
                 "proposals": self.searcher.n_proposals}
 
+    def describe(self) -> str:
+        """One line on what is loaded: the index, its size and kind, the query encoder."""
+        searcher = self.searcher
+        encoder = getattr(searcher.encoder, "precision", None)
+        encoder = f"ONNX {encoder}" if encoder else "PyTorch (no ONNX encoder in the index)"
+        return (f"{self.index_dir}: {len(searcher.table.video_names)} videos, "
+                f"{searcher.n_proposals:,} proposals, {searcher.catalog.info().index_type} "
+                f"index, query encoder {encoder}, {self.parallel} worker thread(s); loaded in "
+                f"{self.load_seconds:.1f} s")
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
 
     # -- the worker ------------------------------------------------------------------------
 
     def _work(self) -> None:
-        try:
-            self._load()
-        except Exception as e:  # reported by /api/health; every request gets it too
-            self.error = f"cannot open the index: {e}"
-        self._ready.set()
         while True:
             jobs = [self._jobs.get()]
             while len(jobs) < self.max_batch:
@@ -139,10 +170,11 @@ class SearchService:
             self._answer(jobs)
 
     def _answer(self, jobs: list[_Job]) -> None:
-        try:
-            self.searcher = self.searcher.reopen_if_changed()
-        except Exception as e:  # a broken new version: keep answering from the open one
-            self.error = None if self.searcher else str(e)
+        with self._reopen_lock:
+            try:
+                self.searcher = self.searcher.reopen_if_changed()
+            except Exception as e:  # a broken new version: keep answering from the open one
+                self.error = None if self.searcher else str(e)
         groups: dict[SearchOptions, list[_Job]] = {}
         for job in jobs:
             groups.setdefault(job.options, []).append(job)
@@ -163,11 +195,11 @@ class SearchService:
     def _search(self, texts: list[str], options: SearchOptions) -> list[dict]:
         searcher = self.searcher
         start = time.perf_counter()
-        found = searcher.search_many(
-            texts, k=options.k, video_ids=list(options.video) or None, nms=options.nms,
-            per_video=options.per_video, rerank=options.rerank,
-            rerank_videos=options.rerank_videos)
-        t = searcher.timings
+        with self._model_lock if options.rerank else contextlib.nullcontext():
+            found, t = searcher.search_timed(
+                texts, k=options.k, video_ids=list(options.video) or None, nms=options.nms,
+                per_video=options.per_video, rerank=options.rerank,
+                rerank_videos=options.rerank_videos)
         timing = {"encode_ms": t.encode_ms, "search_ms": t.search_ms, "nms_ms": t.post_ms,
                   **t.extra, "total_ms": 1000 * (time.perf_counter() - start)}
         results = []
@@ -233,9 +265,13 @@ class SearchService:
         return {**asdict(record), "status": catalog.video_status(video_id),
                 "has_file": self.video_file(video_id) is not None}
 
+    def recorded_video_path(self, video_id: str) -> str | None:
+        """The raw video file the catalog records for this id (it may be gone), or None."""
+        return getattr(self.searcher.catalog.video(video_id), "video_path", None) or None
+
     def video_file(self, video_id: str) -> Path | None:
-        """The raw video file the catalog records for this id, if any exists on disk."""
-        path = getattr(self.searcher.catalog.video(video_id), "video_path", None)
+        """The raw video file the catalog records for this id, if it exists on disk."""
+        path = self.recorded_video_path(video_id)
         return Path(path) if path and Path(path).is_file() else None
 
 

@@ -79,7 +79,8 @@ def test_index_and_video_endpoints(client, served_index):
     assert video["status"] == "indexed" and video["n_proposals"] == 36
     assert client.get("/api/videos/nope").status_code == 404
     assert client.get("/api/videos/vid005/file").status_code == 404  # no file recorded
-    assert client.get("/docs").status_code == 200
+    assert client.get("/docs").status_code == 404  # its CDN scripts are blank offline
+    assert client.get("/openapi.json").json()["info"]["title"] == "moment-search"
     assert "moment-search" in client.get("/").text
 
 
@@ -96,11 +97,61 @@ def test_video_file_with_range_requests(client):
 def test_api_key(service):
     locked = TestClient(create_app(service, api_key="s3cret"))
     assert locked.get("/api/health").status_code == 200
-    for url in ("/api/search?q=person", "/api/index", "/api/videos/vid001", "/"):
+    for url in ("/api/search?q=person", "/api/index", "/api/videos/vid001", "/",
+                "/openapi.json"):
         assert locked.get(url).status_code == 401, url
         assert locked.get(url, headers={"X-API-Key": "wrong"}).status_code == 401
     assert locked.get("/api/search?q=person", headers={"X-API-Key": "s3cret"}).status_code == 200
     assert locked.get("/api/index?key=s3cret").status_code == 200
+    # public: the page's script and style (no data), so the page can load and ask for the key
+    assert locked.get("/static/app.js").status_code == 200
+
+
+def test_strict_types_and_one_error_shape(client):
+    for body, parameter in (({"q": "a", "k": "5"}, "k"), ({"q": "a", "k": True}, "k"),
+                            ({"q": "a", "profile": 1}, "profile"), ({"q": 5}, "q")):
+        response = client.post("/api/search", json=body)
+        assert response.status_code == 400, body
+        assert response.json()["parameter"] == parameter, response.json()
+    assert client.post("/api/search", json={"q": "a", "nms": 1}).status_code == 200  # 1 is 1.0
+    neither = client.post("/api/search", json={"k": 3}).json()
+    assert neither["parameter"] == "q" and "not both" not in neither["error"]
+    unknown = client.get("/api/search", params={"q": "a", "colour": "red"})
+    assert unknown.status_code == 400 and unknown.json()["parameter"] == "colour"
+    nested = client.post("/api/search", content=b'{"q": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+                         headers={"content-type": "application/json"})
+    assert nested.status_code == 400 and set(nested.json()) == {"error", "parameter"}
+    for response in (client.get("/no/such/page"), client.delete("/api/search")):
+        assert set(response.json()) == {"error", "parameter"}, response.json()
+
+
+def test_oversize_chunked_body_has_the_error_shape(client):
+    def chunks():
+        for _ in range(300):
+            yield b"x" * 10_000
+    response = client.post("/api/search", content=chunks(),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["parameter"] == "body"
+
+
+def test_a_recorded_video_file_missing_on_disk_says_so(tmp_path, tiny_model_dir):
+    from moment_search.indexer.build import BuildConfig, build_index
+
+    from .conftest import corpus_with_files
+
+    corpus = corpus_with_files(tmp_path / "corpus")
+    manifest = corpus / "videos.jsonl"
+    gone = tmp_path / "gone.mp4"
+    lines = [line.replace('"feature_rate": 1.0}', f'"feature_rate": 1.0, "video_path": '
+                          f'"{gone}"}}') if '"vid005"' in line else line
+             for line in manifest.read_text().splitlines()]
+    manifest.write_text("\n".join(lines) + "\n")
+    index = tmp_path / "index"
+    build_index(corpus, index, tiny_model_dir, BuildConfig(shard_videos=3, device="cpu",
+                                                          query_encoder=False))
+    client = TestClient(create_app(SearchService(index, device="cpu")))
+    answer = client.get("/api/videos/vid005/file").json()
+    assert "missing on disk" in answer["error"] and str(gone) in answer["error"]
 
 
 def test_a_running_server_sees_add_and_remove(tmp_path, tiny_model_dir):
