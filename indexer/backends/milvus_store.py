@@ -40,6 +40,29 @@ def import_milvus():
     return MilvusClient, DataType
 
 
+def connect(uri: str):
+    """A ``MilvusClient``; for a milvus-lite path, after claiming the database for this process
+    (``milvus_owner``: one clear line, not milvus-lite's traceback, when another process has it).
+
+    Raises:
+        MilvusLiteBusyError: another process has the milvus-lite database open.
+    """
+    from .milvus_owner import MilvusLiteBusyError, busy_message, claim
+
+    client_type, _ = import_milvus()
+    if "://" in uri:
+        return client_type(uri)
+    claim(uri)
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        return client_type(uri)
+    except MilvusException as e:  # opened by a process that does not take our lock
+        if "open local milvus failed" not in str(e).lower():
+            raise
+        raise MilvusLiteBusyError(busy_message(uri, None)) from e
+
+
 def resolve_uri(uri: str | None, index_dir: Path) -> str:
     """A server URI as given; a path made absolute; None: ``INDEX_DIR/milvus.db``."""
     if uri is None:
@@ -89,9 +112,12 @@ class MilvusStore:
 
     @classmethod
     def open(cls, uri: str, collection: str, params: dict) -> MilvusStore:
-        """The published collection, loaded for search."""
-        client_type, _ = import_milvus()
-        client = client_type(uri)
+        """The published collection, loaded for search.
+
+        Raises:
+            MilvusLiteBusyError: another process has the milvus-lite database open.
+        """
+        client = connect(uri)
         if not client.has_collection(collection):
             raise FileNotFoundError(f"Milvus at {uri} has no collection {collection!r}: the "
                                     f"index's vectors are gone (rebuild the index)")
@@ -102,8 +128,8 @@ class MilvusStore:
     def create(cls, uri: str, collection: str, dim: int, spec, fresh: bool) -> MilvusStore:
         """The collection for a build: made anew when ``fresh`` (dropping a leftover of an
         earlier attempt), else reused (a resumed build)."""
-        client_type, data_type = import_milvus()
-        client = client_type(uri)
+        _, data_type = import_milvus()
+        client = connect(uri)
         if fresh and client.has_collection(collection):
             client.drop_collection(collection)
         if not client.has_collection(collection):
