@@ -40,14 +40,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(index: Path, batch: int, rerank: str | None, port: int) -> subprocess.Popen:
-    """``moment-search serve`` in a child process, once /api/health says ready."""
+def start_server(index: Path, batch: int, rerank: str | None, port: int,
+                 extra: tuple[str, ...] = ()) -> subprocess.Popen:
+    """``moment-search serve`` in a child process (``extra``: more options), once
+    /api/health says ready."""
     import httpx
 
     script = Path(sys.executable).parent / "moment-search"  # the installed entry point
     command = [str(script), "serve", "--index", str(index),
                "--port", str(port), "--batch", str(batch), "--device", "cpu"]
     command += ["--rerank", rerank] if rerank else []
+    command += list(extra)
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 600
     while time.time() < deadline:

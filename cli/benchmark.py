@@ -170,3 +170,28 @@ def serve_load(
     argv += ["--rerank", rerank] if rerank else []
     with user_errors():
         bench.main(argv)
+
+
+@app.command("query-latency")
+def query_latency(
+    index: Path = typer.Option(..., help="Index directory (with its ONNX query encoder)."),
+    data: Path = CORPUS,
+    out: Path = typer.Option(..., help="Report directory (query_latency.json/.md/.png)."),
+    split: str = typer.Option("val", help="Split whose sentences are searched."),
+    encoders: str = typer.Option("pytorch,fp32,int8", help="Encoders compared (those the "
+                                 "index lacks are skipped, and the report says so)."),
+    cold_runs: int = typer.Option(5, min=1, help="Fresh processes timed per command."),
+    warm_queries: int = typer.Option(300, min=1, help="Sentences timed warm per setting."),
+    clients: str = typer.Option("1,8,32", help="Concurrent client counts for serve."),
+    duration: float = typer.Option(10.0, min=1.0, max=300.0, help="Seconds per serve point."),
+    skip_serve: bool = typer.Option(False, help="Leave out the served measurements."),
+) -> None:
+    """Cold CLI query, warm search and served throughput with each query encoder, in one run."""
+    from moment_search.benchmarks.query_latency import LatencyConfig, write
+
+    config = LatencyConfig(index, data, out, split, tuple(encoders.split(",")), cold_runs,
+                           warm_queries, tuple(int(c) for c in clients.split(",")), duration,
+                           skip_serve)
+    with user_errors():
+        write(config)
+    console.print(f"report written to {out}")

@@ -110,8 +110,8 @@ def query(
     rerank_model: Path = typer.Option(None, help="Reranker checkpoint (default: shipped)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda:N for the models."),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
-    encoder: str = typer.Option(None, help="The index's query encoder graph to use: fp32 | "
-                                "int8 (default: the one the index marks as its default)."),
+    encoder: str = typer.Option(None, help="Query encoder: fp32 | int8 (the index's ONNX "
+                                "graphs; default: its default one) | pytorch (slow start)."),
 ) -> None:
     """Search the index for the moments that best match a sentence.
 

@@ -37,8 +37,8 @@ def serve(
                                  "in each process (default: one per CPU core)."),
     batch: int = typer.Option(32, min=1, help="Most waiting queries a worker thread answers in "
                                               "one encoder + FAISS call (1: one at a time)."),
-    encoder: str = typer.Option(None, help="Query encoder graph: fp32 | int8 (default: the "
-                                "index's)."),
+    encoder: str = typer.Option(None, help="Query encoder: fp32 | int8 (the index's ONNX "
+                                "graphs; default: its default one) | pytorch."),
     device: str = typer.Option("auto", help="auto | cpu | cuda:N for the models."),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
 ) -> None:

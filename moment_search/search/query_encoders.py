@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .onnx_encoder import ENCODER_DIR, EncoderError, EncoderMeta, OnnxQueryEncoder
 
+PYTORCH = "pytorch"
 EXPORT_HINT = ("add one with 'moment-search index export-encoder {index}' (or build the index "
                "again)")
 
@@ -29,7 +30,9 @@ def open_query_encoder(index_dir: Path, info, device: str = "auto",
         index_dir: the index directory.
         info: the catalog's ``IndexInfo`` (model fingerprint of the index).
         device: ``auto | cpu | cuda[:N]``.
-        precision: ``fp32`` / ``int8`` (a graph the folder holds), None for its default.
+        precision: ``fp32`` / ``int8`` (a graph the folder holds), None for its default, or
+            ``pytorch`` for the PyTorch encoder (what queries ran on before indexes carried
+            an ONNX one; benchmarks compare with it).
 
     Returns:
         An :class:`OnnxQueryEncoder`, or a PyTorch ``QueryEncoder`` when the index has no
@@ -39,6 +42,8 @@ def open_query_encoder(index_dir: Path, info, device: str = "auto",
         EncoderError: an encoder folder of another model, or a damaged one.
     """
     folder = Path(index_dir) / ENCODER_DIR
+    if precision == PYTORCH:
+        return pytorch_query_encoder(index_dir, device)
     if not folder.is_dir():
         warnings.warn(f"{index_dir} has no ONNX query encoder (it was built before indexes "
                       f"carried one), so queries are encoded with PyTorch, which is slower to "
