@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+
 import typer
 
 from . import benchmark, data, evaluate, index, ingest, query, serve, train
@@ -45,3 +49,24 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return 0
+
+
+# Commands that only read: the console script ends them without the interpreter's teardown.
+READ_ONLY_COMMANDS = ("query",)
+
+
+def entry() -> None:
+    """The ``moment-search`` console script: run the command, then exit with its code.
+
+    A read-only command (``query``) flushes its output and leaves with ``os._exit``: freeing the
+    FAISS index and the encoder session at interpreter teardown costs ~0.2 s of every cold
+    query (measured), and such a command has nothing left to write.
+    """
+    argv = sys.argv[1:]
+    code = main(argv)
+    if argv[:1] and argv[0] in READ_ONLY_COMMANDS:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

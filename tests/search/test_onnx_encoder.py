@@ -168,3 +168,34 @@ def test_help_imports_no_library_underneath():
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("LOADED []")
+
+
+def test_the_console_script_prints_everything_and_keeps_exit_codes(built_index):
+    script = Path(sys.executable).parent / "moment-search"
+    if not script.is_file():
+        pytest.skip(f"the console script is not installed next to {sys.executable}")
+    ok = subprocess.run([str(script), "query", "person does action number 2", "--index",
+                         str(built_index), "--json", "-k", "4"], capture_output=True, text=True,
+                        timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert [json.loads(line)["rank"] for line in ok.stdout.splitlines()] == [1, 2, 3, 4]
+    bad = subprocess.run([str(script), "query", "  ", "--index", str(built_index)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "query 1 is empty" in bad.stderr
+
+
+def test_padded_bilstm_equals_packed_sequences():
+    import torch
+
+    from moment_search.models.layers import run_packed
+    from moment_search.search.text_graph import PaddedBiLSTM
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, num_layers=2, batch_first=True, bidirectional=True).eval()
+    tokens = torch.randn(4, 7, 6)
+    lengths = torch.tensor([7, 3, 1, 5])
+    mask = torch.arange(7)[None] < lengths[:, None]
+    with torch.no_grad():
+        packed = run_packed(lstm, tokens, mask)
+        padded = PaddedBiLSTM(lstm)(tokens, lengths)
+    torch.testing.assert_close(padded[mask], packed[mask], atol=1e-6, rtol=1e-5)
