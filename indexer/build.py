@@ -353,7 +353,8 @@ def _build(corpus_dir, index_dir: Path, model_dir, config: BuildConfig, resume: 
         publish_milvus(store, index_dir, catalog, spec, shards, None)
         placement = "milvus"
     else:
-        index, spec, placement = make_index(index_dir, catalog, shards, config, progress)
+        index, spec, placement = make_index(index_dir, catalog, shards, config, progress,
+                                            corpus_dir)
         publish(index, index_dir, catalog, spec, shards, None, progress=progress)
     finish_embeddings(index_dir, config.keep_embeddings)
     return BuildReport(index_dir, len(corpus), catalog.counts()["proposals_indexed"],

@@ -13,8 +13,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 KINDS = ("flat", "ivf", "ivfpq", "hnsw")
-# Brute force on one core (corpus_scale): 3 ms/query at 10^5 vectors, 10 ms at 3*10^5, 33 at 10^6
-FLAT_MAX_VECTORS = 200_000
+# auto keeps exact flat search while vectors x width <= this: then one query (k = 200) costs
+# <= ~1 ms of FAISS on one thread. Measured on the real 1,000-video index (width 264, Charades-STA
+# train sentences as queries, faiss 1.15 AVX512, AMD EPYC, 32 MiB L3), p50 per query: 8k vectors
+# 0.14 ms, 16k 0.35, 24k 0.70, 32k 0.98-1.00, 40k 1.35, 68k 6.3, 136k 4.9-8.6 (the load on the
+# shared cores varies; the jump past ~32 MiB of vectors is the L3). At 136k IVF-Flat (nlist 2048)
+# answers in 0.41 ms at nprobe 128 (recall@100 0.96) and 0.81 ms at nprobe 256 (0.99); HNSW (M 32)
+# reaches only recall@100 0.41 at efSearch 1024 and 0.50 at 4096 (9.4 ms) on these inner
+# products, so auto never picks it. Reproduce: python -m moment_search.benchmarks.index_latency.
+FLAT_MAX_FLOATS = 8_000_000
 SEED = 1234  # k-means seed of the coarse quantizer and of the PQ codebooks
 MIN_POINTS_PER_CENTROID = 39  # FAISS warns below this many training vectors per centroid
 TRAIN_POINTS_PER_CENTROID = 64  # sample size per centroid: k-means quality saturates near here
@@ -221,9 +228,12 @@ def choose_index(n_vectors: int, dim: int, memory_budget_bytes: int | str | None
                  kind: str = "auto") -> IndexSpec:
     """Pick the index kind and parameters for ``n_vectors`` embeddings of width ``dim``.
 
-    ``auto``: exact flat when n <= 200,000 and it fits the budget; IVF-Flat when the full
-    vectors fit; otherwise IVF-PQ (a flat refine stage only if it fits, else recall drops). HNSW
-    only when asked. The result is already fitted to ``n_vectors`` (see :func:`fit_spec_to_data`).
+    ``auto`` chooses for latency: exact flat while it answers in ~1 ms (n x dim <=
+    :data:`FLAT_MAX_FLOATS`) and fits the budget; else IVF-Flat when the full vectors fit;
+    otherwise IVF-PQ (a flat refine stage only if it fits, else recall drops). HNSW only when
+    asked. ``nprobe`` here is a default: an index build tunes it to a measured recall
+    (``recall_check``). The result is already fitted to ``n_vectors`` (see
+    :func:`fit_spec_to_data`).
 
     Args:
         n_vectors: how many vectors the index will hold (>= 0).
@@ -257,17 +267,33 @@ def choose_index(n_vectors: int, dim: int, memory_budget_bytes: int | str | None
 
 def _choose_auto(n: int, dim: int, budget: int | None) -> IndexSpec:
     flat = IndexSpec("flat")
-    if n <= FLAT_MAX_VECTORS and _fits(flat, n, dim, budget):
-        return _with_reason(flat, f"small enough (<= {FLAT_MAX_VECTORS:,} vectors) for brute "
-                                  "force within the budget", n, dim)
+    if flat_is_fast(n, dim) and _fits(flat, n, dim, budget):
+        return _with_reason(flat, f"small enough (vectors x width <= {FLAT_MAX_FLOATS:,}) for "
+                                  "brute force in ~1 ms per query, within the budget", n, dim)
     ivf = _ivf_spec(n)
     if _fits(ivf, n, dim, budget):
-        why = ("too many vectors for brute-force latency" if n > FLAT_MAX_VECTORS
+        why = ("brute force would take over ~1 ms per query" if not flat_is_fast(n, dim)
                else "the exact index's id map does not fit the budget")
         return _with_reason(ivf, f"full vectors fit the budget; {why}", n, dim)
     if n < MIN_POINTS_PER_CENTROID * PQ_CENTROIDS:
         raise _too_big(flat, n, dim, budget)  # too few vectors to train PQ codebooks
     return _choose_ivfpq(n, dim, budget)
+
+
+def retuned(spec: IndexSpec, params: Mapping[str, Any], note: str) -> IndexSpec:
+    """``spec`` with ``params`` merged in, its reason renamed to the new parameters and
+    ``note`` appended (e.g. the recall a build measured)."""
+    new = replace(spec, params={**spec.params, **params})
+    reason = spec.reason
+    if reason.startswith(_describe(spec)):
+        reason = _describe(new) + reason[len(_describe(spec)):]
+    return replace(new, reason=f"{reason}; {note}" if reason else f"{_describe(new)}: {note}")
+
+
+def flat_is_fast(n: int, dim: int) -> bool:
+    """True when exact search over ``n`` vectors of width ``dim`` takes <= ~1 ms per query on
+    one thread (:data:`FLAT_MAX_FLOATS`)."""
+    return n * dim <= FLAT_MAX_FLOATS
 
 
 def fit_spec_to_data(spec: IndexSpec, n: int) -> IndexSpec:

@@ -59,21 +59,61 @@ def fill_index(index, catalog: Catalog, index_dir: Path, shards: list[int], seed
         faiss_index.add(index, vectors[order], all_ids[order])
 
 
-def make_index(index_dir: Path, catalog: Catalog, shards: list[int], config, progress: Progress):
-    """Choose, train and fill a FAISS index over the shards; returns (index, spec, placement)."""
-    records = catalog.embedded_shards()
-    n = sum(records[s].n_proposals for s in shards)
-    dim = catalog.info().embedding_dim
+def make_index(index_dir: Path, catalog: Catalog, shards: list[int], config, progress: Progress,
+               corpus_dir: str | Path | None = None):
+    """Choose, train, fill and recall-check a FAISS index over the shards; returns (index, spec,
+    placement).
+
+    An approximate index is checked against exact search on the corpus's sentences (see
+    ``recall_check``): ``auto`` raises its nprobe / efSearch until recall@100 and @200 reach
+    0.98, and falls back to flat when they cannot but flat fits the memory budget; an explicit
+    kind keeps its parameters. The figures go into the spec's params (published) and reason.
+
+    Raises:
+        RecallError: ``auto`` cannot reach the target and flat does not fit the budget.
+    """
+    from .index_choice import retuned
+    from .recall_check import (
+        RecallError,
+        check_built_index,
+        flat_fallback,
+        index_check_queries,
+        shard_blocks,
+    )
+
     spec = choose_spec(catalog, shards, config)
     placement = faiss_index.resolve_placement(config.device)
-    index = faiss_index.to_device(faiss_index.new_index(spec, dim), placement)
+    index = _trained_and_filled(index_dir, catalog, shards, spec, placement, config, progress)
+    if spec.kind == "flat":
+        return index, spec, placement
+    progress.phase("checking recall against exact search", None, "")
+    queries, source = index_check_queries(index_dir, catalog, shards, corpus_dir, config.seed)
+    tune = config.index_kind == "auto"
+    try:
+        check = check_built_index(index, spec, queries, source,
+                                  shard_blocks(index_dir, catalog, shards), tune)
+    except RecallError as e:
+        n = sum(catalog.embedded_shards()[s].n_proposals for s in shards)
+        flat = flat_fallback(e, n, catalog.info().embedding_dim, config.memory_budget)
+        index = _trained_and_filled(index_dir, catalog, shards, flat, placement, config, progress)
+        return index, flat, placement
+    spec = retuned(spec, check.params(), check.summary())
+    return index, spec, placement
+
+
+def _trained_and_filled(index_dir: Path, catalog: Catalog, shards: list[int], spec, placement,
+                        config, progress: Progress):
+    """A new index of ``spec``, trained on a seeded sample and filled, on the CPU."""
+    n = sum(catalog.embedded_shards()[s].n_proposals for s in shards)
+    index = faiss_index.to_device(faiss_index.new_index(spec, catalog.info().embedding_dim),
+                                  placement)
     sample_size = faiss_index.train_sample_size(spec, n)
     if sample_size:
         progress.phase(f"training {spec.kind} on {sample_size} vectors", None, "")
         faiss_index.train(index, training_sample(index_dir, shards, sample_size, config.seed))
     progress.phase("filling the index", n, "vectors")
     fill_index(index, catalog, index_dir, shards, config.seed, progress)
-    return faiss_index.to_cpu(index), spec, placement
+    return faiss_index.to_cpu(index)
 
 
 def choose_spec(catalog: Catalog, shards: list[int], config):

@@ -263,8 +263,9 @@ def test_parse_bytes_rejects(text):
 
 
 @pytest.mark.parametrize("n, budget, kind, refine", [
-    (5, "1G", "flat", None), (50_000, "1G", "flat", None), (200_000, "4G", "flat", None),
-    (1_000_000, "4G", "ivf", None), (150_000, "10M", "ivfpq", None),
+    (5, "1G", "flat", None), (50_000, "1G", "flat", None), (62_500, "4G", "flat", None),
+    (62_501, "4G", "ivf", None), (200_000, "4G", "ivf", None), (1_000_000, "4G", "ivf", None),
+    (150_000, "10M", "ivfpq", None),
     (10_000_000, "4G", "ivfpq", None), (10_000_000, None, "ivf", None)])
 def test_auto_choice_at_several_sizes(n, budget, kind, refine):
     spec = fi.choose_index(n, 128, budget)
