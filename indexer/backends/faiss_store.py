@@ -19,7 +19,9 @@ class FaissStore:
 
     @classmethod
     def open(cls, path: Path, device: str = "cpu") -> FaissStore:
-        index = faiss_index.read_index(path)
+        # mapped, not read: a query touches only the lists it probes (IVF), a cold CLI query
+        # does not copy the whole file into memory, and published files are never rewritten
+        index = faiss_index.read_index(path, mmap=True)
         return cls(faiss_index.to_device(index, faiss_index.resolve_placement(device)))
 
     @property

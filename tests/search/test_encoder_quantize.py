@@ -27,11 +27,21 @@ SENTENCES = ["person opens a cabinet", "a man sits down on the couch",
 MIN_INT8_COSINE = 0.99
 
 
+def fp32_only(folder: Path) -> None:
+    """Make an exported encoder folder what an export without quantization leaves."""
+    (folder / "text-int8.onnx").unlink(missing_ok=True)
+    meta = json.loads((folder / "encoder.json").read_text())
+    meta.update(default_precision="fp32", precisions=["fp32"])
+    meta["check"].pop("int8", None)
+    (folder / "encoder.json").write_text(json.dumps(meta))
+
+
 @pytest.fixture(scope="module")
 def quantized(built_index, tmp_path_factory) -> tuple[Path, dict]:
     """A copy of the tiny index's encoder folder with the default variant's int8 graph."""
     folder = tmp_path_factory.mktemp("encoder") / "encoder"
     shutil.copytree(built_index / "encoder", folder)
+    fp32_only(folder)
     return folder, quantize_encoder(folder, SENTENCES[:4], DEFAULT_VARIANT,
                                     check_texts=SENTENCES)
 
@@ -71,6 +81,7 @@ def test_set_default_precision(quantized, tmp_path):
 def test_set_default_precision_refuses_a_missing_graph(built_index, tmp_path):
     folder = tmp_path / "encoder"
     shutil.copytree(built_index / "encoder", folder)
+    fp32_only(folder)
     with pytest.raises(EncoderError, match="no int8 graph"):
         set_default_precision(folder, "int8")
 
@@ -78,6 +89,7 @@ def test_set_default_precision_refuses_a_missing_graph(built_index, tmp_path):
 def test_static_variant_needs_calibration_sentences(built_index, tmp_path):
     folder = tmp_path / "encoder"
     shutil.copytree(built_index / "encoder", folder)
+    fp32_only(folder)
     with pytest.raises(ValueError, match="calibration"):
         quantize_encoder(folder, [], QuantVariant("s", "static"))
     assert not (folder / "text-int8.onnx").exists()

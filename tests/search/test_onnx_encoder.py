@@ -43,24 +43,27 @@ def test_an_index_carries_an_onnx_encoder_that_agrees_with_pytorch(searcher, tor
     meta = json.loads((searcher.index_dir / "encoder" / "encoder.json").read_text())
     assert meta["check"]["fp32"]["min_cosine"] >= MIN_COSINE
     texts = [*CHECK_SENTENCES, "person does action number 3"]
-    onnx, reference = searcher.encoder.encode(texts), torch_encoder.encode(texts)
+    fp32 = OnnxQueryEncoder(searcher.index_dir / "encoder", precision="fp32")
+    onnx, reference = fp32.encode(texts), torch_encoder.encode(texts)
     assert onnx.shape == reference.shape == (len(texts), searcher.index.d)
     assert cosines(onnx, reference).min() >= MIN_COSINE
     np.testing.assert_allclose(onnx, reference, atol=1e-4)
 
 
-def test_batched_onnx_encoding_equals_one_sentence_at_a_time(searcher):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_batched_onnx_encoding_equals_one_sentence_at_a_time(built_index, precision):
+    encoder = OnnxQueryEncoder(built_index / "encoder", precision=precision)
     texts = list(CHECK_SENTENCES)
-    one_by_one = np.concatenate([searcher.encoder.encode([t]) for t in texts])
-    np.testing.assert_allclose(searcher.encoder.encode(texts), one_by_one, atol=1e-5)
+    one_by_one = np.concatenate([encoder.encode([t]) for t in texts])
+    np.testing.assert_allclose(encoder.encode(texts), one_by_one, atol=1e-4)
 
 
-def test_long_sentences_are_truncated_like_the_pytorch_encoder(searcher, torch_encoder):
+def test_long_sentences_are_truncated_like_the_pytorch_encoder(built_index, torch_encoder):
+    fp32 = OnnxQueryEncoder(built_index / "encoder", precision="fp32")
     long = " ".join(["the person opens the cabinet and takes a cup"] * 12)  # >> 32 tokens
     cut = " ".join(long.split()[:40])
     for text in (long, cut):
-        assert cosines(searcher.encoder.encode([text]), torch_encoder.encode([text]))[0] >= \
-            MIN_COSINE
+        assert cosines(fp32.encode([text]), torch_encoder.encode([text]))[0] >= MIN_COSINE
 
 
 def test_a_sentence_without_word_pieces_is_refused_by_position(searcher):
@@ -77,7 +80,8 @@ def test_an_old_index_answers_through_pytorch_and_says_how_to_add_the_encoder(
         old = Searcher.open(index, device="cpu")
     assert not isinstance(old.encoder, OnnxQueryEncoder)
     text = "person does action number 4"
-    fallback, fast = old.search(text, k=5), searcher.search(text, k=5)
+    fp32 = Searcher.open(built_index, device="cpu", encoder="fp32")
+    fallback, fast = old.search(text, k=5), fp32.search(text, k=5)
     assert [(m.video_id, m.start_s, m.end_s) for m in fallback] == \
         [(m.video_id, m.start_s, m.end_s) for m in fast]
     np.testing.assert_allclose([m.score for m in fallback], [m.score for m in fast], atol=1e-4)
@@ -115,16 +119,34 @@ def test_an_encoder_of_another_model_is_refused(built_index, tmp_path):
 
 def test_a_missing_graph_names_the_file_and_the_fix(built_index, tmp_path):
     index = shutil.copytree(built_index, tmp_path / "index")
-    (index / "encoder" / "text.onnx").unlink()
-    with pytest.raises(EncoderError, match=r"text\.onnx is missing.*export-encoder"):
+    (index / "encoder" / "text-int8.onnx").unlink()  # the default graph
+    with pytest.raises(EncoderError, match=r"text-int8\.onnx is missing.*export-encoder"):
         Searcher.open(index, device="cpu")
 
 
-def test_an_unknown_precision_is_refused(built_index):
-    with pytest.raises(EncoderError, match="no int8 graph|unknown encoder precision"):
-        Searcher.open(built_index, device="cpu", encoder="int8")
+def test_an_unknown_or_absent_precision_is_refused(built_index, tmp_path):
     with pytest.raises(EncoderError, match="unknown encoder precision"):
         OnnxQueryEncoder(built_index / "encoder", precision="fp8")
+    folder = shutil.copytree(built_index / "encoder", tmp_path / "encoder")
+    meta = json.loads((folder / "encoder.json").read_text())
+    meta.update(default_precision="fp32", precisions=["fp32"])
+    (folder / "encoder.json").write_text(json.dumps(meta))
+    with pytest.raises(EncoderError, match="no int8 graph"):
+        OnnxQueryEncoder(folder, precision="int8")
+
+
+def test_the_build_adds_an_8_bit_graph_that_agrees_and_becomes_the_default(built_index,
+                                                                            searcher):
+    from moment_search.search.encoder_export import MIN_INT8_COSINE
+
+    meta = json.loads((built_index / "encoder" / "encoder.json").read_text())
+    assert meta["precisions"] == ["fp32", "int8"] and meta["default_precision"] == "int8"
+    assert meta["check"]["int8"]["check"]["min_cosine"] >= MIN_INT8_COSINE
+    assert searcher.encoder.precision == "int8"
+    fp32 = Searcher.open(built_index, device="cpu", encoder="fp32")
+    texts = list(CHECK_SENTENCES)
+    assert cosines(searcher.encoder.encode(texts), fp32.encoder.encode(texts)).min() >= \
+        MIN_INT8_COSINE
 
 
 def run_fresh(code: str) -> subprocess.CompletedProcess:

@@ -64,7 +64,7 @@ def test_serve_says_where_it_listens_what_it_loaded_and_logs_each_request(served
                     "--parallel", "2")
     try:
         ready = server.wait_for("ready:")
-        assert str(served_index) in ready and "6 videos" in ready and "ONNX fp32" in ready
+        assert str(served_index) in ready and "6 videos" in ready and "ONNX int8" in ready
         assert "2 worker thread(s)" in ready
         server.wait_for(f"running on http://127.0.0.1:{port}")
         url = f"http://127.0.0.1:{port}/api/search?q=person+does+action&k=2&key=s3cret"
