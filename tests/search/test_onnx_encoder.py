@@ -221,3 +221,20 @@ def test_padded_bilstm_equals_packed_sequences():
         packed = run_packed(lstm, tokens, mask)
         padded = PaddedBiLSTM(lstm)(tokens, lengths)
     torch.testing.assert_close(padded[mask], packed[mask], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.gpu
+def test_cuda_execution_provider_when_asked_for(built_index):
+    from moment_search.search.onnx_encoder import available_providers
+
+    if "CUDAExecutionProvider" not in available_providers():
+        pytest.skip("onnxruntime has no CUDA provider here (pip install onnxruntime-gpu "
+                    "in place of onnxruntime)")
+    folder = built_index / "encoder"
+    gpu = OnnxQueryEncoder(folder, precision="fp32", device="cuda")
+    assert gpu.providers[0] == "CUDAExecutionProvider"
+    cpu = OnnxQueryEncoder(folder, precision="fp32", device="cpu")
+    texts = list(CHECK_SENTENCES)
+    assert cosines(gpu.encode(texts), cpu.encode(texts)).min() >= MIN_COSINE
+    searcher = Searcher.open(built_index, device="cuda", encoder="fp32")
+    assert searcher.encoder.providers[0] == "CUDAExecutionProvider"
