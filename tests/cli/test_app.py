@@ -64,7 +64,9 @@ def test_query_file_writes_tvr_predictions(built_index, tmp_path, capsys):
 
 
 def test_text_model_chatter_only_with_verbose(built_index, capfd):
-    query = ["query", "person sits", "--index", str(built_index), "--device", "cpu", "--json"]
+    # the PyTorch query encoder (what an index without an ONNX one runs) loads transformers
+    query = ["query", "person sits", "--index", str(built_index), "--device", "cpu", "--json",
+             "--encoder", "pytorch"]
     assert main(query) == 0
     quiet = capfd.readouterr()
     assert "Loading weights" not in quiet.err and quiet.err.strip() == ""
