@@ -95,6 +95,29 @@ def add(
 
 
 @app.command()
+def update(
+    video_ids: list[str] = typer.Argument(..., help="Indexed video ids to re-embed."),
+    index_dir: Path = typer.Option(DEFAULT_INDEX, "--index", help=INDEX_HELP),
+    corpus: Path = typer.Option(None, help="Corpus directory to read the videos from (default: "
+                                "the feature files the index recorded)."),
+    split: str = typer.Option(None, help="With --corpus: the annotation split to read."),
+    catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
+    wait: float = typer.Option(0.0, help=WAIT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Re-embed indexed videos whose features changed, in place (all or nothing: every id must
+    be indexed; a removed video comes back with 'index add')."""
+    from moment_search.indexer.reembed import update_videos
+
+    config = build_config(split=split, catalog_url=catalog, wait=wait)
+    with user_errors():
+        progress = PhaseProgress()
+        with progress.bar:
+            result = update_videos(index_dir, video_ids, corpus, config, progress)
+    report(result, as_json)
+
+
+@app.command()
 def remove(
     video_ids: list[str] = typer.Argument(..., help="Video ids to remove."),
     index_dir: Path = typer.Option(DEFAULT_INDEX, "--index", help=INDEX_HELP),

@@ -34,6 +34,7 @@ from .catalog_rows import (  # noqa: F401 (re-exported: the catalog's public nam
     CatalogError,
     IndexInfo,
     ShardRecord,
+    ShardReplacement,
     VideoRecord,
     _Base,
     _check_free_ids,
@@ -44,6 +45,7 @@ from .catalog_rows import (  # noqa: F401 (re-exported: the catalog's public nam
     _put_shard,
     _put_video,
     _remove_video,
+    _replace_videos,
     _ShardRow,
     _snapshot,
     _utcnow,
@@ -198,16 +200,18 @@ class Catalog:
         with self._sessions.begin() as session:
             return int(session.scalar(select(func.coalesce(func.max(_ShardRow.shard) + 1, 0))))
 
-    def publish(self, index_type: str, params: dict[str, Any],
-                remove: Iterable[str] = ()) -> list[VideoRecord]:
+    def publish(self, index_type: str, params: dict[str, Any], remove: Iterable[str] = (),
+                replacement: ShardReplacement | None = None) -> list[VideoRecord]:
         """Point the catalog at a new FAISS file, in one transaction: record its type and
         JSON-able ``params`` (``params["shards"]``: the shards it holds), make the pending videos
-        of those shards "indexed", mark the ``remove`` videos "removed" (their ids stay reserved)
+        of those shards "indexed", mark the ``remove`` videos "removed" (their ids stay reserved),
+        record ``replacement`` (its videos indexed under their new ids, their old ids retired)
         and update the counts. Returns the removed videos' records.
 
         Raises:
             CatalogError: before :meth:`init_index`; a video to remove that is unknown, pending,
-                already removed or given twice (named). Nothing changes then.
+                already removed or given twice (named); a replaced video that is pending or
+                unknown. Nothing changes then.
         """
         shards = [int(s) for s in params.get("shards", [])]
         with self._writing() as session:
@@ -215,6 +219,8 @@ class Catalog:
             if row is None:
                 raise CatalogError(f"catalog {self.url}: publish before init_index")
             removed = [_remove_video(session, video_id) for video_id in remove]
+            if replacement is not None:
+                _replace_videos(session, replacement)
             for video in session.scalars(select(_VideoRow).where(
                     _VideoRow.status == PENDING, _VideoRow.shard.in_(shards))):
                 video.status = INDEXED
@@ -257,6 +263,24 @@ class Catalog:
                 n_removed_proposals=counts["proposals_removed"],
                 created_at=datetime.fromisoformat(info["created_at"]), updated_at=now,
                 format_version=FORMAT_VERSION, corpus_digest=info["corpus_digest"]))
+
+    def retired_ranges(self, shards: Iterable[int] | None = None) -> list[tuple[int, int]]:
+        """``(first_id, count)`` id ranges of the (given) embedded shards that no video owns any
+        more: the old ids of re-embedded videos (see :class:`ShardReplacement`)."""
+        records = self.embedded_shards()
+        owned: dict[int, list[tuple[int, int]]] = {}
+        for status in (PENDING, INDEXED, REMOVED):
+            for video in self.videos(status):
+                owned.setdefault(video.shard, []).append((video.first_id, video.end_id))
+        retired = []
+        for shard in sorted(records if shards is None else shards):
+            start, end = records[shard].first_id, records[shard].first_id + \
+                records[shard].n_proposals
+            for first, stop in sorted(owned.get(shard, [])) + [(end, end)]:
+                if first > start:
+                    retired.append((start, first - start))
+                start = max(start, stop)
+        return retired
 
     def drop_pending(self) -> list[VideoRecord]:
         """Forget the pending videos and the shards that hold only pending videos (what an

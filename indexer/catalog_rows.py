@@ -104,6 +104,23 @@ class VideoRecord:
 
 
 @dataclass(frozen=True)
+class ShardReplacement:
+    """A shard of new embeddings for videos the catalog already holds (indexed ones whose
+    features changed, removed ones added back): recorded at publish, in the same transaction,
+    its videos taking over their ids. Their old ids are "retired": owned by no video, never
+    reused, their vectors out of the index."""
+
+    shard: int
+    first_id: int
+    videos: list[VideoRecord]
+    checksum: str  # sha256 of the shard's Parquet metadata file
+
+    @property
+    def n_proposals(self) -> int:
+        return sum(v.n_proposals for v in self.videos)
+
+
+@dataclass(frozen=True)
 class ShardRecord:
     """One build shard: ``n_videos`` videos owning ids ``first_id .. first_id+n_proposals-1``."""
 
@@ -218,6 +235,23 @@ def _put_video(session: Session, video: VideoRecord) -> None:
             f"{row.first_id}); remove it first"
         )
     session.merge(_VideoRow(**asdict(video), status=PENDING, added_at=_utcnow()))
+    session.flush()
+
+
+def _replace_videos(session: Session, replacement: ShardReplacement) -> None:
+    """Record the replacement shard and give its videos their new ids, as indexed (each must
+    be indexed or removed now)."""
+    _check_shard_ids(replacement.shard, replacement.first_id, replacement.videos)
+    end_id = replacement.first_id + replacement.n_proposals
+    _put_shard(session, replacement.shard, replacement.first_id, len(replacement.videos),
+               replacement.n_proposals, replacement.checksum)
+    _check_free_ids(session, replacement.shard, replacement.first_id, end_id)
+    for video in replacement.videos:
+        row = session.get(_VideoRow, video.video_id)
+        if row is None or row.status == PENDING:
+            raise CatalogError(f"cannot re-embed video {video.video_id!r}: it is "
+                               f"{row.status if row else 'not in the catalog'}")
+        session.merge(_VideoRow(**asdict(video), status=INDEXED, added_at=row.added_at))
     session.flush()
 
 

@@ -1,8 +1,10 @@
-"""Change a finished index: add the videos of a corpus it does not hold yet, remove videos.
+"""Change a finished index: add the videos of a corpus it does not hold yet (and removed ones
+back), remove videos.
 
 Both hold the writer lock, check everything before changing anything, and end with one publish
 (``publish.py``): a new FAISS file, then one catalog transaction. An add records its new shards
-first (their videos "pending"), so an interrupted add is finished by the next one.
+first (their videos "pending"), so an interrupted add is finished by the next one; removed videos
+added back are re-embedded under new ids (``reembed.py``), recorded by the publish itself.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from .integrity import require_index
 from .lock import LockState, describe_holder, writer_lock
 from .plan import feature_checksum, plan_videos
 from .progress import Progress, Silent
-from .publish import fill_index, fill_milvus, kept_spec, publish, publish_milvus
+from .publish import kept_spec, publish, publish_milvus
 from .query_encoder import ensure_query_encoder
+from .reembed import fill_and_publish, replacement_shard
 from .repair import clean_leftovers
 from .store import MODEL_DIR
 
@@ -51,8 +54,8 @@ def add_videos(corpus_dir: str | Path, index_dir: str | Path, config: BuildConfi
     pending videos of an interrupted add first.
 
     Videos already indexed are skipped (counted in the notes, and named when their features have
-    changed since); a removed video cannot come back under the same id. With nothing to add, the
-    index is not rewritten.
+    changed since: 'index update' re-embeds them); a removed video of the corpus comes back,
+    re-embedded under new ids. With nothing to add, the index is not rewritten.
     """
     config, progress = config or BuildConfig(), progress or Silent()
     start = time.perf_counter()
@@ -68,11 +71,12 @@ def add_videos(corpus_dir: str | Path, index_dir: str | Path, config: BuildConfi
         model, _ = load_model(index_dir / MODEL_DIR, config.device)
         corpus, store = open_corpus(corpus_dir, split=config.split,
                                     feature_rate=config.feature_rate or catalog.info().feature_rate)
-        fresh, known_notes = new_videos(corpus, catalog, store)
+        fresh, known_notes, back = new_videos(corpus, catalog, store)
         plan = plan_videos(fresh, store, model.config.feature_dim, {}, progress)
+        returning = plan_videos(back, store, model.config.feature_dim, {}, progress).videos
         pending = sorted(s for s in catalog.embedded_shards() if s not in params["shards"])
         notes += known_notes
-        if not plan.videos and not pending:
+        if not plan.videos and not pending and not returning:
             notes.append("nothing to add: the index is unchanged")
             return BuildReport(index_dir, 0, 0, "unchanged", time.perf_counter() - start,
                                "cpu", notes=notes)
@@ -85,29 +89,21 @@ def add_videos(corpus_dir: str | Path, index_dir: str | Path, config: BuildConfi
         embed_shards(embedder, catalog, index_dir, groups, first_shard, catalog.next_id(),
                      progress)
         added = pending + list(range(first_shard, first_shard + len(groups)))
+        replacement = replacement_shard(embedder, index_dir, catalog, returning) \
+            if returning else None
+        if returning:
+            notes.append(f"added back {len(returning)} removed video(s), re-embedded under new "
+                         f"ids: {', '.join(p.video.video_id for p in returning[:5])}")
         records = catalog.embedded_shards()
         progress.phase("filling the index", sum(records[s].n_proposals for s in added),
                        "vectors")
         spec = kept_spec(catalog, params, f"kept the existing {catalog.info().index_type} index")
-        _fill_and_publish(index_dir, catalog, params, spec, added, progress)
+        fill_and_publish(index_dir, catalog, params, spec, added, progress, replacement,
+                         config.seed)
         finish_embeddings(index_dir, config.keep_embeddings)
-    n_new = len(plan.videos)
+    n_new = len(plan.videos) + len(returning)
     return BuildReport(index_dir, n_new, n_new * len(embedder.cells), spec.reason,
                        time.perf_counter() - start, "cpu", notes=notes)
-
-
-def _fill_and_publish(index_dir: Path, catalog: Catalog, params: dict, spec, added: list[int],
-                      progress: Progress) -> None:
-    """Put the added shards' vectors in the store and publish them."""
-    shards = params["shards"] + added
-    if backend_of(params) == "milvus":
-        store = open_store(index_dir, params)
-        fill_milvus(store, catalog, index_dir, added, progress)
-        publish_milvus(store, index_dir, catalog, spec, shards, params)
-        return
-    index = faiss_index.read_index(index_dir / params["file"])
-    fill_index(index, catalog, index_dir, added, progress=progress)
-    publish(index, index_dir, catalog, spec, shards, params, progress=progress)
 
 
 def _changed(videos: list[Video], catalog: Catalog, store: FeatureStore) -> list[str]:
@@ -117,31 +113,25 @@ def _changed(videos: list[Video], catalog: Catalog, store: FeatureStore) -> list
 
 
 def new_videos(corpus: Corpus, catalog: Catalog, store: FeatureStore
-               ) -> tuple[list[Video], list[str]]:
-    """Corpus videos not in the catalog, sorted; notes on the ones skipped.
-
-    Raises:
-        ValueError: a corpus video was removed from this index (ids are not reused).
-    """
+               ) -> tuple[list[Video], list[str], list[Video]]:
+    """Corpus videos not in the catalog, sorted; notes on the ones skipped; the corpus videos
+    that were removed from the index (to add back, under new ids)."""
     fresh, known, removed = [], [], []
     for video in sorted(corpus, key=lambda v: v.video_id):
         record = catalog.video(video.video_id)
         if record is None:
             fresh.append(video)
         elif catalog.video_status(video.video_id) == REMOVED:
-            removed.append(video.video_id)
+            removed.append(video)
         else:
             known.append(video)
-    if removed:
-        raise ValueError(f"videos {removed[:5]} were removed from this index; re-adding a removed "
-                         f"video id is not supported (rebuild the index)")
     notes = [f"{len(known)} video(s) already indexed, skipped"] if known else []
     changed = _changed(known, catalog, store)
     if changed:
         notes.append(f"{len(changed)} of them have different features now than when they were "
                      f"indexed ({', '.join(changed[:5])}); the index keeps the old embeddings: "
-                     f"rebuild the index to re-embed them")
-    return fresh, notes
+                     f"'index update {' '.join(changed[:5])}' re-embeds them")
+    return fresh, notes, removed
 
 
 def _check_removable(catalog: Catalog, video_ids: list[str]) -> None:

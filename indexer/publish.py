@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import failpoints
 from . import faiss_index
-from .catalog import Catalog
+from .catalog import Catalog, ShardReplacement
 from .progress import Progress
 from .snapshot import delete_older_snapshots, write_snapshot
 from .store import file_sha256, quick_digest, read_embeddings
@@ -159,14 +159,15 @@ def make_milvus(index_dir: Path, catalog: Catalog, shards: list[int], config, fr
 
 
 def publish_milvus(store, index_dir: Path, catalog: Catalog, spec, shards: list[int],
-                   previous: dict | None, remove: list[str] = ()) -> dict:
+                   previous: dict | None, remove: list[str] = (),
+                   replacement: ShardReplacement | None = None) -> dict:
     """Flip the catalog to the collection's new content (one transaction); returns the params."""
     params = {**spec.params, "kind": spec.kind, "backend": "milvus", "uri": store.uri,
               "collection": store.collection,
               "version": int((previous or {}).get("version", 0)) + 1,
               "shards": sorted(int(s) for s in shards)}
-    write_snapshot(index_dir, catalog, spec.kind, params, remove)
-    catalog.publish(spec.kind, params, remove)
+    write_snapshot(index_dir, catalog, spec.kind, params, remove, replacement)
+    catalog.publish(spec.kind, params, remove, replacement)
     failpoints.hit("published")
     delete_older_snapshots(index_dir, params["version"])
     return params
@@ -189,17 +190,17 @@ def write_version(index, index_dir: Path, previous: dict | None) -> dict:
 
 
 def publish(index, index_dir: Path, catalog: Catalog, spec, shards: list[int],
-            previous: dict | None, remove: list[str] = (), progress: Progress | None = None
-            ) -> dict:
+            previous: dict | None, remove: list[str] = (), progress: Progress | None = None,
+            replacement: ShardReplacement | None = None) -> dict:
     """Write the FAISS file as a new version, flip the catalog to it (making the shards' pending
-    videos indexed and ``remove`` removed, in one transaction), then delete the old file.
-    Returns the published params."""
+    videos indexed, ``remove`` removed and recording ``replacement``, in one transaction), then
+    delete the old file. Returns the published params."""
     if progress:
         progress.phase("writing the index", None, "")
     params = {**spec.params, **write_version(index, index_dir, previous),
               "shards": sorted(int(s) for s in shards)}
-    write_snapshot(index_dir, catalog, spec.kind, params, remove)
-    catalog.publish(spec.kind, params, remove)
+    write_snapshot(index_dir, catalog, spec.kind, params, remove, replacement)
+    catalog.publish(spec.kind, params, remove, replacement)
     failpoints.hit("published")
     if previous and previous.get("file") and previous["file"] != params["file"]:
         (index_dir / previous["file"]).unlink(missing_ok=True)

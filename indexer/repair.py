@@ -85,7 +85,8 @@ def drop_pending(index_dir: Path, catalog: Catalog) -> list[str]:
 
 def clean_milvus(index_dir: Path, catalog: Catalog) -> list[str]:
     """Delete the Milvus vectors no published video owns (an interrupted add's, removed
-    videos' not yet deleted). Returns notes; nothing for a FAISS index."""
+    videos' and re-embedded videos' old ones not yet deleted). Returns notes; nothing for a
+    FAISS index."""
     from .backends import backend_of, open_store
 
     params = dict(catalog.info().index_params)
@@ -94,11 +95,12 @@ def clean_milvus(index_dir: Path, catalog: Catalog) -> list[str]:
     store = open_store(index_dir, params)
     end = catalog.next_id()
     stray = [(r.first_id, r.n_proposals) for r in catalog.videos(status="removed")]
-    stray.append((end, 1 << 62))
+    stray += catalog.retired_ranges(params["shards"]) + [(end, 1 << 62)]
     found = store.count(stray)
     if found:
         store.delete_ranges(stray)
-        return [f"deleted {found} Milvus vector(s) of removed or unpublished videos"]
+        return [f"deleted {found} Milvus vector(s) of removed, re-embedded or unpublished "
+                f"videos"]
     return []
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..atomic import atomic_write_text
-from .catalog import CATALOG_FILENAME, INDEXED, PENDING, REMOVED, Catalog
+from .catalog import CATALOG_FILENAME, INDEXED, PENDING, REMOVED, Catalog, ShardReplacement
 
 SNAPSHOT_FORMAT = 1
 _NAME = re.compile(r"^version-(\d{5,})\.json$")
@@ -35,27 +35,41 @@ def snapshot_versions(index_dir: Path) -> list[int]:
     return sorted((int(m.group(1)) for m in found if m), reverse=True)
 
 
-def published_videos(catalog: Catalog, shards: list[int], remove: list[str]) -> list[dict]:
+def published_videos(catalog: Catalog, shards: list[int], remove: list[str],
+                     replacement: ShardReplacement | None = None) -> list[dict]:
     """Every video of the state about to be published, with the status it will have: pending
-    videos of the published shards become indexed, ``remove`` removed; other pending videos are
-    not part of it."""
+    videos of the published shards become indexed, ``remove`` removed, the replacement's videos
+    indexed under their new ids; other pending videos are not part of it."""
     shards, remove = set(shards), set(remove)
+    replaced = {v.video_id: v for v in (replacement.videos if replacement else [])}
     videos = []
     for status in (INDEXED, REMOVED, PENDING):
         for record in catalog.videos(status):
             if status == PENDING and record.shard not in shards:
                 continue
             new = REMOVED if record.video_id in remove else (
-                INDEXED if status == PENDING else status)
-            videos.append({**asdict(record), "status": new})
+                INDEXED if status == PENDING or record.video_id in replaced else status)
+            videos.append({**asdict(replaced.get(record.video_id, record)), "status": new})
     return sorted(videos, key=lambda v: v["first_id"])
 
 
+def _shard_rows(catalog: Catalog, shards: list[int],
+                replacement: ShardReplacement | None) -> list[dict]:
+    records = {s: asdict(r) for s, r in catalog.embedded_shards().items()}
+    if replacement is not None:
+        records[replacement.shard] = {
+            "shard": replacement.shard, "first_id": replacement.first_id,
+            "n_videos": len(replacement.videos), "n_proposals": replacement.n_proposals,
+            "checksum": replacement.checksum}
+    keys = ("shard", "first_id", "n_videos", "n_proposals", "checksum")
+    return [{k: records[s][k] for k in keys} for s in shards]
+
+
 def write_snapshot(index_dir: Path, catalog: Catalog, kind: str, params: dict,
-                   remove: list[str] = ()) -> Path:
-    """Write the snapshot of the state ``catalog.publish(kind, params, remove)`` will publish."""
+                   remove: list[str] = (), replacement: ShardReplacement | None = None) -> Path:
+    """Write the snapshot of the state ``catalog.publish(kind, params, remove, replacement)``
+    will publish."""
     info = catalog.info()
-    records = catalog.embedded_shards()
     payload = {
         "format": SNAPSHOT_FORMAT, "version": int(params["version"]), "index_type": kind,
         "index_params": params, "catalog": _shown_url(catalog.url),
@@ -63,10 +77,8 @@ def write_snapshot(index_dir: Path, catalog: Catalog, kind: str, params: dict,
                        "map_size": info.map_size, "feature_rate": info.feature_rate,
                        "embedding_dim": info.embedding_dim, "corpus_digest": info.corpus_digest,
                        "created_at": info.created_at.isoformat()},
-        "shards": [{"shard": s, "first_id": records[s].first_id,
-                    "n_videos": records[s].n_videos, "n_proposals": records[s].n_proposals,
-                    "checksum": records[s].checksum} for s in params["shards"]],
-        "videos": published_videos(catalog, params["shards"], list(remove)),
+        "shards": _shard_rows(catalog, params["shards"], replacement),
+        "videos": published_videos(catalog, params["shards"], list(remove), replacement),
     }
     return atomic_write_text(Path(index_dir) / snapshot_name(params["version"]),
                              json.dumps(payload))

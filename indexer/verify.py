@@ -83,10 +83,12 @@ def count_problems(index, table: ProposalTable, catalog: Catalog) -> list[str]:
                         f"the catalog expects {expected}"
                         + ("; 'index repair' deletes removed videos' vectors"
                            if held > expected else ""))
-    published = counts["proposals_indexed"] + counts["proposals_removed"]
+    retired = sum(n for _, n in catalog.retired_ranges(catalog.info().index_params["shards"]))
+    published = counts["proposals_indexed"] + counts["proposals_removed"] + retired
     if len(table) != published:
         problems.append(f"Parquet has {len(table)} rows, the catalog's published videos own "
-                        f"{published} ids")
+                        f"{published - retired} ids and {retired} are retired (re-embedded "
+                        f"videos' old ids)")
     if not np.array_equal(table.ids, np.arange(len(table))):
         problems.append("Parquet ids are not their row numbers")
     return problems

@@ -30,6 +30,10 @@ def run(op: str, args: dict) -> None:
         add_videos(args["corpus"], args["index"], config)
     elif op == "remove":
         remove_videos(args["index"], args["videos"])
+    elif op == "update":
+        from moment_search.indexer.reembed import update_videos
+
+        update_videos(args["index"], args["videos"], config=config)
     else:
         raise ValueError(f"unknown op {op!r}")
 
@@ -56,6 +60,7 @@ def child(command: dict) -> None:
 def main() -> None:
     import moment_search.indexer.build  # noqa: F401 - the expensive imports, done once
     import moment_search.indexer.edit  # noqa: F401
+    import moment_search.indexer.reembed  # noqa: F401
 
     for line in sys.stdin:
         command = json.loads(line)

@@ -72,7 +72,12 @@ def test_lost_catalog_is_refused_then_rebuilt_to_the_same_index(edited_index, ti
     with pytest.raises(ValueError, match="is not empty: --rebuild-catalog only restores"):
         rebuild_catalog(out)
     remove_videos(out, ["vid002"])  # a working index again: writers go on
-    assert statuses(out)["removed"] == ["vid001", "vid002"] and verify_index(out) == []
+    add_videos(corpus, out, config)  # both come back, re-embedded under new ids
+    assert statuses(out)["removed"] == [] and verify_index(out) == []
+    again = answers(out)
+    (out / "catalog.sqlite").unlink()  # lost again, with retired ids this time
+    assert main(["index", "repair", "--index", str(out), "--rebuild-catalog"]) == 0
+    assert answers(out) == again and verify_index(out) == []
 
 
 def test_rebuild_refuses_files_that_differ_from_the_snapshot(tmp_path, session_corpus,
