@@ -83,7 +83,8 @@ def add(
     wait: float = typer.Option(0.0, help=WAIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Add the corpus videos that the index does not hold yet (and finish an interrupted add)."""
+    """Add the corpus videos that the index does not hold yet, bring removed ones back
+    (re-embedded), and finish an interrupted add."""
     from moment_search.indexer.edit import add_videos
 
     config = build_config(split=split, catalog_url=catalog, wait=wait)
