@@ -9,15 +9,18 @@ from moment_search.benchmarks.query_latency import LatencyConfig, write
 
 def test_query_latency_report_on_a_tiny_index(built_index, session_corpus, tmp_path):
     out = tmp_path / "report"
-    config = LatencyConfig(built_index, session_corpus, out, encoders=("pytorch", "fp32", "int8"),
-                           cold_runs=1, warm_queries=3, skip_serve=True)
+    config = LatencyConfig(built_index, session_corpus, out,
+                           encoders=("pytorch", "fp32", "int8", "fp16"), cold_runs=1,
+                           warm_queries=3, skip_serve=True)
     report = write(config)
-    assert report.encoders == ["pytorch", "fp32"]
-    assert "int8" in report.skipped  # the tiny index holds no int8 graph
-    assert {row["encoder"] for row in report.agreement} == {"pytorch", "fp32"}
-    assert all(row["top10_overlap_with_pytorch"] >= 0.99 for row in report.agreement)
+    assert report.encoders == ["pytorch", "fp32", "int8"]
+    assert "fp16" in report.skipped  # the index holds no such graph: said, not run
+    assert {row["encoder"] for row in report.agreement} == {"pytorch", "fp32", "int8"}
+    overlap = {row["encoder"]: row["top10_overlap_with_pytorch"] for row in report.agreement}
+    assert overlap["pytorch"] == 1.0 and overlap["fp32"] >= 0.99
     assert [row["command"] for row in report.cold] == ["--help", "query --encoder pytorch",
-                                                       "query --encoder fp32"]
+                                                       "query --encoder fp32",
+                                                       "query --encoder int8"]
     assert all(row["wall_s"] > 0 and row["peak_mb"] > 10 for row in report.cold)
     assert {(row["encoder"], row["threads"]) for row in report.warm} >= {("fp32", 1)}
     saved = json.loads((out / "query_latency.json").read_text())
