@@ -9,6 +9,7 @@ files nothing points at, which the next writer (or ``index repair``) deletes.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,21 @@ def choose_spec(catalog: Catalog, shards: list[int], config):
     return faiss_index.fit_spec_to_data(spec, n)
 
 
+def milvus_spec(catalog: Catalog, shards: list[int], config):
+    """``auto`` for a Milvus collection: exact FLAT whenever it fits the memory budget. The
+    build's recall check tunes FAISS's nprobe, not Milvus's, and an untuned IVF_FLAT loses
+    recall (~0.96 recall@100 at 136,000 vectors); past the budget, auto's IVF choice stands."""
+    spec = choose_spec(catalog, shards, config)
+    if config.index_kind != "auto" or spec.kind == "flat":
+        return spec
+    try:
+        flat = choose_spec(catalog, shards, dataclasses.replace(config, index_kind="flat"))
+    except ValueError:
+        return spec
+    return dataclasses.replace(flat, reason=f"exact FLAT for Milvus (fits the budget; the "
+                                            f"recall check tunes FAISS only): {flat.reason}")
+
+
 def fill_milvus(store, catalog: Catalog, index_dir: Path, shards: list[int],
                 progress: Progress | None = None) -> None:
     """Upsert every listed shard's vectors with their ids, videos and times (idempotent)."""
@@ -148,7 +164,7 @@ def make_milvus(index_dir: Path, catalog: Catalog, shards: list[int], config, fr
     (store, spec)."""
     from .backends.milvus_store import MilvusStore, collection_name, resolve_uri
 
-    spec = choose_spec(catalog, shards, config)
+    spec = milvus_spec(catalog, shards, config)
     uri = resolve_uri(config.milvus_uri, index_dir)
     store = MilvusStore.create(uri, collection_name(index_dir), catalog.info().embedding_dim,
                                spec, fresh)

@@ -118,3 +118,21 @@ def test_missing_pymilvus_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pymilvus", None)  # what an absent package looks like
     with pytest.raises(ImportError, match=r"moment-search\[milvus\]"):
         milvus_store.import_milvus()
+
+
+def test_milvus_auto_keeps_exact_search_where_faiss_would_tune_an_ivf():
+    """At 136,000 x 264 FAISS's auto picks an IVF whose nprobe the build tunes; Milvus's
+    IVF_FLAT would not be tuned, so auto keeps FLAT there while it fits the budget."""
+    from types import SimpleNamespace
+
+    from moment_search.indexer.publish import choose_spec, milvus_spec
+
+    shard = SimpleNamespace(n_proposals=136_000)
+    catalog = SimpleNamespace(embedded_shards=lambda: {0: shard},
+                              info=lambda: SimpleNamespace(embedding_dim=264))
+    auto = BuildConfig(backend="milvus", memory_budget="4G")
+    assert choose_spec(catalog, [0], auto).kind == "ivf"
+    assert milvus_spec(catalog, [0], auto).kind == "flat"
+    assert milvus_spec(catalog, [0], BuildConfig(backend="milvus", index_kind="ivf")).kind == "ivf"
+    tight = BuildConfig(backend="milvus", memory_budget="100M")  # flat would not fit
+    assert milvus_spec(catalog, [0], tight).kind != "flat"
