@@ -188,7 +188,7 @@ def served_rows(config: LatencyConfig, encoders: list[str], sentences: list[str]
         finally:
             server.terminate()
             server.wait(timeout=30)
-            server.stderr.close()
+            server.log.close()
     return rows
 
 

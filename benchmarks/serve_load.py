@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -51,11 +52,15 @@ def start_server(index: Path, batch: int, rerank: str | None, port: int,
                "--port", str(port), "--batch", str(batch), "--device", "cpu"]
     command += ["--rerank", rerank] if rerank else []
     command += list(extra)
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # its log (a line per request) goes to a file: an undrained pipe would fill and block it
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    server.log = log
     deadline = time.time() + 600
     while time.time() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"the server exited: {server.stderr.read().decode()[-2000:]}")
+            log.seek(0)
+            raise RuntimeError(f"the server exited: {log.read().decode()[-2000:]}")
         try:
             status = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).json()
             if status["status"] == "ready":
@@ -132,7 +137,7 @@ def run(args) -> list[dict]:
             finally:
                 server.terminate()
                 server.wait(timeout=30)
-                server.stderr.close()
+                server.log.close()
     return rows
 
 

@@ -16,8 +16,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
+from .encoder_check import CHECK_SENTENCES, agreement
 from .onnx_encoder import (
     ENCODER_DIR,
     GRAPH_FILE,
@@ -28,6 +27,9 @@ from .onnx_encoder import (
 )
 from .text_graph import INPUT_NAMES, OUTPUT_NAME
 
+__all__ = ["CHECK_SENTENCES", "MIN_COSINE", "MIN_INT8_COSINE", "agreement",
+           "export_query_encoder"]
+
 MIN_COSINE = 0.9999  # fp32 ONNX vs PyTorch, per sentence
 # The 8-bit graph becomes an index's default only when it agrees with fp32 this well on the
 # check sentences. The variant passed the ranking rule on val with the shipped checkpoint
@@ -36,24 +38,6 @@ MIN_COSINE = 0.9999  # fp32 ONNX vs PyTorch, per sentence
 MIN_INT8_COSINE = 0.999
 OPSET = 17
 CHECK_LIMIT = 512  # corpus sentences used by the check (the first ones, in file order)
-# Sentences of every shape a user may type: short, long (past the token limit), cased,
-# punctuated, numbers, non-ASCII, emoji.
-CHECK_SENTENCES = (
-    "person opens a cabinet",
-    "A person is putting a book on a shelf.",
-    "the man sits down on the couch and then starts laughing at something on his phone while "
-    "his friend walks in through the open door carrying two bags of groceries and a lamp",
-    "Someone takes off their shoes, then puts them in the closet.",
-    "person turns on the light",
-    "2 people eat sandwiches at 3 o'clock",
-    "Une personne ouvre la porte du réfrigérateur",
-    "一个人打开了门",
-    "🐬 🚗",
-    "a dolphin jumps over a car",
-    "PERSON RUNS",
-    "they're washing dishes -- quickly!",
-    "x",
-)
 
 
 def export_query_encoder(model_dir: str | Path, target: str | Path,
@@ -125,17 +109,6 @@ def _add_int8(folder: Path, texts: list[str]) -> EncoderMeta:
 def index_encoder_dir(index_dir: str | Path) -> Path:
     """``INDEX_DIR/encoder``."""
     return Path(index_dir) / ENCODER_DIR
-
-
-def agreement(reference, candidate, texts: Sequence[str]) -> dict:
-    """Per-sentence cosine of two encoders' vectors: ``{n, min_cosine, mean_cosine, worst}``."""
-    a = np.concatenate([reference.encode(texts[i:i + 64]) for i in range(0, len(texts), 64)])
-    b = np.concatenate([candidate.encode(texts[i:i + 64]) for i in range(0, len(texts), 64)])
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    cosine = (a * b).sum(1) / np.maximum(norms, 1e-12)  # (n,)
-    worst = int(np.argmin(cosine))
-    return {"n": len(texts), "min_cosine": round(float(cosine.min()), 7),
-            "mean_cosine": round(float(cosine.mean()), 7), "worst": texts[worst]}
 
 
 def _text_side(tokens, model):

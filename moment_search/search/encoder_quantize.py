@@ -139,7 +139,7 @@ def quantize_encoder(folder: str | Path, calibration_texts: Sequence[str],
         EncoderError: a folder without an fp32 graph.
         ValueError: a static variant without calibration sentences.
     """
-    from .encoder_export import CHECK_SENTENCES, agreement
+    from .encoder_check import CHECK_SENTENCES, agreement
 
     folder = Path(folder)
     meta = EncoderMeta.read(folder)
