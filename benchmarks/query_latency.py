@@ -4,10 +4,14 @@ by side in one run, over one index.
 * cold: ``moment-search query SENTENCE --index DIR --encoder E`` in a fresh process, several
   runs: wall time (median) and peak memory (the child's ru_maxrss, median);
   ``moment-search --help`` likewise;
-* warm: one opened Searcher per encoder, every sentence of the split once (after a warm-up):
-  text encoding / FAISS search / NMS / total per query, p50 and p95, on one thread and on all;
-* served: ``moment-search serve --encoder E`` under 1 / 8 / 32 concurrent clients: queries/s,
-  p50 / p99 (see ``serve_load``).
+* warm: a fresh process per encoder and thread count opens a Searcher (no query cache), warms
+  up, then times one sentence at a time: text encoding / FAISS search / NMS / total per query,
+  p50 and p95, on one thread and on all;
+* served: ``moment-search serve --encoder E --query-cache 0`` (every request pays its encoding)
+  under 1 / 8 / 32 concurrent clients: queries/s, p50 / p99 (see ``serve_load``).
+
+With ``--baseline-index`` (a flat index), "baseline" rows run today's path beside them: the
+PyTorch encoder over that index, served by one worker thread.
 
 Before timing, each encoder's answers are checked against PyTorch's on the sentences
 (top-10 overlap), so a fast encoder that answers differently is seen in the same report.
@@ -61,6 +65,9 @@ class LatencyConfig:
     clients: tuple[int, ...] = (1, 8, 32)
     duration: float = 10.0  # seconds per served point
     skip_serve: bool = False
+    # today's path beside the new one: PyTorch query encoder, this (flat) index, and, served,
+    # one worker thread; None leaves the baseline out
+    baseline_index: Path | None = None
 
 
 @dataclass
@@ -97,10 +104,12 @@ def available(index: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str
     return usable, skipped
 
 
-def cold_runs(config: LatencyConfig, encoder: str | None) -> dict:
+def cold_runs(config: LatencyConfig, encoder: str | None, index: Path | None = None,
+              label: str = "") -> dict:
     """Median wall time and peak memory of a fresh ``query`` (or ``--help``) process."""
     args = ["--help"] if encoder is None else [
-        "query", COLD_SENTENCE, "--index", str(config.index), "--encoder", encoder, "--json"]
+        "query", COLD_SENTENCE, "--index", str(index or config.index), "--encoder", encoder,
+        "--json"]
     walls, peaks = [], []
     for _ in range(config.cold_runs):
         start = time.perf_counter()
@@ -110,33 +119,29 @@ def cold_runs(config: LatencyConfig, encoder: str | None) -> dict:
         if result.returncode != 0:
             raise RuntimeError(f"moment-search {' '.join(args)} failed: {result.stderr[-2000:]}")
         peaks.append(int(result.stderr.rsplit("PEAK_KB", 1)[1].split()[0]) / 1024)
-    return {"command": "--help" if encoder is None else f"query --encoder {encoder}",
+    command = "--help" if encoder is None else f"query --encoder {encoder}"
+    return {"command": f"{label}{command}",
             "wall_s": float(np.median(walls)), "wall_min_s": float(np.min(walls)),
             "peak_mb": float(np.median(peaks)), "runs": config.cold_runs}
 
 
-def set_threads(threads: int) -> None:
-    """FAISS (OpenMP) and PyTorch intra-op threads; the ONNX session gets its own setting."""
+WARM_SCRIPT = ("import json, sys\nfrom moment_search.benchmarks.query_latency import warm_child"
+               "\nprint('WARM', json.dumps(warm_child(*json.loads(sys.argv[1]))))")
+
+
+def warm_child(index: str, encoder: str, threads: int, sentences: list[str]) -> dict:
+    """In a fresh process: a Searcher with ``encoder`` on ``threads`` threads (FAISS, ONNX
+    Runtime, PyTorch), no query cache; 20 warm-up queries, then one timed query per sentence."""
     from ..indexer.faiss_core import import_faiss
-
-    import_faiss().omp_set_num_threads(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-
-
-def open_searcher(index: Path, encoder: str, threads: int):
-    """A Searcher with ``encoder``; ONNX sessions run ``threads`` intra-op threads."""
     from ..search.onnx_encoder import OnnxQueryEncoder
     from ..search.searcher import Searcher
 
-    searcher = Searcher.open(index, device="cpu", encoder=encoder)
+    import_faiss().omp_set_num_threads(threads)
+    searcher = Searcher.open(index, device="cpu", encoder=encoder, query_cache=0)
     if isinstance(searcher.encoder, OnnxQueryEncoder):
         searcher.encoder = OnnxQueryEncoder(searcher.encoder.folder, encoder, "cpu", threads)
-    return searcher
-
-
-def warm_row(searcher, sentences: list[str], encoder: str, threads: int) -> dict:
-    """Per-query timings of one sentence at a time, after a warm-up."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     for text in sentences[:20]:
         searcher.search_timed([text], k=10)
     rows = []
@@ -152,6 +157,23 @@ def warm_row(searcher, sentences: list[str], encoder: str, threads: int) -> dict
     return row
 
 
+def warm_row(index: Path, encoder: str, threads: int, sentences: list[str]) -> dict:
+    """:func:`warm_child` in a fresh process (no other model's threads spinning beside it)."""
+    payload = json.dumps([str(index), encoder, threads, sentences])
+    result = subprocess.run([sys.executable, "-c", WARM_SCRIPT, payload], capture_output=True,
+                            text=True, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"warm run of {encoder} failed: {result.stderr[-2000:]}")
+    return json.loads(result.stdout.rsplit("WARM", 1)[1])
+
+
+def open_searcher(index: Path, encoder: str):
+    """A Searcher with ``encoder`` and no query cache."""
+    from ..search.searcher import Searcher
+
+    return Searcher.open(index, device="cpu", encoder=encoder, query_cache=0)
+
+
 def top10(searcher, sentences: list[str]) -> list[set]:
     return [{(m.video_id, m.start_s, m.end_s) for m in moments}
             for moments in searcher.search_many(sentences, k=10)]
@@ -159,10 +181,10 @@ def top10(searcher, sentences: list[str]) -> list[set]:
 
 def agreement_rows(index: Path, encoders: list[str], sentences: list[str]) -> list[dict]:
     """Mean top-10 overlap of every encoder's answers with PyTorch's (the reference)."""
-    reference = top10(open_searcher(index, "pytorch", 1), sentences)
+    reference = top10(open_searcher(index, "pytorch"), sentences)
     rows = []
     for encoder in encoders:
-        answers = top10(open_searcher(index, encoder, 1), sentences)
+        answers = top10(open_searcher(index, encoder), sentences)
         overlap = [len(a & b) / max(1, len(b)) for a, b in zip(answers, reference, strict=True)]
         rows.append({"encoder": encoder, "top10_overlap_with_pytorch": float(np.mean(overlap)),
                      "identical_top10": float(np.mean([a == b for a, b in
@@ -170,20 +192,21 @@ def agreement_rows(index: Path, encoders: list[str], sentences: list[str]) -> li
     return rows
 
 
-def served_rows(config: LatencyConfig, encoders: list[str], sentences: list[str]) -> list[dict]:
-    """Queries/s and latency of ``serve --encoder E`` at each client count."""
+def served_rows(config: LatencyConfig, settings: list[tuple[str, Path, tuple[str, ...]]],
+                sentences: list[str]) -> list[dict]:
+    """Queries/s and latency of each ``(label, index, serve options)`` at each client count."""
     from .serve_load import free_port, load, start_server
 
     rows = []
-    for encoder in encoders:
+    for label, index, extra in settings:
         port = free_port()
-        progress(f"serve --encoder {encoder}")
-        server = start_server(config.index, 32, None, port, ("--encoder", encoder))
+        progress(f"serve {label}")
+        server = start_server(index, 32, None, port, ("--query-cache", "0", *extra))
         try:
             load(port, sentences, 1, min(3.0, config.duration), {"k": 10})  # warm up
             for clients in config.clients:
-                rows.append({"encoder": encoder, **load(port, sentences, clients,
-                                                        config.duration, {"k": 10})})
+                rows.append({"encoder": label, **load(port, sentences, clients,
+                                                      config.duration, {"k": 10})})
                 progress(f"  {rows[-1]}")
         finally:
             server.terminate()
@@ -193,23 +216,30 @@ def served_rows(config: LatencyConfig, encoders: list[str], sentences: list[str]
 
 
 def run(config: LatencyConfig) -> LatencyReport:
-    """Every measurement of the module doc, in one process (cold runs in children)."""
+    """Every measurement of the module doc, in one run (cold and warm runs in children)."""
     sentences = sentences_of(config.data, config.split)
     encoders, skipped = available(config.index, config.encoders)
     report = LatencyReport(machine_info(), _jsonable(asdict(config)), encoders, skipped)
     progress("checking answers against PyTorch")
     report.agreement = agreement_rows(config.index, encoders, sentences)
+    baseline = config.baseline_index
     progress("cold runs")
-    report.cold = [cold_runs(config, None)] + [cold_runs(config, e) for e in encoders]
+    report.cold = [cold_runs(config, None)]
+    if baseline:
+        report.cold.append(cold_runs(config, "pytorch", baseline, "baseline (flat): "))
+    report.cold += [cold_runs(config, e) for e in encoders]
     for threads in (1, os.cpu_count() or 1):
-        set_threads(threads)
-        for encoder in encoders:
-            progress(f"warm: {encoder}, {threads} thread(s)")
-            searcher = open_searcher(config.index, encoder, threads)
-            report.warm.append(warm_row(searcher, sentences[:config.warm_queries], encoder,
-                                        threads))
+        runs = ([("baseline", baseline, "pytorch")] if baseline else []) + \
+            [(e, config.index, e) for e in encoders]
+        for label, index, encoder in runs:
+            progress(f"warm: {label}, {threads} thread(s)")
+            row = warm_row(index, encoder, threads, sentences[:config.warm_queries])
+            report.warm.append({**row, "encoder": label})
     if not config.skip_serve:
-        report.served = served_rows(config, encoders, sentences)
+        settings = ([("baseline", baseline, ("--encoder", "pytorch", "--parallel", "1"))]
+                    if baseline else [])
+        settings += [(e, config.index, ("--encoder", e)) for e in encoders]
+        report.served = served_rows(config, settings, sentences)
     return report
 
 
@@ -221,7 +251,9 @@ def markdown(report: LatencyReport) -> str:
     """The report's tables."""
     parts = ["# Query latency: PyTorch vs ONNX fp32 vs ONNX int8 query encoders", "",
              machine_markdown(report.machine), "",
-             f"Index `{report.config['index']}`, sentences of `{report.config['split']}`.", ""]
+             f"Index `{report.config['index']}`, sentences of `{report.config['split']}`; "
+             f"baseline (today's path: PyTorch encoder, flat index, one served worker thread): "
+             f"`{report.config.get('baseline_index')}`.", ""]
     for name, why in report.skipped.items():
         parts.append(f"- skipped {name}: {why}")
     parts += ["", "## Answers (top-10 overlap with the PyTorch encoder)", "",
@@ -255,7 +287,7 @@ def plot(report: LatencyReport, out: Path) -> None:
                  [r["total_p50_ms"] for r in rows], label=f"{threads} thread(s)")
     warm.set_ylabel("warm query p50 (ms)")
     warm.legend()
-    for encoder in report.encoders:
+    for encoder in dict.fromkeys(r["encoder"] for r in report.served):
         rows = [r for r in report.served if r["encoder"] == encoder]
         if rows:
             served.plot([r["clients"] for r in rows], [r["qps"] for r in rows], marker="o",
@@ -281,11 +313,12 @@ def main(argv: list[str] | None = None) -> LatencyReport:
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--skip-serve", action="store_true")
+    parser.add_argument("--baseline-index", type=Path, default=None)
     args = parser.parse_args(argv)
     config = LatencyConfig(args.index, args.data, args.out, args.split,
                            tuple(args.encoders.split(",")), args.cold_runs, args.warm_queries,
                            tuple(int(c) for c in args.clients.split(",")), args.duration,
-                           args.skip_serve)
+                           args.skip_serve, args.baseline_index)
     return write(config)
 
 

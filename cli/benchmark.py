@@ -185,13 +185,15 @@ def query_latency(
     clients: str = typer.Option("1,8,32", help="Concurrent client counts for serve."),
     duration: float = typer.Option(10.0, min=1.0, max=300.0, help="Seconds per serve point."),
     skip_serve: bool = typer.Option(False, help="Leave out the served measurements."),
+    baseline_index: Path = typer.Option(None, help="A flat index to run today's path on "
+                                        "beside (PyTorch encoder, one served worker thread)."),
 ) -> None:
     """Cold CLI query, warm search and served throughput with each query encoder, in one run."""
     from moment_search.benchmarks.query_latency import LatencyConfig, write
 
     config = LatencyConfig(index, data, out, split, tuple(encoders.split(",")), cold_runs,
                            warm_queries, tuple(int(c) for c in clients.split(",")), duration,
-                           skip_serve)
+                           skip_serve, baseline_index)
     with user_errors():
         write(config)
     console.print(f"report written to {out}")

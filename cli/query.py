@@ -125,7 +125,9 @@ def query(
 
     with user_errors():
         check_batch_options(text, file, predictions, output_format)
-        searcher = Searcher.open(index, device=device, catalog_url=catalog, encoder=encoder)
+        # mapped: a one-shot query reads only the parts of the FAISS file it probes
+        searcher = Searcher.open(index, device=device, catalog_url=catalog, encoder=encoder,
+                                 mmap=True)
         options = {"video_ids": video or None, "nms": nms, "per_video": per_video,
                    "rerank": rerank, "rerank_videos": rerank_videos,
                    "rerank_weight": rerank_weight}

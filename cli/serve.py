@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from moment_search.search.query_cache import QUERY_CACHE_SIZE
+
 from .common import DEFAULT_INDEX, err_console, user_errors
 
 API_KEY_ENV = "MOMENT_SEARCH_API_KEY"
@@ -39,6 +41,9 @@ def serve(
                                               "one encoder + FAISS call (1: one at a time)."),
     encoder: str = typer.Option(None, help="Query encoder: fp32 | int8 (the index's ONNX "
                                 "graphs; default: its default one) | pytorch."),
+    query_cache: int = typer.Option(QUERY_CACHE_SIZE, min=0, help="Sentences whose search "
+                                    "vectors are kept (a repeated query skips the encoder; "
+                                    "0: none)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda:N for the models."),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
 ) -> None:
@@ -59,7 +64,8 @@ def serve(
         err_console.print(f"[yellow]warning:[/] serving on {host} without --api-key: anyone "
                           f"who can reach this port can search the index")
     service = SearchService(index, device=device, catalog_url=catalog, rerank=rerank,
-                            max_batch=batch, parallel=parallel, encoder=encoder)
+                            max_batch=batch, parallel=parallel, encoder=encoder,
+                            query_cache=query_cache)
     service.wait_ready()
     if service.error:
         err_console.print(f"[bold red]error:[/] cannot serve {index}: {service.error}",
@@ -71,15 +77,16 @@ def serve(
         uvicorn.run(create_app(service, api_key=api_key), **options)
         return
     os.environ["MOMENT_SEARCH_SERVE"] = _settings(index, rerank, api_key, device, catalog, batch,
-                                                  parallel, encoder)
+                                                  parallel, encoder, query_cache)
     uvicorn.run("moment_search.serve.app:app_from_environment", factory=True, workers=workers,
                 **options)
 
 
-def _settings(index: Path, rerank, api_key, device, catalog, batch, parallel, encoder) -> str:
+def _settings(index: Path, rerank, api_key, device, catalog, batch, parallel, encoder,
+              query_cache) -> str:
     """The app settings, passed to each worker process through the environment."""
     import json
 
     return json.dumps({"index": str(index.resolve()), "rerank": rerank, "api_key": api_key,
                        "device": device, "catalog": catalog, "max_batch": batch,
-                       "parallel": parallel, "encoder": encoder})
+                       "parallel": parallel, "encoder": encoder, "query_cache": query_cache})

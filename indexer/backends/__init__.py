@@ -25,12 +25,13 @@ def backend_of(params: dict) -> str:
     return params.get("backend", "faiss")
 
 
-def open_store(index_dir: Path, params: dict, device: str = "cpu"):
-    """The published vector store of an index, ready to search."""
+def open_store(index_dir: Path, params: dict, device: str = "cpu", mmap: bool = False):
+    """The published vector store of an index, ready to search (``mmap``: map a FAISS file
+    instead of reading it, see ``FaissStore.open``)."""
     if backend_of(params) == "milvus":
         from .milvus_store import MilvusStore
 
         return MilvusStore.open(params["uri"], params["collection"], params)
     from .faiss_store import FaissStore
 
-    return FaissStore.open(Path(index_dir) / params["file"], device)
+    return FaissStore.open(Path(index_dir) / params["file"], device, mmap)

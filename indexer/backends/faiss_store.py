@@ -18,10 +18,13 @@ class FaissStore:
         self.faiss = index
 
     @classmethod
-    def open(cls, path: Path, device: str = "cpu") -> FaissStore:
-        # mapped, not read: a query touches only the lists it probes (IVF), a cold CLI query
-        # does not copy the whole file into memory, and published files are never rewritten
-        index = faiss_index.read_index(path, mmap=True)
+    def open(cls, path: Path, device: str = "cpu", mmap: bool = False) -> FaissStore:
+        """The index at ``path``. ``mmap`` maps the file instead of reading it: a one-shot query
+        then touches only the lists it probes (a cold CLI query: ~0.3 s and ~150 MB less on the
+        1,000-video index) but each search is slower (IVF nprobe 256: 1.4 vs 0.7 ms measured),
+        so long-lived searchers read it. Published files are never rewritten, so a mapping stays
+        valid."""
+        index = faiss_index.read_index(path, mmap=mmap)
         return cls(faiss_index.to_device(index, faiss_index.resolve_placement(device)))
 
     @property

@@ -23,7 +23,7 @@ class PyTorchFallbackWarning(UserWarning):
 
 
 def open_query_encoder(index_dir: Path, info, device: str = "auto",
-                       precision: str | None = None):
+                       precision: str | None = None, token_cache: int | None = None):
     """The query encoder of an index.
 
     Args:
@@ -33,6 +33,7 @@ def open_query_encoder(index_dir: Path, info, device: str = "auto",
         precision: ``fp32`` / ``int8`` (a graph the folder holds), None for its default, or
             ``pytorch`` for the PyTorch encoder (what queries ran on before indexes carried
             an ONNX one; benchmarks compare with it).
+        token_cache: sentences the PyTorch encoder's token cache keeps (None: its default).
 
     Returns:
         An :class:`OnnxQueryEncoder`, or a PyTorch ``QueryEncoder`` when the index has no
@@ -43,13 +44,13 @@ def open_query_encoder(index_dir: Path, info, device: str = "auto",
     """
     folder = Path(index_dir) / ENCODER_DIR
     if precision == PYTORCH:
-        return pytorch_query_encoder(index_dir, device)
+        return pytorch_query_encoder(index_dir, device, token_cache)
     if not folder.is_dir():
         warnings.warn(f"{index_dir} has no ONNX query encoder (it was built before indexes "
                       f"carried one), so queries are encoded with PyTorch, which is slower to "
                       f"start; {EXPORT_HINT.format(index=index_dir)}",
                       PyTorchFallbackWarning, stacklevel=3)
-        return pytorch_query_encoder(index_dir, device)
+        return pytorch_query_encoder(index_dir, device, token_cache)
     meta = EncoderMeta.read(folder)
     if (meta.model_id, meta.config_hash) != (info.model_id, info.config_hash):
         raise EncoderError(f"{folder} was exported from model {meta.model_id} (config "
@@ -59,8 +60,9 @@ def open_query_encoder(index_dir: Path, info, device: str = "auto",
     return OnnxQueryEncoder(folder, precision=precision, device=device)
 
 
-def pytorch_query_encoder(index_dir: Path, device: str = "auto"):
-    """The PyTorch ``QueryEncoder`` of the index's checkpoint (imports torch, transformers)."""
+def pytorch_query_encoder(index_dir: Path, device: str = "auto", token_cache: int | None = None):
+    """The PyTorch ``QueryEncoder`` of the index's checkpoint (imports torch, transformers);
+    ``token_cache``: its sentence cache size (None: TokenEncoder's default)."""
     from ..device import resolve_device
     from ..indexer.store import MODEL_DIR
     from ..models.fvmr import FVMR
@@ -70,5 +72,7 @@ def pytorch_query_encoder(index_dir: Path, device: str = "auto"):
     torch_device = resolve_device(device)
     model = FVMR.from_pretrained(Path(index_dir) / MODEL_DIR, torch_device)
     _, extra = FVMR.read_config(Path(index_dir) / MODEL_DIR)
-    tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)))
+    cache = {} if token_cache is None else {"cache_size": token_cache}
+    tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)),
+                          **cache)
     return QueryEncoder(model, tokens)

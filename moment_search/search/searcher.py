@@ -17,6 +17,7 @@ import numpy as np
 from ..indexer.catalog import Catalog
 from ..indexer.store import ProposalTable, read_metadata
 from .localize import best_across_videos
+from .query_cache import QUERY_CACHE_SIZE, QueryCache
 from .query_encoders import open_query_encoder
 
 
@@ -87,10 +88,12 @@ class Searcher:
         self.rerankers: dict[str, object] = {}
         self.device = "cpu"
         self._moment_encoder = None
+        self.query_cache = QueryCache(QUERY_CACHE_SIZE)
 
     @classmethod
     def open(cls, index_dir: str | Path, device: str = "auto", catalog_url: str | None = None,
-             encoder: str | None = None) -> Searcher:
+             encoder: str | None = None, mmap: bool = False,
+             query_cache: int = QUERY_CACHE_SIZE) -> Searcher:
         """Open an index directory built by ``moment-search index build``: the state the catalog
         points at, checked (see ``indexer.integrity``). A writer that publishes a new state
         meanwhile is met by reading the catalog again.
@@ -99,6 +102,10 @@ class Searcher:
         ``fp32`` or ``int8``; None: the folder's default), without PyTorch; an index built
         before encoders were exported falls back to PyTorch, with a warning saying how to add
         one (``moment-search index export-encoder``).
+
+        ``mmap`` maps the FAISS file instead of reading it (for a one-shot query, see
+        ``FaissStore.open``). ``query_cache``: sentences whose search vectors are kept (LRU; 0:
+        none), so a repeated query skips the encoder.
 
         Raises:
             FileNotFoundError / ValueError: a missing, unfinished, changed or corrupt index
@@ -111,7 +118,8 @@ class Searcher:
             catalog, params = require_index(index_dir, catalog_url)
             try:
                 searcher = cls._open_published(index_dir, catalog, params, device,
-                                               encoder_precision=encoder)
+                                               encoder_precision=encoder, mmap=mmap,
+                                               query_cache=query_cache)
             except (FileNotFoundError, ValueError):
                 _, now = require_index(index_dir, catalog_url)
                 if now.get("version") == params.get("version") or attempt == 2:
@@ -129,7 +137,7 @@ class Searcher:
             return self
         fresh = self._open_published(self.index_dir, self.catalog, params, self.device,
                                      self.encoder)
-        fresh.rerankers = self.rerankers
+        fresh.rerankers, fresh.query_cache = self.rerankers, self.query_cache
         return fresh
 
     def video_profile(self, query: np.ndarray, video_id: str) -> np.ndarray:
@@ -151,7 +159,8 @@ class Searcher:
 
     @classmethod
     def _open_published(cls, index_dir: Path, catalog: Catalog, params: dict, device: str,
-                        encoder=None, encoder_precision: str | None = None) -> Searcher:
+                        encoder=None, encoder_precision: str | None = None,
+                        mmap: bool = False, query_cache: int = QUERY_CACHE_SIZE) -> Searcher:
         from ..indexer.backends import open_store
         from ..indexer.integrity import check_for_query, published_shards, verify_model_matches
 
@@ -159,14 +168,17 @@ class Searcher:
         check_for_query(index_dir, params)
         table = read_metadata(index_dir, published_shards(catalog, params))
         # FAISS: on a GPU when one is there and the FAISS build has GPU support, else the CPU
-        index = open_store(index_dir, params, device)
+        index = open_store(index_dir, params, device, mmap)
         if encoder is None:
-            encoder = open_query_encoder(index_dir, catalog.info(), device, encoder_precision)
+            # with no query cache, the PyTorch encoder keeps no sentence cache either
+            encoder = open_query_encoder(index_dir, catalog.info(), device, encoder_precision,
+                                         token_cache=None if query_cache else 0)
         if encoder.dim != index.d:
             raise ValueError(f"{index_dir}: query embedding width {encoder.dim} "
                              f"does not match the index width {index.d}")
         searcher = cls(index, table, catalog, encoder, params, index_dir)
         searcher.device = device
+        searcher.query_cache = QueryCache(query_cache)
         return searcher
 
     def moment_encoder(self):
@@ -237,7 +249,7 @@ class Searcher:
         opts = SearchOptions(k=k, **options)
         self._check(texts, opts)
         start = time.perf_counter()
-        queries = self.encoder.encode(list(texts))  # (B, D)
+        queries = self.query_cache.encode(self.encoder, list(texts))  # (B, D)
         timings = Timings(encode_ms=1000 * (time.perf_counter() - start))
         start = time.perf_counter()
         scores, ids = self.index.search(queries, self._candidates(opts), self.params,

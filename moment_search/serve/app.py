@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..search.query_cache import QUERY_CACHE_SIZE
 from .access_log import AccessLog
 from .service import MAX_QUERIES, BadRequest, SearchOptions, SearchService
 
@@ -145,7 +146,8 @@ def app_from_environment() -> FastAPI:
     service = SearchService(settings["index"], device=settings["device"],
                             catalog_url=settings["catalog"], rerank=settings["rerank"],
                             max_batch=settings.get("max_batch", 32),
-                            parallel=settings.get("parallel"), encoder=settings.get("encoder"))
+                            parallel=settings.get("parallel"), encoder=settings.get("encoder"),
+                            query_cache=settings.get("query_cache", QUERY_CACHE_SIZE))
     return create_app(service, api_key=settings["api_key"])
 
 

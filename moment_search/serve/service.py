@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..search.query_cache import QUERY_CACHE_SIZE
 from ..search.rerank import RERANKERS
 
 MAX_K = 100
@@ -93,9 +94,11 @@ class SearchService:
 
     def __init__(self, index_dir: str | Path, device: str = "cpu", catalog_url: str | None = None,
                  rerank: str | None = None, max_batch: int = MAX_BATCH,
-                 parallel: int | None = None, encoder: str | None = None):
+                 parallel: int | None = None, encoder: str | None = None,
+                 query_cache: int = QUERY_CACHE_SIZE):
         self.index_dir, self.device, self.catalog_url = Path(index_dir), device, catalog_url
         self.default_rerank, self.encoder_precision = rerank, encoder
+        self.query_cache = query_cache
         self.max_batch = max(1, int(max_batch))
         self.parallel = max(1, int(parallel or os.cpu_count() or 1))
         self.searcher = None
@@ -114,7 +117,7 @@ class SearchService:
 
         start = time.perf_counter()
         searcher = Searcher.open(self.index_dir, device=self.device, catalog_url=self.catalog_url,
-                                 encoder=self.encoder_precision)
+                                 encoder=self.encoder_precision, query_cache=self.query_cache)
         if self.default_rerank:
             searcher.add_reranker(self.default_rerank)
         searcher.search("warm up", k=1)  # the first call pays for lazy initialisation
