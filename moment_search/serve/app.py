@@ -186,7 +186,7 @@ def _api_routes(app: FastAPI, service: SearchService, guard) -> None:
         return service.health()
 
     @app.get("/api/search", dependencies=guard)
-    def search_get(request: Request,
+    async def search_get(request: Request,
                    q: Annotated[str, Query(description="The sentence to search for.")],
                    k: int = 10, video: Annotated[list[str] | None, Query()] = None,
                    nms: float = 0.5, per_video: int | None = None, rerank: str | None = None,
@@ -198,10 +198,11 @@ def _api_routes(app: FastAPI, service: SearchService, guard) -> None:
                                          f"{', '.join(sorted(GET_PARAMETERS - {'key'}))}")
         options = SearchOptions(k, tuple(video or ()), nms, per_video, rerank, rerank_videos,
                                 profile)
-        return service.search([q], options)[0]
+        # awaited, not a thread per waiting request; returned as is (no re-encoding pass)
+        return JSONResponse((await service.search_async([q], options))[0])
 
     @app.post("/api/search", dependencies=guard)
-    def search_post(body: SearchBody) -> dict:
+    async def search_post(body: SearchBody) -> dict:
         """One sentence (``q``) or many (``queries``): ``{"results": [...]}`` in order."""
         if body.q is not None and body.queries is not None:
             raise BadRequest("q", "give either q (one sentence) or queries (a list), not both")
@@ -210,7 +211,7 @@ def _api_routes(app: FastAPI, service: SearchService, guard) -> None:
         options = SearchOptions(body.k, tuple(body.video), body.nms, body.per_video,
                                 body.rerank, body.rerank_videos, body.profile)
         texts = [body.q] if body.q is not None else body.queries
-        return {"results": service.search(texts, options)}
+        return JSONResponse({"results": await service.search_async(texts, options)})
 
     @app.get("/api/index", dependencies=guard)
     def index() -> dict:

@@ -11,6 +11,7 @@ sentence cache) run one at a time, under a lock.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import os
@@ -237,16 +238,30 @@ class SearchService:
             BadRequest: a bad sentence or option, or an unknown video (names it).
             RuntimeError: the index could not be opened.
         """
+        self._require_ready()
+        jobs = self._submit(texts, options)
+        return [job.answer.result(timeout=ANSWER_TIMEOUT_S) for job in jobs]
+
+    async def search_async(self, texts: list[str], options: SearchOptions) -> list[dict]:
+        """:meth:`search` for an event loop: the request waits without holding a thread."""
+        if not self._ready.is_set():  # still loading: wait for it (off the event loop)
+            await asyncio.to_thread(self._ready.wait, ANSWER_TIMEOUT_S)
+        if not self._ready.is_set() or self.error:
+            raise RuntimeError(self.error or "the index is still loading")
+        jobs = self._submit(texts, options)
+        waiting = [asyncio.wrap_future(job.answer) for job in jobs]
+        return list(await asyncio.wait_for(asyncio.gather(*waiting), ANSWER_TIMEOUT_S))
+
+    def _submit(self, texts: list[str], options: SearchOptions) -> list[_Job]:
+        """Validate the sentences and options, then queue one job per sentence."""
         texts = [check_query(t, None if len(texts) == 1 else i) for i, t in enumerate(texts)]
         if not texts or len(texts) > MAX_QUERIES:
             raise BadRequest("queries", f"expected 1 to {MAX_QUERIES} sentences, got "
                                         f"{len(texts)}")
-        options = check_options(options)
-        self._require_ready()
-        jobs = [_Job(text, options) for text in texts]
+        jobs = [_Job(text, check_options(options)) for text in texts]
         for job in jobs:
             self._jobs.put(job)
-        return [job.answer.result(timeout=ANSWER_TIMEOUT_S) for job in jobs]
+        return jobs
 
     def _require_ready(self) -> None:
         if not self._ready.wait(ANSWER_TIMEOUT_S) or self.error:
