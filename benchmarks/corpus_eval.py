@@ -12,31 +12,47 @@ answered by the real ``Searcher``:
   maximum, skewness, the share of all top-10 slots taken by the 5 most frequent videos, and the
   videos never in any top 10;
 * the random-video baseline, exactly: a random order of the V videos puts the right one in the
-  top k with probability k / V.
+  top k with probability k / V;
+* with ``--positives FILE`` (MVMR's positive-moment pools, ``eval.mvmr``): multi-positive corpus
+  R@{1,10,100}, IoU {0.5, 0.7} beside the single-ground-truth figures (``eval.multi_positive``),
+  and how many positives per sentence remain inside the indexed videos.
+
+``--model DIR`` evaluates one finished search checkpoint as it is instead of composing a grid from
+``--fvmr``; with neither, the shipped search checkpoint (``fvmr-charades-clip``) is evaluated.
 
     python -m moment_search.benchmarks.corpus_eval --data ../shared/data/charades-sta-clip \\
         --fvmr runs/fvmr/best --video-text runs/video-text/best --video-weights 0,1 \\
         --hub-weights 0,0.5 --out reports/corpus_eval
+    python -m moment_search.benchmarks.corpus_eval --data ../shared/data/charades-sta-clip \\
+        --positives charades_test_mvmr.json --out reports/mvmr
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from ..data.corpus import QueryId
 from ..data.corpus_dir import open_corpus
 from ..eval.metrics import corpus_metrics, video_retrieval_metrics
+from ..eval.multi_positive import multi_positive_metrics, positives_summary, query_positives
+from ..eval.mvmr import PositiveMoment, match_queries, read_mvmr
 from ..indexer.build import BuildConfig, build_index
 from ..indexer.store import read_embeddings
+from ..pretrained import default_model_dir
 from ..search.searcher import Searcher
 from ..train.compose import compose
 from .report import machine_info, machine_markdown, markdown_table, write_report
 
 CORPUS_KS = (1, 5, 10, 100)
 VIDEO_KS = (1, 10, 100)
+MULTI_KS = (1, 10, 100)
+Positives = dict[QueryId, tuple[PositiveMoment, ...]]
 
 
 def hubness(scores: np.ndarray, k: int = 10) -> dict[str, float]:
@@ -68,8 +84,10 @@ def video_scores(searcher: Searcher, texts: list[str], videos: list[str]) -> np.
     return best
 
 
-def evaluate_setting(data: Path, split: str, model_dir: Path, k: int = 100) -> dict:
-    """Corpus, video and hubness metrics of one search checkpoint on ``split``."""
+def evaluate_setting(data: Path, split: str, model_dir: Path, k: int = 100,
+                     positives: Positives | None = None) -> dict:
+    """Corpus, video and hubness metrics of one search checkpoint on ``split``; with
+    ``positives`` (:func:`read_positives`) also ``multi_R{k}@{m}``, the multi-positive recall."""
     corpus, _ = open_corpus(data, split=split)
     queries = [q for q in corpus.queries if q.windows]
     videos = list(corpus.videos)
@@ -87,6 +105,9 @@ def evaluate_setting(data: Path, split: str, model_dir: Path, k: int = 100) -> d
         scores = video_scores(searcher, texts, videos)
     truth = np.array([videos.index(q.video_id) for q in queries])
     row = corpus_metrics(predictions, queries, ks=CORPUS_KS)
+    if positives is not None:
+        multi = multi_positive_metrics(predictions, positives, ks=MULTI_KS)
+        row.update({f"multi_{key}": value for key, value in multi.items() if key[0] == "R"})
     row.update(video_retrieval_metrics(scores, truth, VIDEO_KS))
     row.update(hubness(scores))
     row["videos"] = float(len(videos))
@@ -100,26 +121,71 @@ def random_video_row(n_videos: int) -> dict:
     return {"setting": "random video order", **row}
 
 
-def run(data: Path, split: str, fvmr: Path, video_text: Path | None, betas: list[float],
-        gammas: list[float], bank: int, out: Path) -> dict:
-    """Every (beta, gamma) setting; writes ``corpus_eval.json`` and ``corpus_eval.md``."""
+def read_positives(path: Path, data: Path, split: str) -> tuple[Positives, dict]:
+    """The positives of every sentence of ``split`` inside its videos, from an MVMR file.
+
+    Returns:
+        ``qid -> positives`` and what the report says about them: the file (path, sha256), how the
+        sentences matched (``eval.mvmr``), the positives kept and left outside the corpus, and
+        positives per sentence (mean, min, max, percent with only the annotated one).
+
+    Raises:
+        PositivesError: a malformed file (file, video and sentence named).
+    """
+    corpus, _ = open_corpus(data, split=split)
+    queries = [q for q in corpus.queries if q.windows]
+    matched, counts = match_queries(queries, read_mvmr(path))
+    durations = {vid: video.duration for vid, video in corpus.videos.items()}
+    positives, kept = query_positives(queries, matched, durations)
+    info = {"file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "sentences": len(queries), "matched_exact": counts.exact,
+            "matched_close": counts.close, "unmatched": counts.unmatched, **kept,
+            **positives_summary(positives)}
+    return positives, info
+
+
+def checkpoints(fvmr: Path | None, model: Path | None, video_text: Path | None,
+                betas: list[float], gammas: list[float], bank: int, data: Path,
+                tmp: Path) -> Iterator[tuple[dict, Path]]:
+    """(row fields, checkpoint) of each setting: ``model`` as it is, else each (beta, gamma)
+    composed from ``fvmr`` in ``tmp``."""
+    if model is not None:
+        yield {"setting": f"{model.name} (as is)"}, model
+        return
+    for beta in betas:
+        for gamma in gammas:
+            model_dir = compose(fvmr, tmp / f"b{beta}-g{gamma}", video_text if beta > 0 else None,
+                                beta, gamma, bank if gamma > 0 else 0, data, "train")
+            yield {"setting": f"beta={beta} gamma={gamma}", "beta": beta, "gamma": gamma}, model_dir
+
+
+def run(data: Path, split: str, fvmr: Path | None, video_text: Path | None, betas: list[float],
+        gammas: list[float], bank: int, out: Path, positives_file: Path | None = None,
+        model: Path | None = None) -> dict:
+    """Every setting (see :func:`checkpoints`); writes ``corpus_eval.json`` and ``corpus_eval.md``.
+
+    Args:
+        fvmr: the FVMR checkpoint composed over the (beta, gamma) grid, or None to evaluate
+            ``model`` (default: the shipped search checkpoint) as it is.
+        positives_file: an MVMR positives file for the multi-positive table, or None.
+    """
+    if fvmr is None and model is None:
+        model = default_model_dir("fvmr")
+    positives, positives_info = (read_positives(positives_file, data, split)
+                                 if positives_file is not None else (None, None))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for beta in betas:
-            for gamma in gammas:
-                model_dir = compose(fvmr, Path(tmp) / f"b{beta}-g{gamma}",
-                                    video_text if beta > 0 else None, beta, gamma,
-                                    bank if gamma > 0 else 0, data, "train")
-                row = evaluate_setting(data, split, model_dir)
-                rows.append({"setting": f"beta={beta} gamma={gamma}", "beta": beta,
-                             "gamma": gamma, **row})
-                print(f"beta={beta} gamma={gamma}: R10@0.5 {row['R10@0.5']:.2f} "
-                      f"R100@0.5 {row['R100@0.5']:.2f} video_R@10 {row['video_R@10']:.2f} "
-                      f"N10_max {row['N10_max']:.0f}", flush=True)
+        for fields, model_dir in checkpoints(fvmr, model, video_text, betas, gammas, bank, data,
+                                             Path(tmp)):
+            row = {**fields, **evaluate_setting(data, split, model_dir, positives=positives)}
+            rows.append(row)
+            print(f"{row['setting']}: R10@0.5 {row['R10@0.5']:.2f} "
+                  f"R100@0.5 {row['R100@0.5']:.2f} video_R@10 {row['video_R@10']:.2f} "
+                  f"N10_max {row['N10_max']:.0f}", flush=True)
     rows.append(random_video_row(int(rows[0]["videos"])))
-    report = {"data": str(data), "split": split, "fvmr": str(fvmr),
+    report = {"data": str(data), "split": split, "fvmr": str(fvmr), "model": str(model),
               "video_text": str(video_text), "bank": bank, "rows": rows,
-              "machine": machine_info()}
+              "positives": positives_info, "machine": machine_info()}
     write_report(out, "corpus_eval", report, markdown(report))
     return report
 
@@ -137,8 +203,32 @@ def markdown(report: dict) -> str:
         markdown_table(report["rows"], ["setting", *video_cols]),
         "Hubness of the video top 10:",
         markdown_table(settings, ["setting", *hub_cols]),
+        *(multi_positive_markdown(report, settings) if report.get("positives") else []),
         machine_markdown(report["machine"]),
     ])
+
+
+def multi_positive_markdown(report: dict, settings: list[dict]) -> list[str]:
+    """The multi-positive table beside the single-ground-truth one, and the positives counts."""
+    info = report["positives"]
+    cols = [f"{prefix}R{k}@{m}" for m in (0.5, 0.7) for k in MULTI_KS for prefix in ("", "multi_")]
+    heads = [f"{'multi' if prefix else 'single'} R{k}@{m}" for m in (0.5, 0.7) for k in MULTI_KS
+             for prefix in ("", "multi_")]
+    return [
+        f"Corpus moment retrieval with more than one right answer (percent): single = the "
+        f"annotated moment only; multi = any positive of `{info['file']}` (sha256 "
+        f"{info['sha256'][:12]}) inside the {report['split']} videos, the annotated one included:",
+        markdown_table(settings, ["setting", *cols], ["setting", *heads]),
+        f"Positives: {info['sentences']} sentences, matched to the file by video, window and text "
+        f"({info['matched_exact']} exact, {info['matched_close']} after a spelling difference, "
+        f"{info['unmatched']} unmatched and kept with their annotated moment only); of the "
+        f"file's {info['file_positives']:.0f} other-video positives of the matched sentences, "
+        f"{info['kept']:.0f} are inside the indexed videos and "
+        f"{info['outside_corpus']:.0f} outside (ignored). Positives per sentence inside the "
+        f"corpus: mean {info['positives_mean']:.2f}, "
+        f"min {info['positives_min']:.0f}, max {info['positives_max']:.0f}; "
+        f"{info['annotated_only_pct']:.1f}% have only the annotated one.",
+    ]
 
 
 def floats(text: str) -> list[float]:
@@ -151,15 +241,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--split", default="val")
-    parser.add_argument("--fvmr", type=Path, required=True)
+    checkpoint = parser.add_mutually_exclusive_group()
+    checkpoint.add_argument("--fvmr", type=Path, help="FVMR checkpoint composed over the grid")
+    checkpoint.add_argument("--model", type=Path, help="a search checkpoint evaluated as it is "
+                            "(default when --fvmr is not given: the shipped one)")
     parser.add_argument("--video-text", type=Path)
-    parser.add_argument("--video-weights", default="0")
-    parser.add_argument("--hub-weights", default="0")
+    parser.add_argument("--video-weights")
+    parser.add_argument("--hub-weights")
     parser.add_argument("--hub-bank", type=int, default=500)
+    parser.add_argument("--positives", type=Path, help="MVMR positives file (multi-positive R@k)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    report = run(args.data, args.split, args.fvmr, args.video_text, floats(args.video_weights),
-                 floats(args.hub_weights), args.hub_bank, args.out)
+    grid = [args.video_text, args.video_weights, args.hub_weights]
+    if args.fvmr is None and any(option is not None for option in grid):
+        parser.error("--video-text, --video-weights and --hub-weights compose a grid from --fvmr")
+    report = run(args.data, args.split, args.fvmr, args.video_text,
+                 floats(args.video_weights or "0"), floats(args.hub_weights or "0"),
+                 args.hub_bank, args.out, args.positives, args.model)
     print(markdown(report))
     return 0
 

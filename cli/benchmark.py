@@ -132,20 +132,27 @@ def devices(
 def corpus_eval(
     data: Path = typer.Option(..., help="Corpus directory (features + annotations)."),
     out: Path = typer.Option(..., help="Report directory."),
-    fvmr: Path = typer.Option(..., help="FVMR checkpoint (its own corpus terms are replaced)."),
+    fvmr: Path = typer.Option(None, help="FVMR checkpoint composed over the (beta, gamma) grid "
+                              "(its own corpus terms are replaced)."),
+    model: Path = typer.Option(None, help="A search checkpoint evaluated as it is, instead of "
+                               "a grid (default when --fvmr is not given: the shipped one)."),
     video_text: Path = typer.Option(None, help="Video-text checkpoint (for beta > 0)."),
-    video_weights: str = typer.Option("0", help="Comma-separated beta values."),
-    hub_weights: str = typer.Option("0", help="Comma-separated gamma values."),
+    video_weights: str = typer.Option(None, help="Comma-separated beta values (default 0)."),
+    hub_weights: str = typer.Option(None, help="Comma-separated gamma values (default 0)."),
     hub_bank: int = typer.Option(500, min=1, help="Training sentences of the hub bank."),
+    positives: Path = typer.Option(None, help="MVMR positives file (e.g. charades_test_mvmr"
+                                   ".json): adds multi-positive R@1/10/100 at IoU 0.5/0.7."),
     split: str = typer.Option("val", help="Split whose videos and sentences are searched."),
 ) -> None:
-    """Corpus search, video retrieval and hubness for each (beta, gamma) of a grid."""
+    """Corpus search, video retrieval and hubness per checkpoint (a (beta, gamma) grid or one)."""
     from moment_search.benchmarks import corpus_eval as bench
 
-    argv = ["--data", str(data), "--out", str(out), "--fvmr", str(fvmr), "--split", split,
-            "--video-weights", video_weights, "--hub-weights", hub_weights,
-            "--hub-bank", str(hub_bank)]
-    argv += ["--video-text", str(video_text)] if video_text else []
+    argv = ["--data", str(data), "--out", str(out), "--split", split, "--hub-bank", str(hub_bank)]
+    options = {"--fvmr": fvmr, "--model": model, "--video-text": video_text,
+               "--video-weights": video_weights, "--hub-weights": hub_weights,
+               "--positives": positives}
+    argv += [item for name, value in options.items() if value is not None
+             for item in (name, str(value))]
     with user_errors():
         bench.main(argv)
     console.print(f"report written to {out}")
