@@ -46,9 +46,9 @@ def open_query_encoder(index_dir: Path, info, device: str = "auto",
     if precision == PYTORCH:
         return pytorch_query_encoder(index_dir, device, token_cache)
     if not folder.is_dir():
-        warnings.warn(f"{index_dir} has no ONNX query encoder (it was built before indexes "
-                      f"carried one), so queries are encoded with PyTorch, which is slower to "
-                      f"start; {EXPORT_HINT.format(index=index_dir)}",
+        warnings.warn(f"{index_dir} has no ONNX query encoder (built before indexes carried "
+                      f"one, or with --no-query-encoder), so queries are encoded with PyTorch, "
+                      f"which is slower to start; {EXPORT_HINT.format(index=index_dir)}",
                       PyTorchFallbackWarning, stacklevel=3)
         return pytorch_query_encoder(index_dir, device, token_cache)
     meta = EncoderMeta.read(folder)

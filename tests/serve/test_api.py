@@ -7,6 +7,7 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 
+from moment_search.search.query_encoders import PyTorchFallbackWarning
 from moment_search.serve.app import create_app
 from moment_search.serve.service import MAX_K, MAX_QUERY_CHARS, SearchService
 
@@ -149,7 +150,10 @@ def test_a_recorded_video_file_missing_on_disk_says_so(tmp_path, tiny_model_dir)
     index = tmp_path / "index"
     build_index(corpus, index, tiny_model_dir, BuildConfig(shard_videos=3, device="cpu",
                                                           query_encoder=False))
-    client = TestClient(create_app(SearchService(index, device="cpu")))
+    with pytest.warns(PyTorchFallbackWarning):  # built without its ONNX encoder
+        service = SearchService(index, device="cpu")
+        service.wait_ready(120)
+    client = TestClient(create_app(service))
     answer = client.get("/api/videos/vid005/file").json()
     assert "missing on disk" in answer["error"] and str(gone) in answer["error"]
 
