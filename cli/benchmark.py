@@ -204,3 +204,33 @@ def query_latency(
     with user_errors():
         write(config)
     console.print(f"report written to {out}")
+
+
+@app.command("relevance")
+def relevance(
+    data: Path = typer.Option(Path("../shared/data/charades-sta-clip"),
+                              help="charades-sta-clip corpus directory."),
+    annotations: Path = typer.Option(Path("../shared/data/annotations"),
+                                     help="The annotations/ directory (TACoS, ActivityNet, "
+                                     "Charades classes and CSV)."),
+    work: Path = typer.Option(..., help="Where the train and val indexes are (built if absent)."),
+    out: Path = typer.Option(..., help="Report directory."),
+    model: Path = typer.Option(None, help="FVMR checkpoint (default: shipped)."),
+    share: float = typer.Option(0.05, min=0.0, max=1.0,
+                                help="Train sentences allowed under the no-good-match threshold."),
+    write_model: Path = typer.Option(None, help="Write the calibration (relevance.json + "
+                                     "relevance-bank.npy) into this checkpoint folder."),
+) -> None:
+    """Fit the relevance calibration on train, measure it on val (AUROC, false no-match rate)."""
+    from moment_search.benchmarks import relevance as bench
+
+    argv = ["--data", str(data), "--annotations", str(annotations), "--work", str(work),
+            "--out", str(out), "--share", str(share)]
+    argv += ["--model", str(model)] if model else []
+    argv += ["--write-model", str(write_model)] if write_model else []
+    with user_errors():
+        report = bench.main(argv)
+    val = report["val"]
+    console.print(f"val AUROC {val['auroc']:.3f}, val sentences marked no good match "
+                  f"{val['false_no_match_rate']:.1%}; report written to {out}")
+

@@ -21,16 +21,36 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def moments_table(text: str, moments, quoted: bool = True) -> Table:
-    """A readable table of ranked moments, titled with the (quoted) query."""
-    table = Table(title=f"“{text}”" if quoted else text)
-    for name, justify in (("rank", "right"), ("video", "left"), ("moment", "left"),
-                          ("score", "right"), ("stage", "left")):
+NO_GOOD_MATCH = ("no good match: the best relevance is under the calibrated threshold; these "
+                 "moments are probably not what the sentence describes")
+
+
+def moments_table(text: str, moments, quoted: bool = True,
+                  no_good_match: bool | None = None) -> Table:
+    """A readable table of ranked moments, titled with the (quoted) query; a relevance column
+    when the index is calibrated, and a caption when the answer has no good match."""
+    table = Table(title=f"“{text}”" if quoted else text,
+                  caption=NO_GOOD_MATCH if no_good_match else None)
+    calibrated = any(m.relevance is not None for m in moments)
+    columns = [("rank", "right"), ("video", "left"), ("moment", "left"), ("score", "right"),
+               *([("relevance", "right")] if calibrated else []), ("stage", "left")]
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     for m in moments:
+        relevance = [] if not calibrated else [
+            "-" if m.relevance is None else f"{m.relevance:.2f}"]
         table.add_row(str(m.rank), m.video_id, f"{clock(m.start_s)}-{clock(m.end_s)}",
-                      f"{m.score:.3f}", m.stage)
+                      f"{m.score:.3f}", *relevance, m.stage)
     return table
+
+
+def moment_line(moment, no_good_match: bool | None) -> dict:
+    """One ``--json`` line: the moment's fields and, when the index is calibrated, the
+    answer's ``no_good_match`` flag (the same on every line of the answer)."""
+    fields = moment.to_dict()
+    if no_good_match is not None:
+        fields["no_good_match"] = no_good_match
+    return fields
 
 
 def check_nms(value: float) -> float:
@@ -48,7 +68,7 @@ def print_answers(answers, as_json: bool) -> None:
             typer.echo(json.dumps(answer.to_dict()))
         else:
             console.print(moments_table(f"{answer.qid}: {answer.text}", answer.moments,
-                                        quoted=False))
+                                        quoted=False, no_good_match=answer.no_good_match))
 
 
 def check_batch_options(text, file, predictions, output_format: str) -> None:
@@ -120,14 +140,19 @@ def query(
     video-text term and subtracts the hub correction). Higher is better; it ranks the moments of
     one query and is not comparable across queries (not a probability). With --rerank, a
     reranked moment's score (stage pln+fvmr) is the fused probability in [0, 1].
+
+    Relevance (when the index's model carries a calibration) is a probability in [0, 1] that a
+    moment is a real match, comparable across queries; an answer whose best relevance is under
+    the calibrated threshold is marked "no good match" (--json: "no_good_match" on each line).
     """
     from moment_search.search.searcher import Searcher
 
     with user_errors():
         check_batch_options(text, file, predictions, output_format)
-        # mapped: a one-shot query reads only the parts of the FAISS file it probes
+        # one sentence: map the FAISS file (read only the lists it probes); a file of
+        # queries: read it (mapped lists are searched ~2x slower)
         searcher = Searcher.open(index, device=device, catalog_url=catalog, encoder=encoder,
-                                 mmap=True)
+                                 mmap=file is None)
         options = {"video_ids": video or None, "nms": nms, "per_video": per_video,
                    "rerank": rerank, "rerank_videos": rerank_videos,
                    "rerank_weight": rerank_weight}
@@ -137,12 +162,17 @@ def query(
             run_file(searcher, file, k, options, predictions, output_format, as_json)
             return
         moments = searcher.search(text, k=k, **options)
+    flag = searcher.no_good_match(moments)
     if as_json:
         for m in moments:
-            typer.echo(json.dumps(m.to_dict()))
+            typer.echo(json.dumps(moment_line(m, flag)))
         return
-    console.print(moments_table(text, moments))
+    console.print(moments_table(text, moments, no_good_match=flag))
     t = searcher.timings
     rerank_note = f", rerank {t.extra['rerank_ms']:.1f} ms" if "rerank_ms" in t.extra else ""
     console.print(f"text encoding {t.encode_ms:.1f} ms, search {t.search_ms:.1f} ms, "
                   f"NMS {t.post_ms:.1f} ms{rerank_note} over {searcher.n_proposals} proposals")
+    if searcher.relevance is None:
+        from moment_search.search.relevance import NO_CALIBRATION
+
+        console.print(NO_CALIBRATION, style="dim")

@@ -214,3 +214,33 @@ def tiny_fian_dir(tmp_path_factory) -> Path:
     model.eval().save_pretrained(path, extra={"feature_rate": 1.0, "max_tokens": 32,
                                               "nms_threshold": 0.5})
     return path
+
+
+def calibrate_index(index_dir: Path, bias: float, threshold: float,
+                    familiarity_weight: float = 0.0, score_weight: float = 1.0) -> None:
+    """Write a relevance calibration into an index's model folder: a bank of 3 seeded unit
+    vectors of the model's width; with ``familiarity_weight`` 0 the top moment's relevance is
+    exactly ``sigmoid(bias)``."""
+    from moment_search.indexer.store import MODEL_DIR, model_fingerprint
+
+    from moment_search.search.relevance import RelevanceModel
+
+    model_dir = Path(index_dir) / MODEL_DIR
+    width = json.loads((model_dir / "config.json").read_text())["config"]["space_dim"]
+    bank = np.random.default_rng(0).normal(size=(3, width)).astype(np.float32)
+    bank /= np.linalg.norm(bank, axis=1, keepdims=True)
+    model_id, config_hash = model_fingerprint(model_dir)
+    RelevanceModel(bias, familiarity_weight, score_weight, threshold, bank, model_id,
+                   config_hash).save(model_dir)
+
+
+@pytest.fixture(scope="session")
+def calibrated_index(tmp_path_factory, session_corpus, tiny_model_dir) -> Path:
+    """A flat index of the session corpus whose model carries a relevance calibration (top
+    relevance sigmoid(1) = 0.73, threshold 0.5: every answer a good match)."""
+    from moment_search.indexer.build import BuildConfig, build_index
+
+    out = tmp_path_factory.mktemp("calibrated") / "index"
+    build_index(session_corpus, out, tiny_model_dir, BuildConfig(shard_videos=4, device="cpu"))
+    calibrate_index(out, bias=1.0, threshold=0.5)
+    return out

@@ -34,11 +34,16 @@ class QueryAnswer:
     qid: QueryId
     text: str
     moments: list[Moment]
+    no_good_match: bool | None = None  # None: the index has no relevance calibration
 
     def to_dict(self) -> dict:
-        """JSON-ready: ``{"qid", "query", "moments": [Moment.to_dict(), ...]}``."""
-        return {"qid": self.qid, "query": self.text,
-                "moments": [m.to_dict() for m in self.moments]}
+        """JSON-ready: ``{"qid", "query", "moments": [Moment.to_dict(), ...]}``, and
+        ``"no_good_match"`` when the index is calibrated."""
+        fields = {"qid": self.qid, "query": self.text,
+                  "moments": [m.to_dict() for m in self.moments]}
+        if self.no_good_match is not None:
+            fields["no_good_match"] = self.no_good_match
+        return fields
 
 
 def read_query_file(path: str | Path) -> list[tuple[QueryId, str]]:
@@ -100,7 +105,7 @@ def answer_file(searcher: Searcher, path: str | Path, k: int = 100, batch_size: 
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
         found = searcher.search_many([text for _, text in chunk], k=k, **options)
-        answers += [QueryAnswer(qid, text, moments)
+        answers += [QueryAnswer(qid, text, moments, searcher.no_good_match(moments))
                     for (qid, text), moments in zip(chunk, found, strict=True)]
         progress.advance(len(chunk))
     return answers

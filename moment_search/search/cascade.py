@@ -72,6 +72,11 @@ def rerank_moments(searcher, reranker: Reranker, text: str, query: np.ndarray, f
         fused += [(video.video_id, moments[i, 0], moments[i, 1], float(score[i])) for i in keep]
     fused.sort(key=lambda hit: -hit[3])
     stage = f"{reranker.name}+fvmr"
-    head = [type(fast[0])(0, v, float(s), float(e), sc, stage) for v, s, e, sc in fused]
+    # a reranked moment carries the relevance of its video's best fast-path moment
+    relevance = {}
+    for m in fast:
+        relevance.setdefault(m.video_id, m.relevance)
+    head = [type(fast[0])(0, v, float(s), float(e), sc, stage, relevance=relevance[v])
+            for v, s, e, sc in fused]
     tail = [m for m in fast if m.video_id not in set(chosen)]
     return [replace(m, rank=rank) for rank, m in enumerate((head + tail)[:opts.k], start=1)]

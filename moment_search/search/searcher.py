@@ -19,11 +19,14 @@ from ..indexer.store import ProposalTable, read_metadata
 from .localize import best_across_videos
 from .query_cache import QUERY_CACHE_SIZE, QueryCache
 from .query_encoders import open_query_encoder
+from .relevance import RelevanceModel, read_relevance
 
 
 @dataclass(frozen=True)
 class Moment:
-    """One search result: a moment of a video, with the score of the stage that ranked it."""
+    """One search result: a moment of a video, with the score of the stage that ranked it and
+    its relevance, a probability in [0, 1] that it is a real match (``search.relevance``; None
+    when the index's model carries no calibration)."""
 
     rank: int
     video_id: str
@@ -32,11 +35,16 @@ class Moment:
     score: float
     stage: str = "fvmr"
     proposal_id: int = -1
+    relevance: float | None = None
 
     def to_dict(self) -> dict:
-        """JSON-ready fields."""
-        return {"rank": self.rank, "video_id": self.video_id, "start_s": round(self.start_s, 3),
-                "end_s": round(self.end_s, 3), "score": round(self.score, 6), "stage": self.stage}
+        """JSON-ready fields (``relevance`` only when the index is calibrated)."""
+        fields = {"rank": self.rank, "video_id": self.video_id,
+                  "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
+                  "score": round(self.score, 6), "stage": self.stage}
+        if self.relevance is not None:
+            fields["relevance"] = round(self.relevance, 4)
+        return fields
 
 
 def default_candidates(k: int) -> int:
@@ -89,6 +97,7 @@ class Searcher:
         self.device = "cpu"
         self._moment_encoder = None
         self.query_cache = QueryCache(QUERY_CACHE_SIZE)
+        self.relevance: RelevanceModel | None = None  # the model's calibration, if it has one
 
     @classmethod
     def open(cls, index_dir: str | Path, device: str = "auto", catalog_url: str | None = None,
@@ -138,6 +147,7 @@ class Searcher:
         fresh = self._open_published(self.index_dir, self.catalog, params, self.device,
                                      self.encoder)
         fresh.rerankers, fresh.query_cache = self.rerankers, self.query_cache
+        fresh.relevance = self.relevance
         return fresh
 
     def video_profile(self, query: np.ndarray, video_id: str) -> np.ndarray:
@@ -163,13 +173,15 @@ class Searcher:
                         mmap: bool = False, query_cache: int = QUERY_CACHE_SIZE) -> Searcher:
         from ..indexer.backends import open_store
         from ..indexer.integrity import check_for_query, published_shards, verify_model_matches
+        from ..indexer.store import MODEL_DIR
 
         verify_model_matches(index_dir, catalog)
         check_for_query(index_dir, params)
         table = read_metadata(index_dir, published_shards(catalog, params))
         # FAISS: on a GPU when one is there and the FAISS build has GPU support, else the CPU
         index = open_store(index_dir, params, device, mmap)
-        if encoder is None:
+        first_open = encoder is None
+        if first_open:
             # with no query cache, the PyTorch encoder keeps no sentence cache either
             encoder = open_query_encoder(index_dir, catalog.info(), device, encoder_precision,
                                          token_cache=None if query_cache else 0)
@@ -178,6 +190,10 @@ class Searcher:
                              f"does not match the index width {index.d}")
         searcher = cls(index, table, catalog, encoder, params, index_dir)
         searcher.device = device
+        if first_open:  # a reopened version shares the model, hence the calibration
+            info = catalog.info()
+            searcher.relevance = read_relevance(index_dir / MODEL_DIR, info.model_id,
+                                                info.config_hash)
         searcher.query_cache = QueryCache(query_cache)
         return searcher
 
@@ -259,6 +275,8 @@ class Searcher:
         # the cascade needs every fetched video's fast-path moments, not only the top k
         fast_opts = replace(opts, k=len(ids[0])) if opts.rerank else opts
         results = [self._moments(s, i, fast_opts) for s, i in zip(scores, ids, strict=True)]
+        results = [self._with_relevance(q, moments)
+                   for q, moments in zip(queries, results, strict=True)]
         timings.post_ms = 1000 * (time.perf_counter() - start)
         if opts.rerank:
             start = time.perf_counter()
@@ -266,6 +284,23 @@ class Searcher:
                        for text, query, moments in zip(texts, queries, results, strict=True)]
             timings.extra["rerank_ms"] = 1000 * (time.perf_counter() - start)
         return results, timings
+
+    def _with_relevance(self, query: np.ndarray, moments: list[Moment]) -> list[Moment]:
+        """The fast-path moments of one (D,) query with their relevance (unchanged when the
+        index has no calibration)."""
+        if self.relevance is None or not moments:
+            return moments
+        scores = np.array([[m.score for m in moments]])  # (1, K) best first
+        relevance = self.relevance.relevance(query[None], scores)[0]  # (K,)
+        return [replace(m, relevance=float(r)) for m, r in zip(moments, relevance, strict=True)]
+
+    def no_good_match(self, moments: list[Moment]) -> bool | None:
+        """Whether an answer has no good match: its best relevance is under the calibration's
+        threshold (None when the index has no calibration or the answer no moments)."""
+        found = [m.relevance for m in moments if m.relevance is not None]
+        if self.relevance is None or not found:
+            return None
+        return self.relevance.no_good_match(max(found))
 
     def _rerank(self, text: str, query: np.ndarray, fast: list[Moment], opts: SearchOptions
                 ) -> list[Moment]:

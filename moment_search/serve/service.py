@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import queue
@@ -25,6 +26,7 @@ from pathlib import Path
 from ..search.query_cache import QUERY_CACHE_SIZE
 from ..search.rerank import RERANKERS
 
+LOGGER = logging.getLogger("moment_search.serve")
 MAX_K = 100
 MAX_QUERY_CHARS = 500
 MAX_QUERIES = 64  # per POST
@@ -104,6 +106,7 @@ class SearchService:
         self.parallel = max(1, int(parallel or os.cpu_count() or 1))
         self.searcher = None
         self.error: str | None = None
+        self._reopen_error: str | None = None
         self.load_seconds: float | None = None
         self._jobs: queue.Queue[_Job] = queue.Queue()
         self._ready = threading.Event()
@@ -121,7 +124,8 @@ class SearchService:
                                  encoder=self.encoder_precision, query_cache=self.query_cache)
         if self.default_rerank:
             searcher.add_reranker(self.default_rerank)
-        searcher.search("warm up", k=1)  # the first call pays for lazy initialisation
+        if searcher.n_proposals:  # the first call pays for lazy initialisation
+            searcher.search("warm up", k=1)
         self.searcher = searcher
         self.load_seconds = time.perf_counter() - start
 
@@ -131,10 +135,8 @@ class SearchService:
         except Exception as e:  # reported by /api/health; every request gets it too
             self.error = f"cannot open the index: {e}"
         self._ready.set()
-        if self.parallel > 1:  # parallelism comes from the workers: one FAISS thread per call
-            from ..indexer.faiss_core import import_faiss
-
-            import_faiss().omp_set_num_threads(1)
+        if self.searcher is not None and not hasattr(self.searcher.encoder, "session"):
+            self.parallel = 1  # the PyTorch encoder's sentence cache is not thread-safe
         for n in range(self.parallel):
             threading.Thread(target=self._work, name=f"moment-search-worker-{n}",
                              daemon=True).start()
@@ -153,10 +155,12 @@ class SearchService:
         searcher = self.searcher
         encoder = getattr(searcher.encoder, "precision", None)
         encoder = f"ONNX {encoder}" if encoder else "PyTorch (no ONNX encoder in the index)"
+        relevance = "relevance calibrated" if searcher.relevance else \
+            "no relevance calibration (moments have no relevance field)"
         return (f"{self.index_dir}: {len(searcher.table.video_names)} videos, "
                 f"{searcher.n_proposals:,} proposals, {searcher.catalog.info().index_type} "
-                f"index, query encoder {encoder}, {self.parallel} worker thread(s); loaded in "
-                f"{self.load_seconds:.1f} s")
+                f"index, query encoder {encoder}, {relevance}, {self.parallel} worker "
+                f"thread(s); loaded in {self.load_seconds:.1f} s")
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
@@ -164,6 +168,10 @@ class SearchService:
     # -- the worker ------------------------------------------------------------------------
 
     def _work(self) -> None:
+        if self.parallel > 1:  # OpenMP's setting is per thread: one FAISS thread per call here
+            from ..indexer.faiss_core import import_faiss
+
+            import_faiss().omp_set_num_threads(1)
         while True:
             jobs = [self._jobs.get()]
             while len(jobs) < self.max_batch:
@@ -171,30 +179,55 @@ class SearchService:
                     jobs.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-            self._answer(jobs)
+            # a job whose client gave up (timed out) is dropped; the others are answered
+            jobs = [job for job in jobs if job.answer.set_running_or_notify_cancel()]
+            try:
+                self._answer(jobs)
+            except Exception:  # noqa: BLE001 - a worker must outlive any one batch
+                LOGGER.exception("a batch of %d queries failed", len(jobs))
+                for job in jobs:
+                    if not job.answer.done():
+                        job.answer.set_exception(RuntimeError("the search failed"))
 
     def _answer(self, jobs: list[_Job]) -> None:
-        with self._reopen_lock:
-            try:
-                self.searcher = self.searcher.reopen_if_changed()
-            except Exception as e:  # a broken new version: keep answering from the open one
-                self.error = None if self.searcher else str(e)
+        self._reopen()
         groups: dict[SearchOptions, list[_Job]] = {}
         for job in jobs:
             groups.setdefault(job.options, []).append(job)
         for options, group in groups.items():
+            self._answer_group(options, group)
+
+    def _reopen(self) -> None:
+        """Move to a version a writer published meanwhile; a broken one is said once and the
+        open version keeps answering."""
+        with self._reopen_lock:
             try:
-                results = self._search([j.text for j in group], options)
-            except ValueError as e:
+                self.searcher = self.searcher.reopen_if_changed()
+            except Exception as e:  # noqa: BLE001
+                if str(e) != self._reopen_error:
+                    LOGGER.warning("cannot open the index's new version (still answering "
+                                   "from version %s): %s", self.searcher.params.get("version"),
+                                   e)
+                self._reopen_error = str(e)
+
+    def _answer_group(self, options: SearchOptions, group: list[_Job]) -> None:
+        """Answer the jobs of one options group in one call; on a bad sentence, one by one,
+        so that each client hears only of its own."""
+        try:
+            results = self._search([j.text for j in group], options)
+        except ValueError as e:
+            if len(group) > 1:
                 for job in group:
-                    job.answer.set_exception(BadRequest(_parameter_of(str(e)), str(e)))
-                continue
-            except Exception as e:  # noqa: BLE001 - every waiting client must hear of it
-                for job in group:
-                    job.answer.set_exception(e)
-                continue
-            for job, result in zip(group, results, strict=True):
-                job.answer.set_result({**result, "batch_size": len(group)})
+                    self._answer_group(options, [job])
+                return
+            group[0].answer.set_exception(BadRequest(_parameter_of(str(e)), str(e)))
+            return
+        except Exception as e:  # noqa: BLE001 - every waiting client must hear of it
+            for job in group:
+                job.answer.set_exception(e)
+            return
+        for job, result in zip(group, results, strict=True):
+            job.answer.set_result({**result, "batch_size": len(group)})
 
     def _search(self, texts: list[str], options: SearchOptions) -> list[dict]:
         searcher = self.searcher
@@ -210,23 +243,26 @@ class SearchService:
         for text, moments in zip(texts, found, strict=True):
             rows = [m.to_dict() for m in moments]
             if options.profile:
-                self._add_profiles(text, rows)
+                self._add_profiles(searcher, text, rows)
+            flag = searcher.no_good_match(moments)
             results.append({"query": text, "moments": rows,
+                            **({} if flag is None else {"no_good_match": flag}),
                             "timing_ms": {k: round(v, 3) for k, v in timing.items()},
                             "index_version": searcher.params.get("version")})
         return results
 
-    def _add_profiles(self, text: str, rows: list[dict]) -> None:
-        query = self.searcher.encoder.encode([text])[0]
+    def _add_profiles(self, searcher, text: str, rows: list[dict]) -> None:
+        """Each row's video profile, from the version that found the moments."""
+        query = searcher.query_cache.encode(searcher.encoder, [text])[0]
         profiles: dict[str, list] = {}
         for row in rows:
             video = row["video_id"]
             if video not in profiles:
-                values = self.searcher.video_profile(query, video)
+                values = searcher.video_profile(query, video)
                 profiles[video] = [None if math.isnan(v) else round(float(v), 4)
                                    for v in values]
             row["profile"] = profiles[video]
-            row["duration"] = self.searcher.catalog.video(video).duration
+            row["duration"] = searcher.catalog.video(video).duration
             row["has_file"] = self.video_file(video) is not None
 
     # -- the API ---------------------------------------------------------------------------
@@ -250,7 +286,11 @@ class SearchService:
             raise RuntimeError(self.error or "the index is still loading")
         jobs = self._submit(texts, options)
         waiting = [asyncio.wrap_future(job.answer) for job in jobs]
-        return list(await asyncio.wait_for(asyncio.gather(*waiting), ANSWER_TIMEOUT_S))
+        try:
+            return list(await asyncio.wait_for(asyncio.gather(*waiting), ANSWER_TIMEOUT_S))
+        except asyncio.TimeoutError as e:  # queued jobs are cancelled; workers drop them
+            raise RuntimeError(f"no answer within {ANSWER_TIMEOUT_S:.0f} s: the server is "
+                               f"overloaded; try again") from e
 
     def _submit(self, texts: list[str], options: SearchOptions) -> list[_Job]:
         """Validate the sentences and options, then queue one job per sentence."""

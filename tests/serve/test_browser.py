@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from ..conftest import calibrate_index
 from .conftest import VIDEOS
 
 pytestmark = pytest.mark.browser
@@ -21,12 +22,27 @@ DRIVER = shutil.which("chromedriver")
 
 @pytest.fixture(scope="module")
 def server(served_index):
+    yield from serve(served_index)
+
+
+@pytest.fixture(scope="module")
+def unmatched_server(served_index, tmp_path_factory):
+    """A copy of the served index calibrated so that every answer has no good match (top
+    relevance sigmoid(-1) = 0.27 under 0.5)."""
+    index = tmp_path_factory.mktemp("unmatched") / "index"
+    shutil.copytree(served_index, index)
+    calibrate_index(index, bias=-1.0, threshold=0.5)
+    yield from serve(index)
+
+
+def serve(index):
+    """Serve an index on a free port (a generator: yields the base URL, then stops it)."""
     import uvicorn
 
     from moment_search.serve.app import create_app
     from moment_search.serve.service import SearchService
 
-    service = SearchService(served_index, device="cpu")
+    service = SearchService(index, device="cpu")
     assert service.wait_ready(120)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -120,3 +136,26 @@ def test_clicking_a_result_moves_the_player(server, browser):
         "return arguments[0].currentTime", player) or None)
     assert abs(current - start) < 2.0
     assert "/api/videos/" in player.get_attribute("src")
+
+
+def test_the_page_shows_relevance_and_says_when_there_is_no_good_match(unmatched_server,
+                                                                      browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(unmatched_server + "/?q=a+dolphin+jumps+over+a+car&k=5")
+    rows = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results button.moment"))
+    assert rows[0].find_element(By.CSS_SELECTOR, ".relevance").text == "27%"
+    assert "relevance 27%" in rows[0].get_attribute("aria-label")
+    notice = browser.find_element(By.ID, "no-match")
+    wait_for(notice.is_displayed)
+    assert "No good match" in notice.text
+
+
+def test_the_page_hides_the_notice_and_relevance_without_calibration(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/?q=person+does+action+number+1&k=5")
+    rows = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results button.moment"))
+    assert rows[0].find_element(By.CSS_SELECTOR, ".relevance").text == ""
+    assert not browser.find_element(By.ID, "no-match").is_displayed()
+

@@ -9,6 +9,7 @@ const statusLine = document.getElementById("status");
 const player = document.getElementById("player");
 const playerBox = document.getElementById("player-box");
 const nowPlaying = document.getElementById("now-playing");
+const noMatch = document.getElementById("no-match");
 let stopAt = null;
 
 function clock(seconds) {
@@ -85,8 +86,18 @@ player.addEventListener("timeupdate", () => {
   if (stopAt !== null && player.currentTime >= stopAt) { player.pause(); stopAt = null; }
 });
 
+// relevance: a calibrated probability that the moment is a real match (absent when the index
+// carries no calibration)
+function relevanceCell(moment) {
+  if (moment.relevance === undefined) return cell("", "relevance");
+  const span = cell(`${Math.round(100 * moment.relevance)}%`, "relevance");
+  span.title = "relevance: calibrated probability that this is a real match";
+  return span;
+}
+
 function render(result) {
   list.replaceChildren();
+  noMatch.hidden = result.no_good_match !== true;
   result.moments.forEach(moment => {
     const item = document.createElement("li");
     const button = document.createElement("button");
@@ -96,9 +107,12 @@ function render(result) {
     button.dataset.start = moment.start_s;
     button.append(cell(moment.rank, "rank"), cell(moment.video_id, "video"),
                   cell(`${clock(moment.start_s)}-${clock(moment.end_s)}`, "span"),
-                  cell(moment.score.toFixed(3), "score"), timeline(moment));
+                  cell(moment.score.toFixed(3), "score"), relevanceCell(moment), timeline(moment));
+    const relevance = moment.relevance === undefined ? "" :
+      `, relevance ${Math.round(100 * moment.relevance)}%`;
     button.setAttribute("aria-label", `rank ${moment.rank}: ${moment.video_id} from ` +
-      `${clock(moment.start_s)} to ${clock(moment.end_s)}, score ${moment.score.toFixed(3)}, ${moment.stage}`);
+      `${clock(moment.start_s)} to ${clock(moment.end_s)}, score ${moment.score.toFixed(3)}` +
+      `${relevance}, ${moment.stage}`);
     button.addEventListener("click", () => play(moment, item));
     item.appendChild(button);
     list.appendChild(item);
@@ -111,6 +125,7 @@ function render(result) {
 
 async function search(q, k) {
   statusLine.textContent = "searching…";
+  noMatch.hidden = true;
   const url = `/api/search?q=${encodeURIComponent(q)}&k=${k}&profile=true`;
   const response = await fetch(url, { headers: apiKey ? { "X-API-Key": apiKey } : {} });
   const body = await response.json();
