@@ -44,11 +44,27 @@ from .report import (
 
 ENCODERS = ("pytorch", "fp32", "int8")
 COLD_SENTENCE = "person opens a cabinet"
-# prints the child's peak resident memory (KiB) after answering, on a line of its own: VmHWM
-# of /proc/self/status (ru_maxrss would count the benchmark process it was forked from)
-COLD_SCRIPT = ("import sys\nfrom moment_search.cli.app import main\ncode = main(sys.argv[1:])"
-               "\nhwm = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]"
-               "\nprint('PEAK_KB', hwm, file=sys.stderr)\nsys.exit(code)")
+# Runs the console script's own path (``cli.app.entry``, which leaves a query with os._exit) and
+# prints the process's peak resident memory (KiB) on the way out: VmHWM of /proc/self/status
+# (ru_maxrss would count the benchmark process it was forked from).
+COLD_SCRIPT = """
+import os, sys
+def peak():
+    hwm = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]
+    print('PEAK_KB', hwm, file=sys.stderr, flush=True)
+real_exit = os._exit
+def exit_with_peak(code):
+    peak()
+    real_exit(code)
+os._exit = exit_with_peak
+sys.argv = ['moment-search', *sys.argv[1:]]
+from moment_search.cli.app import entry
+try:
+    entry()
+except SystemExit:
+    peak()
+    raise
+"""
 
 
 @dataclass

@@ -63,6 +63,15 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         err_console.print(f"[yellow]warning:[/] serving on {host} without --api-key: anyone "
                           f"who can reach this port can search the index")
+    if workers > 1:  # each process loads the index; this one holds none (milvus-lite: one)
+        os.environ["MOMENT_SEARCH_SERVE"] = _settings(index, rerank, api_key, device, catalog,
+                                                      batch, parallel, encoder, query_cache)
+        typer.echo(f"starting {workers} server processes, each loading {index} (GET "
+                   f"/api/health says when it is ready)", err=True)
+        uvicorn.run("moment_search.serve.app:app_from_environment", factory=True,
+                    workers=workers, host=host, port=port, log_config=LOG_CONFIG,
+                    access_log=False)
+        return
     service = SearchService(index, device=device, catalog_url=catalog, rerank=rerank,
                             max_batch=batch, parallel=parallel, encoder=encoder,
                             query_cache=query_cache)
@@ -72,14 +81,8 @@ def serve(
                           highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     typer.echo(f"ready: {service.describe()}", err=True)  # one line, never wrapped
-    options = {"host": host, "port": port, "log_config": LOG_CONFIG, "access_log": False}
-    if workers == 1:
-        uvicorn.run(create_app(service, api_key=api_key), **options)
-        return
-    os.environ["MOMENT_SEARCH_SERVE"] = _settings(index, rerank, api_key, device, catalog, batch,
-                                                  parallel, encoder, query_cache)
-    uvicorn.run("moment_search.serve.app:app_from_environment", factory=True, workers=workers,
-                **options)
+    uvicorn.run(create_app(service, api_key=api_key), host=host, port=port,
+                log_config=LOG_CONFIG, access_log=False)
 
 
 def _settings(index: Path, rerank, api_key, device, catalog, batch, parallel, encoder,

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from ..data.corpus import CorpusError
 from ..data.corpus_dir import open_corpus, read_split
-from ..search.onnx_encoder import ENCODER_DIR, EncoderError, EncoderMeta
+from ..search.onnx_encoder import (
+    ENCODER_DIR,
+    TOKENIZER_FILE,
+    EncoderError,
+    EncoderMeta,
+    graph_file,
+)
 from .integrity import require_index
 from .lock import writer_lock
 from .store import MODEL_DIR, model_fingerprint
@@ -28,6 +34,9 @@ def has_encoder_of(index_dir: Path, model_dir: Path) -> bool:
         meta = EncoderMeta.read(folder)
     except EncoderError:
         return False
+    files = [TOKENIZER_FILE, *(graph_file(p) for p in meta.precisions)]
+    if not all((folder / name).is_file() for name in files):
+        return False  # a graph or the tokenizer is gone: export again
     return (meta.model_id, meta.config_hash) == model_fingerprint(model_dir)
 
 

@@ -59,12 +59,23 @@ def leftovers(index_dir: Path, catalog: Catalog | None) -> list[Path]:
             + _unrecorded_shards(index_dir, catalog))
 
 
+def restore_encoder(index_dir: Path) -> bool:
+    """An export that died between moving the old encoder aside and moving the new one in left
+    ``.encoder.old`` (complete) and no ``encoder/``: put the old one back. True when it did."""
+    old, target = index_dir / f".{ENCODER_DIR}.old", index_dir / ENCODER_DIR
+    if old.is_dir() and not target.exists():
+        old.rename(target)
+        return True
+    return False
+
+
 def clean_leftovers(index_dir: Path, catalog: Catalog | None) -> list[str]:
     """Delete :func:`leftovers` (call it holding the writer lock); returns what was deleted."""
     removed = []
     for path in leftovers(index_dir, catalog):
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         removed.append(str(path.relative_to(index_dir)))
+    restore_encoder(index_dir)
     stagings = [index_dir / f".{MODEL_DIR}.tmp", *index_dir.glob(f".{ENCODER_DIR}.*")]
     for staging in stagings:  # a model copy or an encoder export cut short
         if staging.exists():

@@ -82,7 +82,7 @@ def export_query_encoder(model_dir: str | Path, target: str | Path,
         _write_meta(staging, meta)
         texts = [*dict.fromkeys([*check_texts[:CHECK_LIMIT], *CHECK_SENTENCES])]
         check = agreement(QueryEncoder(model, tokens), OnnxQueryEncoder(staging), texts)
-        if check["min_cosine"] < MIN_COSINE:
+        if not check["min_cosine"] >= MIN_COSINE:  # NaN vectors fail too
             raise ValueError(f"the ONNX query encoder disagrees with PyTorch: cosine "
                              f"{check['min_cosine']:.6f} < {MIN_COSINE} on {check['worst']!r}")
         meta = EncoderMeta(*model_fingerprint(model_dir), model.embedding_dim, tokens.max_length,

@@ -72,9 +72,19 @@ class EncoderMeta:
             raise EncoderError(f"{path} is missing") from e
         except (OSError, json.JSONDecodeError) as e:
             raise EncoderError(f"{path}: not readable JSON ({e})") from e
-        if data.get("format_version") != FORMAT_VERSION:
-            raise EncoderError(f"{path}: format_version {data.get('format_version')!r}, "
-                               f"expected {FORMAT_VERSION}; export the encoder again")
+        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+            found = data.get("format_version") if isinstance(data, dict) else type(data).__name__
+            raise EncoderError(f"{path}: format_version {found!r}, expected {FORMAT_VERSION}; "
+                               f"export the encoder again")
+        try:
+            return cls._from_dict(data)
+        except (KeyError, TypeError, ValueError) as e:
+            raise EncoderError(f"{path}: a field is missing or malformed ({e!r}); export the "
+                               f"encoder again ('moment-search index export-encoder --force')"
+                               ) from e
+
+    @classmethod
+    def _from_dict(cls, data: dict) -> EncoderMeta:
         return cls(data["model_id"], data["config_hash"], int(data["embedding_dim"]),
                    int(data["max_tokens"]), data.get("text_model", ""),
                    data.get("default_precision", "fp32"),
@@ -184,7 +194,7 @@ class OnnxQueryEncoder:
         for path in (graph, self.folder / TOKENIZER_FILE):
             if not path.is_file():
                 raise EncoderError(f"{path} is missing; export the encoder again "
-                                   f"('moment-search index export-encoder')")
+                                   f"('moment-search index export-encoder --force')")
         self.tokenizer = load_tokenizer(self.folder / TOKENIZER_FILE, self.meta.max_tokens)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads

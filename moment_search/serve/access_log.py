@@ -8,16 +8,18 @@ Lines go to the ``moment_search.serve`` logger (``moment-search serve`` prints t
 from __future__ import annotations
 
 import logging
-import re
 import time
+from urllib.parse import parse_qsl, urlencode
 
 LOGGER = logging.getLogger("moment_search.serve")
-KEY_PARAMETER = re.compile(r"(^|&)key=[^&]*")
 
 
 def redacted(query: str) -> str:
-    """A query string with the value of ``key=`` replaced (keys never reach a log)."""
-    return KEY_PARAMETER.sub(r"\1key=***", query)
+    """A query string with the value of every ``key`` parameter replaced, however its name is
+    written (``%6Bey`` is ``key`` to the server too): keys never reach a log."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(name, "***" if name == "key" else value) for name, value in pairs],
+                     safe="*")
 
 
 class AccessLog:

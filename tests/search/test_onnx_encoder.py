@@ -238,3 +238,37 @@ def test_cuda_execution_provider_when_asked_for(built_index):
     assert cosines(gpu.encode(texts), cpu.encode(texts)).min() >= MIN_COSINE
     searcher = Searcher.open(built_index, device="cuda", encoder="fp32")
     assert searcher.encoder.providers[0] == "CUDAExecutionProvider"
+
+
+def test_a_malformed_encoder_json_is_an_encoder_error_naming_the_file(tmp_path):
+    from moment_search.search.onnx_encoder import EncoderMeta
+
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    for text in ('{"format_version": 1}', "[1, 2]", "{not json"):
+        (folder / "encoder.json").write_text(text)
+        with pytest.raises(EncoderError, match="encoder.json"):
+            EncoderMeta.read(folder)
+
+
+def test_export_encoder_replaces_an_encoder_missing_a_graph(built_index, tmp_path):
+    from moment_search.cli.app import main
+
+    index = shutil.copytree(built_index, tmp_path / "index")
+    (index / "encoder" / "text-int8.onnx").unlink()
+    assert main(["index", "export-encoder", "--index", str(index)]) == 0  # no --force needed
+    assert (index / "encoder" / "text-int8.onnx").is_file()
+    assert Searcher.open(index, device="cpu").search("a person", k=1)
+
+
+def test_repair_puts_back_an_encoder_moved_aside_by_a_crashed_export(built_index, tmp_path):
+    from moment_search.indexer.repair import clean_leftovers
+    from moment_search.indexer.store import open_catalog
+
+    index = shutil.copytree(built_index, tmp_path / "index")
+    (index / "encoder").rename(index / ".encoder.old")  # crash between the two renames
+    shutil.copytree(index / ".encoder.old", index / ".encoder.abc123")  # the new, unpublished
+    clean_leftovers(index, open_catalog(index, None))
+    assert (index / "encoder" / "encoder.json").is_file()
+    assert not list(index.glob(".encoder*"))
+    assert isinstance(Searcher.open(index, device="cpu").encoder, OnnxQueryEncoder)

@@ -102,5 +102,6 @@ def test_keys_never_reach_the_log():
     assert redacted("q=a&key=s3cret&k=2") == "q=a&key=***&k=2"
     assert redacted("key=s3cret") == "key=***"
     assert redacted("monkey=1") == "monkey=1"
+    assert redacted("%6Bey=s3cret&q=a") == "key=***&q=a"  # the server reads it as key too
 
 
