@@ -50,12 +50,10 @@ def read_split(data: Path, split: str) -> tuple[list[str], list[str]]:
 
 def ensure_index(data: Path, split: str, index_dir: Path, model: Path | None) -> Path:
     """An index of one split's videos (built with ``index build`` when absent)."""
-    from ..cli.app import main as cli
+    from ..indexer.build import BuildConfig, build_index
 
     if not (index_dir / "catalog.sqlite").exists():
-        argv = ["index", "build", str(data), "--split", split, "--out", str(index_dir)]
-        if cli(argv + (["--model", str(model)] if model else [])):
-            raise RuntimeError(f"index build of the {split} split into {index_dir} failed")
+        build_index(data, index_dir, model, BuildConfig(split=split))
     return index_dir
 
 
