@@ -62,7 +62,10 @@ class RelevanceModel:
         part = np.asarray(queries, dtype=np.float32)[:, :self.width]  # (B, W)
         norms = np.linalg.norm(part, axis=1, keepdims=True)
         unit = part / np.maximum(norms, 1e-12)
-        return (unit @ self.bank.T).max(axis=1)  # (B,)
+        # einsum, not @: BLAS's own thread pool, called from a server's worker threads beside
+        # ONNX Runtime and FAISS, cut served throughput at 32 clients from 469 to 294 q/s
+        # (measured); this product is small enough (B x N x W = B x 0.5 M) for one core
+        return np.einsum("bw,nw->bn", unit, self.bank).max(axis=1)  # (B,)
 
     def logits(self, familiarity: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """(B,) familiarity, (B, K) fast-path scores (best first) -> (B, K) relevance logits."""
