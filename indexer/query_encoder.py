@@ -55,8 +55,8 @@ def check_sentences(corpus_dir: str | Path | None) -> list[str]:
     return [query.text for query in corpus.queries]
 
 
-def ensure_query_encoder(index_dir: Path, model_dir: Path, corpus_dir: str | Path | None = None,
-                         device: str = "cpu") -> EncoderMeta | None:
+def ensure_query_encoder(index_dir: Path, model_dir: Path, corpus_dir: str | Path | None = None
+                         ) -> EncoderMeta | None:
     """Export the encoder of ``model_dir`` into ``INDEX/encoder`` unless it is there already.
 
     Call it holding the writer lock. Returns the new metadata, or None when nothing was done.
@@ -66,7 +66,7 @@ def ensure_query_encoder(index_dir: Path, model_dir: Path, corpus_dir: str | Pat
     if has_encoder_of(index_dir, model_dir):
         return None
     return export_query_encoder(model_dir, Path(index_dir) / ENCODER_DIR,
-                                check_sentences(corpus_dir), device)
+                                check_sentences(corpus_dir))
 
 
 def export_index_encoder(index_dir: str | Path, catalog_url: str | None = None,

@@ -61,10 +61,12 @@ def leftovers(index_dir: Path, catalog: Catalog | None) -> list[Path]:
 
 def restore_encoder(index_dir: Path) -> bool:
     """An export that died between moving the old encoder aside and moving the new one in left
-    ``.encoder.old`` (complete) and no ``encoder/``: put the old one back. True when it did."""
-    old, target = index_dir / f".{ENCODER_DIR}.old", index_dir / ENCODER_DIR
-    if old.is_dir() and not target.exists():
-        old.rename(target)
+    the old one (complete) under ``atomic.backup_name`` and no ``encoder/``: put it back. True
+    when it did."""
+    target = index_dir / ENCODER_DIR
+    moved_aside = sorted(p for p in index_dir.glob(f".{ENCODER_DIR}.old-*") if p.is_dir())
+    if moved_aside and not target.exists():
+        moved_aside[-1].rename(target)
         return True
     return False
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -59,3 +60,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda temp: Path(temp).write_text(text, encoding="utf-8"))
+
+
+def backup_name(target: Path) -> Path:
+    """Where :func:`replace_dir` moves an existing ``target`` aside while it swaps."""
+    return target.with_name(f".{target.name}.old-{os.getpid()}")
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Move the folder ``staging`` to ``target``; an existing target is moved aside (see
+    :func:`backup_name`), then deleted. A crash between the two renames leaves the old folder
+    under its backup name, for a repair to put back."""
+    backup = None
+    if target.exists():
+        backup = backup_name(target)
+        target.rename(backup)
+    staging.rename(target)
+    if backup is not None:
+        shutil.rmtree(backup)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..atomic import replace_dir
 
 if TYPE_CHECKING:  # torch is imported where a model is built, not to read a config
     import torch
@@ -69,7 +69,7 @@ class PretrainedMixin:
         (staging / CONFIG_NAME).write_text(json.dumps(payload, indent=2))
         for path in (staging, staging / WEIGHTS_NAME, staging / CONFIG_NAME):
             path.chmod(0o755 if path.is_dir() else 0o644)  # mkdtemp/safetensors make them private
-        _replace_dir(staging, target)
+        replace_dir(staging, target)
         return target
 
     @classmethod
@@ -102,14 +102,3 @@ class PretrainedMixin:
                  for k, v in load_file(str(weights)).items()}
         model.load_state_dict(state)
         return model.to(device).eval()
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Move ``staging`` to ``target``; an existing target is swapped out, then deleted."""
-    backup = None
-    if target.exists():
-        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(backup)
-    staging.rename(target)
-    if backup is not None:
-        shutil.rmtree(backup)

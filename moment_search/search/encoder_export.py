@@ -9,18 +9,18 @@ into place, so a crash never leaves half an encoder.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import shutil
 import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..atomic import replace_dir
 from .encoder_check import CHECK_SENTENCES, agreement
 from .onnx_encoder import (
     ENCODER_DIR,
     GRAPH_FILE,
-    META_FILE,
     TOKENIZER_FILE,
     EncoderMeta,
     OnnxQueryEncoder,
@@ -41,16 +41,15 @@ CHECK_LIMIT = 512  # corpus sentences used by the check (the first ones, in file
 
 
 def export_query_encoder(model_dir: str | Path, target: str | Path,
-                         check_texts: Sequence[str] = (), device: str = "cpu",
-                         quantize: bool = True) -> EncoderMeta:
-    """Write the encoder folder of the FVMR checkpoint ``model_dir`` to ``target``.
+                         check_texts: Sequence[str] = (), quantize: bool = True) -> EncoderMeta:
+    """Write the encoder folder of the FVMR checkpoint ``model_dir`` to ``target`` (the export
+    and its check run on the CPU).
 
     Args:
         model_dir: the FVMR checkpoint (an index's ``model/``).
         target: the encoder folder to write (replaced atomically if it exists).
         check_texts: sentences to compare ONNX with PyTorch on (the corpus's); the built-in
             :data:`CHECK_SENTENCES` are always added.
-        device: where the PyTorch side runs for the check.
         quantize: also write the 8-bit graph (``encoder_quantize.DEFAULT_VARIANT``), the
             default when it agrees with fp32 (cosine >= ``MIN_INT8_COSINE``) on the check
             sentences.
@@ -65,13 +64,12 @@ def export_query_encoder(model_dir: str | Path, target: str | Path,
 
     from ..indexer.store import model_fingerprint
     from ..models.fvmr import FVMR
-    from ..text.tokens import TokenEncoder
-    from .encoders import QueryEncoder
+    from .query_encoders import pytorch_encoder
 
     model_dir, target = Path(model_dir), Path(target)
-    model = FVMR.from_pretrained(model_dir, "cpu")
+    reference = pytorch_encoder(model_dir, "cpu")
+    model, tokens = reference.model, reference.tokens
     _, extra = FVMR.read_config(model_dir)
-    tokens = TokenEncoder(device="cpu", max_length=int(extra.get("max_tokens", 32)))
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         shutil.copyfile(tokens.model_path / TOKENIZER_FILE, staging / TOKENIZER_FILE)
@@ -79,15 +77,14 @@ def export_query_encoder(model_dir: str | Path, target: str | Path,
             _export_graph(_text_side(tokens, model), staging / GRAPH_FILE)
         meta = EncoderMeta(*model_fingerprint(model_dir), model.embedding_dim, tokens.max_length,
                            str(extra.get("text_model", tokens.model_path.name)))
-        _write_meta(staging, meta)
+        meta.write(staging)
         texts = [*dict.fromkeys([*check_texts[:CHECK_LIMIT], *CHECK_SENTENCES])]
-        check = agreement(QueryEncoder(model, tokens), OnnxQueryEncoder(staging), texts)
+        check = agreement(reference, OnnxQueryEncoder(staging), texts)
         if not check["min_cosine"] >= MIN_COSINE:  # NaN vectors fail too
             raise ValueError(f"the ONNX query encoder disagrees with PyTorch: cosine "
                              f"{check['min_cosine']:.6f} < {MIN_COSINE} on {check['worst']!r}")
-        meta = EncoderMeta(*model_fingerprint(model_dir), model.embedding_dim, tokens.max_length,
-                           meta.text_model, check={"fp32": check})
-        _write_meta(staging, meta)
+        meta = dataclasses.replace(meta, check={"fp32": check})
+        meta.write(staging)
         if quantize:
             meta = _add_int8(staging, texts)
         _publish(staging, target)
@@ -146,16 +143,7 @@ def _export_graph(side, path: Path) -> None:
                           dynamo=False)
 
 
-def _write_meta(folder: Path, meta: EncoderMeta) -> None:
-    (folder / META_FILE).write_text(json.dumps(meta.to_dict(), indent=2))
-
-
 def _publish(staging: Path, target: Path) -> None:
     """Rename ``staging`` to ``target``, swapping out (then deleting) an existing folder."""
-    staging.chmod(0o755)
-    backup = target.with_name(f".{target.name}.old")
-    shutil.rmtree(backup, ignore_errors=True)
-    if target.exists():
-        target.rename(backup)
-    staging.rename(target)
-    shutil.rmtree(backup, ignore_errors=True)
+    staging.chmod(0o755)  # mkdtemp made it private
+    replace_dir(staging, target)

@@ -27,7 +27,6 @@ onnxruntime's entropy calibrator uses as many histogram bins as quantized bins (
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import os
 import tempfile
@@ -37,10 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_text
 from .onnx_encoder import (
     GRAPH_FILE,
-    META_FILE,
     QUANTIZED_FILES,
     TOKENIZER_FILE,
     EncoderError,
@@ -275,9 +272,10 @@ def _record_int8(folder: Path, record: dict) -> None:
     meta = EncoderMeta.read(folder)
     check = dict(meta.check or {})
     check[PRECISION] = record
-    _write_meta(folder, EncoderMeta(
+    EncoderMeta(
         meta.model_id, meta.config_hash, meta.embedding_dim, meta.max_tokens, meta.text_model,
-        meta.default_precision, tuple(dict.fromkeys([*meta.precisions, PRECISION])), check))
+        meta.default_precision, tuple(dict.fromkeys([*meta.precisions, PRECISION])),
+        check).write(folder)
 
 
 def set_default_precision(folder: str | Path, precision: str) -> EncoderMeta:
@@ -294,12 +292,8 @@ def set_default_precision(folder: str | Path, precision: str) -> EncoderMeta:
                            f"{', '.join(meta.precisions)}); quantize the encoder first")
     updated = EncoderMeta(meta.model_id, meta.config_hash, meta.embedding_dim, meta.max_tokens,
                           meta.text_model, precision, meta.precisions, meta.check)
-    _write_meta(folder, updated)
+    updated.write(folder)
     return updated
-
-
-def _write_meta(folder: Path, meta: EncoderMeta) -> None:
-    atomic_write_text(folder / META_FILE, json.dumps(meta.to_dict(), indent=2) + "\n")
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,12 @@ class EncoderMeta:
                 "default_precision": self.default_precision,
                 "precisions": list(self.precisions), "check": self.check}
 
+    def write(self, folder: Path) -> None:
+        """Write ``folder/encoder.json`` atomically (a temp file, then a rename)."""
+        from ..atomic import atomic_write_text
+
+        atomic_write_text(Path(folder) / META_FILE, json.dumps(self.to_dict(), indent=2) + "\n")
+
     @classmethod
     def read(cls, folder: Path) -> EncoderMeta:
         """Read ``folder/encoder.json``.

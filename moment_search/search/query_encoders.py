@@ -61,17 +61,23 @@ def open_query_encoder(index_dir: Path, info, device: str = "auto",
 
 
 def pytorch_query_encoder(index_dir: Path, device: str = "auto", token_cache: int | None = None):
-    """The PyTorch ``QueryEncoder`` of the index's checkpoint (imports torch, transformers);
+    """The PyTorch ``QueryEncoder`` of the index's checkpoint (see :func:`pytorch_encoder`)."""
+    from ..indexer.store import MODEL_DIR
+
+    return pytorch_encoder(Path(index_dir) / MODEL_DIR, device, token_cache)
+
+
+def pytorch_encoder(model_dir: Path, device: str = "auto", token_cache: int | None = None):
+    """The PyTorch ``QueryEncoder`` of an FVMR checkpoint (imports torch, transformers);
     ``token_cache``: its sentence cache size (None: TokenEncoder's default)."""
     from ..device import resolve_device
-    from ..indexer.store import MODEL_DIR
     from ..models.fvmr import FVMR
     from ..text.tokens import TokenEncoder
     from .encoders import QueryEncoder
 
     torch_device = resolve_device(device)
-    model = FVMR.from_pretrained(Path(index_dir) / MODEL_DIR, torch_device)
-    _, extra = FVMR.read_config(Path(index_dir) / MODEL_DIR)
+    model = FVMR.from_pretrained(model_dir, torch_device)
+    _, extra = FVMR.read_config(model_dir)
     cache = {} if token_cache is None else {"cache_size": token_cache}
     tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)),
                           **cache)

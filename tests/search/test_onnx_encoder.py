@@ -266,8 +266,11 @@ def test_repair_puts_back_an_encoder_moved_aside_by_a_crashed_export(built_index
     from moment_search.indexer.store import open_catalog
 
     index = shutil.copytree(built_index, tmp_path / "index")
-    (index / "encoder").rename(index / ".encoder.old")  # crash between the two renames
-    shutil.copytree(index / ".encoder.old", index / ".encoder.abc123")  # the new, unpublished
+    from moment_search.atomic import backup_name
+
+    aside = backup_name(index / "encoder")
+    (index / "encoder").rename(aside)  # a crash between the two renames of replace_dir
+    shutil.copytree(aside, index / ".encoder.abc123")  # the new, unpublished
     clean_leftovers(index, open_catalog(index, None))
     assert (index / "encoder" / "encoder.json").is_file()
     assert not list(index.glob(".encoder*"))
