@@ -92,6 +92,9 @@ class Searcher:
         self.index_dir = index_dir
         self.video_position = {name: i for i, name in enumerate(table.video_names)}
         self.removed = self._removed_mask()
+        # proposals searchable (removed ones excluded): fixed for this version, and read by
+        # every search's checks, so counted once here
+        self.n_proposals = int(len(table) - self.removed[table.video_index].sum())
         self.timings = Timings()
         self.rerankers: dict[str, object] = {}
         self.device = "cpu"
@@ -238,11 +241,6 @@ class Searcher:
             if record.video_id in self.video_position:
                 mask[self.video_position[record.video_id]] = True
         return mask
-
-    @property
-    def n_proposals(self) -> int:
-        """Proposals searchable (removed ones excluded)."""
-        return int(len(self.table) - self.removed[self.table.video_index].sum())
 
     def search(self, text: str, k: int = 10, **options) -> list[Moment]:
         """The top ``k`` moments for one sentence (see :class:`SearchOptions` for options)."""
