@@ -211,23 +211,14 @@ def agreement_rows(index: Path, encoders: list[str], sentences: list[str]) -> li
 def served_rows(config: LatencyConfig, settings: list[tuple[str, Path, tuple[str, ...]]],
                 sentences: list[str]) -> list[dict]:
     """Queries/s and latency of each ``(label, index, serve options)`` at each client count."""
-    from .serve_load import free_port, load, start_server
+    from .serve_load import measure_server
 
     rows = []
     for label, index, extra in settings:
-        port = free_port()
         progress(f"serve {label}")
-        server = start_server(index, 32, None, port, ("--query-cache", "0", *extra))
-        try:
-            load(port, sentences, 1, min(3.0, config.duration), {"k": 10})  # warm up
-            for clients in config.clients:
-                rows.append({"encoder": label, **load(port, sentences, clients,
-                                                      config.duration, {"k": 10})})
-                progress(f"  {rows[-1]}")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            server.log.close()
+        measured = measure_server(index, sentences, list(config.clients), config.duration,
+                                  {"k": 10}, extra=("--query-cache", "0", *extra), warmup=3.0)
+        rows += [{"encoder": label, **row} for row in measured]
     return rows
 
 

@@ -119,25 +119,36 @@ def val_sentences(data: Path, split: str) -> list[str]:
     return [q.text for q in corpus.queries]
 
 
+def measure_server(index: Path, sentences: list[str], clients: list[int], duration: float,
+                   params: dict, batch: int = 32, rerank: str | None = None,
+                   extra: tuple[str, ...] = (), warmup: float = 5.0) -> list[dict]:
+    """Start a server over ``index``, warm it up with one client, load it with each client
+    count for ``duration`` seconds, stop it; one :func:`load` row per client count."""
+    port = free_port()
+    server = start_server(index, batch, rerank, port, extra)
+    try:
+        load(port, sentences, 1, min(warmup, duration), params)
+        rows = []
+        for count in clients:
+            rows.append(load(port, sentences, count, duration, params))
+            progress(f"  {rows[-1]}")
+        return rows
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        server.log.close()
+
+
 def run(args) -> list[dict]:
     sentences = val_sentences(args.data, args.split)
     rows = []
     for batch in args.batches:
         for rerank in [None] + ([args.rerank] if args.rerank else []):
-            port = free_port()
             progress(f"server: batch {batch}, rerank {rerank}")
-            server = start_server(args.index, batch, rerank, port)
-            try:
-                params = {"k": 10, **({"rerank": rerank} if rerank else {})}
-                load(port, sentences, 1, min(5.0, args.duration), params)  # warm up
-                for clients in args.clients:
-                    row = load(port, sentences, clients, args.duration, params)
-                    rows.append({"batch": batch, "rerank": rerank or "-", **row})
-                    progress(f"  {rows[-1]}")
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
-                server.log.close()
+            params = {"k": 10, **({"rerank": rerank} if rerank else {})}
+            measured = measure_server(args.index, sentences, args.clients, args.duration,
+                                      params, batch, rerank)
+            rows += [{"batch": batch, "rerank": rerank or "-", **row} for row in measured]
     return rows
 
 
