@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.corpus_dir import read_split
 from ..eval.relevance import (
     auroc,
     charades_vocabulary,
@@ -41,11 +42,10 @@ ISSUE_QUERIES = ("a dolphin jumps over a car", "🐬🚗🐬", "一个人在厨�
                  "person opens the refrigerator")
 
 
-def read_split(data: Path, split: str) -> tuple[list[str], list[str]]:
-    """The sentences of a split and their video ids."""
-    rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines()
-            if line.strip()]
-    return [r["query"] for r in rows], [r["vid"] for r in rows]
+def split_sentences(data: Path, split: str) -> tuple[list[str], list[str]]:
+    """The sentences of a split and their video ids (read by the corpus readers)."""
+    queries = read_split(data, split).queries
+    return [q.text for q in queries], [q.video_id for q in queries]
 
 
 def ensure_index(data: Path, split: str, index_dir: Path, model: Path | None) -> Path:
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> dict:
     work, data = Path(args.work), Path(args.data)
     model = Path(args.model) if args.model else None
     train = Searcher.open(ensure_index(data, "train", work / "train", model))
-    texts, video_ids = read_split(data, "train")
+    texts, video_ids = split_sentences(data, "train")
     progress(f"fitting on {len(texts)} train sentences and {len(fit_half)} negatives")
     calibration, figures = fit(train, texts, video_ids, fit_half,
                                bank_width(train.index_dir / MODEL_DIR), args.share)
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> dict:
     val = Searcher.open(ensure_index(data, "val", work / "val", model))
     val.relevance = calibration
     progress("measuring on val")
-    measured = measure(val, read_split(data, "val")[0], eval_half)
+    measured = measure(val, split_sentences(data, "val")[0], eval_half)
     calibration.fit = {**figures, "val_auroc": measured["auroc"],
                        "val_false_no_match_rate": measured["false_no_match_rate"]}
     if args.write_model:
