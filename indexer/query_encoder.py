@@ -55,15 +55,16 @@ def check_sentences(corpus_dir: str | Path | None) -> list[str]:
     return [query.text for query in corpus.queries]
 
 
-def ensure_query_encoder(index_dir: Path, model_dir: Path, corpus_dir: str | Path | None = None
-                         ) -> EncoderMeta | None:
-    """Export the encoder of ``model_dir`` into ``INDEX/encoder`` unless it is there already.
+def ensure_query_encoder(index_dir: Path, model_dir: Path, corpus_dir: str | Path | None = None,
+                         force: bool = False) -> EncoderMeta | None:
+    """Export the encoder of ``model_dir`` into ``INDEX/encoder`` unless it is there already
+    (``force``: export it all the same).
 
     Call it holding the writer lock. Returns the new metadata, or None when nothing was done.
     """
     from ..search.encoder_export import export_query_encoder
 
-    if has_encoder_of(index_dir, model_dir):
+    if not force and has_encoder_of(index_dir, model_dir):
         return None
     return export_query_encoder(model_dir, Path(index_dir) / ENCODER_DIR,
                                 check_sentences(corpus_dir))
@@ -85,13 +86,7 @@ def export_index_encoder(index_dir: str | Path, catalog_url: str | None = None,
     Returns:
         The metadata written, or None when the index already had its encoder.
     """
-    from ..search.encoder_export import export_query_encoder
-
     index_dir = Path(index_dir)
     require_index(index_dir, catalog_url)
     with writer_lock(index_dir, "index export-encoder", wait):
-        model_dir = index_dir / MODEL_DIR
-        if not force and has_encoder_of(index_dir, model_dir):
-            return None
-        return export_query_encoder(model_dir, index_dir / ENCODER_DIR,
-                                    check_sentences(corpus_dir))
+        return ensure_query_encoder(index_dir, index_dir / MODEL_DIR, corpus_dir, force)
