@@ -4,6 +4,7 @@ error when pymilvus is missing."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import numpy as np
@@ -85,6 +86,7 @@ def test_killed_milvus_build_resumes(tmp_path, corpus, reference, tiny_model_dir
                 build_index(corpus, out, tiny_model_dir, config("milvus"), resume=True)
             assert verify_index(out) == [], f"killed at {points[n - 1]}"
             assert top(out) == top(reference)
+            shutil.rmtree(out)  # checked: free its disk
     finally:
         zygote.close()
 

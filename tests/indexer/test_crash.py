@@ -103,6 +103,7 @@ def test_killed_build_resumes_to_the_same_index(tmp_path, zygote, corpus, tiny_m
         assert faiss_bytes(out) == faiss_bytes(reference), f"killed at {points[n - 1]}"
         if n % 5 == 0:  # same bytes: same answers; a query now and then shows it
             assert top_moments(out) == top_moments(reference)
+        shutil.rmtree(out)  # checked: free its disk (a failed iteration keeps its folder)
 
 
 def test_killed_add_is_finished_or_repaired(tmp_path, zygote, corpus, tiny_model_dir):
@@ -130,6 +131,7 @@ def test_killed_add_is_finished_or_repaired(tmp_path, zygote, corpus, tiny_model
         assert verify_index(index) == [], f"killed at {n}: {points[n - 1]}"
         assert index_summary(index)["videos_pending"] == 0
         assert top_moments(index) == (after if n % 2 or "published" in points[:n] else before)
+        shutil.rmtree(index)  # checked: free its disk
 
 
 def test_killed_remove_is_all_or_nothing(tmp_path, zygote, corpus, tiny_model_dir):
@@ -150,3 +152,4 @@ def test_killed_remove_is_all_or_nothing(tmp_path, zygote, corpus, tiny_model_di
         assert removed == (2 if "published" in points[:n] else 0)
         videos = {m[0] for m in top_moments(index)}
         assert not (videos & set(gone)) or removed == 0
+        shutil.rmtree(index)  # checked: free its disk

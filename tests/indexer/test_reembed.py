@@ -145,5 +145,6 @@ def test_killed_update_leaves_the_old_published_state(kind, tmp_path, tiny_model
             ), f"killed at {n}: {points[n - 1]}: {problems}"
             assert answers(index) == (after if published else before)
             assert len(list(index.glob("index-*.faiss"))) == 1
+            shutil.rmtree(index)  # checked: free its disk
     finally:
         zygote.close()
