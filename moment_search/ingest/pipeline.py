@@ -8,6 +8,7 @@ A file that cannot be decoded is reported and skipped; the others are still done
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,9 +197,7 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, config: IngestConfi
         EncoderWeightsMissing: the encoder's weights are not on this machine.
     """
     config = config or IngestConfig()
-    if not config.fps > 0 or config.batch < 1:
-        raise ValueError(f"--fps must be > 0 and --batch >= 1, got {config.fps} and "
-                         f"{config.batch}")
+    check_config(config)
     videos = assign_ids(find_videos(inputs))
     progress = progress or IngestProgress()
     check_output(out, config.resume)
@@ -215,6 +214,17 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, config: IngestConfi
     return report
 
 
+def check_config(config: IngestConfig) -> None:
+    """Refuse a rate or batch size that cannot work.
+
+    Raises:
+        ValueError: naming both values.
+    """
+    if not config.fps > 0 or config.batch < 1:
+        raise ValueError(f"--fps must be > 0 and --batch >= 1, got {config.fps} and "
+                         f"{config.batch}")
+
+
 def _work_left(out: str | Path, videos: dict[str, Path]) -> bool:
     """Whether any video still needs encoding (read-only look at the corpus)."""
     rows = read_manifest_rows(Path(out) / MANIFEST_NAME)
@@ -224,21 +234,39 @@ def _work_left(out: str | Path, videos: dict[str, Path]) -> bool:
 def _ingest_one(writer: CorpusWriter, video_id: str, path: Path, encoder: FrameEncoder | None,
                 config: IngestConfig, report: IngestReport,
                 progress: IngestProgress) -> VideoOutcome:
-    finished = writer.finished(video_id)
-    if finished is not None:
-        return VideoOutcome(video_id, path, "skipped", int(finished.get("n_features", 0)))
+    skipped = skipped_outcome(writer, video_id, path)
+    if skipped is not None:
+        return skipped
     try:
         info = probe(path)
         progress.start_video(video_id, info.n_rows(config.fps))
         features = _encode_video(path, encoder, config, report, progress)
     except VideoDecodeError as e:
         return VideoOutcome(video_id, path, "failed", error=str(e))
-    identity = encoder.identity
+    return write_video(writer, video_id, path, info.duration, features, encoder.identity,
+                       config.fps)
+
+
+def skipped_outcome(writer: CorpusWriter, video_id: str, path: Path) -> VideoOutcome | None:
+    """The ``skipped`` outcome of a video the corpus already finished, else None."""
+    finished = writer.finished(video_id)
+    if finished is None:
+        return None
+    return VideoOutcome(video_id, path, "skipped", int(finished.get("n_features", 0)))
+
+
+def write_video(writer: CorpusWriter, video_id: str, path: Path, duration: float,
+                features: np.ndarray, identity: EncoderIdentity, fps: float) -> VideoOutcome:
+    """Write one encoded video: its (T, D) ``features``, then its manifest row (corpus.py).
+
+    Raises:
+        CorpusWriteError: a plug-in whose width, first known here, differs from the corpus's.
+    """
     if identity.dim is None:  # a plug-in's width is known from its output
         identity = EncoderIdentity(identity.name, identity.weights, int(features.shape[1]))
         check_same_encoder(writer, identity)
-    row = {"duration": info.duration, "feature_rate": config.fps, "video_path": str(path),
-           "encoder": encoder.name, "encoder_weights": identity.weights,
+    row = {"duration": duration, "feature_rate": fps, "video_path": str(path),
+           "encoder": identity.name, "encoder_weights": identity.weights,
            "feature_dim": identity.dim, "n_features": int(features.shape[0])}
     writer.write(video_id, features, row)
     return VideoOutcome(video_id, path, "done", int(features.shape[0]))
@@ -248,19 +276,30 @@ def _encode_video(path: Path, encoder: FrameEncoder, config: IngestConfig, repor
                   progress: IngestProgress) -> np.ndarray:
     """(T, D) features of one video, T = ceil(duration * fps)."""
     chunks: list[np.ndarray] = []
-    batch: list[np.ndarray] = []
     started = time.perf_counter()
     encode_before = report.encode_seconds
-    for frame in sample_frames(path, config.fps):
-        batch.append(frame.rgb)
-        if len(batch) == config.batch:
-            chunks.append(_encode_batch(encoder, batch, report, progress))
-            batch = []
-    if batch:
+    for batch in frame_batches(path, config.fps, config.batch):
         chunks.append(_encode_batch(encoder, batch, report, progress))
     elapsed = time.perf_counter() - started
     report.decode_seconds += elapsed - (report.encode_seconds - encode_before)
     return np.concatenate(chunks)
+
+
+def frame_batches(path: Path, fps: float, batch: int) -> Iterator[list[np.ndarray]]:
+    """The sampled frames of one video in order, in lists of ``batch`` (the last may be
+    shorter): the encoder's calls.
+
+    Raises:
+        VideoDecodeError: see :func:`.decode.sample_frames`.
+    """
+    frames: list[np.ndarray] = []
+    for frame in sample_frames(path, fps):
+        frames.append(frame.rgb)
+        if len(frames) == batch:
+            yield frames
+            frames = []
+    if frames:
+        yield frames
 
 
 def _encode_batch(encoder: FrameEncoder, batch: list[np.ndarray], report: IngestReport,
