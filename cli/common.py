@@ -10,6 +10,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -25,8 +26,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from moment_search.registry import list_rerankers
+
 # The index folder every command uses when --index is not given.
 DEFAULT_INDEX = Path("moment-index")
+# --rerank NAME: the registry's rerankers as typer choices (names only: no model is imported)
+RerankerName = Enum("RerankerName", [(name, name) for name in list_rerankers()], type=str)
+
+
+def name_of(choice: Enum | None) -> str | None:
+    """The plain name of a typer choice (None stays None)."""
+    return None if choice is None else choice.value
 
 console = Console()
 err_console = Console(stderr=True)

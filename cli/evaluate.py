@@ -8,11 +8,12 @@ import typer
 
 from moment_search.data.readers import read_annotations
 from moment_search.eval.predictions import score_predictions
-from moment_search.eval.runner import evaluate_model, model_names
+from moment_search.eval.runner import evaluate_model
+from moment_search.registry import list_localizers
 
 from .common import console, metric_table, print_json, user_errors
 
-MODEL_NAMES = ", ".join(model_names())
+MODEL_NAMES = ", ".join(list_localizers())
 
 app = typer.Typer(help="Score predictions; evaluate models.", no_args_is_help=True)
 

@@ -8,9 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from moment_search.search.rerank import RERANKERS  # names only: no model is imported
-
-from .common import DEFAULT_INDEX, PhaseProgress, console, user_errors
+from .common import DEFAULT_INDEX, PhaseProgress, RerankerName, console, name_of, user_errors
 
 
 def clock(seconds: float) -> str:
@@ -121,8 +119,7 @@ def query(
     output_format: str = typer.Option("jsonl", "--format", help="Predictions format: jsonl "
                                       "({qid, pred_moments} lines, what evaluate score reads) "
                                       "or tvr (TVRetrieval's VCMR submission .json)."),
-    rerank: str = typer.Option(None, help="Rerank the top videos with this model "
-                                          f"({', '.join(RERANKERS)})."),
+    rerank: RerankerName = typer.Option(None, help="Rerank the top videos with this model."),
     rerank_videos: int = typer.Option(10, help="M: videos of the fast path that get reranked."),
     rerank_weight: float = typer.Option(None, min=0.0, max=1.0,
                                         help="Fused = w * fast-path + (1 - w) * reranker "
@@ -147,6 +144,7 @@ def query(
     """
     from moment_search.search.searcher import Searcher
 
+    rerank = name_of(rerank)
     with user_errors():
         check_batch_options(text, file, predictions, output_format)
         # one sentence: map the FAISS file (read only the lists it probes); a file of

@@ -9,7 +9,7 @@ import typer
 
 from moment_search.search.query_cache import QUERY_CACHE_SIZE
 
-from .common import DEFAULT_INDEX, err_console, user_errors
+from .common import DEFAULT_INDEX, RerankerName, err_console, name_of, user_errors
 
 API_KEY_ENV = "MOMENT_SEARCH_API_KEY"
 # uvicorn's own lines ("Uvicorn running on http://...") and the access log, plainly on stderr
@@ -28,8 +28,8 @@ def serve(
     index: Path = typer.Option(DEFAULT_INDEX, help="Index directory."),
     host: str = typer.Option("127.0.0.1", help="Address to bind (default: this machine only)."),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
-    rerank: str = typer.Option(None, help="Load this reranker at start (requests pick it with "
-                                          "rerank=NAME)."),
+    rerank: RerankerName = typer.Option(None, help="Load this reranker at start (requests "
+                                        "pick it with rerank=NAME)."),
     api_key: str = typer.Option(None, envvar=API_KEY_ENV,
                                 help=f"Require this key on every endpoint but /api/health and "
                                      f"/static (X-API-Key header or ?key=); also "
@@ -57,6 +57,7 @@ def serve(
     from moment_search.serve.app import create_app
     from moment_search.serve.service import SearchService
 
+    rerank = name_of(rerank)
     with user_errors():
         if not (index / "catalog.sqlite").is_file() and catalog is None:
             raise FileNotFoundError(f"{index}: not an index directory (no catalog.sqlite)")

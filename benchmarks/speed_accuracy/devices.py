@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 
 from ...data.corpus_dir import open_corpus
-from ...search.rerank import RERANKERS, load_reranker
+from ...registry import list_rerankers
+from ...search.rerank import load_reranker
 from ..report import machine_info, machine_markdown, markdown_table, write_json, write_markdown
 from . import brute_force
 from .presets import parse_models
@@ -48,7 +49,7 @@ def run(data: Path, split: str, models: dict[str, Path | None], devices: list[st
         single += [{"device": device, **row}
                    for row in single_video_rows(data, split, models, device, warmup)]
         for name, model_dir in models.items():
-            if name in RERANKERS:
+            if name in list_rerankers():
                 scans += scan_rows(data, split, name, model_dir, device, sizes)
     report = {"data": str(data), "split": split, "devices": devices, "single_video": single,
               "scan": scans, "machine": machine_info()}

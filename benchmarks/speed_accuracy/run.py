@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ...search.rerank import RERANKERS, load_reranker
+from ...registry import list_rerankers
+from ...search.rerank import load_reranker
 from ..report import machine_info, write_json, write_markdown
 from . import scaling
 from .corpus import corpus_rows
@@ -85,7 +86,7 @@ def run(data: Path, split: str, models: dict[str, Path | None], preset: Preset, 
     """Measure everything, write ``report.json``, ``report.md`` and the two plots into ``out``."""
     begin = time.perf_counter()
     fvmr_dir = models.get("fvmr")
-    rerankers = {n: d for n, d in models.items() if n in RERANKERS}
+    rerankers = {n: d for n, d in models.items() if n in list_rerankers()}
     single = single_video_rows(data, split, models, device, preset.warmup)
     rows, checks, about = corpus_rows(data, split, fvmr_dir, rerankers, preset, device)
     scale = scaling_section(data, split, fvmr_dir, rerankers, preset, rows, device)

@@ -21,7 +21,6 @@ from ..text.role_tree import RoleTreeParser
 from ..text.tokens import TokenEncoder
 from ..train.data import build_examples, collate
 from .fvmr_localizer import load_checkpoint
-from .runner import register_localizer
 
 
 class FVMRFusionLocalizer:
@@ -53,7 +52,6 @@ class FVMRFusionLocalizer:
         return out
 
 
-@register_localizer("fvmr-pq")
 def load_fvmr_fusion(data_dir: Path, model_dir: Path | None, device: str = "cpu"
                      ) -> FVMRFusionLocalizer:
     """The FVMR checkpoint in ``model_dir`` (default: the shipped model), p + q fused, on the

@@ -18,7 +18,6 @@ from ..models.fvmr import FVMR
 from ..pretrained import default_model_dir
 from ..search.encoders import MomentEncoder, QueryEncoder
 from ..text.tokens import TokenEncoder
-from .runner import register_localizer
 from .stepwise import StepwiseLocalizer
 
 
@@ -66,7 +65,6 @@ def load_checkpoint(model_dir: Path | None, device: str = "cpu"
             extra.get("feature_rate"))
 
 
-@register_localizer("fvmr")
 def load_fvmr(data_dir: Path, model_dir: Path | None, device: str = "cpu") -> FVMRLocalizer:
     """The FVMR checkpoint in ``model_dir`` (default: the shipped model)."""
     model, max_tokens, feature_rate = load_checkpoint(model_dir, device)

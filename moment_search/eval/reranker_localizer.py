@@ -1,5 +1,5 @@
 """Every reranker as a single-video localizer: ``evaluate model pln``, ``pln-s2``, and any model
-added to ``search.rerank.RERANKERS`` joins by its name.
+with a reranker in the registry (``registry.MODELS``) joins by its name.
 
 The reranker's own split gives the timed steps (see ``stepwise``): TE is ``encode_text`` (for PLN:
 MiniLM + its sentence BiLSTM), CML is ``score_encoded`` on the one video. Query-independent work
@@ -18,7 +18,6 @@ import numpy as np
 from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..search.rerank import Reranker, RerankVideo, load_reranker
-from .runner import register_localizer
 from .stepwise import StepwiseLocalizer
 
 
@@ -52,15 +51,16 @@ class RerankerLocalizer(StepwiseLocalizer):
         return self.reranker.score_encoded(query, [self.videos[video_id]])[0]
 
 
-def load_named(name: str, model_dir: Path | None, device: str = "cpu") -> RerankerLocalizer:
-    """Reranker ``name`` (see ``RERANKERS``) from ``model_dir`` (default: shipped) on ``device``."""
+def load_named(name: str, data_dir: Path, model_dir: Path | None, device: str = "cpu"
+               ) -> RerankerLocalizer:
+    """Reranker ``name`` (see ``registry.list_rerankers``) from ``model_dir`` (default:
+    shipped) on ``device``; ``data_dir`` is not read (the common loader call)."""
     return RerankerLocalizer(load_reranker(name, model_dir, device))
 
 
-@register_localizer("pln-s2")
 def load_pln_strategy2(data_dir: Path, model_dir: Path | None, device: str = "cpu"
                        ) -> RerankerLocalizer:
     """PLN with Strategy 2: the average of every stage's scores."""
-    localizer = load_named("pln", model_dir, device)
+    localizer = load_named("pln", data_dir, model_dir, device)
     localizer.reranker.strategy = 2
     return localizer

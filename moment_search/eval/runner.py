@@ -1,15 +1,15 @@
 """Run a named localizer on every query of a split, write its predictions, score them.
 
-Every model joins ``moment-search evaluate model NAME`` through :func:`register_localizer`: a
-loader ``(data_dir, model_dir) -> Localizer`` whose ``localize`` answers a batch of queries with
-ranked ``[start_s, end_s, score]`` windows in their own video.
+Every ``moment-search evaluate model NAME`` is a name of the registry
+(``registry.list_localizers``): its loader ``(data_dir, model_dir, device) -> Localizer`` builds
+an object whose ``localize`` answers a batch of queries with ranked ``[start_s, end_s, score]``
+windows in their own video.
+A plug-in joins with ``registry.register_localizer``.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -19,9 +19,10 @@ import numpy as np
 from ..data.corpus import Corpus, Query
 from ..data.corpus_dir import open_corpus, read_split
 from ..data.features import FeatureStore
+from ..data.predictions import write_single_predictions
+from ..registry import list_localizers, localizer_loader
 from .average_precision import single_video_report
 from .controls import apply_control
-from .predictions import write_single_predictions
 from .prior import PriorBaseline
 from .stepwise import StepwiseLocalizer
 
@@ -36,25 +37,6 @@ class Localizer(Protocol):
         ...
 
 
-LocalizerLoader = Callable[[Path, Path | None, str], Localizer]  # data, model, device
-LOCALIZERS: dict[str, LocalizerLoader] = {}
-# Built-in models, imported on first use so that ``prior`` never loads torch models. Every
-# reranker of ``search.rerank.RERANKERS`` (pln, ...) is a localizer under its own name too.
-BUILTIN_LOCALIZERS = {
-    "fvmr": "moment_search.eval.fvmr_localizer",
-    "fvmr-pq": "moment_search.eval.fvmr_fusion",
-    "pln-s2": "moment_search.eval.reranker_localizer",
-}
-
-
-def register_localizer(name: str) -> Callable[[LocalizerLoader], LocalizerLoader]:
-    """Decorator: make a loader available to ``evaluate model NAME``."""
-    def add(loader: LocalizerLoader) -> LocalizerLoader:
-        LOCALIZERS[name] = loader
-        return loader
-    return add
-
-
 @dataclass
 class EvalResult:
     """What ``evaluate model`` measured."""
@@ -67,30 +49,19 @@ class EvalResult:
 
 
 def model_names() -> list[str]:
-    """Every name ``evaluate model`` accepts: registered and built-in localizers, and every
-    reranker of ``search.rerank.RERANKERS`` (each is a localizer under its own name)."""
-    from ..search.rerank import RERANKERS
-
-    return sorted({*LOCALIZERS, *BUILTIN_LOCALIZERS, *RERANKERS})
+    """Every name ``evaluate model`` accepts (``registry.list_localizers``)."""
+    return list_localizers()
 
 
 def load_localizer(name: str, data_dir: Path, model_dir: Path | None, device: str = "cpu"
                    ) -> Localizer:
-    """The registered localizer ``name`` with its torch model on ``device``; ValueError lists
-    the known names."""
-    from ..search.rerank import RERANKERS
+    """The localizer ``name`` with its torch model on ``device``.
 
-    model_dir = None if model_dir is None else Path(model_dir)
-    if name not in LOCALIZERS and name in BUILTIN_LOCALIZERS:
-        importlib.import_module(BUILTIN_LOCALIZERS[name])  # registers itself
-    if name not in LOCALIZERS and name in RERANKERS:
-        from .reranker_localizer import load_named
-
-        return load_named(name, model_dir, device)
-    if name not in LOCALIZERS:
-        known = ", ".join(model_names())
-        raise ValueError(f"unknown model {name!r}; expected one of: {known}")
-    return LOCALIZERS[name](Path(data_dir), model_dir, device)
+    Raises:
+        UnknownNameError: not a name of the registry (lists the known ones).
+    """
+    loader = localizer_loader(name)
+    return loader(Path(data_dir), None if model_dir is None else Path(model_dir), device)
 
 
 def evaluate_model(
@@ -165,7 +136,6 @@ class PriorLocalizer(StepwiseLocalizer):
         return self.prior.predict(self.durations[video_id], len(self.prior.scores))
 
 
-@register_localizer("prior")
 def load_prior(data_dir: Path, model_dir: Path | None, device: str = "cpu") -> PriorLocalizer:
     """``prior.json`` from ``model_dir``, or the prior fitted on the train split of ``data_dir``
     (its annotations only: the train videos' features need not be there)."""

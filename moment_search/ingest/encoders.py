@@ -8,9 +8,10 @@ Built in, by name:
   Weights: ``openai/clip-vit-base-patch32`` from the local Hugging Face cache, or a folder saved
   with ``save_pretrained`` (``config.json``, the weights, ``preprocessor_config.json``).
 
-Plug-ins: :func:`register_encoder` adds a name; or pass ``"module:callable"``, a function that
-takes a list of (H, W, 3) uint8 RGB arrays and returns an (n, D) array, one row per frame. Its
-rows are stored as returned (float32): normalise them yourself if your model needs it.
+Plug-ins: :func:`register_encoder` adds a name to the registry (``registry.FRAME_ENCODERS``); or
+pass ``"module:callable"``, a function that takes a list of (H, W, 3) uint8 RGB arrays and
+returns an (n, D) array, one row per frame. Its rows are stored as returned (float32): normalise
+them yourself if your model needs it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
+from ..registry import (
+    CLIP_VIT_B32,
+    frame_encoder_factory,
+    list_frame_encoders,
+    register_frame_encoder,
+)
 
-CLIP_VIT_B32 = "clip-vit-b32"
 CLIP_HUB_ID = "openai/clip-vit-base-patch32"
 
 # The image processor's settings that shape the features (with the weights, in the digest).
@@ -200,12 +206,9 @@ def _missing_weights_message() -> str:
             f"(CLIPModel and CLIPImageProcessor .save_pretrained) and pass --encoder-path FOLDER")
 
 
-ENCODERS: dict[str, EncoderFactory] = {CLIP_VIT_B32: load_clip}
-
-
 def register_encoder(name: str, factory: EncoderFactory) -> None:
     """Make ``factory`` (weights folder or None, device -> encode function) loadable by name."""
-    ENCODERS[name] = factory
+    register_frame_encoder(name, factory)
 
 
 def load_encoder(name: str = CLIP_VIT_B32, path: str | Path | None = None,
@@ -213,7 +216,8 @@ def load_encoder(name: str = CLIP_VIT_B32, path: str | Path | None = None,
     """Load a frame encoder by registered name or as ``"module:callable"``.
 
     Args:
-        name: a key of :data:`ENCODERS`, or ``"package.module:function"``.
+        name: a registered name (``registry.list_frame_encoders``), or
+            ``"package.module:function"``.
         path: weights folder for a named encoder (None: its default source).
         device: ``auto`` | ``cpu`` | ``cuda[:N]``, resolved here, once.
 
@@ -221,11 +225,12 @@ def load_encoder(name: str = CLIP_VIT_B32, path: str | Path | None = None,
         EncoderError: an unknown name, an import that fails, or a path given to a plug-in.
         EncoderWeightsMissing: see :func:`load_clip`.
     """
-    if name in ENCODERS:
+    factory = frame_encoder_factory(name)
+    if factory is not None:
         folder = None if path is None else Path(path)
-        return FrameEncoder(name, ENCODERS[name](folder, resolve_device(device)))
+        return FrameEncoder(name, factory(folder, resolve_device(device)))
     if ":" not in name:
-        raise EncoderError(f"unknown encoder {name!r}: expected one of {sorted(ENCODERS)} or "
+        raise EncoderError(f"unknown encoder {name!r}: expected one of {list_frame_encoders()} or "
                            "'module:callable' (a function from a list of RGB frames to an "
                            "(n, D) array)")
     if path is not None:

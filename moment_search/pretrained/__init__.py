@@ -1,24 +1,10 @@
-"""The default checkpoints shipped inside the package (one directory per model name)."""
+"""The default checkpoints shipped inside the package, one folder per model type; which folder
+belongs to which model is the registry's to say (``registry.ModelSpec.checkpoint``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from ..registry import PRETRAINED_DIR, shipped_checkpoint
 
-PRETRAINED_DIR = Path(__file__).parent
-DEFAULT_MODELS = {"fvmr": "fvmr-charades-clip", "pln": "pln-charades-clip",
-                  "fian": "fian-charades-clip", "drn": "drn-charades-clip",
-                  "lpnet": "lpnet-charades-clip"}
+__all__ = ["PRETRAINED_DIR", "default_model_dir"]
 
-
-def default_model_dir(name: str) -> Path:
-    """The shipped checkpoint directory of model ``name``.
-
-    Raises:
-        FileNotFoundError: no checkpoint is shipped for ``name`` (names the expected path).
-    """
-    if name not in DEFAULT_MODELS:
-        raise FileNotFoundError(f"no shipped checkpoint for model {name!r}; pass --model DIR")
-    path = PRETRAINED_DIR / DEFAULT_MODELS[name]
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"shipped checkpoint {path} is missing; pass --model DIR")
-    return path
+default_model_dir = shipped_checkpoint  # the name the indexer, evaluator and benchmarks call

@@ -8,8 +8,6 @@ best-overlapping proposal (``rerank.fast_scores_for``). Per video it returns its
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -22,7 +20,7 @@ class DRNReranker(TokenReranker):
     """Scores the regressed boxes of each video with DRN: ``[start_s, end_s, m_t x u_t]``."""
 
     name = "drn"
-    model_type = DRN
+    model_class = DRN
     default_nms = 0.6
 
     @torch.inference_mode()
@@ -47,7 +45,3 @@ class DRNReranker(TokenReranker):
                 video.features, self.model.config.n_segments, video.duration, rate)
         return video.prepared[key]
 
-
-def load_reranker(model_dir: Path | None, device: str = "auto") -> DRNReranker:
-    """DRN from ``model_dir`` (default: the shipped checkpoint), with its stored settings."""
-    return DRNReranker.load(model_dir, device)

@@ -7,8 +7,6 @@ each with the fast-path score of the best-overlapping proposal (``rerank.fast_sc
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -21,7 +19,7 @@ class FIANReranker(TokenReranker):
     """Scores every anchor of each video with FIAN: ``[start_s, end_s, confidence]``."""
 
     name = "fian"
-    model_type = FIAN
+    model_class = FIAN
     default_nms = 0.5
 
     @torch.inference_mode()
@@ -46,7 +44,3 @@ class FIANReranker(TokenReranker):
                                                    video.duration, rate)
         return video.prepared[key]
 
-
-def load_reranker(model_dir: Path | None, device: str = "auto") -> FIANReranker:
-    """FIAN from ``model_dir`` (default: the shipped checkpoint), with its stored settings."""
-    return FIANReranker.load(model_dir, device)

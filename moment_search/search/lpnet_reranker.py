@@ -8,8 +8,6 @@ returns all k proposals in seconds with s_i (Eq. 6), best first; NMS happens dow
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -22,7 +20,7 @@ class LPNetReranker(TokenReranker):
     """Rates the learned proposals of each video with LPNet: ``[start_s, end_s, s_i]``."""
 
     name = "lpnet"
-    model_type = LPNet
+    model_class = LPNet
     default_nms = 0.5
 
     @torch.inference_mode()
@@ -46,11 +44,3 @@ class LPNetReranker(TokenReranker):
                                                    video.duration, rate)
         return video.prepared[key]
 
-
-def load_reranker(model_dir: Path | None, device: str = "auto") -> LPNetReranker:
-    """LPNet from ``model_dir`` (default: the shipped checkpoint), with its stored settings.
-
-    Raises:
-        FileNotFoundError: no ``model_dir`` and no shipped LPNet checkpoint.
-    """
-    return LPNetReranker.load(model_dir, device)

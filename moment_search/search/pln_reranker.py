@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from ..device import resolve_device
 from ..geometry.proposals import proposal_spans
 from ..models.pln import PLN, pool_stage_clips
-from ..pretrained import default_model_dir
-from ..text.tokens import TokenEncoder
-from .rerank import DEFAULT_FUSION_WEIGHT, RerankVideo, stored_fusion_weight
+from .rerank import RerankVideo
 from .token_reranker import TokenReranker
 
 
@@ -20,16 +15,17 @@ class PLNReranker(TokenReranker):
     """Scores every finest-map proposal of each video with PLN (Strategy 1 or 2)."""
 
     name = "pln"
+    model_class = PLN
+    default_nms = 0.5
 
-    def __init__(self, model: PLN, tokens: TokenEncoder, strategy: int = 1,
-                 nms_threshold: float = 0.5, feature_rate: float | None = None,
-                 fusion_weight: float = DEFAULT_FUSION_WEIGHT):
-        self.model = model
-        self.fusion_weight = fusion_weight  # the cascade's w when the caller gives none
-        self.feature_rate = feature_rate  # used for videos that carry none (training's rate)
-        self.tokens = tokens
-        self.strategy = strategy
-        self.nms_threshold = nms_threshold
+    def __init__(self, *args, strategy: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.strategy = strategy  # 1: the last stage's scores; 2: the average of every stage's
+
+    @classmethod
+    def stored_settings(cls, extra: dict) -> dict:
+        """The scoring strategy the checkpoint stores (default 1)."""
+        return {"strategy": int(extra.get("strategy", 1))}
 
     @torch.inference_mode()
     def score_encoded(self, query: torch.Tensor, videos: list[RerankVideo]) -> list[np.ndarray]:
@@ -57,13 +53,3 @@ class PLNReranker(TokenReranker):
                                                    video.duration, rate)
         return video.prepared[key]
 
-
-def load_reranker(model_dir: Path | None, device: str = "auto") -> PLNReranker:
-    """PLN from ``model_dir`` (default: the shipped checkpoint), with its stored settings."""
-    directory = model_dir or default_model_dir("pln")
-    _, extra = PLN.read_config(directory)
-    torch_device = resolve_device(device)
-    tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)))
-    return PLNReranker(PLN.from_pretrained(directory, torch_device), tokens,
-                       int(extra.get("strategy", 1)), float(extra.get("nms_threshold", 0.5)),
-                       extra.get("feature_rate"), stored_fusion_weight(extra))

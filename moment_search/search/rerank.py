@@ -2,21 +2,22 @@
 
 A reranker sees one query and whole videos (their raw features and durations) and returns every
 proposal of each video with a relevance probability in [0, 1]. PLN, FIAN, DRN and LPNet are in;
-another model joins by adding a line to :data:`RERANKERS`. A checkpoint may carry its fusion
-weight (``fusion_weight`` in its stored settings, chosen on validation data); the cascade uses it
-unless the caller gives one.
+another model joins through the ``reranker`` of its line in the registry (``registry.MODELS``).
+A checkpoint may carry its fusion weight (``fusion_weight`` in its stored settings, chosen on
+validation data); the cascade uses it unless the caller gives one.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import DataError, InputError
 from ..geometry.spans import temporal_iou
+from ..registry import reranker_class
 
 
 @dataclass
@@ -58,24 +59,15 @@ class Reranker(Protocol):
         ...
 
 
-# name -> module whose ``load_reranker(model_dir, device)`` builds it (imported on first use).
-RERANKERS = {"pln": "moment_search.search.pln_reranker",
-             "fian": "moment_search.search.fian_reranker",
-             "drn": "moment_search.search.drn_reranker",
-             "lpnet": "moment_search.search.lpnet_reranker"}
-
-
 def load_reranker(name: str, model_dir: str | Path | None = None, device: str = "auto"
                   ) -> Reranker:
-    """The reranker ``name`` from ``model_dir`` (default: its shipped checkpoint).
+    """The reranker ``name`` (see ``registry.list_rerankers``) from ``model_dir`` (default: its
+    shipped checkpoint).
 
     Raises:
-        ValueError: an unknown name (lists the known ones).
+        UnknownNameError: an unknown name (lists the known ones).
     """
-    if name not in RERANKERS:
-        raise ValueError(f"unknown reranker {name!r}; expected one of {sorted(RERANKERS)}")
-    module = importlib.import_module(RERANKERS[name])
-    return module.load_reranker(None if model_dir is None else Path(model_dir), device)
+    return reranker_class(name).load(None if model_dir is None else Path(model_dir), device)
 
 
 def fast_scores_for(rerank_spans: np.ndarray, fast_spans: np.ndarray, fast_scores: np.ndarray
@@ -95,11 +87,11 @@ def stored_fusion_weight(extra: dict) -> float:
     """The fusion weight a checkpoint's stored settings give (default 0.5).
 
     Raises:
-        ValueError: a stored weight outside [0, 1].
+        DataError: a stored weight outside [0, 1].
     """
     weight = float(extra.get("fusion_weight", DEFAULT_FUSION_WEIGHT))
     if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"stored fusion_weight must be in [0, 1], got {weight}")
+        raise DataError(f"stored fusion_weight must be in [0, 1], got {weight}")
     return weight
 
 
@@ -107,5 +99,6 @@ def fuse(fast_probability: np.ndarray, rerank_probability: np.ndarray, weight: f
          ) -> np.ndarray:
     """``weight * fast + (1 - weight) * rerank``: both are probabilities of the same event."""
     if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"rerank fusion weight must be in [0, 1], got {weight}")
+        raise InputError(f"rerank fusion weight must be in [0, 1], got {weight}",
+                         parameter="fusion_weight")
     return weight * fast_probability + (1.0 - weight) * rerank_probability

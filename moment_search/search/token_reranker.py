@@ -16,10 +16,10 @@ from .rerank import DEFAULT_FUSION_WEIGHT, stored_fusion_weight
 
 
 class TokenReranker:
-    """Base of the FIAN, DRN and LPNet rerankers (PLN shares :meth:`encode_text`)."""
+    """Base of the PLN, FIAN, DRN and LPNet rerankers."""
 
-    name = ""
-    model_type: type = object  # the model class: read_config / from_pretrained
+    name = ""  # the model type (registry key): its shipped checkpoint
+    model_class: type = object  # the model class: read_config / from_pretrained
     default_nms = 0.5
 
     def __init__(self, model, tokens: TokenEncoder, nms_threshold: float | None = None,
@@ -56,10 +56,15 @@ class TokenReranker:
             FileNotFoundError: no ``model_dir`` and no shipped checkpoint of this model.
         """
         directory = model_dir or default_model_dir(cls.name)
-        config, extra = cls.model_type.read_config(directory)
+        config, extra = cls.model_class.read_config(directory)
         torch_device = resolve_device(device)
         max_tokens = int(extra.get("max_tokens", getattr(config, "max_tokens", 32)))
         tokens = TokenEncoder(device=torch_device, max_length=max_tokens)
-        return cls(cls.model_type.from_pretrained(directory, torch_device), tokens,
+        return cls(cls.model_class.from_pretrained(directory, torch_device), tokens,
                    float(extra.get("nms_threshold", cls.default_nms)), extra.get("feature_rate"),
-                   stored_fusion_weight(extra))
+                   stored_fusion_weight(extra), **cls.stored_settings(extra))
+
+    @classmethod
+    def stored_settings(cls, extra: dict) -> dict:
+        """Keyword arguments of this model's own that its checkpoint stores (none here)."""
+        return {}

@@ -23,8 +23,8 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..registry import list_rerankers
 from ..search.query_cache import QUERY_CACHE_SIZE
-from ..search.rerank import RERANKERS
 
 LOGGER = logging.getLogger("moment_search.serve")
 MAX_K = 100
@@ -80,8 +80,8 @@ def check_options(options: SearchOptions) -> SearchOptions:
         _check_range("per_video", options.per_video, 1, MAX_K, f"an integer from 1 to {MAX_K}")
     _check_range("rerank_videos", options.rerank_videos, 1, MAX_RERANK_VIDEOS,
                  f"an integer from 1 to {MAX_RERANK_VIDEOS}")
-    if options.rerank is not None and options.rerank not in RERANKERS:
-        raise BadRequest("rerank", f"expected one of {sorted(RERANKERS)}, got {options.rerank!r}")
+    if options.rerank is not None and options.rerank not in list_rerankers():
+        raise BadRequest("rerank", f"expected one of {list_rerankers()}, got {options.rerank!r}")
     return options
 
 

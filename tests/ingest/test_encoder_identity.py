@@ -86,13 +86,13 @@ def constant_encoder(width: int):
 
 def test_a_plugin_of_another_width_is_refused_before_its_first_write(tmp_path, videos,
                                                                      monkeypatch):
-    from moment_search.ingest import encoders
+    from moment_search import registry
 
     corpus = tmp_path / "corpus"
-    monkeypatch.setitem(encoders.ENCODERS, "plain", constant_encoder(8))
+    monkeypatch.setitem(registry.FRAME_ENCODERS, "plain", constant_encoder(8))
     ingest_videos(videos[:1], corpus, IngestConfig(encoder="plain", device="cpu"))
     assert rows(corpus)["first"]["feature_dim"] == 8
-    monkeypatch.setitem(encoders.ENCODERS, "plain", constant_encoder(16))
+    monkeypatch.setitem(registry.FRAME_ENCODERS, "plain", constant_encoder(16))
     with pytest.raises(ValueError, match=r"with encoder 'plain' \(weights unknown, 8-d\); this "
                                          r"run's encoder is 'plain' \(weights unknown, 16-d\)"):
         ingest_videos(videos, corpus, IngestConfig(encoder="plain", device="cpu", resume=True))

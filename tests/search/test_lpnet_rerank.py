@@ -9,11 +9,12 @@ import torch
 from moment_search.data.corpus_dir import open_corpus
 from moment_search.eval.runner import evaluate_model, model_names
 from moment_search.models.lpnet import LPNet
-from moment_search.search.rerank import RERANKERS, RerankVideo, load_reranker
+from moment_search.registry import list_rerankers
+from moment_search.search.rerank import RerankVideo, load_reranker
 
 
 def test_lpnet_reranks_inside_the_cascade(searcher, tiny_lpnet_dir):
-    assert "lpnet" in RERANKERS
+    assert "lpnet" in list_rerankers()
     searcher.add_reranker("lpnet", tiny_lpnet_dir)
     fast = searcher.search("person does action number 2", k=8)
     fused = searcher.search("person does action number 2", k=8, rerank="lpnet",
