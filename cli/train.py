@@ -1,4 +1,9 @@
-"""``moment-search train ...``: train a model on a corpus directory."""
+"""``moment-search train ...``: train a model on a corpus directory.
+
+Each command's settings come from its config dataclasses (the defaults), then the ``[NAME]``
+table of a recipe file (``--recipe recipes/<checkpoint>.toml``), then the options given; see
+``cli.train_options`` and ``moment_search.train.recipes``.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +12,52 @@ from pathlib import Path
 import typer
 
 from .common import console, metric_table, user_errors
+from .train_options import (
+    CHARADES_DIR_OPTION,
+    CLIP_SCALE_OPTION,
+    DATA_OPTION,
+    DROPOUT_OPTION,
+    EMA_OPTION,
+    EXTRA_OPTION,
+    FEATURE_RATE_OPTION,
+    FOLD_OPTION,
+    OUT_OPTION,
+    PATIENCE_OPTION,
+    RECIPE_OPTION,
+    RENAMES,
+    RESUME_OPTION,
+    SEED_OPTION,
+    SMOOTH_OPTION,
+    THREADS_OPTION,
+    WEIGHT_DECAY_OPTION,
+    given_options,
+    sort_options,
+)
 
 app = typer.Typer(help="Train models.", no_args_is_help=True)
 
-# The recipe options every trainer shares (see moment_search.train.loop and .extras).
-EXTRA_OPTION = typer.Option([], "--extra", help="Extra training pairs, KIND[:WEIGHT] "
-                            "(charades-actions: the train videos' Charades action segments).")
-CHARADES_DIR_OPTION = typer.Option(None, help="Folder of the Charades CSV and class list "
-                                   "(default: DATA/../annotations/charades).")
-EMA_OPTION = typer.Option(0.0, min=0.0, max=0.99999, help="EMA decay of the weights per step "
-                          "(0: off); the average is validated and saved.")
-SMOOTH_OPTION = typer.Option(1, min=1, help="Pick the best epoch on the trailing mean of this "
-                             "many validation scores.")
-PATIENCE_OPTION = typer.Option(0, min=0, help="Stop after this many epochs without smoothed "
-                               "improvement (0: never).")
-FOLD_OPTION = typer.Option(None, help="K/N: cross-validation, train on the train split less "
-                           "fold K of N (video-disjoint), validate on fold K.")
-CLIP_SCALE_OPTION = typer.Option(1.0, min=0.0, help="Multiply clip features (22.627 = sqrt(512) "
-                                 "gives L2-normalised CLIP features unit RMS).")
-THREADS_OPTION = typer.Option(None, min=1, help="torch CPU threads (default: torch's).")
-DATA_OPTION = typer.Option(..., help="Corpus directory with train/val annotation files.")
-OUT_OPTION = typer.Option(..., help="Output directory (best/, last/, history.jsonl).")
-FEATURE_RATE_OPTION = typer.Option(None, help="Features per second (None: spread).")
-SEED_OPTION = typer.Option(0, help="Random seed.")
-RESUME_OPTION = typer.Option(False, help="Continue from OUT/last.")
-WEIGHT_DECAY_OPTION = typer.Option(0.0, min=0.0, help="AdamW weight decay.")
+
+def train_from_options(ctx: typer.Context, command: str, model_class: type, train_class: type,
+                       trainer_class: type, renames: dict[str, str] = RENAMES) -> None:
+    """Resolve the settings (defaults, ``--recipe``, given options), train, report.
+
+    Raises:
+        typer.Exit: code 2 on a bad recipe, option or corpus (one error line).
+    """
+    from moment_search.train.recipes import RunSettings, resolve
+
+    params = ctx.params
+    with user_errors():
+        sections = {"run": RunSettings, "model": model_class, "train": train_class}
+        overrides = sort_options(given_options(ctx), sections, renames)
+        recipe = resolve(params["recipe"], command, model_class, train_class, overrides)
+        if recipe.run.data is None:
+            raise ValueError("no corpus: give --data DIR or set data in the recipe")
+    out = params["out"]
+    title = f"best validation epoch ({recipe.run.val_split or 'val'})"
+    fit_and_report(lambda: trainer_class(recipe.run.data, out, recipe.model, recipe.train,
+                                         **recipe.trainer_options()),
+                   params.get("resume", False), out, title)
 
 
 def fit_and_report(make_trainer, resume: bool, out: Path,
@@ -48,68 +74,68 @@ def fit_and_report(make_trainer, resume: bool, out: Path,
 
 @app.command()
 def fvmr(
+    ctx: typer.Context,
     data: Path = DATA_OPTION,
     out: Path = OUT_OPTION,
-    epochs: int = typer.Option(20, min=1, help="Training epochs."),
-    batch_size: int = typer.Option(32, min=1, help="Queries per batch."),
-    lr: float = typer.Option(2e-4, min=0.0, help="AdamW learning rate."),
+    recipe: Path = RECIPE_OPTION,
+    epochs: int = typer.Option(None, min=1, help="Training epochs."),
+    batch_size: int = typer.Option(None, min=1, help="Queries per batch."),
+    lr: float = typer.Option(None, min=0.0, help="AdamW learning rate."),
     weight_decay: float = WEIGHT_DECAY_OPTION,
-    dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout in every block."),
-    hidden_dim: int = typer.Option(128, min=8, help="Encoder width (paper: 512)."),
-    space_dim: int = typer.Option(128, min=8, help="Common-space width D (paper: 512)."),
-    n_clips: int = typer.Option(16, min=1, help="2D-map size N."),
-    distill_weight: float = typer.Option(3.0, min=0.0, help="lambda of Eq. 10."),
-    warmup_epochs: int = typer.Option(8, min=0, help="Epochs before distillation starts."),
-    teacher: bool = typer.Option(True, help="--no-teacher trains FVMR w/o SD."),
-    cross_video: float = typer.Option(0.0, min=0.0, help="Weight of the cross-video term."),
-    clip_norm: bool = typer.Option(False, help="LayerNorm on input clip features."),
+    dropout: float = DROPOUT_OPTION,
+    hidden_dim: int = typer.Option(None, min=8, help="Encoder width (paper: 512)."),
+    space_dim: int = typer.Option(None, min=8, help="Common-space width D (paper: 512)."),
+    n_clips: int = typer.Option(None, min=1, help="2D-map size N."),
+    distill_weight: float = typer.Option(None, min=0.0, help="lambda of Eq. 10."),
+    warmup_epochs: int = typer.Option(None, min=0, help="Epochs before distillation starts."),
+    teacher: bool = typer.Option(None, "--teacher/--no-teacher",
+                                 help="--no-teacher trains FVMR w/o SD."),
+    cross_video: float = typer.Option(None, min=0.0, help="Weight of the cross-video term."),
+    clip_norm: bool = typer.Option(None, "--clip-norm/--no-clip-norm",
+                                   help="LayerNorm on input clip features."),
     clip_scale: float = CLIP_SCALE_OPTION,
     extra: list[str] = EXTRA_OPTION,
     charades_dir: Path = CHARADES_DIR_OPTION,
     ema: float = EMA_OPTION,
     smooth_epochs: int = SMOOTH_OPTION,
     patience: int = PATIENCE_OPTION,
-    video_batches: bool = typer.Option(False, help="Batches of whole videos (each video "
-                                       "encoded once per batch; faster with many queries)."),
+    video_batches: bool = typer.Option(None, "--video-batches/--no-video-batches",
+                                       help="Batches of whole videos (each video encoded once "
+                                       "per batch; faster with many queries)."),
     feature_rate: float = FEATURE_RATE_OPTION,
-    train_split: str = typer.Option("train", help="Split to train on."),
-    val_split: str = typer.Option("val", help="Split to validate on each epoch."),
+    train_split: str = typer.Option(None, help="Split to train on (default: train)."),
+    val_split: str = typer.Option(None, help="Split to validate on each epoch (default: val)."),
     fold: str = FOLD_OPTION,
     seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
     resume: bool = RESUME_OPTION,
 ) -> None:
-    """Train FVMR (with fine-grained semantic distillation) and keep the best epoch in OUT/best."""
+    """Train FVMR (with fine-grained semantic distillation) and keep the best epoch in OUT/best.
+
+    Defaults: FVMRConfig (moment_search.models.fvmr) and TrainConfig
+    (moment_search.train.fvmr_trainer)."""
     from moment_search.models.fvmr import FVMRConfig
     from moment_search.train.fvmr_trainer import FVMRTrainer, TrainConfig
 
-    model_config = FVMRConfig(n_clips=n_clips, hidden_dim=hidden_dim, space_dim=space_dim,
-                               dropout=dropout, clip_norm=clip_norm, clip_scale=clip_scale)
-    train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
-                               weight_decay=weight_decay,
-                               distill_weight=distill_weight, warmup_epochs=warmup_epochs,
-                               teacher=teacher, cross_video_weight=cross_video, seed=seed,
-                               threads=threads, extras=tuple(extra), ema_decay=ema,
-                               smooth_epochs=smooth_epochs, patience=patience,
-                               video_batches=video_batches, fold=fold)
-    fit_and_report(lambda: FVMRTrainer(data, out, model_config, train_config, train_split,
-                                       val_split, feature_rate, charades_dir=charades_dir),
-                   resume, out, f"best validation epoch ({val_split})")
+    train_from_options(ctx, "fvmr", FVMRConfig, TrainConfig, FVMRTrainer)
 
 
 @app.command()
 def pln(
+    ctx: typer.Context,
     data: Path = DATA_OPTION,
     out: Path = OUT_OPTION,
-    epochs: int = typer.Option(15, min=1, help="Training epochs (paper: up to 50)."),
-    batch_size: int = typer.Option(32, min=1, help="Queries per batch."),
-    lr: float = typer.Option(1e-4, min=0.0, help="AdamW learning rate."),
-    stages: str = typer.Option("8,16", help="Clips per stage, coarse to fine (e.g. 8,16)."),
-    hidden_dim: int = typer.Option(64, min=8, help="Width d (paper: 512)."),
-    cfm: bool = typer.Option(True, help="--no-cfm trains PLN w/o CFM."),
-    upsampling: bool = typer.Option(True, help="--no-upsampling trains PLN w/o UC."),
-    strategy: int = typer.Option(1, min=1, max=2, help="Validation strategy (1 last, 2 avg)."),
-    dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Dropout (paper: none)."),
+    recipe: Path = RECIPE_OPTION,
+    epochs: int = typer.Option(None, min=1, help="Training epochs (paper: up to 50)."),
+    batch_size: int = typer.Option(None, min=1, help="Queries per batch."),
+    lr: float = typer.Option(None, min=0.0, help="AdamW learning rate."),
+    stages: str = typer.Option(None, help="Clips per stage, coarse to fine (e.g. 8,16)."),
+    hidden_dim: int = typer.Option(None, min=8, help="Width d (paper: 512)."),
+    cfm: bool = typer.Option(None, "--cfm/--no-cfm", help="--no-cfm trains PLN w/o CFM."),
+    upsampling: bool = typer.Option(None, "--upsampling/--no-upsampling",
+                                    help="--no-upsampling trains PLN w/o UC."),
+    strategy: int = typer.Option(None, min=1, max=2, help="Validation strategy (1 last, 2 avg)."),
+    dropout: float = DROPOUT_OPTION,
     weight_decay: float = WEIGHT_DECAY_OPTION,
     clip_scale: float = CLIP_SCALE_OPTION,
     extra: list[str] = EXTRA_OPTION,
@@ -123,41 +149,35 @@ def pln(
     threads: int = THREADS_OPTION,
     resume: bool = RESUME_OPTION,
 ) -> None:
-    """Train PLN (progressive localization network) and keep the best epoch in OUT/best."""
+    """Train PLN (progressive localization network) and keep the best epoch in OUT/best.
+
+    Defaults: PLNConfig (moment_search.models.pln) and PLNTrainConfig
+    (moment_search.train.pln_trainer)."""
     from moment_search.models.pln import PLNConfig
     from moment_search.train.pln_trainer import PLNTrainConfig, PLNTrainer
 
-    with user_errors():
-        stage_clips = tuple(int(n) for n in stages.split(","))
-        model_config = PLNConfig(stage_clips=stage_clips, hidden_dim=hidden_dim, use_cfm=cfm,
-                                 use_upsampling=upsampling, dropout=dropout,
-                                 clip_scale=clip_scale)
-        train_config = PLNTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
-                                      weight_decay=weight_decay, strategy=strategy, seed=seed,
-                                      threads=threads, extras=tuple(extra), ema_decay=ema,
-                                      smooth_epochs=smooth_epochs, patience=patience, fold=fold)
-    fit_and_report(lambda: PLNTrainer(data, out, model_config, train_config,
-                                      feature_rate=feature_rate, charades_dir=charades_dir),
-                   resume, out)
+    train_from_options(ctx, "pln", PLNConfig, PLNTrainConfig, PLNTrainer)
 
 
 @app.command()
 def fian(
+    ctx: typer.Context,
     data: Path = DATA_OPTION,
     out: Path = OUT_OPTION,
-    epochs: int = typer.Option(12, min=1, help="Training epochs."),
-    batch_size: int = typer.Option(64, min=1, help="Queries per batch (paper: 64)."),
-    lr: float = typer.Option(4e-4, min=0.0, help="AdamW learning rate (paper: Adam 4e-4)."),
-    hidden_dim: int = typer.Option(128, min=8, help="Width d_h (paper: 512)."),
-    heads: int = typer.Option(4, min=1, help="Attention heads (paper: 4 on Charades-STA)."),
-    n_steps: int = typer.Option(64, min=1, help="Video steps (paper: 64 on Charades-STA)."),
-    kernels: str = typer.Option("16,24,32,40", help="Anchor window sizes in steps."),
-    stride_ratio: float = typer.Option(0.125, min=0.0, max=1.0, help="Stride / window size."),
-    branches: str = typer.Option("query,video", help="Iterative attention branches "
+    recipe: Path = RECIPE_OPTION,
+    epochs: int = typer.Option(None, min=1, help="Training epochs."),
+    batch_size: int = typer.Option(None, min=1, help="Queries per batch (paper: 64)."),
+    lr: float = typer.Option(None, min=0.0, help="AdamW learning rate (paper: Adam 4e-4)."),
+    hidden_dim: int = typer.Option(None, min=8, help="Width d_h (paper: 512)."),
+    heads: int = typer.Option(None, min=1, help="Attention heads (paper: 4 on Charades-STA)."),
+    n_steps: int = typer.Option(None, min=1, help="Video steps (paper: 64 on Charades-STA)."),
+    kernels: str = typer.Option(None, help="Anchor window sizes in steps (e.g. 16,24,32,40)."),
+    stride_ratio: float = typer.Option(None, min=0.0, max=1.0, help="Stride / window size."),
+    branches: str = typer.Option(None, help="Iterative attention branches, e.g. query,video "
                                  "(video alone: the FIAN-VQMA ablation)."),
-    tau: float = typer.Option(0.55, min=0.0, max=1.0, help="Positive IoU threshold."),
-    alpha: float = typer.Option(0.005, min=0.0, help="Boundary loss weight (Eq. 18)."),
-    dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout in every block."),
+    tau: float = typer.Option(None, min=0.0, max=1.0, help="Positive IoU threshold."),
+    alpha: float = typer.Option(None, min=0.0, help="Boundary loss weight (Eq. 18)."),
+    dropout: float = DROPOUT_OPTION,
     weight_decay: float = WEIGHT_DECAY_OPTION,
     clip_scale: float = CLIP_SCALE_OPTION,
     extra: list[str] = EXTRA_OPTION,
@@ -171,43 +191,35 @@ def fian(
     threads: int = THREADS_OPTION,
     resume: bool = RESUME_OPTION,
 ) -> None:
-    """Train FIAN (fine-grained iterative attention network) and keep the best epoch in OUT/best."""
+    """Train FIAN (fine-grained iterative attention network) and keep the best epoch in OUT/best.
+
+    Defaults: FIANConfig (moment_search.models.fian) and FIANTrainConfig
+    (moment_search.train.fian_trainer)."""
     from moment_search.models.fian import FIANConfig
     from moment_search.train.fian_trainer import FIANTrainConfig, FIANTrainer
 
-    with user_errors():
-        model_config = FIANConfig(hidden_dim=hidden_dim, heads=heads, n_steps=n_steps,
-                                  kernels=tuple(int(k) for k in kernels.split(",")),
-                                  stride_ratio=stride_ratio,
-                                  branches=tuple(b.strip() for b in branches.split(",")),
-                                  dropout=dropout, clip_scale=clip_scale)
-        train_config = FIANTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
-                                       weight_decay=weight_decay, tau=tau, alpha=alpha,
-                                       seed=seed, threads=threads, extras=tuple(extra),
-                                       ema_decay=ema, smooth_epochs=smooth_epochs,
-                                       patience=patience, fold=fold)
-    fit_and_report(lambda: FIANTrainer(data, out, model_config, train_config,
-                                       feature_rate=feature_rate, charades_dir=charades_dir),
-                   resume, out)
+    train_from_options(ctx, "fian", FIANConfig, FIANTrainConfig, FIANTrainer)
 
 
 @app.command()
 def drn(
+    ctx: typer.Context,
     data: Path = DATA_OPTION,
     out: Path = OUT_OPTION,
-    stage_epochs: str = typer.Option("10,3,2", help="Epochs of the three steps: location + "
-                                     "matching, IoU head, joint fine-tune."),
-    batch_size: int = typer.Option(32, min=1, help="Queries per batch (paper: 32)."),
-    lr: float = typer.Option(1e-3, min=0.0, help="Adam lr of step 1 (paper: 1e-3)."),
-    iou_lr: float = typer.Option(1e-5, min=0.0, help="Adam lr of step 2 (paper: 1e-5)."),
-    finetune_lr: float = typer.Option(1e-6, min=0.0, help="Adam lr of step 3 (paper: 1e-6)."),
-    lstm_dim: int = typer.Option(128, min=4, help="BiLSTM units per direction (paper: 512)."),
-    channels: int = typer.Option(64, min=4, help="Width of C_1 (C_2, C_3: 2x, 4x; off.: 256)."),
-    fpn_dim: int = typer.Option(128, min=4, help="Width of the pyramid and heads (off.: 512)."),
-    n_segments: int = typer.Option(32, min=4, help="Video segments (official Charades: 32)."),
-    min_overlap: float = typer.Option(0.0, min=0.0, max=1.0, help="Eq. 7 trains on boxes "
+    recipe: Path = RECIPE_OPTION,
+    stage_epochs: str = typer.Option(None, help="Epochs of the three steps: location + "
+                                     "matching, IoU head, joint fine-tune (e.g. 10,3,2)."),
+    batch_size: int = typer.Option(None, min=1, help="Queries per batch (paper: 32)."),
+    lr: float = typer.Option(None, min=0.0, help="Adam lr of step 1 (paper: 1e-3)."),
+    iou_lr: float = typer.Option(None, min=0.0, help="Adam lr of step 2 (paper: 1e-5)."),
+    finetune_lr: float = typer.Option(None, min=0.0, help="Adam lr of step 3 (paper: 1e-6)."),
+    lstm_dim: int = typer.Option(None, min=4, help="BiLSTM units per direction (paper: 512)."),
+    channels: int = typer.Option(None, min=4, help="Width of C_1 (C_2, C_3: 2x, 4x; off.: 256)."),
+    fpn_dim: int = typer.Option(None, min=4, help="Width of the pyramid and heads (off.: 512)."),
+    n_segments: int = typer.Option(None, min=4, help="Video segments (official Charades: 32)."),
+    min_overlap: float = typer.Option(None, min=0.0, max=1.0, help="Eq. 7 trains on boxes "
                                       "whose IoU exceeds this."),
-    dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Dropout on the video input."),
+    dropout: float = DROPOUT_OPTION,
     weight_decay: float = WEIGHT_DECAY_OPTION,
     clip_scale: float = CLIP_SCALE_OPTION,
     extra: list[str] = EXTRA_OPTION,
@@ -221,41 +233,36 @@ def drn(
     threads: int = THREADS_OPTION,
     resume: bool = RESUME_OPTION,
 ) -> None:
-    """Train DRN (dense regression network) in its three steps; keep the best epoch in OUT/best."""
+    """Train DRN (dense regression network) in its three steps; keep the best epoch in OUT/best.
+
+    Defaults: DRNConfig (moment_search.models.drn) and DRNTrainConfig
+    (moment_search.train.drn_trainer)."""
     from moment_search.models.drn import DRNConfig
     from moment_search.train.drn_trainer import DRNTrainConfig, DRNTrainer
 
-    with user_errors():
-        model_config = DRNConfig(lstm_dim=lstm_dim, channels=channels, fpn_dim=fpn_dim,
-                                 n_segments=n_segments, dropout=dropout, clip_scale=clip_scale)
-        train_config = DRNTrainConfig(
-            stage_epochs=tuple(int(n) for n in stage_epochs.split(",")), batch_size=batch_size,
-            lr=lr, iou_lr=iou_lr, finetune_lr=finetune_lr, weight_decay=weight_decay,
-            min_overlap=min_overlap, seed=seed, threads=threads, extras=tuple(extra),
-            ema_decay=ema, smooth_epochs=smooth_epochs, patience=patience, fold=fold)
-    fit_and_report(lambda: DRNTrainer(data, out, model_config, train_config,
-                                      feature_rate=feature_rate, charades_dir=charades_dir),
-                   resume, out)
+    train_from_options(ctx, "drn", DRNConfig, DRNTrainConfig, DRNTrainer)
 
 
 @app.command()
 def lpnet(
+    ctx: typer.Context,
     data: Path = DATA_OPTION,
     out: Path = OUT_OPTION,
-    epochs: int = typer.Option(30, min=1, help="Training epochs (paper: 100, early stopping)."),
-    batch_size: int = typer.Option(32, min=1, help="Queries per batch."),
-    lr: float = typer.Option(1e-4, min=0.0, help="AdamW learning rate (paper: Adam 1e-4)."),
-    hidden_dim: int = typer.Option(128, min=8, help="Width d (paper: 256)."),
-    heads: int = typer.Option(8, min=1, help="Attention heads (official: 8)."),
-    n_clips: int = typer.Option(64, min=2, help="Video segments (official Charades: 64)."),
-    feature_dim: int = typer.Option(512, min=1, help="Width of the corpus clip features."),
-    proposals: int = typer.Option(100, min=1, help="Learnable proposals (official: 100)."),
-    reg_weight: float = typer.Option(100.0, min=0.0, help="lambda of Eq. 12 (paper: 100)."),
-    kl_weight: float = typer.Option(1.0, min=0.0, help="Weight of the boundary-aware loss "
+    recipe: Path = RECIPE_OPTION,
+    epochs: int = typer.Option(None, min=1, help="Training epochs (paper: 100, early stopping)."),
+    batch_size: int = typer.Option(None, min=1, help="Queries per batch."),
+    lr: float = typer.Option(None, min=0.0, help="AdamW learning rate (paper: Adam 1e-4)."),
+    hidden_dim: int = typer.Option(None, min=8, help="Width d (paper: 256)."),
+    heads: int = typer.Option(None, min=1, help="Attention heads (official: 8)."),
+    n_clips: int = typer.Option(None, min=2, help="Video segments (official Charades: 64)."),
+    feature_dim: int = typer.Option(None, min=1, help="Width of the corpus clip features."),
+    proposals: int = typer.Option(None, min=1, help="Learnable proposals (official: 100)."),
+    reg_weight: float = typer.Option(None, min=0.0, help="lambda of Eq. 12 (paper: 100)."),
+    kl_weight: float = typer.Option(None, min=0.0, help="Weight of the boundary-aware loss "
                                     "(0: the ablation without it)."),
-    iou_weight: float = typer.Option(1.0, min=0.0, help="Weight of the proposal IoU loss "
+    iou_weight: float = typer.Option(None, min=0.0, help="Weight of the proposal IoU loss "
                                      "(0: fixed proposals, the ablation)."),
-    dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout in every block."),
+    dropout: float = DROPOUT_OPTION,
     weight_decay: float = WEIGHT_DECAY_OPTION,
     clip_scale: float = CLIP_SCALE_OPTION,
     extra: list[str] = EXTRA_OPTION,
@@ -269,43 +276,39 @@ def lpnet(
     threads: int = THREADS_OPTION,
     resume: bool = RESUME_OPTION,
 ) -> None:
-    """Train LPNet (learnable proposal network) and keep the best epoch in OUT/best."""
+    """Train LPNet (learnable proposal network) and keep the best epoch in OUT/best.
+
+    Defaults: LPNetConfig (moment_search.models.lpnet) and LPNetTrainConfig
+    (moment_search.train.lpnet_trainer)."""
     from moment_search.models.lpnet import LPNetConfig
     from moment_search.train.lpnet_trainer import LPNetTrainConfig, LPNetTrainer
 
-    with user_errors():
-        model_config = LPNetConfig(feature_dim=feature_dim, hidden_dim=hidden_dim,
-                                   n_heads=heads, n_clips=n_clips, n_proposals=proposals,
-                                   dropout=dropout, clip_scale=clip_scale)
-        train_config = LPNetTrainConfig(
-            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-            reg_weight=reg_weight, kl_weight=kl_weight, iou_weight=iou_weight, seed=seed,
-            threads=threads, extras=tuple(extra), ema_decay=ema, smooth_epochs=smooth_epochs,
-            patience=patience, fold=fold)
-    fit_and_report(lambda: LPNetTrainer(data, out, model_config, train_config,
-                                        feature_rate=feature_rate, charades_dir=charades_dir),
-                   resume, out)
+    train_from_options(ctx, "lpnet", LPNetConfig, LPNetTrainConfig, LPNetTrainer,
+                       {**RENAMES, "heads": "n_heads"})
 
 
 @app.command("video-text")
 def video_text(
+    ctx: typer.Context,
     data: Path = DATA_OPTION,
     out: Path = OUT_OPTION,
-    epochs: int = typer.Option(30, min=1, help="Training epochs."),
-    batch_videos: int = typer.Option(64, min=2, help="Videos (= sentences) per InfoNCE batch."),
-    samples_per_video: int = typer.Option(4, min=1, help="Sentences per video per epoch."),
-    lr: float = typer.Option(1e-3, min=0.0, help="AdamW learning rate."),
-    weight_decay: float = typer.Option(0.01, min=0.0, help="AdamW weight decay."),
-    embed_dim: int = typer.Option(128, min=8, help="Width of the video-text space."),
-    feature_dim: int = typer.Option(512, min=1, help="Width of the input clip features."),
-    n_clips: int = typer.Option(16, min=1, help="Clips pooled per video (FVMR's map size N)."),
-    level: str = typer.Option("video", help="video: one vector per video; moment: one per "
+    recipe: Path = RECIPE_OPTION,
+    epochs: int = typer.Option(None, min=1, help="Training epochs."),
+    batch_videos: int = typer.Option(None, min=2, help="Videos (= sentences) per InfoNCE batch."),
+    samples_per_video: int = typer.Option(None, min=1, help="Sentences per video per epoch."),
+    lr: float = typer.Option(None, min=0.0, help="AdamW learning rate."),
+    weight_decay: float = WEIGHT_DECAY_OPTION,
+    embed_dim: int = typer.Option(None, min=8, help="Width of the video-text space."),
+    feature_dim: int = typer.Option(None, min=1, help="Width of the input clip features."),
+    n_clips: int = typer.Option(None, min=1, help="Clips pooled per video (FVMR's map size N)."),
+    level: str = typer.Option(None, help="video: one vector per video; moment: one per "
                               "2D-map proposal (trained on the sentences' windows)."),
-    hidden_dim: int = typer.Option(256, min=8, help="MLP width."),
-    dropout: float = typer.Option(0.1, min=0.0, max=0.9, help="Dropout."),
-    temperature: float = typer.Option(0.05, min=1e-3, help="InfoNCE temperature."),
-    descriptions: bool = typer.Option(True, help="Use the videos' description and script "
-                                      "sentences (official Charades CSV)."),
+    hidden_dim: int = typer.Option(None, min=8, help="MLP width."),
+    dropout: float = DROPOUT_OPTION,
+    temperature: float = typer.Option(None, min=1e-3, help="InfoNCE temperature."),
+    descriptions: bool = typer.Option(None, "--descriptions/--no-descriptions",
+                                      help="Use the videos' description and script sentences "
+                                      "(official Charades CSV)."),
     extra: list[str] = EXTRA_OPTION,
     charades_dir: Path = CHARADES_DIR_OPTION,
     ema: float = EMA_OPTION,
@@ -314,43 +317,46 @@ def video_text(
     feature_rate: float = FEATURE_RATE_OPTION,
     seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
+    resume: bool = RESUME_OPTION,
 ) -> None:
-    """Train the video-level relevance model (corpus search) and keep the best epoch."""
+    """Train the video-level relevance model (corpus search) and keep the best epoch.
+
+    Defaults: VideoTextConfig (moment_search.models.video_text) and VideoTextTrainConfig
+    (moment_search.train.video_text_trainer)."""
     from moment_search.models.video_text import VideoTextConfig
     from moment_search.train.video_text_trainer import VideoTextTrainConfig, VideoTextTrainer
 
-    train_config = VideoTextTrainConfig(
-        epochs=epochs, batch_videos=batch_videos, samples_per_video=samples_per_video, lr=lr,
-        n_clips=n_clips,
-        weight_decay=weight_decay, extras=tuple(extra), descriptions=descriptions,
-        ema_decay=ema, smooth_epochs=smooth_epochs, fold=fold, seed=seed, threads=threads)
-    with user_errors():
-        model_config = VideoTextConfig(feature_dim=feature_dim, embed_dim=embed_dim,
-                                       hidden_dim=hidden_dim, dropout=dropout,
-                                       temperature=temperature, level=level)
-        trainer = VideoTextTrainer(data, out, model_config, train_config, feature_rate,
-                                   charades_dir)
-        best = trainer.fit(progress=console.print)
-    console.print(metric_table("best validation epoch", best))
-    console.print(f"model saved to {out / 'best'}")
+    train_from_options(ctx, "video-text", VideoTextConfig, VideoTextTrainConfig,
+                       VideoTextTrainer)
+
+
+# compose's options named apart from compose()'s keywords (the recipe's [compose] keys).
+COMPOSE_RENAMES = {"video_text": "video_text_dir", "data": "data_dir"}
 
 
 @app.command()
 def compose(
+    ctx: typer.Context,
     fvmr: Path = typer.Option(..., help="A trained FVMR checkpoint."),
     out: Path = typer.Option(..., help="Where the composed search checkpoint goes."),
+    recipe: Path = RECIPE_OPTION,
     video_text: Path = typer.Option(None, help="A trained video-text checkpoint."),
-    video_weight: float = typer.Option(0.0, min=0.0, help="beta: weight of the video score."),
-    hub_weight: float = typer.Option(0.0, min=0.0, help="gamma: weight of the hub correction."),
-    hub_bank: int = typer.Option(0, min=0, help="Training sentences the hub correction is "
+    video_weight: float = typer.Option(None, min=0.0, help="beta: weight of the video score."),
+    hub_weight: float = typer.Option(None, min=0.0, help="gamma: weight of the hub correction."),
+    hub_bank: int = typer.Option(None, min=0, help="Training sentences the hub correction is "
                                  "measured on (0: none)."),
     data: Path = typer.Option(None, help="Corpus directory (for the bank's sentences)."),
-    seed: int = typer.Option(0, help="Seed of the bank draw."),
+    seed: int = typer.Option(None, help="Seed of the bank draw."),
 ) -> None:
-    """Compose FVMR + video score + hub correction into one search checkpoint (index it)."""
-    from moment_search.train.compose import compose as compose_checkpoint
+    """Compose FVMR + video score + hub correction into one search checkpoint (index it).
 
+    Defaults: the keywords of moment_search.train.compose.compose."""
+    from moment_search.train.compose import compose as compose_checkpoint
+    from moment_search.train.recipes import resolve_keywords
+
+    options = {COMPOSE_RENAMES.get(name, name): value
+               for name, value in given_options(ctx).items() if name != "fvmr"}
     with user_errors():
-        path = compose_checkpoint(fvmr, out, video_text, video_weight, hub_weight, hub_bank,
-                                  data, "train", seed)
+        keywords = resolve_keywords(recipe, "compose", compose_checkpoint, options)
+        path = compose_checkpoint(fvmr, out, **keywords)
     console.print(f"search checkpoint saved to {path}")

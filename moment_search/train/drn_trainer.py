@@ -27,7 +27,8 @@ import torch
 from ..models.drn import DRN, decode_boxes
 from .drn_data import DRNBatch, build_drn_examples, collate_drn
 from .drn_losses import iou_head_loss, location_loss, matching_loss
-from .localizer_trainer import LocalizerTrainer, RecipeConfig
+from .localizer_trainer import LocalizerTrainer
+from .loop import RecipeConfig
 
 IOU_HEAD_PREFIX = "heads.iou."  # the parameters step 2 trains
 

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 from ..models.fian import FIAN, moments_in_seconds
 from .fian_data import FIANBatch, build_fian_examples, collate_fian
-from .localizer_trainer import LocalizerTrainer, RecipeConfig
+from .localizer_trainer import LocalizerTrainer
+from .loop import RecipeConfig
 
 PAPER_TAU = 0.55  # "The positive threshold value tau is set to 0.55"
 PAPER_ALPHA = 0.005  # alpha of Eq. 18 for Charades-STA (and TACoS)

@@ -16,8 +16,8 @@ import torch
 
 from ..data.corpus import Corpus
 from ..data.features import FeatureStore
-from ..eval.metrics import single_video_metrics
 from ..geometry.proposals import proposal_spans
+from ..metrics import single_video_metrics
 from ..models.fvmr import FVMR, FVMRConfig
 from ..search.localize import rank_moments
 from ..text.role_tree import RoleTreeParser
@@ -25,13 +25,14 @@ from ..text.tokens import TokenEncoder
 from .data import Batch, Example, build_examples, collate, video_batches
 from .extras import default_charades_dir, parse_extra, with_extras
 from .folds import parse_fold, training_corpora
-from .loop import EpochTrainer, seed_everything
+from .loop import EpochTrainer, RecipeConfig, seed_everything
 from .losses import cross_video, fvmr_loss
 
 
 @dataclass
-class TrainConfig:
-    """Optimisation settings (paper Sec. 4.1 unless noted)."""
+class TrainConfig(RecipeConfig):
+    """Optimisation settings (paper Sec. 4.1 unless noted), beside the shared
+    :class:`RecipeConfig`."""
 
     epochs: int = 20
     batch_size: int = 32
@@ -44,16 +45,7 @@ class TrainConfig:
     cross_video_weight: float = 0.0  # > 0 adds the in-batch cross-video term (not in the paper)
     o_min: float = 0.3  # soft-label thresholds (paper)
     o_max: float = 0.7
-    select_metric: str = "R1@0.5+R1@0.7"  # validation score that picks the best epoch
-    seed: int = 0
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-    # The recipe (see train.loop and train.extras); defaults reproduce the first shipped model.
-    extras: tuple[str, ...] = ()  # --extra specs, e.g. ("charades-actions:0.5",)
-    ema_decay: float = 0.0  # weight average per step (0: off)
-    smooth_epochs: int = 1  # best epoch on the trailing mean of this many val scores
-    patience: int = 0  # stop after this many epochs without smoothed improvement (0: off)
     video_batches: bool = False  # batches of whole videos: each video encoded once per batch
-    fold: str | None = None  # "K/N": train on the other folds of the train split, validate on K
 
 
 def epoch_batches(examples: list[Example], batch_size: int, seed: int, epoch: int,

@@ -10,7 +10,6 @@ resume are ``loop.EpochTrainer``'s.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import torch
 
 from ..data.corpus import Corpus
 from ..data.features import FeatureStore
-from ..eval.metrics import single_video_metrics
+from ..metrics import single_video_metrics
 from ..search.localize import rank_moments
 from .batching import TokenSource
 from .loop import EpochTrainer
@@ -27,21 +26,6 @@ from .reranker_data import load_reranker_data
 
 # (model, batch, examples of the batch) -> one (scores (n,), spans in seconds (n, 2)) per example
 Predict = Callable[[torch.nn.Module, Any, Sequence[Any]], list[tuple[Any, Any]]]
-
-
-@dataclass
-class RecipeConfig:
-    """The training settings every localizer shares (see train.loop, train.extras,
-    train.folds); the defaults reproduce the papers'. Each model's config adds its own."""
-
-    select_metric: str = "R1@0.5+R1@0.7"  # validation score that picks the best epoch
-    seed: int = 0
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-    extras: tuple[str, ...] = ()  # --extra specs, e.g. ("charades-actions:0.5",)
-    ema_decay: float = 0.0
-    smooth_epochs: int = 1
-    patience: int = 0
-    fold: str | None = None
 
 
 def shuffled_batches(examples: Sequence[Any], batch_size: int, seed: int, epoch: int,

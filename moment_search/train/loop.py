@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +26,21 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
+
+
+@dataclass
+class RecipeConfig:
+    """The training settings every trainer's config shares (see above, ``train.extras`` and
+    ``train.folds``); each trainer's config adds its own. The defaults switch every knob off."""
+
+    select_metric: str = "R1@0.5+R1@0.7"  # validation score that picks the best epoch
+    seed: int = 0
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    extras: tuple[str, ...] = ()  # --extra specs, e.g. ("charades-actions:0.5",)
+    ema_decay: float = 0.0  # weight average per step (0: off)
+    smooth_epochs: int = 1  # best epoch on the trailing mean of this many val scores
+    patience: int = 0  # stop after this many epochs without smoothed improvement (0: off)
+    fold: str | None = None  # "K/N": train on the other folds of the train split, validate on K
 
 
 def seed_everything(seed: int) -> None:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 
 from ..models.lpnet import LPNet
-from .localizer_trainer import LocalizerTrainer, RecipeConfig
+from .localizer_trainer import LocalizerTrainer
+from .loop import RecipeConfig
 from .lpnet_data import LPNetBatch, build_lpnet_examples, collate_lpnet
 from .lpnet_losses import (
     boundary_kl_loss,

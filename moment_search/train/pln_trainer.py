@@ -21,7 +21,8 @@ import torch
 from ..geometry.proposals import proposal_spans
 from ..models.pln import PLN, PLNConfig
 from .batching import TokenSource
-from .localizer_trainer import LocalizerTrainer, RecipeConfig
+from .localizer_trainer import LocalizerTrainer
+from .loop import RecipeConfig
 from .losses import soft_bce
 from .pln_data import PAPER_TAU, PLNBatch, PLNExample, build_pln_examples, collate_pln
 

@@ -25,35 +25,29 @@ from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..data.pseudo_queries import video_texts
 from ..data.readers.charades_csv import read_charades_csv
-from ..eval.metrics import video_retrieval_metrics
 from ..geometry.proposals import proposal_index, proposal_spans
 from ..geometry.spans import temporal_iou
+from ..metrics import video_retrieval_metrics
 from ..models.video_text import VideoText, VideoTextConfig
 from ..text.tokens import TokenEncoder
 from .extras import CSV_NAME, default_charades_dir, parse_extra, with_extras
 from .folds import parse_fold, training_corpora
-from .loop import EpochTrainer, seed_everything
+from .loop import EpochTrainer, RecipeConfig, seed_everything
 
 
 @dataclass
-class VideoTextTrainConfig:
-    """Optimisation settings of the video-level model."""
+class VideoTextTrainConfig(RecipeConfig):
+    """Optimisation settings of the video-level model, beside the shared :class:`RecipeConfig`
+    (``extras``: e.g. ``("charades-actions",)``, action phrases as texts)."""
 
+    select_metric: str = "video_R@1+video_R@10"
     epochs: int = 30
     batch_videos: int = 64  # videos (= sentences) per InfoNCE batch
     samples_per_video: int = 4  # sentences drawn per video per epoch
     lr: float = 1e-3
     weight_decay: float = 0.01
     n_clips: int = 16  # clips pooled per video (FVMR's N, so the same input serves both)
-    extras: tuple[str, ...] = ()  # e.g. ("charades-actions",): action phrases as texts
     descriptions: bool = True  # use the videos' description and script sentences
-    ema_decay: float = 0.0
-    smooth_epochs: int = 1
-    patience: int = 0
-    fold: str | None = None  # "K/N": cross-validation fold of the train split (see train.folds)
-    select_metric: str = "video_R@1+video_R@10"
-    seed: int = 0
-    threads: int | None = None
 
 
 class TextSource(NamedTuple):
