@@ -44,6 +44,7 @@ def train_from_options(ctx: typer.Context, command: str, model_class: type, trai
     Raises:
         typer.Exit: code 2 on a bad recipe, option or corpus (one error line).
     """
+    from moment_search.errors import InputError
     from moment_search.train.recipes import RunSettings, resolve
 
     params = ctx.params
@@ -52,7 +53,8 @@ def train_from_options(ctx: typer.Context, command: str, model_class: type, trai
         overrides = sort_options(given_options(ctx), sections, renames)
         recipe = resolve(params["recipe"], command, model_class, train_class, overrides)
         if recipe.run.data is None:
-            raise ValueError("no corpus: give --data DIR or set data in the recipe")
+            raise InputError("no corpus: give --data DIR or set data in the recipe",
+                             parameter="--data")
     out = params["out"]
     title = f"best validation epoch ({recipe.run.val_split or 'val'})"
     fit_and_report(lambda: trainer_class(recipe.run.data, out, recipe.model, recipe.train,

@@ -13,6 +13,8 @@ from typing import Any
 
 import typer
 
+from moment_search.errors import InputError
+
 DATA_OPTION = typer.Option(None, help="Corpus directory with train/val annotation files "
                            "(default: the recipe's data).")
 OUT_OPTION = typer.Option(..., help="Output directory (best/, last/, history.jsonl).")
@@ -78,12 +80,13 @@ def comma_list(option: str, text: str, item_type: type) -> list:
     """``"8,16"`` as ``[8, 16]``.
 
     Raises:
-        ValueError: an item that is not of ``item_type``.
+        InputError: an item that is not of ``item_type``.
     """
     items = [item.strip() for item in text.split(",")]
     try:
         return [item_type(item) for item in items]
     except ValueError as e:
-        raise ValueError(f"--{option.replace('_', '-')}: expected comma-separated "
-                         f"{item_type.__name__} values, got {text!r}") from e
+        flag = f"--{option.replace('_', '-')}"
+        raise InputError(f"{flag}: expected comma-separated {item_type.__name__} values, "
+                         f"got {text!r}", parameter=flag) from e
 

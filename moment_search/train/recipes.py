@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: tomllib is the tomli package in the standard library
@@ -34,8 +36,11 @@ TRAIN_COMMANDS = ("fvmr", "pln", "fian", "drn", "lpnet", "video-text", "compose"
 SECTIONS = ("model", "train")  # the sub-tables of a trainer's table
 
 
-class RecipeError(ValueError):
+class RecipeError(InputError):
     """A recipe file that cannot be used: missing, not TOML, an unknown key or a bad value."""
+
+    def __init__(self, message: str):
+        super().__init__(message, parameter="--recipe")
 
 
 @dataclass

@@ -1,0 +1,120 @@
+"""Every ``moment-search train`` command on tiny data, through a recipe file (defaults, then the
+file, then the options given), and the recipe errors as the user sees them."""
+
+import json
+
+import pytest
+from moment_search.cli.app import main
+
+from moment_search.models.fvmr import FVMR
+from moment_search.train import reranker_data
+from moment_search.train.compose import compose
+from moment_search.train.fian_trainer import FIANTrainConfig
+from moment_search.train.recipes import field_types
+from tests.conftest import write_tiny_charades
+from tests.train.localizer_checks import FakeEncoder
+
+# [model] and [train] of a tiny, one-epoch run of each trainer on the tiny corpus (8-d features).
+TINY = {
+    "fvmr": ("feature_dim = 8\nn_clips = 8\nhidden_dim = 16\nspace_dim = 8\ndropout = 0.0",
+             "epochs = 1\nbatch_size = 4\nwarmup_epochs = 0\nvideo_batches = true"),
+    "pln": ("feature_dim = 8\nstage_clips = [4, 8]\nhidden_dim = 8\nlstm_layers = 1",
+            "epochs = 1\nbatch_size = 2\nlr = 0.01"),
+    "fian": ("feature_dim = 8\nhidden_dim = 8\nheads = 2\nn_steps = 16\nkernels = [4, 6]\n"
+             "dropout = 0.0", "epochs = 1\nbatch_size = 2"),
+    "drn": ("feature_dim = 8\nlstm_dim = 8\nn_segments = 8\nchannels = 8\nfpn_dim = 8\n"
+            "position_dim = 4", "stage_epochs = [1, 0, 0]\nbatch_size = 4"),
+    "lpnet": ("feature_dim = 8\nhidden_dim = 8\nn_heads = 2\nn_conv = 1\nkernel = 3\n"
+              "n_clips = 8\nn_proposals = 6\nn_samples = 4\ndynamic_dim = 4\ndropout = 0.0",
+              "epochs = 1\nbatch_size = 2"),
+    "video-text": ("feature_dim = 8\nhidden_dim = 16\nembed_dim = 8\nlevel = \"moment\"",
+                   "epochs = 1\nbatch_videos = 4\nn_clips = 8\nextras = [\"charades-actions\"]"),
+}
+
+
+def tiny_recipe(tmp_path, command: str, corpus) -> str:
+    """A recipe file with the tiny ``[command]`` table (and the Charades files it may read)."""
+    charades = write_tiny_charades(tmp_path / "charades", corpus)
+    model, train = TINY[command]
+    path = tmp_path / "tiny.toml"
+    path.write_text(f'[{command}]\ndata = "{corpus}"\nfeature_rate = 1.0\n'
+                    f'charades_dir = "{charades}"\n\n[{command}.model]\n{model}\n\n'
+                    f"[{command}.train]\n{train}\nthreads = 1\nseed = 0\n")
+    return str(path)
+
+
+def stored_config(out) -> dict:
+    return json.loads((out / "best" / "config.json").read_text())
+
+
+@pytest.mark.parametrize("command", list(TINY))
+def test_train_command_runs_its_recipe_with_overrides(command, tiny_corpus, tmp_path,
+                                                      monkeypatch):
+    monkeypatch.setattr(reranker_data, "TokenEncoder", lambda max_length: FakeEncoder())
+    out = tmp_path / "run"
+    recipe = tiny_recipe(tmp_path, command, tiny_corpus)
+    assert main(["train", command, "--recipe", recipe, "--out", str(out), "--seed", "3"]) == 0
+    stored = stored_config(out)
+    train = stored["extra"]["train_config"]
+    assert train["seed"] == 3 and train["threads"] == 1  # the option wins; the file stays
+    assert stored["extra"]["feature_rate"] == 1.0 and stored["config"]["feature_dim"] == 8
+    assert len((out / "history.jsonl").read_text().splitlines()) == 1
+
+
+def test_options_alone_fall_back_to_the_dataclass_defaults(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(reranker_data, "TokenEncoder", lambda max_length: FakeEncoder())
+    out = tmp_path / "run"
+    recipe = tmp_path / "width.toml"  # FIAN has no --feature-dim; the tiny corpus is 8-d
+    recipe.write_text("[fian.model]\nfeature_dim = 8\n")
+    assert main(["train", "fian", "--recipe", str(recipe), "--data", str(tiny_corpus),
+                 "--out", str(out), "--epochs", "1", "--hidden-dim", "8", "--heads", "2",
+                 "--n-steps", "16", "--kernels", "4,6", "--branches", "video",
+                 "--batch-size", "2", "--feature-rate", "1.0", "--threads", "1"]) == 0
+    stored = stored_config(out)
+    assert stored["config"]["kernels"] == [4, 6] and stored["config"]["branches"] == ["video"]
+    train = stored["extra"]["train_config"]
+    assert (train["lr"], train["tau"]) == (FIANTrainConfig.lr, FIANTrainConfig.tau)
+
+
+def test_compose_reads_its_recipe_table(tiny_model_dir, session_corpus, tmp_path):
+    recipe = tmp_path / "compose.toml"
+    recipe.write_text(f'[compose]\ndata_dir = "{session_corpus}"\nhub_weight = 0.5\n'
+                      f"hub_bank = 2\nseed = 1\n")
+    out = tmp_path / "search"
+    assert main(["train", "compose", "--recipe", str(recipe), "--fvmr", str(tiny_model_dir),
+                 "--out", str(out), "--hub-weight", "0.25"]) == 0
+    _, extra = FVMR.read_config(out)
+    composed = extra["composed"]
+    assert (composed["hub_bank"], composed["seed"], composed["hub_weight"]) == (2, 1, 0.25)
+
+
+def test_compose_options_are_its_keywords():
+    assert {"video_weight", "hub_weight", "hub_bank", "data_dir", "seed", "split",
+            "video_text_dir"} == set(field_types(compose))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[pln.train]\nepoch = 1\n", "pln.train: unknown key 'epoch'"),
+    ("[pln.train]\nepochs = \"one\"\n", "pln.train.epochs: expected int, got str 'one'"),
+])
+def test_bad_recipe_is_one_error_naming_file_and_key(text, expected, tmp_path, capsys):
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text(text)
+    assert main(["train", "pln", "--recipe", str(recipe), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert str(recipe) in "".join(err.split()) and expected in " ".join(err.split())
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_recipe_file_is_one_error(tmp_path, capsys):
+    missing = tmp_path / "nope.toml"
+    assert main(["train", "fvmr", "--recipe", str(missing), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "recipe file not found" in err
+    assert str(missing) in "".join(err.split())
+
+
+def test_a_run_needs_a_corpus(tmp_path, capsys):
+    assert main(["train", "drn", "--out", str(tmp_path / "o")]) == 2
+    assert "no corpus: give --data DIR" in capsys.readouterr().err
