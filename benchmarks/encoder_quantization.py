@@ -35,15 +35,15 @@ from pathlib import Path
 import numpy as np
 
 from ..data.corpus_dir import read_split
-from ..eval.metrics import corpus_metrics, single_video_metrics
-from ..search.encoder_export import index_encoder_dir
-from ..search.encoder_quantize import (
+from ..embed.encoder_export import index_encoder_dir
+from ..embed.encoder_quantize import (
     VARIANTS,
     RankingFigures,
     accept_int8,
     quantize_encoder,
 )
-from ..search.onnx_encoder import OnnxQueryEncoder
+from ..embed.onnx_encoder import OnnxQueryEncoder
+from ..eval.metrics import corpus_metrics, single_video_metrics
 from ..search.searcher import Searcher
 from .report import machine_info, machine_markdown, markdown_table, progress, write_report
 
@@ -193,7 +193,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _torch_check(full: Searcher, val: Searcher, queries: list, val_index: Path,
                  reference: dict) -> dict:
     """The PyTorch encoder's figures; fp32 ONNX must match them within MAX_TORCH_GAP points."""
-    from ..search.query_encoders import pytorch_query_encoder
+    from ..indexer.query_encoder import pytorch_query_encoder
 
     progress("PyTorch: searching (verification)")
     row = _measure(full, val, queries, pytorch_query_encoder(val_index, "cpu"), reference)

@@ -107,7 +107,7 @@ def sentences_of(data: Path, split: str) -> list[str]:
 
 def available(index: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
     """The encoders of ``wanted`` the index can run, and why the others are skipped."""
-    from ..search.onnx_encoder import ENCODER_DIR, EncoderMeta
+    from ..embed.onnx_encoder import ENCODER_DIR, EncoderMeta
 
     folder = index / ENCODER_DIR
     held = EncoderMeta.read(folder).precisions if folder.is_dir() else ()
@@ -148,8 +148,8 @@ WARM_SCRIPT = ("import json, sys\nfrom moment_search.benchmarks.query_latency im
 def warm_child(index: str, encoder: str, threads: int, sentences: list[str]) -> dict:
     """In a fresh process: a Searcher with ``encoder`` on ``threads`` threads (FAISS, ONNX
     Runtime, PyTorch), no query cache; 20 warm-up queries, then one timed query per sentence."""
+    from ..embed.onnx_encoder import OnnxQueryEncoder
     from ..indexer.faiss_core import import_faiss
-    from ..search.onnx_encoder import OnnxQueryEncoder
     from ..search.searcher import Searcher
 
     import_faiss().omp_set_num_threads(threads)

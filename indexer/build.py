@@ -21,11 +21,12 @@ import numpy as np
 from ..data.corpus import Video
 from ..data.corpus_dir import open_corpus
 from ..data.features import FeatureError, FeatureStore
+from ..embed.encoders import MomentEncoder
+from ..embed.onnx_encoder import ENCODER_DIR
 from ..geometry.proposals import proposal_index
+from ..models.base import model_fingerprint
 from ..models.fvmr import FVMR
 from ..pretrained import default_model_dir
-from ..search.encoders import MomentEncoder
-from ..search.onnx_encoder import ENCODER_DIR
 from .backends import BACKENDS
 from .catalog import Catalog, VideoRecord
 from .lock import HOLDER_FILE, LOCK_FILE, writer_lock
@@ -49,7 +50,6 @@ from .store import (
     MODEL_DIR,
     ShardRows,
     file_sha256,
-    model_fingerprint,
     open_catalog,
     write_embeddings,
     write_metadata,

@@ -17,7 +17,7 @@ import numpy as np
 from ..data.corpus import Corpus, Video
 from ..data.corpus_dir import open_corpus
 from ..data.features import FeatureStore
-from ..search.encoders import MomentEncoder
+from ..embed.encoders import MomentEncoder
 from . import faiss_index
 from .backends import backend_of, open_store
 from .build import (

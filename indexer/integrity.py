@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..models.base import model_fingerprint
 from .catalog import Catalog
 from .snapshot import lost_catalog_message
 from .store import (
@@ -21,7 +22,6 @@ from .store import (
     MODEL_DIR,
     file_sha256,
     metadata_path,
-    model_fingerprint,
     open_catalog,
     quick_digest,
 )

@@ -1,28 +1,37 @@
 """The query encoder an index carries (``INDEX/encoder/``): exported at ``index build``, added
-to an older index by ``index add`` or ``index export-encoder``.
+to an older index by ``index add`` or ``index export-encoder``, opened by the searcher.
 
 The encoder depends only on the index's model, never on its vectors, so it is written (atomically,
-see ``search.encoder_export``) before the vectors are published and is never part of a version.
+see ``embed.encoder_export``) before the vectors are published and is never part of a version.
+It must have been exported from the very checkpoint the index was built with (its
+``encoder.json`` names the model fingerprint the catalog records); an index without one still
+answers, through the PyTorch ``QueryEncoder``, after a warning that says how to add the encoder.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from ..data.corpus import CorpusError
 from ..data.corpus_dir import open_corpus, read_split
-from ..search.onnx_encoder import (
+from ..embed.onnx_encoder import (
     ENCODER_DIR,
     TOKENIZER_FILE,
     EncoderError,
     EncoderMeta,
+    OnnxQueryEncoder,
     graph_file,
 )
+from ..models.base import model_fingerprint
 from .integrity import require_index
 from .lock import writer_lock
-from .store import MODEL_DIR, model_fingerprint
+from .store import MODEL_DIR
 
 CHECK_SPLIT = "val"  # the corpus sentences the export is checked on, when the corpus has them
+PYTORCH = "pytorch"  # the precision name of the PyTorch encoder
+EXPORT_HINT = ("add one with 'moment-search index export-encoder {index}' (or build the index "
+               "again)")
 
 
 def has_encoder_of(index_dir: Path, model_dir: Path) -> bool:
@@ -62,7 +71,7 @@ def ensure_query_encoder(index_dir: Path, model_dir: Path, corpus_dir: str | Pat
 
     Call it holding the writer lock. Returns the new metadata, or None when nothing was done.
     """
-    from ..search.encoder_export import export_query_encoder
+    from ..embed.encoder_export import export_query_encoder
 
     if not force and has_encoder_of(index_dir, model_dir):
         return None
@@ -90,3 +99,52 @@ def export_index_encoder(index_dir: str | Path, catalog_url: str | None = None,
     require_index(index_dir, catalog_url)
     with writer_lock(index_dir, "index export-encoder", wait):
         return ensure_query_encoder(index_dir, index_dir / MODEL_DIR, corpus_dir, force)
+
+
+class PyTorchFallbackWarning(UserWarning):
+    """An index without an ONNX query encoder: queries are encoded by PyTorch (slower start)."""
+
+
+def open_query_encoder(index_dir: Path, info, device: str = "auto",
+                       precision: str | None = None, token_cache: int | None = None):
+    """The query encoder of an index.
+
+    Args:
+        index_dir: the index directory.
+        info: the catalog's ``IndexInfo`` (model fingerprint of the index).
+        device: ``auto | cpu | cuda[:N]``.
+        precision: ``fp32`` / ``int8`` (a graph the folder holds), None for its default, or
+            ``pytorch`` for the PyTorch encoder (what queries ran on before indexes carried
+            an ONNX one; benchmarks compare with it).
+        token_cache: sentences the PyTorch encoder's token cache keeps (None: its default).
+
+    Returns:
+        An :class:`OnnxQueryEncoder`, or a PyTorch ``QueryEncoder`` when the index has no
+        encoder folder (a :class:`PyTorchFallbackWarning` says so).
+
+    Raises:
+        EncoderError: an encoder folder of another model, or a damaged one.
+    """
+    folder = Path(index_dir) / ENCODER_DIR
+    if precision == PYTORCH:
+        return pytorch_query_encoder(index_dir, device, token_cache)
+    if not folder.is_dir():
+        warnings.warn(f"{index_dir} has no ONNX query encoder (built before indexes carried "
+                      f"one, or with --no-query-encoder), so queries are encoded with PyTorch, "
+                      f"which is slower to start; {EXPORT_HINT.format(index=index_dir)}",
+                      PyTorchFallbackWarning, stacklevel=3)
+        return pytorch_query_encoder(index_dir, device, token_cache)
+    meta = EncoderMeta.read(folder)
+    if (meta.model_id, meta.config_hash) != (info.model_id, info.config_hash):
+        raise EncoderError(f"{folder} was exported from model {meta.model_id} (config "
+                           f"{meta.config_hash}) but the index was built with {info.model_id} "
+                           f"(config {info.config_hash}); "
+                           f"{EXPORT_HINT.format(index=index_dir)}")
+    return OnnxQueryEncoder(folder, precision=precision, device=device)
+
+
+def pytorch_query_encoder(index_dir: Path, device: str = "auto", token_cache: int | None = None):
+    """The PyTorch ``QueryEncoder`` of the index's checkpoint (see :func:`pytorch_encoder`)."""
+    from ..embed.encoders import pytorch_encoder
+
+    return pytorch_encoder(Path(index_dir) / MODEL_DIR, device, token_cache)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import DataError, InputError
 from .faiss_core import _unwrap, import_faiss, index_kind
 from .faiss_search import search
 from .index_choice import IndexSpec, estimated_bytes, format_bytes, parse_bytes
@@ -36,7 +37,7 @@ NPROBE_MAX_SHARE = 4  # ... up to nlist / 4: past it, an IVF scans a quarter of 
 EF_SEARCH_MAX = 4_096  # HNSW: efSearch from max k, doubling up to this
 
 
-class RecallError(ValueError):
+class RecallError(DataError):
     """An approximate index that does not reach the recall target within its parameter cap."""
 
 
@@ -152,7 +153,7 @@ def search_parameter(spec: IndexSpec, ks: Sequence[int] = RECALL_KS) -> tuple[st
     if spec.kind in ("ivf", "ivfpq"):
         nlist = int(spec.params["nlist"])
         return "nprobe", min(NPROBE_START, nlist), max(1, nlist // NPROBE_MAX_SHARE)
-    raise ValueError(f"a {spec.kind} index is exact: it has no search parameter to tune")
+    raise InputError(f"a {spec.kind} index is exact: it has no search parameter to tune")
 
 
 def tune_search(index, spec: IndexSpec, queries: np.ndarray, truth: np.ndarray, source: str,
@@ -234,9 +235,8 @@ def index_check_queries(index_dir, catalog, shards: Sequence[int], corpus_dir=No
     """The check queries of an index being built: the corpus's check sentences and the
     built-in ones, encoded by the index's query encoder on the CPU, made up with perturbed
     stored vectors (see :func:`check_queries`)."""
-    from ..search.encoder_export import CHECK_SENTENCES
-    from ..search.query_encoders import open_query_encoder
-    from .query_encoder import check_sentences
+    from ..embed.encoder_export import CHECK_SENTENCES
+    from .query_encoder import check_sentences, open_query_encoder
 
     encoder = open_query_encoder(index_dir, catalog.info(), "cpu")
     sentences = [*check_sentences(corpus_dir), *CHECK_SENTENCES]

@@ -21,7 +21,7 @@ from .store import MODEL_DIR, read_metadata
 
 def snapshot_problems(index_dir: Path, snapshot: dict) -> list[str]:
     """What in the folder disagrees with the snapshot (empty: it can be restored)."""
-    from .build import model_fingerprint
+    from ..models.base import model_fingerprint
 
     info, params = snapshot["index_info"], snapshot["index_params"]
     problems = []

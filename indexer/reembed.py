@@ -23,7 +23,7 @@ import numpy as np
 from ..data.corpus import Video
 from ..data.corpus_dir import open_corpus
 from ..data.features import load_feature_source
-from ..search.encoders import MomentEncoder
+from ..embed.encoders import MomentEncoder
 from . import faiss_index
 from .backends import backend_of, open_store
 from .build import BuildConfig, BuildReport, ShardEmbedder, finish_embeddings, load_model

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..search.onnx_encoder import ENCODER_DIR
+from ..embed.onnx_encoder import ENCODER_DIR
 from .catalog import Catalog
 from .snapshot import snapshot_name, snapshot_versions
 from .store import EMBEDDINGS_DIR, META_DIR, MODEL_DIR, embeddings_path, metadata_path

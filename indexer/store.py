@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
-from ..models.base import CONFIG_NAME, WEIGHTS_NAME
 from .catalog import Catalog
 
 META_DIR = "meta"
@@ -35,13 +34,6 @@ EMBEDDINGS_DIR = "embeddings"
 MODEL_DIR = "model"
 INDEX_FILE = "index.faiss"
 CATALOG_FILE = "catalog.sqlite"
-
-
-def model_fingerprint(model_dir: Path) -> tuple[str, str]:
-    """``(model_id, config_hash)``: sha256 of the weights and of config.json (12 hex chars each)."""
-    weights = hashlib.sha256((model_dir / WEIGHTS_NAME).read_bytes()).hexdigest()[:12]
-    config = hashlib.sha256((model_dir / CONFIG_NAME).read_bytes()).hexdigest()[:12]
-    return f"fvmr-{weights}", config
 
 
 def open_catalog(index_dir: Path, url: str | None) -> Catalog:

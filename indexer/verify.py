@@ -129,7 +129,7 @@ def row_time_problems(table: ProposalTable, catalog: Catalog) -> list[str]:
 def vector_problems(index_dir: Path, index, catalog: Catalog, sample_videos: int, seed: int
                     ) -> list[str]:
     """Re-embed a seeded sample of videos and compare with the stored vectors."""
-    from ..search.encoders import MomentEncoder
+    from ..embed.encoders import MomentEncoder
     from .build import load_model
 
     records = catalog.videos(status="indexed")

@@ -221,8 +221,9 @@ def calibrate_index(index_dir: Path, bias: float, threshold: float,
     """Write a relevance calibration into an index's model folder: a bank of 3 seeded unit
     vectors of the model's width; with ``familiarity_weight`` 0 the top moment's relevance is
     exactly ``sigmoid(bias)``."""
-    from moment_search.indexer.store import MODEL_DIR, model_fingerprint
+    from moment_search.indexer.store import MODEL_DIR
 
+    from moment_search.models.base import model_fingerprint
     from moment_search.search.relevance import RelevanceModel
 
     model_dir = Path(index_dir) / MODEL_DIR

@@ -23,10 +23,10 @@ from functools import cached_property
 import numpy as np
 
 from ...data.corpus_dir import open_corpus
+from ...embed.encoders import MomentEncoder, QueryEncoder
 from ...eval.fvmr_localizer import load_checkpoint
 from ...indexer import faiss_index as fi
 from ...indexer.build import ShardEmbedder
-from ...search.encoders import MomentEncoder, QueryEncoder
 from ...search.searcher import default_candidates
 from ...text.tokens import TokenEncoder
 from ..corpus_scale import build_measured, exact_topk, latency_ms, recall_at

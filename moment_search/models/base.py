@@ -7,6 +7,7 @@ Every model is a ``torch.nn.Module`` with a dataclass ``config``; :class:`Pretra
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -19,6 +20,13 @@ if TYPE_CHECKING:  # torch is imported where a model is built, not to read a con
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+
+
+def model_fingerprint(model_dir: Path) -> tuple[str, str]:
+    """``(model_id, config_hash)``: sha256 of the weights and of config.json (12 hex chars each)."""
+    weights = hashlib.sha256((Path(model_dir) / WEIGHTS_NAME).read_bytes()).hexdigest()[:12]
+    config = hashlib.sha256((Path(model_dir) / CONFIG_NAME).read_bytes()).hexdigest()[:12]
+    return f"fvmr-{weights}", config
 
 
 class CheckpointError(ValueError):

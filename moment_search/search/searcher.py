@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from ..indexer.catalog import Catalog
+from ..indexer.query_encoder import open_query_encoder
 from ..indexer.store import ProposalTable, read_metadata
 from .localize import best_across_videos
 from .query_cache import QUERY_CACHE_SIZE, QueryCache
-from .query_encoders import open_query_encoder
 from .relevance import RelevanceModel, read_relevance
 
 

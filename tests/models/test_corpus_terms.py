@@ -6,10 +6,10 @@ import torch
 from moment_search.indexer.build import BuildConfig, build_index
 
 from moment_search.data.corpus_dir import open_corpus
+from moment_search.embed.encoders import MomentEncoder
 from moment_search.geometry.proposals import proposal_index
 from moment_search.models.fvmr import FVMR
 from moment_search.models.video_text import VideoText, VideoTextConfig
-from moment_search.search.encoders import MomentEncoder
 from moment_search.search.searcher import Searcher
 from moment_search.train.compose import compose
 

@@ -110,7 +110,8 @@ def test_reranker_shares_the_search_text_encoder(built_index, tmp_path, tiny_pln
     """An index without an ONNX encoder encodes with PyTorch: the reranker then shares it."""
     import shutil
 
-    from moment_search.search.query_encoders import PyTorchFallbackWarning
+    from moment_search.indexer.query_encoder import PyTorchFallbackWarning
+
     from moment_search.search.searcher import Searcher
 
     index = shutil.copytree(built_index, tmp_path / "index")

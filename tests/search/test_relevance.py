@@ -211,7 +211,8 @@ def test_reranked_moments_keep_their_videos_relevance(calibrated, tiny_pln_dir):
 def test_index_build_carries_the_checkpoints_calibration(tiny_model_dir, session_corpus,
                                                          tmp_path):
     from moment_search.indexer.build import BuildConfig, build_index
-    from moment_search.indexer.store import model_fingerprint
+
+    from moment_search.models.base import model_fingerprint
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)

@@ -6,10 +6,10 @@ import pytest
 from moment_search.cli.app import main
 
 from moment_search.data.readers import read_jsonl_queries
+from moment_search.embed.encoders import MomentEncoder
 from moment_search.eval.predictions import score_predictions
 from moment_search.models.fvmr import FVMR
 from moment_search.search.batch import read_query_file, search_file, write_predictions
-from moment_search.search.encoders import MomentEncoder
 from moment_search.search.searcher import Searcher
 
 

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 from fastapi.testclient import TestClient
+from moment_search.indexer.query_encoder import PyTorchFallbackWarning
 
-from moment_search.search.query_encoders import PyTorchFallbackWarning
 from moment_search.serve.app import create_app
 from moment_search.serve.service import MAX_K, MAX_QUERY_CHARS, SearchService
 

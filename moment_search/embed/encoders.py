@@ -11,12 +11,14 @@ product is FVMR's p plus the video-text score minus the hub correction (``FVMR.e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data.clips import pool_clips
 from ..data.corpus import Video
+from ..device import resolve_device
 from ..geometry.proposals import proposal_spans
 from ..models.fvmr import FVMR
 from ..text.tokens import TokenEncoder
@@ -76,3 +78,16 @@ class QueryEncoder:
         device = next(self.model.parameters()).device
         queries = self.model.encode_queries(batch.embeddings.to(device), batch.mask.to(device))
         return queries.float().cpu().numpy()
+
+
+def pytorch_encoder(model_dir: Path, device: str = "auto", token_cache: int | None = None
+                    ) -> QueryEncoder:
+    """The PyTorch ``QueryEncoder`` of an FVMR checkpoint (imports torch, transformers);
+    ``token_cache``: its sentence cache size (None: TokenEncoder's default)."""
+    torch_device = resolve_device(device)
+    model = FVMR.from_pretrained(model_dir, torch_device)
+    _, extra = FVMR.read_config(model_dir)
+    cache = {} if token_cache is None else {"cache_size": token_cache}
+    tokens = TokenEncoder(device=torch_device, max_length=int(extra.get("max_tokens", 32)),
+                          **cache)
+    return QueryEncoder(model, tokens)

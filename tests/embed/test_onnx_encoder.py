@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from moment_search.indexer.query_encoder import PyTorchFallbackWarning, pytorch_query_encoder
 
-from moment_search.search.encoder_export import CHECK_SENTENCES, MIN_COSINE
-from moment_search.search.onnx_encoder import EncoderError, OnnxQueryEncoder
-from moment_search.search.query_encoders import PyTorchFallbackWarning, pytorch_query_encoder
+from moment_search.embed.encoder_export import CHECK_SENTENCES, MIN_COSINE
+from moment_search.embed.onnx_encoder import EncoderError, OnnxQueryEncoder
 from moment_search.search.searcher import Searcher
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,7 +137,7 @@ def test_an_unknown_or_absent_precision_is_refused(built_index, tmp_path):
 
 def test_the_build_adds_an_8_bit_graph_that_agrees_and_becomes_the_default(built_index,
                                                                             searcher):
-    from moment_search.search.encoder_export import MIN_INT8_COSINE
+    from moment_search.embed.encoder_export import MIN_INT8_COSINE
 
     meta = json.loads((built_index / "encoder" / "encoder.json").read_text())
     assert meta["precisions"] == ["fp32", "int8"] and meta["default_precision"] == "int8"
@@ -209,8 +209,8 @@ def test_the_console_script_prints_everything_and_keeps_exit_codes(built_index):
 def test_padded_bilstm_equals_packed_sequences():
     import torch
 
+    from moment_search.embed.text_graph import PaddedBiLSTM
     from moment_search.models.layers import run_packed
-    from moment_search.search.text_graph import PaddedBiLSTM
 
     torch.manual_seed(0)
     lstm = torch.nn.LSTM(6, 5, num_layers=2, batch_first=True, bidirectional=True).eval()
@@ -225,7 +225,7 @@ def test_padded_bilstm_equals_packed_sequences():
 
 @pytest.mark.gpu
 def test_cuda_execution_provider_when_asked_for(built_index):
-    from moment_search.search.onnx_encoder import available_providers
+    from moment_search.embed.onnx_encoder import available_providers
 
     if "CUDAExecutionProvider" not in available_providers():
         pytest.skip("onnxruntime has no CUDA provider here (pip install onnxruntime-gpu "
@@ -241,7 +241,7 @@ def test_cuda_execution_provider_when_asked_for(built_index):
 
 
 def test_a_malformed_encoder_json_is_an_encoder_error_naming_the_file(tmp_path):
-    from moment_search.search.onnx_encoder import EncoderMeta
+    from moment_search.embed.onnx_encoder import EncoderMeta
 
     folder = tmp_path / "encoder"
     folder.mkdir()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moment_search.search.encoder_quantize import (
+from moment_search.embed.encoder_quantize import (
     DEFAULT_VARIANT,
     VARIANTS,
     QuantVariant,
@@ -18,7 +18,7 @@ from moment_search.search.encoder_quantize import (
     quantize_encoder,
     set_default_precision,
 )
-from moment_search.search.onnx_encoder import EncoderError, OnnxQueryEncoder
+from moment_search.embed.onnx_encoder import EncoderError, OnnxQueryEncoder
 
 SENTENCES = ["person opens a cabinet", "a man sits down on the couch",
              "someone turns on the light", "the woman drinks a glass of water",
@@ -126,8 +126,8 @@ def test_accept_int8_overlap_alone_can_fail():
 
 
 def test_calibration_batches_are_padded_without_changing_the_vectors(built_index):
-    from moment_search.search.encoder_quantize import SentenceReader
-    from moment_search.search.onnx_encoder import load_tokenizer
+    from moment_search.embed.encoder_quantize import SentenceReader
+    from moment_search.embed.onnx_encoder import load_tokenizer
 
     fp32 = OnnxQueryEncoder(built_index / "encoder", "fp32")
     limit = fp32.meta.max_tokens

@@ -62,9 +62,9 @@ def export_query_encoder(model_dir: str | Path, target: str | Path,
     """
     import torch
 
-    from ..indexer.store import model_fingerprint
+    from ..models.base import model_fingerprint
     from ..models.fvmr import FVMR
-    from .query_encoders import pytorch_encoder
+    from .encoders import pytorch_encoder
 
     model_dir, target = Path(model_dir), Path(target)
     reference = pytorch_encoder(model_dir, "cpu")
