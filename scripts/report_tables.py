@@ -1,18 +1,22 @@
-"""Markdown tables from the report files: the docs' results and history pages, README's status table.
+"""Markdown tables from the report files, for the docs' results and history pages.
 
 Every figure comes from a ``reports/**.json`` file named in ``scripts/reports.toml`` (which also
 says whether a report is current or superseded, and the command that reproduces it).
 
-The results and history pages are written at ``mkdocs build`` by ``docs/gen_pages.py``;
-README's status table by ``scripts/status_table.py``.
+``scripts/gen_docs.py`` writes them (and checks that the checked-in copies are fresh).
 """
 
 from __future__ import annotations
 
 import glob
 import json
-import tomllib
+import re
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = ROOT / "scripts" / "reports.toml"
@@ -40,12 +44,17 @@ def fmt(value) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:#.3g}".rstrip(".")
     if isinstance(value, dict):
         return ", ".join(f"{k} {fmt(v)}" for k, v in value.items())
     if isinstance(value, list):
         return ", ".join(fmt(v) for v in value)
     return str(value).replace("|", "\\|")
+
+
+def fmt_sd(sd: float) -> str:
+    """A standard deviation: one decimal from 1 up, two significant digits below."""
+    return f"{sd:.1f}" if abs(sd) >= 1 else f"{sd:.2g}"
 
 
 def lookup(doc, dotted: str):
@@ -76,7 +85,7 @@ def cell(row: dict, key: str) -> str:
     value = lookup(row, key)
     sd = row.get(f"{key} sd")
     if sd is not None and row.get("seeds", 1) > 1:
-        return f"{fmt(value)} ± {fmt(sd)}"
+        return f"{fmt(value)} ± {fmt_sd(sd)}"
     return fmt(value)
 
 
@@ -91,7 +100,8 @@ def table_rows(doc: dict, spec: dict) -> list[dict]:
 def markdown_table(rows: list[dict], columns: list[str] | None) -> str:
     """A Markdown table; ``columns`` are ``key`` or ``key=Label`` (default: every scalar key)."""
     if columns is None:
-        columns = [k for k, v in rows[0].items() if not isinstance(v, (dict, list)) and k != "_file"]
+        scalar = [k for k, v in rows[0].items() if not isinstance(v, (dict, list))]
+        columns = [k for k in scalar if k != "_file"]
     keys = [c.split("=", 1)[0] for c in columns]
     labels = [c.split("=", 1)[-1] for c in columns]
     missing = [k for k in keys if not any(has(r, k) for r in rows)]
@@ -128,20 +138,20 @@ def entry_command(entry: dict) -> str:
     command = load_report(report_files(entry)[0]).get("command")
     if isinstance(command, list):
         command = " ".join(command)
-    return (command or entry["command"]).replace(" D ", f" {DATA} ").replace("--data D\n", f"--data {DATA}\n")
+    return re.sub(r"(?<=\s)D(?=\s|$)", DATA, command or entry["command"], flags=re.MULTILINE)
 
 
-def entry_markdown(entry: dict, image_prefix: str) -> str:
+def entry_markdown(entry: dict) -> str:
     """One report's block: title, what it measured, tables, report file, command, plot."""
-    files = ", ".join(f"`{p}`" for p in report_files(entry)) if "glob" not in entry else f"`{entry['glob']}`"
+    files = f"`{entry['glob']}`" if "glob" in entry else f"`{entry['file']}`"
     parts = [f"### {entry['title']}", entry["about"], *entry_tables(entry),
              f"Report: {files}. Reproduce:", f"```bash\n{entry_command(entry)}\n```"]
     if "image" in entry:
-        parts.append(f"![{entry['title']}]({image_prefix}{entry['image']})")
+        parts.append(f"Plot: `{entry['image']}`.")
     return "\n\n".join(parts)
 
 
-def page(name: str, intro: str, image_prefix: str = "") -> str:
+def page(name: str, intro: str) -> str:
     """The results or history page: every entry of that page, grouped by section."""
     parts, section = [intro], None
     for entry in load_registry():
@@ -150,6 +160,6 @@ def page(name: str, intro: str, image_prefix: str = "") -> str:
         if entry["section"] != section:
             section = entry["section"]
             parts.append(f"## {section}")
-        parts.append(entry_markdown(entry, image_prefix))
+        parts.append(entry_markdown(entry))
     return "\n\n".join(parts) + "\n"
 
