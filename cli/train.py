@@ -23,6 +23,7 @@ from .train_options import (
     FOLD_OPTION,
     OUT_OPTION,
     PATIENCE_OPTION,
+    PRINT_RECIPE_OPTION,
     RECIPE_OPTION,
     RENAMES,
     RESUME_OPTION,
@@ -45,16 +46,21 @@ def train_from_options(ctx: typer.Context, command: str, model_class: type, trai
         typer.Exit: code 2 on a bad recipe, option or corpus (one error line).
     """
     from moment_search.errors import InputError
-    from moment_search.train.recipes import RunSettings, resolve
+    from moment_search.train.recipes import RunSettings, recipe_toml, resolve
 
     params = ctx.params
     with user_errors():
         sections = {"run": RunSettings, "model": model_class, "train": train_class}
         overrides = sort_options(given_options(ctx), sections, renames)
         recipe = resolve(params["recipe"], command, model_class, train_class, overrides)
+        if params["print_recipe"]:
+            typer.echo(recipe_toml(command, recipe), nl=False)
+            return
         if recipe.run.data is None:
             raise InputError("no corpus: give --data DIR or set data in the recipe",
                              parameter="--data")
+        if params["out"] is None:
+            raise InputError("no output directory: give --out DIR", parameter="--out")
     out = params["out"]
     title = f"best validation epoch ({recipe.run.val_split or 'val'})"
     fit_and_report(lambda: trainer_class(recipe.run.data, out, recipe.model, recipe.train,
@@ -80,6 +86,7 @@ def fvmr(
     data: Path = DATA_OPTION,
     out: Path = OUT_OPTION,
     recipe: Path = RECIPE_OPTION,
+    print_recipe: bool = PRINT_RECIPE_OPTION,
     epochs: int = typer.Option(None, min=1, help="Training epochs."),
     batch_size: int = typer.Option(None, min=1, help="Queries per batch."),
     lr: float = typer.Option(None, min=0.0, help="AdamW learning rate."),
@@ -128,6 +135,7 @@ def pln(
     data: Path = DATA_OPTION,
     out: Path = OUT_OPTION,
     recipe: Path = RECIPE_OPTION,
+    print_recipe: bool = PRINT_RECIPE_OPTION,
     epochs: int = typer.Option(None, min=1, help="Training epochs (paper: up to 50)."),
     batch_size: int = typer.Option(None, min=1, help="Queries per batch."),
     lr: float = typer.Option(None, min=0.0, help="AdamW learning rate."),
@@ -167,6 +175,7 @@ def fian(
     data: Path = DATA_OPTION,
     out: Path = OUT_OPTION,
     recipe: Path = RECIPE_OPTION,
+    print_recipe: bool = PRINT_RECIPE_OPTION,
     epochs: int = typer.Option(None, min=1, help="Training epochs."),
     batch_size: int = typer.Option(None, min=1, help="Queries per batch (paper: 64)."),
     lr: float = typer.Option(None, min=0.0, help="AdamW learning rate (paper: Adam 4e-4)."),
@@ -209,6 +218,7 @@ def drn(
     data: Path = DATA_OPTION,
     out: Path = OUT_OPTION,
     recipe: Path = RECIPE_OPTION,
+    print_recipe: bool = PRINT_RECIPE_OPTION,
     stage_epochs: str = typer.Option(None, help="Epochs of the three steps: location + "
                                      "matching, IoU head, joint fine-tune (e.g. 10,3,2)."),
     batch_size: int = typer.Option(None, min=1, help="Queries per batch (paper: 32)."),
@@ -251,6 +261,7 @@ def lpnet(
     data: Path = DATA_OPTION,
     out: Path = OUT_OPTION,
     recipe: Path = RECIPE_OPTION,
+    print_recipe: bool = PRINT_RECIPE_OPTION,
     epochs: int = typer.Option(None, min=1, help="Training epochs (paper: 100, early stopping)."),
     batch_size: int = typer.Option(None, min=1, help="Queries per batch."),
     lr: float = typer.Option(None, min=0.0, help="AdamW learning rate (paper: Adam 1e-4)."),
@@ -295,6 +306,7 @@ def video_text(
     data: Path = DATA_OPTION,
     out: Path = OUT_OPTION,
     recipe: Path = RECIPE_OPTION,
+    print_recipe: bool = PRINT_RECIPE_OPTION,
     epochs: int = typer.Option(None, min=1, help="Training epochs."),
     batch_videos: int = typer.Option(None, min=2, help="Videos (= sentences) per InfoNCE batch."),
     samples_per_video: int = typer.Option(None, min=1, help="Sentences per video per epoch."),

@@ -17,7 +17,11 @@ from moment_search.errors import InputError
 
 DATA_OPTION = typer.Option(None, help="Corpus directory with train/val annotation files "
                            "(default: the recipe's data).")
-OUT_OPTION = typer.Option(..., help="Output directory (best/, last/, history.jsonl).")
+OUT_OPTION = typer.Option(None, help="Output directory (best/, last/, history.jsonl); "
+                          "required to train.")
+PRINT_RECIPE_OPTION = typer.Option(False, "--print-recipe", help="Print every setting this "
+                                   "command would train with (the defaults, the recipe, the "
+                                   "options) as a recipe table, and exit.")
 RECIPE_OPTION = typer.Option(None, help="A recipe file (recipes/*.toml): its [NAME] table sets "
                              "the run, model and train settings; options given here win.")
 EXTRA_OPTION = typer.Option(None, "--extra", help="Extra training pairs, KIND[:WEIGHT] "
@@ -48,7 +52,7 @@ RENAMES = {"extra": "extras", "ema": "ema_decay", "cross_video": "cross_video_we
 # Options given as comma-separated lists, with the type of their items.
 COMMA_LISTS = {"stages": int, "kernels": int, "branches": str, "stage_epochs": int}
 # Parameters that are no setting of the run (what to do with it, not how to train).
-NOT_SETTINGS = {"out", "recipe", "resume"}
+NOT_SETTINGS = {"out", "recipe", "resume", "print_recipe"}
 
 
 def given_options(ctx: typer.Context) -> dict[str, Any]:

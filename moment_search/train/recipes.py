@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import json
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -67,6 +68,36 @@ class Recipe:
         settings = dataclasses.asdict(self.run)
         settings.pop("data")
         return {name: value for name, value in settings.items() if value is not None}
+
+
+def recipe_toml(command: str, recipe: Recipe) -> str:
+    """The ``[command]`` table of ``recipe`` as TOML text, every setting written out (those that
+    are None left out: TOML has no null, and None is their default)."""
+    lines = [f"[{command}]", *toml_lines(dataclasses.asdict(recipe.run))]
+    for section in SECTIONS:
+        values = dataclasses.asdict(getattr(recipe, section))
+        lines += ["", f"[{command}.{section}]", *toml_lines(values)]
+    return "\n".join(lines) + "\n"
+
+
+def toml_lines(values: Mapping[str, Any]) -> list[str]:
+    """``key = value`` lines of the values that are not None."""
+    return [f"{key} = {toml_value(value)}" for key, value in values.items() if value is not None]
+
+
+def toml_value(value: Any) -> str:
+    """One value as TOML (bool, int, float, str or path, list or tuple, dict)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str | Path):
+        return json.dumps(str(value))  # JSON's string escapes are TOML's
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(toml_lines(value)) + "}"
+    raise TypeError(f"no TOML form for {type(value).__name__} {value!r}")
 
 
 def read_recipe_table(path: str | Path, command: str) -> dict[str, Any]:

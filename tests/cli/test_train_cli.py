@@ -1,18 +1,22 @@
 """Every ``moment-search train`` command on tiny data, through a recipe file (defaults, then the
 file, then the options given), and the recipe errors as the user sees them."""
 
+import dataclasses
 import json
 
 import pytest
 from moment_search.cli.app import main
 
 from moment_search.models.fvmr import FVMR
+from moment_search.models.pln import PLNConfig
 from moment_search.train import reranker_data
 from moment_search.train.compose import compose
 from moment_search.train.fian_trainer import FIANTrainConfig
-from moment_search.train.recipes import field_types
+from moment_search.train.pln_trainer import PLNTrainConfig
+from moment_search.train.recipes import field_types, resolve
 from tests.conftest import write_tiny_charades
 from tests.train.localizer_checks import FakeEncoder
+from tests.train.test_recipes import CONFIGS, RECIPES
 
 # [model] and [train] of a tiny, one-epoch run of each trainer on the tiny corpus (8-d features).
 TINY = {
@@ -118,3 +122,31 @@ def test_missing_recipe_file_is_one_error(tmp_path, capsys):
 def test_a_run_needs_a_corpus(tmp_path, capsys):
     assert main(["train", "drn", "--out", str(tmp_path / "o")]) == 2
     assert "no corpus: give --data DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["fvmr", "drn", "video-text"])
+def test_print_recipe_round_trips(command, tmp_path, capsys):
+    shipped = RECIPES / ("fvmr-charades-clip.toml" if command == "video-text"
+                         else f"{command}-charades-clip.toml")
+    assert main(["train", command, "--recipe", str(shipped), "--seed", "7", "--print-recipe"]) == 0
+    printed = tmp_path / "printed.toml"
+    printed.write_text(capsys.readouterr().out)
+    classes = CONFIGS[command]
+    again = resolve(printed, command, *classes, {})
+    original = resolve(shipped, command, *classes, {})
+    assert again.train.seed == 7
+    assert again == dataclasses.replace(original, train=dataclasses.replace(original.train, seed=7))
+
+
+def test_print_recipe_without_a_recipe_prints_the_defaults(tmp_path, capsys):
+    assert main(["train", "pln", "--print-recipe"]) == 0
+    printed = tmp_path / "printed.toml"
+    printed.write_text(capsys.readouterr().out)
+    recipe = resolve(printed, "pln", PLNConfig, PLNTrainConfig, {})
+    assert (recipe.model, recipe.train) == (PLNConfig(), PLNTrainConfig())
+    assert "epochs = 50" in printed.read_text()
+
+
+def test_training_needs_an_out_directory(tiny_corpus, capsys):
+    assert main(["train", "pln", "--data", str(tiny_corpus)]) == 2
+    assert "give --out DIR" in capsys.readouterr().err
