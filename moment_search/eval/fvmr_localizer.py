@@ -14,9 +14,9 @@ import numpy as np
 from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..device import resolve_device
+from ..embed.encoders import MomentEncoder, QueryEncoder
 from ..models.fvmr import FVMR
 from ..pretrained import default_model_dir
-from ..search.encoders import MomentEncoder, QueryEncoder
 from ..text.tokens import TokenEncoder
 from .stepwise import StepwiseLocalizer
 
