@@ -204,9 +204,9 @@ class Searcher:
         """The index's FVMR model on the moment side (a ``MomentEncoder``), loaded on first use:
         the cascade embeds videos again where the index keeps no exact vectors. Imports torch."""
         if self._moment_encoder is None:
+            from ..embed.encoders import MomentEncoder
             from ..indexer.store import MODEL_DIR
             from ..models.fvmr import FVMR
-            from .encoders import MomentEncoder
 
             model = getattr(self.encoder, "model", None)  # the PyTorch query encoder holds it
             if model is None:
