@@ -39,8 +39,8 @@ def fmt(value) -> str:
     """A cell: 3 significant digits below 100, whole numbers with thousands separators above."""
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value).lower()
-    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
-        value = int(value)
+    if isinstance(value, float) and abs(value) >= 1 and abs(value - round(value)) < 1e-6:
+        value = int(round(value))  # a count or a whole percent, stored as 13.999999999
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
@@ -142,10 +142,12 @@ def entry_command(entry: dict) -> str:
 
 
 def entry_markdown(entry: dict) -> str:
-    """One report's block: title, what it measured, tables, report file, command, plot."""
+    """One report's block: title, what it measured, tables, what they show, report, command."""
     files = f"`{entry['glob']}`" if "glob" in entry else f"`{entry['file']}`"
-    parts = [f"### {entry['title']}", entry["about"], *entry_tables(entry),
-             f"Report: {files}. Reproduce:", f"```bash\n{entry_command(entry)}\n```"]
+    parts = [f"### {entry['title']}", entry["about"], *entry_tables(entry)]
+    if "finding" in entry:
+        parts.append(entry["finding"])
+    parts += [f"Report: {files}. Reproduce:", f"```bash\n{entry_command(entry)}\n```"]
     if "image" in entry:
         parts.append(f"Plot: `{entry['image']}`.")
     return "\n\n".join(parts)
