@@ -19,10 +19,10 @@ import numpy as np
 from ..data.corpus import Corpus, Query
 from ..data.corpus_dir import open_corpus, read_split
 from ..data.features import FeatureStore
+from ..data.predictions import write_single_predictions
 from ..registry import list_localizers, localizer_loader
 from .average_precision import single_video_report
 from .controls import apply_control
-from .predictions import write_single_predictions
 from .prior import PriorBaseline
 from .stepwise import StepwiseLocalizer
 

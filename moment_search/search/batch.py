@@ -5,7 +5,7 @@ Query files: ``.txt`` (one sentence a line; the qid is the line number, an integ
 ``desc_id``; the qid keeps its JSON type and defaults to the line number). Prediction formats:
 ``jsonl`` (``{"qid", "pred_moments": [[video_id, start_s, end_s, score], ...]}`` a line, what
 ``evaluate score`` reads) and ``tvr`` (TVRetrieval's VCMR submission, see
-``eval.tvr_format``).
+``data.tvr_format``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..data.corpus import CorpusError, QueryId, check_query_id
-from ..eval.predictions import write_corpus_predictions
-from ..eval.tvr_format import write_tvr_predictions
+from ..data.predictions import write_corpus_predictions
+from ..data.tvr_format import write_tvr_predictions
 from ..indexer.progress import Progress, Silent
 from .searcher import Moment, Searcher
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from moment_search.data.corpus import Query
-from moment_search.eval.predictions import (
+from moment_search.data.predictions import (
     read_predictions,
-    score_predictions,
     write_corpus_predictions,
     write_single_predictions,
 )
+from moment_search.eval.predictions import score_predictions
 
 
 def _query(qid, video_id, *windows):

@@ -5,12 +5,9 @@ import json
 import pytest
 
 from moment_search.data.corpus import Query
-from moment_search.eval.predictions import (
-    read_predictions,
-    score_predictions,
-    write_corpus_predictions,
-)
-from moment_search.eval.tvr_format import read_tvr_predictions, write_tvr_predictions
+from moment_search.data.predictions import read_predictions, write_corpus_predictions
+from moment_search.data.tvr_format import read_tvr_predictions, write_tvr_predictions
+from moment_search.eval.predictions import score_predictions
 
 ANSWERS = [
     (90200, "Phoebe puts a ponytail in her mouth.",

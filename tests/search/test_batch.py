@@ -4,8 +4,9 @@ import json
 
 import pytest
 
+from moment_search.data.predictions import read_predictions
 from moment_search.data.readers import read_jsonl_queries
-from moment_search.eval.predictions import read_predictions, score_predictions
+from moment_search.eval.predictions import score_predictions
 from moment_search.search.batch import (
     answer_file,
     corpus_video_ids,
