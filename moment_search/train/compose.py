@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..data.corpus_dir import open_corpus
+from ..errors import InputError
 from ..models.fvmr import FVMR
 from ..models.video_text import VideoText
 from ..text.tokens import TokenEncoder
@@ -31,7 +32,7 @@ def bank_sentences(data_dir: str | Path, split: str, size: int, seed: int) -> li
     corpus, _ = open_corpus(data_dir, split=split)
     texts = sorted({q.text for q in corpus.queries})
     if size > len(texts):
-        raise ValueError(f"hub bank of {size} sentences asked for, {split!r} has {len(texts)}")
+        raise InputError(f"hub bank of {size} sentences asked for, {split!r} has {len(texts)}")
     picks = np.random.default_rng(seed).choice(len(texts), size, replace=False)
     return [texts[i] for i in sorted(picks)]
 
@@ -49,14 +50,14 @@ def compose(fvmr_dir: str | Path, out_dir: str | Path, video_text_dir: str | Pat
         seed: the bank draw.
 
     Raises:
-        ValueError: a negative weight, or a bank without ``data_dir``.
+        InputError: a negative weight, or a bank without ``data_dir``.
     """
     if video_weight < 0 or hub_weight < 0:
-        raise ValueError(f"weights must be >= 0, got beta={video_weight}, gamma={hub_weight}")
+        raise InputError(f"weights must be >= 0, got beta={video_weight}, gamma={hub_weight}")
     if hub_bank and data_dir is None:
-        raise ValueError("a hub bank needs data_dir (its sentences come from the training split)")
+        raise InputError("a hub bank needs data_dir (its sentences come from the training split)")
     if video_weight > 0 and video_text_dir is None:
-        raise ValueError(f"a video weight ({video_weight}) needs a video-text checkpoint")
+        raise InputError(f"a video weight ({video_weight}) needs a video-text checkpoint")
     config, extra = FVMR.read_config(fvmr_dir)
     base = FVMR.from_pretrained(fvmr_dir)
     video = VideoText.from_pretrained(video_text_dir) if video_text_dir else None
@@ -87,7 +88,7 @@ def check_video_text(video: VideoText, video_dir: str | Path, config) -> None:
     _, extra = VideoText.read_config(video_dir)
     n_clips = extra.get("train_config", {}).get("n_clips", config.n_clips)
     if n_clips != config.n_clips or video.config.feature_dim != config.feature_dim:
-        raise ValueError(f"{video_dir}: trained on {n_clips} clips of width "
+        raise InputError(f"{video_dir}: trained on {n_clips} clips of width "
                          f"{video.config.feature_dim}; the FVMR model reads {config.n_clips} "
                          f"clips of width {config.feature_dim}")
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import InputError
 from ..models.drn import DRN, decode_boxes
 from .drn_data import DRNBatch, build_drn_examples, collate_drn
 from .drn_losses import iou_head_loss, location_loss, matching_loss
@@ -51,7 +52,7 @@ class DRNTrainConfig(RecipeConfig):
         self.stage_epochs = tuple(int(n) for n in self.stage_epochs)
         if len(self.stage_epochs) != 3 or min(self.stage_epochs) < 0 \
                 or self.stage_epochs[0] < 1:
-            raise ValueError(f"stage_epochs must be three counts, the first >= 1, "
+            raise InputError(f"stage_epochs must be three counts, the first >= 1, "
                              f"got {self.stage_epochs}")
 
     @property

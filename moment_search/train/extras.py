@@ -16,6 +16,7 @@ from pathlib import Path
 from ..data.corpus import Corpus
 from ..data.pseudo_queries import action_queries
 from ..data.readers.charades_csv import read_charades_classes, read_charades_csv
+from ..errors import InputError
 
 KINDS = ("charades-actions",)
 DEFAULT_WEIGHT = 0.5
@@ -35,20 +36,20 @@ def parse_extra(text: str) -> ExtraSpec:
     """``"charades-actions"`` or ``"charades-actions:0.3"`` -> :class:`ExtraSpec`.
 
     Raises:
-        ValueError: an unknown kind or a weight that is not a positive number.
+        InputError: an unknown kind or a weight that is not a positive number.
     """
     kind, _, weight = text.partition(":")
     if kind not in KINDS:
-        raise ValueError(f"--extra {text!r}: unknown kind {kind!r} (expected one of {KINDS}, "
+        raise InputError(f"--extra {text!r}: unknown kind {kind!r} (expected one of {KINDS}, "
                          f"optionally with ':WEIGHT')")
     if not weight:
         return ExtraSpec(kind)
     try:
         value = float(weight)
     except ValueError as e:
-        raise ValueError(f"--extra {text!r}: weight {weight!r} is not a number") from e
+        raise InputError(f"--extra {text!r}: weight {weight!r} is not a number") from e
     if not value > 0:
-        raise ValueError(f"--extra {text!r}: weight must be > 0, got {value}")
+        raise InputError(f"--extra {text!r}: weight must be > 0, got {value}")
     return ExtraSpec(kind, value)
 
 
@@ -65,11 +66,11 @@ def with_extras(corpus: Corpus, specs: list[ExtraSpec], charades_dir: str | Path
 
     Raises:
         CorpusError: missing or malformed annotation files (naming them).
-        ValueError: the same kind given twice.
+        InputError: the same kind given twice.
     """
     kinds = [spec.kind for spec in specs]
     if len(set(kinds)) < len(kinds):
-        raise ValueError(f"--extra names a kind twice: {kinds}")
+        raise InputError(f"--extra names a kind twice: {kinds}")
     queries, weights = list(corpus.queries), {}
     for spec in specs:
         classes = read_charades_classes(Path(charades_dir) / CLASSES_NAME)

@@ -15,6 +15,7 @@ import numpy as np
 from ..data.corpus import Corpus
 from ..data.corpus_dir import open_corpus
 from ..data.features import FeatureStore
+from ..errors import InputError
 
 FOLD_SEED = 20211011  # fixed: the folds must not move with the training seed
 
@@ -23,7 +24,7 @@ def parse_fold(text: str | None) -> tuple[int, int] | None:
     """``"2/5"`` -> ``(2, 5)`` (fold 2 of 5, counted from 0); None stays None.
 
     Raises:
-        ValueError: not ``K/N`` with ``0 <= K < N`` and ``N >= 2``.
+        InputError: not ``K/N`` with ``0 <= K < N`` and ``N >= 2``.
     """
     if text is None:
         return None
@@ -31,9 +32,9 @@ def parse_fold(text: str | None) -> tuple[int, int] | None:
     try:
         k, n = int(fold), int(count)
     except ValueError as e:
-        raise ValueError(f"--fold {text!r}: expected K/N, e.g. 0/5") from e
+        raise InputError(f"--fold {text!r}: expected K/N, e.g. 0/5") from e
     if not sep or n < 2 or not 0 <= k < n:
-        raise ValueError(f"--fold {text!r}: expected K/N with 0 <= K < N and N >= 2")
+        raise InputError(f"--fold {text!r}: expected K/N with 0 <= K < N and N >= 2")
     return k, n
 
 

@@ -4,7 +4,7 @@ A trainer subclasses :class:`EpochTrainer` and provides ``model_class``, ``self.
 with each checkpoint), ``epoch_batches(epoch)``, ``loss_terms(batch, epoch)`` and ``validate()``
 (which scores ``self.eval_model``).
 
-The recipe knobs every trainer's config may carry (read with defaults, so older configs work):
+The recipe knobs every trainer's config carries (it extends :class:`RecipeConfig`):
 
 * ``ema_decay`` (0: off): an exponential moving average of the weights, updated after every
   step (``torch.optim.swa_utils``; buffers such as BatchNorm statistics are the live model's);
@@ -71,7 +71,7 @@ class EpochTrainer:
 
     model_class: ClassVar[Any]
     out: Path
-    config: Any  # has epochs, lr, weight_decay, select_metric
+    config: Any  # a RecipeConfig with epochs, lr and weight_decay
     settings: dict[str, Any]
     model: torch.nn.Module
 
@@ -86,11 +86,11 @@ class EpochTrainer:
     def new_optimizer(self) -> torch.optim.AdamW:
         """AdamW (decoupled weight decay; plain Adam at weight decay 0)."""
         return torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
-                                 weight_decay=getattr(self.config, "weight_decay", 0.0))
+                                 weight_decay=self.config.weight_decay)
 
     def new_ema(self) -> AveragedModel | None:
         """The weight average of the model, or None when ``ema_decay`` is 0."""
-        decay = getattr(self.config, "ema_decay", 0.0)
+        decay = self.config.ema_decay
         if not decay:
             return None
         # Buffers (BatchNorm statistics, index tables) are copied from the live model at every
@@ -151,8 +151,8 @@ class EpochTrainer:
         """Train to ``config.epochs``; returns the best validation metrics of this run."""
         best = {}
         self.out.mkdir(parents=True, exist_ok=True)
-        smooth = max(1, int(getattr(self.config, "smooth_epochs", 1)))
-        patience = int(getattr(self.config, "patience", 0))
+        smooth = max(1, int(self.config.smooth_epochs))
+        patience = int(self.config.patience)
         since_best = epochs_since_best(self.scores, smooth)  # > 0 only after a resume
         for epoch in range(self.start_epoch, self.config.epochs):
             losses = self.train_epoch(epoch)

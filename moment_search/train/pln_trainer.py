@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import InputError
 from ..geometry.proposals import proposal_spans
 from ..models.pln import PLN, PLNConfig
 from .batching import TokenSource
@@ -49,16 +50,16 @@ def resolve_stage_weights(weights: Sequence[float] | None, n_stages: int) -> tup
     """The lambda_t to use: ``weights`` if given (one per stage), else the paper's.
 
     Raises:
-        ValueError: when ``weights`` has the wrong length, or None is given for a stage count
+        InputError: when ``weights`` has the wrong length, or None is given for a stage count
             the paper has no weights for (more than 4).
     """
     if weights is None:
         if n_stages not in PAPER_STAGE_WEIGHTS:
-            raise ValueError(f"the paper gives no loss weights for {n_stages} stages; pass "
+            raise InputError(f"the paper gives no loss weights for {n_stages} stages; pass "
                              f"stage_weights with {n_stages} values")
         return PAPER_STAGE_WEIGHTS[n_stages]
     if len(weights) != n_stages:
-        raise ValueError(f"stage_weights {tuple(weights)} must have one value per stage "
+        raise InputError(f"stage_weights {tuple(weights)} must have one value per stage "
                          f"({n_stages})")
     return tuple(float(w) for w in weights)
 
@@ -97,7 +98,7 @@ class PLNTrainer(LocalizerTrainer):
     tokens kept per query).
 
     Raises:
-        ValueError: stage weights that do not match the model's stages.
+        InputError: stage weights that do not match the model's stages.
     """
 
     model_class = PLN

@@ -150,3 +150,18 @@ def test_print_recipe_without_a_recipe_prints_the_defaults(tmp_path, capsys):
 def test_training_needs_an_out_directory(tiny_corpus, capsys):
     assert main(["train", "pln", "--data", str(tiny_corpus)]) == 2
     assert "give --out DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "options", "expected"), [
+    ("drn", ["--stage-epochs", "0,1,1"], "stage_epochs must be three counts"),
+    ("drn", ["--stage-epochs", "7,x,2"], "--stage-epochs: expected comma-separated int values"),
+    ("lpnet", ["--extra", "bogus"], "--extra 'bogus': unknown kind"),
+    ("fvmr", ["--fold", "5/5"], "--fold '5/5': expected K/N"),
+])
+def test_bad_option_is_one_error_line(command, options, expected, tiny_corpus, tmp_path,
+                                      capsys):
+    code = main(["train", command, "--data", str(tiny_corpus), "--out", str(tmp_path / "o"),
+                 "--feature-rate", "1.0", *options])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("error:") == 1 and "Traceback" not in err
+    assert expected in " ".join(err.split())
