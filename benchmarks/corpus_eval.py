@@ -39,11 +39,11 @@ import numpy as np
 
 from ..data.corpus import QueryId
 from ..data.corpus_dir import open_corpus
-from ..eval.metrics import corpus_metrics, video_retrieval_metrics
 from ..eval.multi_positive import multi_positive_metrics, positives_summary, query_positives
 from ..eval.mvmr import PositiveMoment, match_queries, read_mvmr
 from ..indexer.build import BuildConfig, build_index
 from ..indexer.store import read_embeddings
+from ..metrics import corpus_metrics, video_retrieval_metrics
 from ..pretrained import default_model_dir
 from ..search.searcher import Searcher
 from ..train.compose import compose

@@ -43,7 +43,7 @@ from ..embed.encoder_quantize import (
     quantize_encoder,
 )
 from ..embed.onnx_encoder import OnnxQueryEncoder
-from ..eval.metrics import corpus_metrics, single_video_metrics
+from ..metrics import corpus_metrics, single_video_metrics
 from ..search.searcher import Searcher
 from .report import machine_info, machine_markdown, markdown_table, progress, write_report
 

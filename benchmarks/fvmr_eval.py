@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from ..data.corpus_dir import open_corpus
-from ..eval.metrics import corpus_metrics
 from ..eval.runner import evaluate_model
 from ..indexer.build import BuildConfig, build_index
+from ..metrics import corpus_metrics
 from ..search.batch import search_file
 from ..search.searcher import Searcher
 from .report import machine_info, machine_markdown, markdown_table, write_report

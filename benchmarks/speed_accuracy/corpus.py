@@ -22,9 +22,9 @@ import numpy as np
 
 from ...data.corpus import Query, Video
 from ...data.corpus_dir import open_corpus
-from ...eval.metrics import corpus_metrics
 from ...eval.stepwise import timed_pass
 from ...indexer.build import BuildConfig, build_index
+from ...metrics import corpus_metrics
 from ...search.cascade import candidate_videos, rerank_video
 from ...search.rerank import RerankVideo, fast_scores_for
 from ...search.searcher import Searcher

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ...data.corpus_dir import open_corpus
-from ...eval.metrics import single_video_metrics
 from ...eval.runner import load_localizer
 from ...eval.stepwise import localize_stepwise
+from ...metrics import single_video_metrics
 from ..report import progress
 
 K = 10  # windows kept per query (R@5 needs 5)

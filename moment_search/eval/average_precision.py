@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from moment_search.data.corpus import Query, QueryId
-from moment_search.eval.metrics import single_video_metrics
 from moment_search.geometry.spans import temporal_iou
+from moment_search.metrics import single_video_metrics
 
 # moment_detr's thresholds: np.linspace(0.5, 0.95, 10) rounded to 2 decimals
 AP_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
@@ -123,7 +123,7 @@ def single_video_report(
     ``n_queries``.
 
     Raises:
-        ValueError: as :func:`moment_search.eval.metrics.single_video_metrics`.
+        ValueError: as :func:`moment_search.metrics.single_video_metrics`.
     """
     metrics = single_video_metrics(predictions, queries)
     n_queries = metrics.pop("n_queries")

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from moment_search.data.corpus import Query, QueryId
-from moment_search.eval.metrics import _recall_table
 from moment_search.eval.mvmr import PositiveMoment, PositiveSentence
 from moment_search.geometry.spans import temporal_iou
+from moment_search.metrics import _recall_table
 
 
 def query_positives(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from moment_search.data.corpus import Query
 from moment_search.data.predictions import SINGLE, read_predictions
 from moment_search.eval.average_precision import single_video_report
-from moment_search.eval.metrics import corpus_metrics
+from moment_search.metrics import corpus_metrics
 
 
 def score_predictions(
@@ -23,7 +23,7 @@ def score_predictions(
     Returns:
         ``single_video_report`` (R@n, IoU=m, mIoU and moment_detr's mAPs; see
         :mod:`moment_search.eval.average_precision`) for a single-video file, ``corpus_metrics``
-        for a corpus one (see :mod:`moment_search.eval.metrics`).
+        for a corpus one (see :mod:`moment_search.metrics`).
 
     Raises:
         ValueError: a malformed file, or predictions for queries absent from the ground truth

@@ -5,7 +5,7 @@ import pytest
 import torch
 from moment_search.benchmarks import corpus_eval, cross_validate
 
-from moment_search.eval.metrics import video_ranks
+from moment_search.metrics import video_ranks
 from moment_search.models.video_text import VideoText, VideoTextConfig
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from moment_search.data.corpus import Query
-from moment_search.eval.metrics import corpus_metrics
 from moment_search.eval.multi_positive import (
     multi_positive_metrics,
     positives_summary,
@@ -22,6 +21,7 @@ from moment_search.eval.mvmr import (
     read_mvmr,
 )
 from moment_search.geometry.spans import temporal_iou
+from moment_search.metrics import corpus_metrics
 from tests.conftest import CHARADES_CLIP, require_shared_data
 
 # Two videos in the MVMR layout: per sentence a window, a text and [video, text, window] positives.

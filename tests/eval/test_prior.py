@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from moment_search.data.corpus import Query
-from moment_search.eval.metrics import single_video_metrics
 from moment_search.eval.prior import PriorBaseline, grid_moments
+from moment_search.metrics import single_video_metrics
 
 from ..conftest import CHARADES_CLIP
 

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from moment_search.eval.metrics import video_retrieval_metrics
+from moment_search.metrics import video_retrieval_metrics
 from moment_search.models.video_text import VideoText, VideoTextConfig
 from moment_search.train.video_text_trainer import VideoTextTrainConfig, VideoTextTrainer, info_nce
 from tests.conftest import write_tiny_charades

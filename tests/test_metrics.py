@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from moment_search.data.corpus import Query
-from moment_search.eval.metrics import corpus_metrics, format_table, single_video_metrics
+from moment_search.metrics import corpus_metrics, format_table, single_video_metrics
 
 
 def _query(qid, video_id, *windows):
