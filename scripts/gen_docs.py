@@ -124,7 +124,7 @@ Unless a table says otherwise: Charades-STA with CLIP ViT-B/32 features at 1 fra
 sentences of the 150 val videos, percent. Each trained model's epoch was picked on that same val
 split, which flatters it by about the split's noise (one query is 0.22 points); there is no third
 split. Timings come from a shared 2-core CPU machine (AMD EPYC) with other jobs on the cores:
-compare them as ratios within one table; each report's JSON records the machine, threads and
+compare them as ratios within one table; most reports' JSON record the machine, threads and
 versions."""
 
 HISTORY_INTRO = """# History

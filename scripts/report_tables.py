@@ -39,6 +39,8 @@ def fmt(value) -> str:
     """A cell: 3 significant digits below 100, whole numbers with thousands separators above."""
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value).lower()
+    if value == 0:
+        return "0"
     if isinstance(value, float) and abs(value) >= 1 and abs(value - round(value)) < 1e-6:
         value = int(round(value))  # a count or a whole percent, stored as 13.999999999
     if isinstance(value, int):
