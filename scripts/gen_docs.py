@@ -133,7 +133,12 @@ HISTORY_INTRO = """# History
 
 Figures measured with earlier models or code, kept as the record and not re-run. The
 [results](results.md) page has the current ones. Each table is generated from the report file it
-names (`D` in a command is `../shared/data/charades-sta-clip`)."""
+names (`D` in a command is `../shared/data/charades-sta-clip`).
+
+Some figures the README used to give came from runs that left no report file: ingest throughput,
+the agreement with the official evaluators, the DRN and LPNet single-video tables and their
+ablations, the video-text model's val retrieval by texts and level. They are not repeated here
+without a report; `git show a091543:README.md` has them as they were written."""
 
 
 def generated() -> dict[Path, str]:
