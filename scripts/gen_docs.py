@@ -103,7 +103,7 @@ def gaps_sentence() -> str:
     parts = []
     if no_spread:
         parts.append(f"The spread over training seeds is not measured yet for {names(no_spread)} "
-                     f"(one training run each).")
+                     f"(no report covers more than one training seed).")
     if no_single:
         parts.append(f"No report file holds the single-video val figures of the shipped "
                      f"{names(no_single)} yet.")
