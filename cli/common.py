@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -104,7 +105,7 @@ def user_errors() -> Iterator[None]:
         yield
     except USER_ERRORS as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(message))}", markup=True, highlight=False)
         raise typer.Exit(2) from e
 
 

@@ -58,6 +58,12 @@ def build(
                                    "(http://host:19530)."),
     query_encoder: bool = typer.Option(True, help="Export the model's query side to ONNX "
                                        "into OUT/encoder, so queries run without PyTorch."),
+    ray: str = typer.Option(None, "--ray", help="Embed the proposals on a Ray cluster: 'auto' "
+                            "(RAY_ADDRESS, a cluster started on this machine, else a local one) "
+                            "or its address (host:6379, ray://host:10001). Needs pip install "
+                            "'moment-search[ray]'."),
+    ray_workers: int = typer.Option(None, help="With --ray: embedding actors (default: one per "
+                                    "GPU of the cluster, else its CPUs less one)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Embed every proposal of every video into a vector index (resumable)."""
@@ -68,10 +74,22 @@ def build(
                           keep_embeddings=keep_embeddings, wait=wait, backend=backend,
                           milvus_uri=milvus_uri, query_encoder=query_encoder)
     with user_errors():
+        embed = None if ray is None else _ray_embedding(ray, ray_workers, device)
         progress = PhaseProgress()
         with progress.bar:
-            result = build_index(corpus, out, model, config, resume=resume, progress=progress)
+            result = build_index(corpus, out, model, config, resume=resume, progress=progress,
+                                 embed=embed)
     report(result, as_json)
+
+
+def _ray_embedding(address: str, workers: int | None, device: str):
+    """The Ray embedding of ``--ray``; fails at once when Ray is not installed."""
+    from moment_search.indexer.ray_build import RayBuildConfig, RayShardEmbedding
+
+    from moment_search.ray_cluster import import_ray
+
+    import_ray()
+    return RayShardEmbedding(RayBuildConfig(address=address, workers=workers, device=device))
 
 
 @app.command()

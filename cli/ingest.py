@@ -89,6 +89,12 @@ def ingest(
     device: str = typer.Option("auto", help="auto | cpu | cuda:N."),
     resume: bool = typer.Option(False, help="Continue OUT: skip its finished videos, add "
                                 "the others."),
+    ray: str = typer.Option(None, "--ray", help="Run on a Ray cluster: 'auto' (RAY_ADDRESS, a "
+                            "cluster started on this machine, else a local one) or its address "
+                            "(host:6379, ray://host:10001). Needs pip install "
+                            "'moment-search[ray]'."),
+    ray_workers: int = typer.Option(None, help="With --ray: encoder actors (default: one per "
+                                    "GPU of the cluster, else 1)."),
 ) -> None:
     """Decode videos, encode their frames at FPS and write a corpus that 'index build' takes.
 
@@ -102,7 +108,17 @@ def ingest(
     with user_errors():
         progress = make_progress()
         with progress.bar:
-            report = ingest_videos(videos, out, config, progress)
+            if ray is None:
+                report = ingest_videos(videos, out, config, progress)
+            else:
+                report = _ingest_on_ray(videos, out, config, ray, ray_workers, progress)
     print_report(report)
     if report.failed:
         raise typer.Exit(1)
+
+
+def _ingest_on_ray(videos, out, config, address: str, workers: int | None, progress):
+    from moment_search.ingest.ray_ingest import RayIngestConfig, ingest_videos_ray
+
+    return ingest_videos_ray(videos, out, config, RayIngestConfig(address=address,
+                                                                  workers=workers), progress)

@@ -166,6 +166,12 @@ class ShardEmbedder:
                     first_id: int, expected: list[str] | None = None) -> None:
         """Embed, write embeddings + metadata atomically, then record the shard (pending)."""
         embeddings, checksums = self.embed(videos, expected)
+        self.record_shard(index_dir, catalog, shard, videos, first_id, embeddings, checksums)
+
+    def record_shard(self, index_dir: Path, catalog: Catalog, shard: int, videos: list[Video],
+                     first_id: int, embeddings: np.ndarray, checksums: list[str]) -> None:
+        """Write a shard's (V * P, D) embeddings and metadata atomically, then record it
+        (pending) with its videos' feature ``checksums``."""
         write_embeddings(index_dir, shard, embeddings)
         meta = write_metadata(index_dir, shard, self.rows(videos, first_id))
         n_props = len(self.cells)
@@ -175,6 +181,11 @@ class ShardEmbedder:
                                shard=shard, video_path=v.video_path)
                    for i, (v, c) in enumerate(zip(videos, checksums, strict=True))]
         catalog.record_shard(shard, first_id, records, file_sha256(meta))
+
+
+def make_embedder(model: FVMR, store: FeatureStore, batch_videos: int) -> ShardEmbedder:
+    """The shard embedder of a loaded checkpoint over a feature store."""
+    return ShardEmbedder(MomentEncoder(model), store, batch_videos)
 
 
 def load_model(model_dir: Path, device: str) -> tuple[FVMR, dict]:
@@ -272,7 +283,7 @@ def check_plan(index_dir: Path, catalog: Catalog, plan: CorpusPlan) -> None:
 
 def build_index(corpus_dir: str | Path, index_dir: str | Path, model_dir: str | Path | None = None,
                 config: BuildConfig | None = None, resume: bool = False,
-                progress: Progress | None = None) -> BuildReport:
+                progress: Progress | None = None, embed=None) -> BuildReport:
     """Index every proposal of every video of a corpus directory.
 
     Args:
@@ -283,6 +294,8 @@ def build_index(corpus_dir: str | Path, index_dir: str | Path, model_dir: str | 
         config: see :class:`BuildConfig`.
         resume: continue an interrupted build in ``index_dir``.
         progress: told each phase (checking, embedding, training, filling, writing).
+        embed: what embeds the shards, with :func:`embed_shards`'s arguments (default: it, in
+            this process; ``ray_build.RayShardEmbedding`` spreads them over a Ray cluster).
 
     Raises:
         ValueError: bad corpus or features (named), an existing index, another writer, or a
@@ -298,7 +311,8 @@ def build_index(corpus_dir: str | Path, index_dir: str | Path, model_dir: str | 
     with writer_lock(index_dir, "index build", config.wait):
         check_new_target(index_dir, resume, config.catalog_url)
         try:
-            return _build(corpus_dir, index_dir, model_dir, config, resume, progress)
+            return _build(corpus_dir, index_dir, model_dir, config, resume, progress,
+                          embed or embed_shards)
         except BaseException:
             _undo_unstarted(index_dir, created, config.catalog_url)
             raise
@@ -322,7 +336,7 @@ def _undo_unstarted(index_dir: Path, created: bool, catalog_url: str | None) -> 
 
 
 def _build(corpus_dir, index_dir: Path, model_dir, config: BuildConfig, resume: bool,
-           progress: Progress) -> BuildReport:
+           progress: Progress, embed) -> BuildReport:
     start = time.perf_counter()
     source = Path(model_dir) if model_dir else default_model_dir("fvmr")
     if resume and (index_dir / MODEL_DIR).exists():
@@ -345,8 +359,8 @@ def _build(corpus_dir, index_dir: Path, model_dir, config: BuildConfig, resume: 
         progress.phase("exporting the query encoder", None, "")
         ensure_query_encoder(index_dir, model_path, corpus_dir)
     groups = shards_of(plan.videos, config.shard_videos)
-    embedder = ShardEmbedder(MomentEncoder(model), store, config.batch_videos)
-    skipped = embed_shards(embedder, catalog, index_dir, groups, 0, 0, progress)
+    embedder = make_embedder(model, store, config.batch_videos)
+    skipped = embed(embedder, catalog, index_dir, groups, 0, 0, progress)
     shards = list(range(len(groups)))
     if config.backend == "milvus":
         store, spec = make_milvus(index_dir, catalog, shards, config, not skipped, progress)
