@@ -31,6 +31,7 @@ from .train_options import (
     SMOOTH_OPTION,
     THREADS_OPTION,
     WEIGHT_DECAY_OPTION,
+    check_out,
     given_options,
     sort_options,
 )
@@ -61,11 +62,12 @@ def train_from_options(ctx: typer.Context, command: str, model_class: type, trai
                              parameter="--data")
         if params["out"] is None:
             raise InputError("no output directory: give --out DIR", parameter="--out")
-    out = params["out"]
-    title = f"best validation epoch ({recipe.run.val_split or 'val'})"
+        check_out(params["out"])
+    out, split = params["out"], recipe.run.val_split
+    title = f"best validation epoch ({split})" if split else "best validation epoch"
     fit_and_report(lambda: trainer_class(recipe.run.data, out, recipe.model, recipe.train,
                                          **recipe.trainer_options()),
-                   params.get("resume", False), out, title)
+                   params["resume"], out, title)
 
 
 def fit_and_report(make_trainer, resume: bool, out: Path,
@@ -371,6 +373,7 @@ def compose(
     options = {COMPOSE_RENAMES.get(name, name): value
                for name, value in given_options(ctx).items() if name != "fvmr"}
     with user_errors():
+        check_out(out)
         keywords = resolve_keywords(recipe, "compose", compose_checkpoint, options)
         path = compose_checkpoint(fvmr, out, **keywords)
     console.print(f"search checkpoint saved to {path}")

@@ -9,10 +9,12 @@ is the one place a default is written (see ``moment_search.train.recipes``).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import typer
 
+import moment_search
 from moment_search.errors import InputError
 
 DATA_OPTION = typer.Option(None, help="Corpus directory with train/val annotation files "
@@ -94,3 +96,15 @@ def comma_list(option: str, text: str, item_type: type) -> list:
         raise InputError(f"{flag}: expected comma-separated {item_type.__name__} values, "
                          f"got {text!r}", parameter=flag) from e
 
+
+
+def check_out(out: Path) -> None:
+    """Refuse an output directory inside the package's shipped checkpoints.
+
+    Raises:
+        InputError: ``out`` is in ``moment_search/pretrained/``.
+    """
+    shipped = (Path(moment_search.__file__).parent / "pretrained").resolve()
+    if out.resolve().is_relative_to(shipped):
+        raise InputError(f"--out {out}: inside {shipped}, which holds the shipped checkpoints; "
+                         f"train into another folder", parameter="--out")

@@ -3,6 +3,7 @@ file, then the options given), and the recipe errors as the user sees them."""
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 from moment_search.cli.app import main
@@ -16,7 +17,7 @@ from moment_search.train.pln_trainer import PLNTrainConfig
 from moment_search.train.recipes import field_types, resolve
 from tests.conftest import write_tiny_charades
 from tests.train.localizer_checks import FakeEncoder
-from tests.train.test_recipes import CONFIGS, RECIPES
+from tests.train.test_recipes import CONFIGS, RECIPES, SHIPPED
 
 # [model] and [train] of a tiny, one-epoch run of each trainer on the tiny corpus (8-d features).
 TINY = {
@@ -165,3 +166,17 @@ def test_bad_option_is_one_error_line(command, options, expected, tiny_corpus, t
     err = capsys.readouterr().err
     assert code == 2 and err.count("error:") == 1 and "Traceback" not in err
     assert expected in " ".join(err.split())
+
+
+@pytest.mark.parametrize("command", ["pln", "compose"])
+def test_out_inside_the_shipped_checkpoints_is_refused(command, tiny_corpus, tiny_model_dir,
+                                                       capsys):
+    out = SHIPPED / "pln-charades-clip" / "refused"  # a new folder: nothing to lose if it were not
+    inputs = ["--fvmr", str(tiny_model_dir)] if command == "compose" else [
+        "--data", str(tiny_corpus), "--epochs", "1"]
+    try:
+        assert main(["train", command, *inputs, "--out", str(out)]) == 2
+        assert "holds the shipped checkpoints" in " ".join(capsys.readouterr().err.split())
+        assert not out.exists()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
