@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 from sqlalchemy import JSON, BigInteger, DateTime, String, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from ..errors import DataError
+
 CATALOG_FILENAME = "catalog.sqlite"
 FORMAT_VERSION = 3  # bump when the tables change incompatibly
 PENDING, INDEXED, REMOVED = "pending", "indexed", "removed"
@@ -18,7 +20,7 @@ STATUSES = (PENDING, INDEXED, REMOVED)
 EMBEDDED = "embedded"  # a build_shards row is "pending" until then
 
 
-class CatalogError(ValueError):
+class CatalogError(DataError):
     """A catalog operation that would break the index: names the video, shard or model at fault."""
 
 

@@ -26,16 +26,17 @@ from filelock import FileLock, Timeout
 
 from .. import failpoints
 from ..atomic import atomic_write_text
+from ..errors import BusyError, MomentSearchError
 
 LOCK_FILE = ".writer.lock"
 HOLDER_FILE = ".writer.json"
 
 
-class IndexBusyError(ValueError):
+class IndexBusyError(BusyError, ValueError):
     """Another writer holds the index (names it)."""
 
 
-class IndexReadOnlyError(PermissionError):
+class IndexReadOnlyError(MomentSearchError, PermissionError):
     """The index directory cannot be written (names it); nothing was changed."""
 
 

@@ -45,7 +45,7 @@ class DataError(MomentSearchError, ValueError):
     status = 503
 
 
-class BusyError(MomentSearchError, ValueError):
+class BusyError(MomentSearchError):
     """A resource another process holds (an index being written): try again later (HTTP 503)."""
 
     status = 503

@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 
 from ...atomic import atomic_write_text
+from ...errors import BusyError
 from ..lock import describe_holder
 
 _HELD: dict[str, int] = {}  # database path -> descriptor of its lock, for this process
 
 
-class MilvusLiteBusyError(OSError):
+class MilvusLiteBusyError(BusyError, OSError):
     """Another process has the milvus-lite database open (names it and the ways out)."""
 
 

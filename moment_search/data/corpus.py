@@ -10,6 +10,8 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
+from ..errors import DataError
+
 # A query id as its annotation file wrote it: a JSON string stays a string, a JSON integer an
 # integer, so prediction files give the id back in the type the field's evaluators compare with.
 QueryId = str | int
@@ -21,7 +23,7 @@ QueryId = str | int
 WINDOW_END_TOLERANCE_S = 0.005 + 1e-9
 
 
-class CorpusError(ValueError):
+class CorpusError(DataError):
     """Bad corpus content: names the file, line or video and what was expected."""
 
 

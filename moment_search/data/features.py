@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 
-class FeatureError(ValueError):
+
+class FeatureError(DataError):
     """A feature file is missing or holds the wrong thing; the message names the video and file."""
 
 

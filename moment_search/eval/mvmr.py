@@ -35,12 +35,14 @@ from pathlib import Path
 
 from moment_search.data.corpus import Query, QueryId
 
+from ..errors import DataError
+
 WINDOW_IOU = 0.9  # windows of the same annotation agree this well (end clipping differs)
 TEXT_RATIO = 0.8  # difflib ratio of a spelling-fixed sentence to its original
 _REQUIRED = ("timestamps", "sentences", "pos_moments")
 
 
-class PositivesError(ValueError):
+class PositivesError(DataError):
     """A malformed positives file: names the file, the video and the sentence."""
 
 

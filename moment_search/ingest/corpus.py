@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write, atomic_write_text
+from ..errors import DataError
 
 MANIFEST_NAME = "videos.jsonl"
 LOCK_NAME = ".ingest.lock"
 
 
-class CorpusWriteError(ValueError):
+class CorpusWriteError(DataError):
     """An output folder that cannot take this ingest (another corpus, a running writer...)."""
 
 

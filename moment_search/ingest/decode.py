@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
+
 # File suffixes taken from a folder given as input (a file given by name is tried whatever it is).
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 # How far the decoded stream may stop short of the declared duration (seconds, fraction).
@@ -27,7 +29,7 @@ SHORTFALL_SECONDS = 0.5
 SHORTFALL_FRACTION = 0.01
 
 
-class VideoDecodeError(ValueError):
+class VideoDecodeError(DataError):
     """A video file that cannot be read as a video: the message names the file and the reason."""
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
+from ..errors import InputError, MomentSearchError
 from ..registry import (
     CLIP_VIT_B32,
     frame_encoder_factory,
@@ -47,11 +48,11 @@ EncodeFn = Callable[[FrameBatch], np.ndarray]
 EncoderFactory = Callable[[Path | None, torch.device], EncodeFn]
 
 
-class EncoderError(ValueError):
+class EncoderError(InputError):
     """An encoder that cannot be loaded or that returns malformed features."""
 
 
-class EncoderWeightsMissing(FileNotFoundError):
+class EncoderWeightsMissing(MomentSearchError, FileNotFoundError):
     """The weights of a built-in encoder are not on this machine."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..atomic import replace_dir
+from ..errors import DataError
 
 if TYPE_CHECKING:  # torch is imported where a model is built, not to read a config
     import torch
@@ -29,7 +30,7 @@ def model_fingerprint(model_dir: Path) -> tuple[str, str]:
     return f"fvmr-{weights}", config
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DataError):
     """A checkpoint directory is missing, incomplete or belongs to another model."""
 
 
