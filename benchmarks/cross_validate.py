@@ -16,6 +16,7 @@ import json
 import statistics
 from pathlib import Path
 
+from ..errors import DataError
 from .report import markdown_table, write_report
 
 
@@ -23,7 +24,7 @@ def best_epoch(history: Path) -> dict:
     """The history record whose smoothed score was the run's best (the saved epoch)."""
     records = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
     if not records:
-        raise ValueError(f"{history}: no epochs recorded")
+        raise DataError(f"{history}: no epochs recorded")
     return max(records, key=lambda r: r.get("smoothed", r["best"]))
 
 

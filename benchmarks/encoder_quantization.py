@@ -43,6 +43,7 @@ from ..embed.encoder_quantize import (
     quantize_encoder,
 )
 from ..embed.onnx_encoder import OnnxQueryEncoder
+from ..errors import InputError
 from ..metrics import corpus_metrics, single_video_metrics
 from ..search.searcher import Searcher
 from .report import machine_info, machine_markdown, markdown_table, progress, write_report
@@ -72,7 +73,7 @@ def run(config: QuantBenchConfig) -> dict:
     report into ``config.out`` and returns it."""
     unknown = [v for v in config.variants if v not in VARIANTS]
     if unknown:
-        raise ValueError(f"unknown variant(s) {unknown}; expected names of {list(VARIANTS)}")
+        raise InputError(f"unknown variant(s) {unknown}; expected names of {list(VARIANTS)}")
     calibration = _sentences(config.data, config.calibration_split)
     queries = [q for q in read_split(config.data, config.eval_split).queries if q.windows]
     full = Searcher.open(config.index, device="cpu")

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ..data.corpus_dir import open_corpus
+from ..errors import InputError
 from ..eval.runner import evaluate_model
 from ..indexer.build import BuildConfig, build_index
 from ..metrics import corpus_metrics
@@ -109,7 +110,7 @@ def parse_models(values: list[str]) -> dict[str, Path]:
     for value in values:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
-            raise ValueError(f"--model expects NAME=CHECKPOINT_DIR, got {value!r}")
+            raise InputError(f"--model expects NAME=CHECKPOINT_DIR, got {value!r}")
         models[name] = Path(path)
     return models
 

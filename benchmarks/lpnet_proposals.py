@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from . import report
 
 COVER_THRESHOLDS = (0.5, 0.7)
@@ -43,7 +44,7 @@ def ground_truth_spans(data_dir: str | Path, split: str) -> np.ndarray:
     spans = [(start / corpus.videos[q.video_id].duration, end / corpus.videos[q.video_id].duration)
              for q in corpus.queries for start, end in q.windows]
     if not spans:
-        raise ValueError(f"split {split!r} of {data_dir} has no ground-truth windows")
+        raise DataError(f"split {split!r} of {data_dir} has no ground-truth windows")
     return np.clip(np.asarray(spans, dtype=np.float64), 0.0, 1.0)
 
 

@@ -17,6 +17,7 @@ import argparse
 import statistics
 from pathlib import Path
 
+from ..errors import InputError
 from ..eval.runner import evaluate_model
 from .report import markdown_table, write_report
 
@@ -29,7 +30,7 @@ def parse_model(text: str) -> tuple[str, str, list[Path]]:
     label, sep, rest = text.partition("=")
     localizer, sep2, dirs = rest.partition(":")
     if not (sep and sep2 and label and localizer and dirs):
-        raise ValueError(f"--model expects LABEL=LOCALIZER:DIR[,DIR...], got {text!r}")
+        raise InputError(f"--model expects LABEL=LOCALIZER:DIR[,DIR...], got {text!r}")
     return label, localizer, [Path(d) for d in dirs.split(",") if d]
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from .report import (
     machine_info,
     machine_markdown,
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     args.clients = [int(c) for c in args.clients.split(",")]
     args.batches = [int(b) for b in args.batches.split(",")]
     if max(args.clients) > MAX_CLIENTS or args.duration > 300:
-        raise ValueError(f"at most {MAX_CLIENTS} clients and 300 s per point")
+        raise InputError(f"at most {MAX_CLIENTS} clients and 300 s per point")
     rows = run(args)
     columns = ["batch", "rerank", "clients", "requests", "errors", "qps", "p50_ms", "p95_ms",
                "p99_ms"]

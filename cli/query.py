@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from moment_search.errors import InputError
+
 from .common import DEFAULT_INDEX, PhaseProgress, RerankerName, console, name_of, user_errors
 
 
@@ -74,14 +76,14 @@ def check_batch_options(text, file, predictions, output_format: str) -> None:
     from moment_search.search.batch import PREDICTION_FORMATS
 
     if (text is None) == (file is None):
-        raise ValueError("give either a query sentence or --file, not both or neither")
+        raise InputError("give either a query sentence or --file, not both or neither")
     if predictions is not None and file is None:
-        raise ValueError("--predictions needs --file (a file of queries to answer)")
+        raise InputError("--predictions needs --file (a file of queries to answer)")
     if output_format not in PREDICTION_FORMATS:
-        raise ValueError(f"--format must be one of {', '.join(PREDICTION_FORMATS)}, "
+        raise InputError(f"--format must be one of {', '.join(PREDICTION_FORMATS)}, "
                          f"got {output_format!r}")
     if output_format != "jsonl" and predictions is None:
-        raise ValueError(f"--format {output_format} applies to --predictions, which is not given")
+        raise InputError(f"--format {output_format} applies to --predictions, which is not given")
 
 
 def run_file(searcher, file: Path, k: int, options: dict, predictions: Path | None,

@@ -23,6 +23,7 @@ from ..data.corpus_dir import open_corpus
 from ..data.features import FeatureError, FeatureStore
 from ..embed.encoders import MomentEncoder
 from ..embed.onnx_encoder import ENCODER_DIR
+from ..errors import InputError
 from ..geometry.proposals import proposal_index
 from ..models.base import model_fingerprint
 from ..models.fvmr import FVMR
@@ -103,7 +104,7 @@ def install_model(model_dir: Path, index_dir: Path) -> Path:
     target = index_dir / MODEL_DIR
     if target.exists():
         if model_fingerprint(target) != model_fingerprint(model_dir):
-            raise ValueError(f"{index_dir} was built with another model ({target}); refusing to "
+            raise InputError(f"{index_dir} was built with another model ({target}); refusing to "
                              f"mix in embeddings of {model_dir}")
         return target
     staging = index_dir / f".{MODEL_DIR}.tmp"
@@ -225,7 +226,7 @@ def embed_shards(embedder: ShardEmbedder, catalog: Catalog, index_dir: Path,
 def _target_state(index_dir: Path, catalog_url: str | None) -> tuple[bool, bool, set[str]]:
     """(finished, started, other entries) of a would-be index folder."""
     if index_dir.exists() and not index_dir.is_dir():
-        raise ValueError(f"--out {index_dir} is a file, not a directory; choose a new folder")
+        raise InputError(f"--out {index_dir} is a file, not a directory; choose a new folder")
     entries = {p.name for p in index_dir.iterdir()} if index_dir.is_dir() else set()
     started = MODEL_DIR in entries or (catalog_url is None and CATALOG_FILE in entries)
     finished = False
@@ -240,7 +241,7 @@ def check_foreign_target(index_dir: Path, catalog_url: str | None) -> None:
     """Refuse a file, or a non-empty folder that is not an index (before anything is written)."""
     _, started, stray = _target_state(index_dir, catalog_url)
     if not started and stray:
-        raise ValueError(f"--out {index_dir} is a non-empty folder that is not an index "
+        raise InputError(f"--out {index_dir} is a non-empty folder that is not an index "
                          f"({len(stray)} entries, e.g. {sorted(stray)[0]!r}); choose an empty "
                          f"or new folder")
 
@@ -252,13 +253,13 @@ def check_new_target(index_dir: Path, resume: bool, catalog_url: str | None) -> 
     finished, started, _ = _target_state(index_dir, catalog_url)
     lost = started and not finished and lost_catalog_message(index_dir, catalog_url)
     if lost and _catalog_empty(index_dir, catalog_url):
-        raise ValueError(lost)  # a resume would lose what was published: never offer it
+        raise InputError(lost)  # a resume would lose what was published: never offer it
     if finished:
-        raise ValueError(f"{index_dir} already holds a finished index" + (
+        raise InputError(f"{index_dir} already holds a finished index" + (
             ", so there is nothing to resume" if resume else "") +
             "; use 'index add' to extend it, or choose another --out")
     if started and not resume:
-        raise ValueError(f"{index_dir} holds an interrupted build; continue it with --resume "
+        raise InputError(f"{index_dir} holds an interrupted build; continue it with --resume "
                          f"(same corpus and settings), or delete the folder to start again")
 
 
@@ -275,7 +276,7 @@ def check_plan(index_dir: Path, catalog: Catalog, plan: CorpusPlan) -> None:
     if info is None or info.corpus_digest == plan.digest():
         return  # (no info: the interrupted build stopped before recording anything)
     differences = plan_differences(read_plan(index_dir), plan)
-    raise ValueError(f"{index_dir}: the interrupted build was started on another corpus or "
+    raise InputError(f"{index_dir}: the interrupted build was started on another corpus or "
                      f"settings, so it cannot be resumed: " + "; ".join(differences)
                      + ". Resume with the original corpus and options, or delete the folder "
                      "and build again")
@@ -303,7 +304,7 @@ def build_index(corpus_dir: str | Path, index_dir: str | Path, model_dir: str | 
     """
     config, progress = config or BuildConfig(), progress or Silent()
     if config.backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {config.backend!r}")
+        raise InputError(f"backend must be one of {BACKENDS}, got {config.backend!r}")
     index_dir = Path(index_dir)
     check_foreign_target(index_dir, config.catalog_url)
     created = not index_dir.exists()

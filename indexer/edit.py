@@ -18,6 +18,7 @@ from ..data.corpus import Corpus, Video
 from ..data.corpus_dir import open_corpus
 from ..data.features import FeatureStore
 from ..embed.encoders import MomentEncoder
+from ..errors import InputError
 from . import faiss_index
 from .backends import backend_of, open_store
 from .build import (
@@ -146,7 +147,7 @@ def _check_removable(catalog: Catalog, video_ids: list[str]) -> None:
                         "them: run 'index add' again to finish them or 'index repair' to drop "
                         "them)"}
     if by_status:
-        raise ValueError("nothing removed: " + "; ".join(
+        raise InputError("nothing removed: " + "; ".join(
             f"{ids[:5]} {reasons[status]}" for status, ids in by_status.items()))
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..errors import InputError
+
 KINDS = ("flat", "ivf", "ivfpq", "hnsw")
 # auto keeps exact flat search while vectors x width <= this: then one query (k = 200) costs
 # <= ~1 ms of FAISS on one thread. Measured on the real 1,000-video index (width 264, Charades-STA
@@ -63,7 +65,7 @@ class IndexSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"unknown index kind {self.kind!r}; expected one of {KINDS}")
+            raise InputError(f"unknown index kind {self.kind!r}; expected one of {KINDS}")
 
     def to_dict(self) -> dict:
         """A JSON-ready ``{"kind", "params", "reason"}`` dict."""
@@ -89,11 +91,11 @@ def parse_bytes(text: str | int | None) -> int | None:
     else:
         match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(?:I?B)?\s*", str(text).upper())
         if match is None:
-            raise ValueError(f"bad memory size {text!r}; expected a number with an optional unit "
+            raise InputError(f"bad memory size {text!r}; expected a number with an optional unit "
                              f"K, M, G or T (e.g. '4G', '512M')")
         value = int(float(match.group(1)) * _UNITS[match.group(2)])
     if value is not None and value <= 0:
-        raise ValueError(f"bad memory size {text!r}: must be positive")
+        raise InputError(f"bad memory size {text!r}: must be positive")
     return value
 
 
@@ -250,7 +252,7 @@ def choose_index(n_vectors: int, dim: int, memory_budget_bytes: int | str | None
     """
     budget = parse_bytes(memory_budget_bytes)
     if kind not in ("auto", *KINDS):
-        raise ValueError(f"unknown index kind {kind!r}; expected 'auto' or one of {KINDS}")
+        raise InputError(f"unknown index kind {kind!r}; expected 'auto' or one of {KINDS}")
     if n_vectors < 0 or dim < 1:
         raise ValueError(f"need n_vectors >= 0 and dim >= 1, got {n_vectors} and {dim}")
     if kind == "auto":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import DataError
 from ..models.base import model_fingerprint
 from .catalog import Catalog
 from .snapshot import lost_catalog_message
@@ -41,9 +42,9 @@ def require_index(index_dir: Path, catalog_url: str | None = None) -> tuple[Cata
     catalog = open_catalog(index_dir, catalog_url)
     info = catalog.info()
     if info is None and lost_catalog_message(index_dir, catalog_url):
-        raise ValueError(lost_catalog_message(index_dir, catalog_url))
+        raise DataError(lost_catalog_message(index_dir, catalog_url))
     if info is None or not info.index_params or "shards" not in info.index_params:
-        raise ValueError(f"{index_dir}: the index was never finished (run 'index build --resume')")
+        raise DataError(f"{index_dir}: the index was never finished (run 'index build --resume')")
     return catalog, dict(info.index_params)
 
 
@@ -52,8 +53,8 @@ def verify_model_matches(index_dir: Path, catalog: Catalog) -> None:
     info = catalog.info()
     found = model_fingerprint(Path(index_dir) / MODEL_DIR)
     if (info.model_id, info.config_hash) != found:
-        raise ValueError(f"{index_dir}: model/ is {found[0]} (config {found[1]}) but the index "
-                         f"was built with {info.model_id} (config {info.config_hash})")
+        raise DataError(f"{index_dir}: model/ is {found[0]} (config {found[1]}) but the index "
+                        f"was built with {info.model_id} (config {info.config_hash})")
 
 
 def published_shards(catalog: Catalog, params: dict) -> dict[int, str]:
@@ -61,8 +62,8 @@ def published_shards(catalog: Catalog, params: dict) -> dict[int, str]:
     records = catalog.embedded_shards()
     missing = [s for s in params["shards"] if s not in records]
     if missing:
-        raise ValueError(f"catalog {catalog.url}: published shards {missing[:5]} are not "
-                         f"recorded; the index is damaged, rebuild it")
+        raise DataError(f"catalog {catalog.url}: published shards {missing[:5]} are not "
+                        f"recorded; the index is damaged, rebuild it")
     return {s: records[s].checksum for s in params["shards"]}
 
 
@@ -115,8 +116,8 @@ def check_for_query(index_dir: Path, params: dict) -> None:
     full = int(params.get("file_bytes", 0)) <= QUERY_FULL_CHECK_BYTES
     problem = faiss_file_problem(index_dir, params, full)
     if problem:
-        raise ValueError(f"{problem}: the index is damaged; 'index verify --index {index_dir}' "
-                         f"lists what is wrong (rebuild it, or 'index repair' after a crash)")
+        raise DataError(f"{problem}: the index is damaged; 'index verify --index {index_dir}' "
+                        f"lists what is wrong (rebuild it, or 'index repair' after a crash)")
 
 
 def pending_note(catalog: Catalog) -> str | None:

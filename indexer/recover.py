@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from .integrity import faiss_file_problem, shard_problems
 from .snapshot import read_snapshot, snapshot_name, snapshot_versions
 from .store import MODEL_DIR, read_metadata
@@ -73,14 +74,14 @@ def rebuild_catalog(index_dir: str | Path, catalog_url: str | None = None, wait:
                                     f"the catalog cannot be rebuilt; build the index again")
         catalog = open_catalog(index_dir, catalog_url)
         if catalog.info() is not None:
-            raise ValueError(f"catalog {catalog.url} is not empty: --rebuild-catalog only "
+            raise InputError(f"catalog {catalog.url} is not empty: --rebuild-catalog only "
                              f"restores a missing or empty catalog ('index repair' without it "
                              f"returns a damaged index to its last published state)")
         name = snapshot_name(versions[0])
         snapshot = read_snapshot(index_dir, versions[0])
         problems = snapshot_problems(index_dir, snapshot)
         if problems:
-            raise ValueError(f"cannot rebuild the catalog from {index_dir / name}: "
+            raise InputError(f"cannot rebuild the catalog from {index_dir / name}: "
                              + "; ".join(problems[:5]) + "; delete the folder and build again")
         catalog.restore(snapshot)
         deleted = clean_leftovers(index_dir, catalog)

@@ -24,6 +24,7 @@ from ..data.corpus import Video
 from ..data.corpus_dir import open_corpus
 from ..data.features import load_feature_source
 from ..embed.encoders import MomentEncoder
+from ..errors import InputError
 from . import faiss_index
 from .backends import backend_of, open_store
 from .build import BuildConfig, BuildReport, ShardEmbedder, finish_embeddings, load_model
@@ -146,7 +147,7 @@ def _check_updatable(catalog: Catalog, video_ids: list[str]) -> list[VideoRecord
     wrong = [f"{v!r} is {reasons[catalog.video_status(v)]}" for v in video_ids
              if catalog.video_status(v) != INDEXED]
     if wrong:
-        raise ValueError("nothing updated: " + "; ".join(wrong[:5]))
+        raise InputError("nothing updated: " + "; ".join(wrong[:5]))
     return [catalog.video(v) for v in video_ids]
 
 
@@ -159,7 +160,7 @@ def _videos_to_update(records: list[VideoRecord], corpus_dir, config: BuildConfi
     corpus, store = open_corpus(corpus_dir, split=config.split, feature_rate=rate)
     missing = [r.video_id for r in records if r.video_id not in corpus.videos]
     if missing:
-        raise ValueError(f"corpus {corpus_dir} has no video(s) {missing[:5]}; expected every "
+        raise InputError(f"corpus {corpus_dir} has no video(s) {missing[:5]}; expected every "
                          f"video to update")
     return [corpus.video(r.video_id) for r in records], store
 

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from ..embed.onnx_encoder import ENCODER_DIR
+from ..errors import DataError
 from .catalog import Catalog
 from .snapshot import snapshot_name, snapshot_versions
 from .store import EMBEDDINGS_DIR, META_DIR, MODEL_DIR, embeddings_path, metadata_path
@@ -143,5 +144,5 @@ def repair_index(index_dir: str | Path, catalog_url: str | None = None, wait: fl
                          f"({', '.join(dropped[:5])}); add them again with 'index add'")
         damage = published_file_problems(index_dir, catalog, full=True)
     if damage:
-        raise ValueError("cannot repair: " + "; ".join(damage) + "; rebuild the index")
+        raise DataError("cannot repair: " + "; ".join(damage) + "; rebuild the index")
     return notes or ["nothing to repair: the index is its last published state"]

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..atomic import atomic_write_text
+from ..errors import DataError
 from .catalog import CATALOG_FILENAME, INDEXED, PENDING, REMOVED, Catalog, ShardReplacement
 
 SNAPSHOT_FORMAT = 1
@@ -111,10 +112,10 @@ def read_snapshot(index_dir: Path, version: int) -> dict:
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise ValueError(f"catalog snapshot {path} cannot be read: {e}") from e
+        raise DataError(f"catalog snapshot {path} cannot be read: {e}") from e
     if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
-        raise ValueError(f"catalog snapshot {path}: expected format {SNAPSHOT_FORMAT}, got "
-                         f"{payload.get('format') if isinstance(payload, dict) else payload!r}")
+        raise DataError(f"catalog snapshot {path}: expected format {SNAPSHOT_FORMAT}, got "
+                        f"{payload.get('format') if isinstance(payload, dict) else payload!r}")
     return payload
 
 

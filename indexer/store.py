@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
+from ..errors import DataError
 from .catalog import Catalog
 
 META_DIR = "meta"
@@ -160,15 +161,15 @@ def _read_shard(path: Path, checksum: str | None):
                                 f"(rebuild it; 'index verify' lists what else is wrong)")
     data = path.read_bytes()
     if checksum and hashlib.sha256(data).hexdigest() != checksum:
-        raise ValueError(f"metadata shard {path} has changed since it was written (sha256 "
-                         f"differs from the catalog's): the index is damaged; rebuild it")
+        raise DataError(f"metadata shard {path} has changed since it was written (sha256 "
+                        f"differs from the catalog's): the index is damaged; rebuild it")
     try:
         # ParquetFile, not read_table: read_table goes through pyarrow.dataset, which imports
         # pandas (0.15 s of every cold query)
         return pq.ParquetFile(pa.BufferReader(data)).read(columns=["id", "video_id", "start_s",
                                                                    "end_s"])
     except (OSError, pa.ArrowException) as e:
-        raise ValueError(f"cannot read metadata shard {path}: {e}") from e
+        raise DataError(f"cannot read metadata shard {path}: {e}") from e
 
 
 def read_metadata(index_dir: Path, shards: dict[int, str] | None = None) -> ProposalTable:

@@ -6,6 +6,8 @@ import warnings
 
 import torch
 
+from .errors import InputError
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` -> cuda if available, else cpu; CUDA without CUDA falls back with a warning.
@@ -18,7 +20,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from e
+        raise InputError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from e
     if resolved.type == "cuda" and not torch.cuda.is_available():
         warnings.warn(f"device {device!r} requested but CUDA is unavailable; using cpu",
                       stacklevel=3)

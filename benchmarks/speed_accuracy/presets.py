@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...errors import InputError
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -39,10 +41,10 @@ class Preset:
 
     def __post_init__(self) -> None:
         if not self.rerank_videos or min(self.rerank_videos) < 1:
-            raise ValueError(f"preset {self.name!r}: rerank_videos needs at least one M >= 1, "
+            raise InputError(f"preset {self.name!r}: rerank_videos needs at least one M >= 1, "
                              f"got {self.rerank_videos}")
         if not self.scale_videos or not self.scan_videos:
-            raise ValueError(f"preset {self.name!r}: scale_videos and scan_videos must not be "
+            raise InputError(f"preset {self.name!r}: scale_videos and scan_videos must not be "
                              f"empty")
 
 
@@ -59,7 +61,7 @@ PRESETS = {
 def get_preset(name: str) -> Preset:
     """The preset ``name``; ValueError lists the known ones."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        raise InputError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
     return PRESETS[name]
 
 
@@ -73,7 +75,7 @@ def parse_models(text: str) -> dict[str, Path | None]:
     for item in (part.strip() for part in text.split(",")):
         name, sep, path = item.partition("=")
         if not name or (sep and not path):
-            raise ValueError(f"--models expects NAME or NAME=CHECKPOINT_DIR items separated by "
+            raise InputError(f"--models expects NAME or NAME=CHECKPOINT_DIR items separated by "
                              f"commas, got {item!r} in {text!r}")
         models[name] = Path(path) if sep else None
     return models

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ...data.corpus_dir import open_corpus
+from ...errors import InputError
 from ...eval.runner import load_localizer
 from ...eval.stepwise import localize_stepwise
 from ...metrics import single_video_metrics
@@ -24,7 +25,7 @@ K = 10  # windows kept per query (R@5 needs 5)
 def require_stepwise(name: str, localizer) -> None:
     """ValueError unless ``localizer`` can be timed step by step."""
     if not all(hasattr(localizer, a) for a in ("prepare", "encode_query", "score_video")):
-        raise ValueError(f"model {name!r} cannot be timed step by step: it has no prepare / "
+        raise InputError(f"model {name!r} cannot be timed step by step: it has no prepare / "
                          f"encode_query / score_video (see moment_search.eval.stepwise)")
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import DataError
+
 MILVUS_HINT = "pip install 'moment-search[milvus]' (pymilvus and milvus-lite)"
 MILVUS_TYPES = {"flat": "FLAT", "ivf": "IVF_FLAT", "ivfpq": "IVF_SQ8", "hnsw": "HNSW"}
 INSERT_ROWS = 2000  # rows per upsert call
@@ -198,7 +200,7 @@ class MilvusStore:
         by_id = {int(r["id"]): r["vector"] for r in rows}
         missing = [i for i in ids if i not in by_id]
         if missing:
-            raise ValueError(f"Milvus collection {self.collection!r} lacks ids {missing[:5]}")
+            raise DataError(f"Milvus collection {self.collection!r} lacks ids {missing[:5]}")
         return np.asarray([by_id[i] for i in ids], np.float32), True
 
     def supports_remove(self) -> bool:

@@ -133,7 +133,7 @@ def _read_npy_or_npz(path: Path) -> np.ndarray:
         keys = list(archive.keys())
         key = "features" if "features" in keys else keys[0] if len(keys) == 1 else None
         if key is None:
-            raise ValueError(f"npz holds {keys}; expected one array or a 'features' key")
+            raise FeatureError(f"npz holds {keys}; expected one array or a 'features' key")
         return archive[key]
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError, InputError
+
 ENCODER_DIR = "encoder"
 GRAPH_FILE = "text.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -33,7 +35,7 @@ FORMAT_VERSION = 1
 QUANTIZED_FILES = {"int8": "text-int8.onnx"}
 
 
-class EncoderError(ValueError):
+class EncoderError(DataError):
     """An encoder folder that is missing, incomplete or made for another model."""
 
 
@@ -122,11 +124,11 @@ def graph_inputs(tokenizer, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """The four int64 inputs of ``text.onnx`` for B sentences (see ``text_graph``).
 
     Raises:
-        ValueError: a sentence that is empty or leaves no word piece (names its position).
+        InputError: a sentence that is empty or leaves no word piece (names its position).
     """
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"query {i + 1} is empty; expected a sentence")
+            raise InputError(f"query {i + 1} is empty; expected a sentence", parameter="q")
     encodings = tokenizer.encode_batch(list(texts))
     ids = np.array([e.ids for e in encodings], dtype=np.int64)  # (B, T)
     attention = np.array([e.attention_mask for e in encodings], dtype=np.int64)  # (B, T)
@@ -135,8 +137,8 @@ def graph_inputs(tokenizer, texts: Sequence[str]) -> dict[str, np.ndarray]:
     lengths = keep.sum(1)  # (B,)
     if not lengths.all():
         empty = int(np.flatnonzero(lengths == 0)[0])
-        raise ValueError(f"query {empty + 1} ({texts[empty]!r}) has no word pieces; "
-                         f"expected a sentence")
+        raise InputError(f"query {empty + 1} ({texts[empty]!r}) has no word pieces; "
+                         f"expected a sentence", parameter="q")
     width = int(lengths.max())
     # a stable sort puts each row's kept positions first, in order
     order = np.argsort(~keep, axis=1, kind="stable")[:, :width]  # (B, L)
@@ -161,7 +163,7 @@ def providers_for(device: str) -> list[str]:
     """
     name = str(device).strip().lower()
     if name != "auto" and name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+        raise InputError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
     if name == "cpu":
         return ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" in available_providers():

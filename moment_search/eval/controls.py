@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data.corpus import Corpus
 from ..data.features import FeatureStore
+from ..errors import InputError
 
 CONTROLS = ("shuffled-video", "shuffled-query")
 
@@ -23,7 +24,7 @@ CONTROLS = ("shuffled-video", "shuffled-query")
 def video_derangement(video_ids: list[str], seed: int = 0) -> dict[str, str]:
     """A seeded map video -> another video (a cyclic shift of a random order: no fixed point)."""
     if len(video_ids) < 2:
-        raise ValueError("a control needs at least two videos")
+        raise InputError("a control needs at least two videos")
     order = np.random.default_rng(seed).permutation(len(video_ids))
     shuffled = [video_ids[i] for i in order]
     return {a: b for a, b in zip(shuffled, shuffled[1:] + shuffled[:1], strict=True)}
@@ -50,7 +51,7 @@ def apply_control(corpus: Corpus, store: FeatureStore, control: str | None, seed
     if control is None:
         return corpus, store
     if control not in CONTROLS:
-        raise ValueError(f"unknown control {control!r}; expected one of {CONTROLS}")
+        raise InputError(f"unknown control {control!r}; expected one of {CONTROLS}")
     mapping = video_derangement(sorted(corpus.videos), seed)
     if control == "shuffled-video":
         return corpus, SwappedStore(store, mapping)

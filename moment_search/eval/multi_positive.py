@@ -19,6 +19,8 @@ from moment_search.eval.mvmr import PositiveMoment, PositiveSentence
 from moment_search.geometry.spans import temporal_iou
 from moment_search.metrics import _recall_table
 
+from ..errors import DataError
+
 
 def query_positives(
     queries: Sequence[Query], matched: Mapping[QueryId, PositiveSentence],
@@ -71,8 +73,8 @@ def _ranked_positive_ious(qid: QueryId, moments: Sequence[Sequence],
     ious = np.zeros(len(moments))
     for rank, moment in enumerate(moments):
         if len(moment) != 4:
-            raise ValueError(f"query {qid!r}, prediction {rank}: expected (video_id, start_s, "
-                             f"end_s, score), got {moment!r}")
+            raise DataError(f"query {qid!r}, prediction {rank}: expected (video_id, start_s, "
+                            f"end_s, score), got {moment!r}")
     for video in {p.video_id for p in positives}:
         rows = [r for r, m in enumerate(moments) if str(m[0]) == video]
         if rows:
@@ -105,11 +107,11 @@ def multi_positive_metrics(
     """
     unknown = [qid for qid in predictions if qid not in positives]
     if unknown:
-        raise ValueError(f"predictions for {len(unknown)} query id(s) without positives: "
-                         f"{', '.join(repr(q) for q in unknown[:5])}")
+        raise DataError(f"predictions for {len(unknown)} query id(s) without positives: "
+                        f"{', '.join(repr(q) for q in unknown[:5])}")
     empty = [qid for qid, moments in positives.items() if not moments]
     if empty or not positives:
-        raise ValueError(f"queries without a positive moment: {empty[:5]}")
+        raise DataError(f"queries without a positive moment: {empty[:5]}")
     ious = [_ranked_positive_ious(qid, predictions.get(qid, ()), moments)
             for qid, moments in positives.items()]
     metrics = _recall_table(ious, ks, ms)

@@ -10,6 +10,8 @@ from moment_search.data.predictions import SINGLE, read_predictions
 from moment_search.eval.average_precision import single_video_report
 from moment_search.metrics import corpus_metrics
 
+from ..errors import DataError
+
 
 def score_predictions(
     pred_path: str | os.PathLike, gt_queries: Sequence[Query]
@@ -35,4 +37,4 @@ def score_predictions(
             return single_video_report(predictions, gt_queries)
         return corpus_metrics(predictions, gt_queries)
     except ValueError as e:
-        raise ValueError(f"{pred_path}: {e}") from e
+        raise DataError(f"{pred_path}: {e}") from e

@@ -19,6 +19,8 @@ from moment_search.atomic import atomic_write_text
 from moment_search.data.corpus import Query
 from moment_search.geometry.spans import nms, temporal_iou
 
+from ..errors import DataError
+
 _FILE_KIND = "moment_search.prior_baseline"
 _TRUTH_CHUNK = 4096  # ground-truth windows per IoU block, bounds memory to C x 4096 floats
 
@@ -58,7 +60,7 @@ def normalised_windows(queries: Sequence[Query], durations: Mapping[str, float])
             )
         rows.extend([start / duration, end / duration] for start, end in query.windows)
     if not rows:
-        raise ValueError("no ground-truth windows to fit the prior on")
+        raise DataError("no ground-truth windows to fit the prior on")
     return np.clip(np.asarray(rows, dtype=np.float64), 0.0, 1.0)
 
 
@@ -177,7 +179,7 @@ class PriorBaseline:
         predictions = {}
         for query in queries:
             if query.video_id not in durations:
-                raise ValueError(f"query {query.qid!r}: no duration for video {query.video_id!r}")
+                raise DataError(f"query {query.qid!r}: no duration for video {query.video_id!r}")
             predictions[query.qid] = self.predict(durations[query.video_id], k)
         return predictions
 
@@ -204,9 +206,9 @@ class PriorBaseline:
             with open(path, encoding="utf-8") as stream:
                 payload = json.load(stream)
             if payload.get("kind") != _FILE_KIND:
-                raise ValueError(f"expected 'kind': {_FILE_KIND!r}, got {payload.get('kind')!r}")
+                raise DataError(f"expected 'kind': {_FILE_KIND!r}, got {payload.get('kind')!r}")
             return cls(moments=payload["moments"], scores=payload["scores"],
                        n_cells=int(payload["n_cells"]), match_iou=float(payload["match_iou"]),
                        nms_iou=float(payload["nms_iou"]))
         except (KeyError, TypeError, AttributeError, ValueError) as e:
-            raise ValueError(f"{path}: not a saved PriorBaseline ({e!r})") from e
+            raise DataError(f"{path}: not a saved PriorBaseline ({e!r})") from e

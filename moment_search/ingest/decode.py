@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, InputError
 
 # File suffixes taken from a folder given as input (a file given by name is tried whatever it is).
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
@@ -160,7 +160,7 @@ def sample_frames(path: str | Path, rate: float) -> Iterator[SampledFrame]:
             of the declared duration (a truncated file).
     """
     if not rate > 0:
-        raise ValueError(f"the sampling rate must be > 0 frames per second, got {rate}")
+        raise InputError(f"the sampling rate must be > 0 frames per second, got {rate}")
     av = _import_av()
     container, stream = open_container(path)
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError, InputError
 from .corpus import (
     MANIFEST_NAME,
     CorpusWriteError,
@@ -100,7 +101,7 @@ def find_videos(inputs: list[str | Path]) -> list[Path]:
             raise FileNotFoundError(f"{item}: no such file or folder")
     unique = list(dict.fromkeys(p.resolve() for p in found))
     if not unique:
-        raise ValueError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) in "
+        raise InputError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) in "
                          f"{', '.join(map(str, inputs)) or 'no inputs'}")
     return unique
 
@@ -114,7 +115,7 @@ def assign_ids(paths: list[Path]) -> dict[str, Path]:
     ids: dict[str, Path] = {}
     for path in paths:
         if path.stem in ids:
-            raise ValueError(f"video id {path.stem!r} is claimed by two files: {ids[path.stem]} "
+            raise InputError(f"video id {path.stem!r} is claimed by two files: {ids[path.stem]} "
                              f"and {path}; rename one (the id is the file name without suffix)")
         ids[path.stem] = path
     return ids
@@ -135,13 +136,13 @@ def check_resume(writer: CorpusWriter, videos: dict[str, Path], config: IngestCo
         if row is None:
             continue
         if row.get("video_path") not in (None, str(path)):
-            raise ValueError(f"video id {video_id!r} is claimed by two files: "
+            raise InputError(f"video id {video_id!r} is claimed by two files: "
                              f"{row['video_path']} (already in {writer.root}) and {path}")
         held = (row.get("feature_rate"), row.get("encoder"))
         if held != (config.fps, encoder_name):
-            raise ValueError(f"{writer.root}: video {video_id!r} was ingested with feature_rate "
-                             f"{held[0]} and encoder {held[1]!r}; this run asks {config.fps} and "
-                             f"{encoder_name!r}; one corpus holds one kind of features")
+            raise DataError(f"{writer.root}: video {video_id!r} was ingested with feature_rate "
+                            f"{held[0]} and encoder {held[1]!r}; this run asks {config.fps} and "
+                            f"{encoder_name!r}; one corpus holds one kind of features")
 
 
 def corpus_encoders(writer: CorpusWriter) -> dict[EncoderIdentity, list[str]]:
@@ -221,7 +222,7 @@ def check_config(config: IngestConfig) -> None:
         ValueError: naming both values.
     """
     if not config.fps > 0 or config.batch < 1:
-        raise ValueError(f"--fps must be > 0 and --batch >= 1, got {config.fps} and "
+        raise InputError(f"--fps must be > 0 and --batch >= 1, got {config.fps} and "
                          f"{config.batch}")
 
 

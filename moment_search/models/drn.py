@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.clips import pool_clips
+from ..errors import InputError
 from .base import PretrainedMixin
 from .layers import run_packed
 
@@ -81,11 +82,11 @@ class DRNConfig:
         self.range_low = tuple(float(x) for x in self.range_low)
         self.range_high = tuple(float(x) for x in self.range_high)
         if len(self.range_low) != N_LEVELS or len(self.range_high) != N_LEVELS:
-            raise ValueError(f"range_low/range_high need {N_LEVELS} values (one per level)")
+            raise InputError(f"range_low/range_high need {N_LEVELS} values (one per level)")
         if self.n_segments < 4:
-            raise ValueError(f"n_segments must be >= 4 (three levels), got {self.n_segments}")
+            raise InputError(f"n_segments must be >= 4 (three levels), got {self.n_segments}")
         if self.fpn_dim % 2:
-            raise ValueError(f"fpn_dim must be even (the IoU head halves it), got {self.fpn_dim}")
+            raise InputError(f"fpn_dim must be even (the IoU head halves it), got {self.fpn_dim}")
 
 
 def level_lengths(n_segments: int) -> tuple[int, ...]:

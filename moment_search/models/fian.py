@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ..data.clips import pool_clips
+from ..errors import InputError
 from .base import PretrainedMixin
 from .fian_blocks import BiGRU, IterativeAttention, VideoEnhancedIntegration
 
@@ -71,15 +72,15 @@ class FIANConfig:
         self.kernels = tuple(int(k) for k in self.kernels)
         self.branches = tuple(self.branches)
         if not self.kernels or min(self.kernels) < 1 or max(self.kernels) > self.n_steps:
-            raise ValueError(f"kernels {self.kernels} must lie in 1..n_steps ({self.n_steps})")
+            raise InputError(f"kernels {self.kernels} must lie in 1..n_steps ({self.n_steps})")
         if not self.branches or set(self.branches) - {"query", "video"} \
                 or len(set(self.branches)) < len(self.branches):
-            raise ValueError(f"branches must be distinct 'query' / 'video', got {self.branches}")
+            raise InputError(f"branches must be distinct 'query' / 'video', got {self.branches}")
         if self.hidden_dim % self.heads or self.hidden_dim % 2:
-            raise ValueError(f"hidden_dim {self.hidden_dim} must be even and divide into "
+            raise InputError(f"hidden_dim {self.hidden_dim} must be even and divide into "
                              f"{self.heads} heads")
         if not 0.0 < self.stride_ratio <= 1.0:
-            raise ValueError(f"stride_ratio must be in (0, 1], got {self.stride_ratio}")
+            raise InputError(f"stride_ratio must be in (0, 1], got {self.stride_ratio}")
 
 
 def anchor_strides(kernels: tuple[int, ...], stride_ratio: float) -> tuple[int, ...]:

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from ..data.clips import pool_clips
+from ..errors import InputError
 from .base import PretrainedMixin
 from .layers import run_packed
 
@@ -67,13 +68,13 @@ class LPNetConfig:
 
     def __post_init__(self) -> None:
         if self.hidden_dim % self.n_heads:
-            raise ValueError(f"hidden_dim {self.hidden_dim} must divide by n_heads "
+            raise InputError(f"hidden_dim {self.hidden_dim} must divide by n_heads "
                              f"{self.n_heads}")
         if self.n_clips < 2 or self.n_samples < 2:
-            raise ValueError(f"n_clips and n_samples must be >= 2, got {self.n_clips}, "
+            raise InputError(f"n_clips and n_samples must be >= 2, got {self.n_clips}, "
                              f"{self.n_samples}")
         if not 0 < self.max_half_width <= 0.5:
-            raise ValueError(f"max_half_width must be in (0, 0.5], got {self.max_half_width}")
+            raise InputError(f"max_half_width must be in (0, 0.5], got {self.max_half_width}")
 
 
 def pool_video_clips(features: np.ndarray, n_clips: int, duration: float,

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..data.clips import pool_clips
+from ..errors import InputError
 from ..geometry.proposals import map_max_pool, proposal_index, proposal_mask
 from .base import PretrainedMixin
 from .pln_blocks import (
@@ -69,11 +70,11 @@ class PLNConfig:
     def __post_init__(self) -> None:
         self.stage_clips = tuple(int(n) for n in self.stage_clips)
         if not self.stage_clips or min(self.stage_clips) < 1:
-            raise ValueError(f"stage_clips must be positive clip counts, got {self.stage_clips}")
+            raise InputError(f"stage_clips must be positive clip counts, got {self.stage_clips}")
         for coarse, fine in pairwise(self.stage_clips):
             ratio, rest = divmod(fine, coarse)
             if rest or ratio & (ratio - 1):
-                raise ValueError(
+                raise InputError(
                     f"stage_clips {self.stage_clips}: each N^t must be N^(t-1) times a power of "
                     f"two (the upsampling connection doubles the map per block), got {coarse} "
                     f"-> {fine}")
@@ -274,7 +275,7 @@ class PLN(PretrainedMixin, nn.Module):
                       strategy: int = 1) -> torch.Tensor:
         """:meth:`score_proposals` for sentence features f_s (B, C) already encoded."""
         if strategy not in (1, 2):
-            raise ValueError(f"strategy must be 1 (last stage) or 2 (stage average), "
+            raise InputError(f"strategy must be 1 (last stage) or 2 (stage average), "
                              f"got {strategy!r}")
         output = self.localize(clips_per_stage, query)
         if strategy == 1:

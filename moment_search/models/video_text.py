@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import InputError
 from ..geometry.proposals import map_max_pool, proposal_index
 from .base import PretrainedMixin
 from .layers import masked_mean
@@ -45,7 +46,7 @@ class VideoTextConfig:
 
     def __post_init__(self) -> None:
         if self.level not in ("video", "moment"):
-            raise ValueError(f"level must be 'video' or 'moment', got {self.level!r}")
+            raise InputError(f"level must be 'video' or 'moment', got {self.level!r}")
 
 
 class VideoText(PretrainedMixin, nn.Module):

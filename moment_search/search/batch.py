@@ -19,6 +19,7 @@ from typing import Any
 from ..data.corpus import CorpusError, QueryId, check_query_id
 from ..data.predictions import write_corpus_predictions
 from ..data.tvr_format import write_tvr_predictions
+from ..errors import DataError, InputError
 from ..indexer.progress import Progress, Silent
 from .searcher import Moment, Searcher
 
@@ -62,12 +63,12 @@ def read_query_file(path: str | Path) -> list[tuple[QueryId, str]]:
                 continue
             qid, text = _parse_query_line(path, line_no, line)
             if str(qid) in lines_of:
-                raise ValueError(f"{path}, line {line_no}: query id {qid!r} is already used on "
-                                 f"line {lines_of[str(qid)]}")
+                raise DataError(f"{path}, line {line_no}: query id {qid!r} is already used on "
+                                f"line {lines_of[str(qid)]}")
             lines_of[str(qid)] = line_no
             pairs.append((qid, text))
     if not pairs:
-        raise ValueError(f"{path}: no queries")
+        raise DataError(f"{path}: no queries")
     return pairs
 
 
@@ -82,16 +83,16 @@ def _parse_query_line(path: Path, line_no: int, line: str) -> tuple[QueryId, str
     try:
         record = json.loads(line)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: not valid JSON ({e.msg})") from e
+        raise DataError(f"{where}: not valid JSON ({e.msg})") from e
     text = _first_key(record, _TEXT_KEYS) if isinstance(record, dict) else None
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{where}: expected a JSON object with a non-empty 'query' (or TVR's "
-                         f"'desc') sentence, got {line.strip()[:80]!r}")
+        raise DataError(f"{where}: expected a JSON object with a non-empty 'query' (or TVR's "
+                        f"'desc') sentence, got {line.strip()[:80]!r}")
     qid = _first_key(record, _ID_KEYS)
     try:
         return (line_no if qid is None else check_query_id(qid)), text
     except CorpusError as e:
-        raise ValueError(f"{where}: {e}") from e
+        raise DataError(f"{where}: {e}") from e
 
 
 def answer_file(searcher: Searcher, path: str | Path, k: int = 100, batch_size: int = 64,
@@ -146,8 +147,8 @@ def write_predictions(path: str | Path,
         write_corpus_predictions(path, rows)
     elif format == "tvr":
         if video_ids is None:
-            raise ValueError("the tvr format needs the corpus's video ids (video2idx)")
+            raise InputError("the tvr format needs the corpus's video ids (video2idx)")
         write_tvr_predictions(path, [(a.qid, a.text, rows[a.qid]) for a in answers], video_ids)
     else:
-        raise ValueError(f"unknown prediction format {format!r}; expected one of "
+        raise InputError(f"unknown prediction format {format!r}; expected one of "
                          f"{', '.join(PREDICTION_FORMATS)}")

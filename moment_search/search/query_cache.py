@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import InputError
+
 QUERY_CACHE_SIZE = 4096  # sentences; about 1 KB each at width 264
 
 
@@ -17,7 +19,7 @@ class QueryCache:
 
     def __init__(self, size: int = QUERY_CACHE_SIZE):
         if size < 0:
-            raise ValueError(f"query cache size must be >= 0, got {size}")
+            raise InputError(f"query cache size must be >= 0, got {size}")
         self.size = size
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
+
 RELEVANCE_FILE = "relevance.json"
 NO_CALIBRATION = ("no relevance: this index's model carries no relevance calibration "
                   "(model/relevance.json); build the index with a calibrated checkpoint or fit "
@@ -133,7 +135,7 @@ def read_relevance(model_dir: str | Path, model_id: str | None = None,
         data = json.loads(path.read_text())
         bank = np.load(model_dir / BANK_FILE).astype(np.float32)
     except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: unreadable relevance calibration ({e})") from e
+        raise DataError(f"{path}: unreadable relevance calibration ({e})") from e
     _check(path, data, bank, model_id, config_hash)
     return RelevanceModel(float(data["bias"]), float(data["familiarity_weight"]),
                           float(data["score_weight"]), float(data["threshold"]), bank,
@@ -144,14 +146,14 @@ def read_relevance(model_dir: str | Path, model_id: str | None = None,
 def _check(path: Path, data: dict, bank: np.ndarray, model_id: str | None,
            config_hash: str | None) -> None:
     if data.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {data.get('format_version')!r}, expected "
-                         f"{FORMAT_VERSION}; fit the calibration again")
+        raise DataError(f"{path}: format_version {data.get('format_version')!r}, expected "
+                        f"{FORMAT_VERSION}; fit the calibration again")
     if bank.ndim != 2 or bank.shape[1] != data.get("width") \
             or bank_digest(bank) != data.get("bank_sha256"):
-        raise ValueError(f"{path}: {BANK_FILE} does not match it (shape {bank.shape}); fit the "
-                         f"calibration again")
+        raise DataError(f"{path}: {BANK_FILE} does not match it (shape {bank.shape}); fit the "
+                        f"calibration again")
     if model_id is not None and (data.get("model_id"), data.get("config_hash")) != (
             model_id, config_hash):
-        raise ValueError(f"{path} was fitted for model {data.get('model_id')} (config "
-                         f"{data.get('config_hash')}), not {model_id} (config {config_hash}); "
-                         f"fit it again with 'moment-search benchmark relevance'")
+        raise DataError(f"{path} was fitted for model {data.get('model_id')} (config "
+                        f"{data.get('config_hash')}), not {model_id} (config {config_hash}); "
+                        f"fit it again with 'moment-search benchmark relevance'")

