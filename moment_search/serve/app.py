@@ -3,7 +3,9 @@
 Endpoints (JSON): ``GET /api/health``, ``GET|POST /api/search``, ``GET /api/index``,
 ``GET /api/videos/{id}``, ``GET /api/videos/{id}/file`` (the raw video, with HTTP range requests,
 only when the catalog records a file for that id), ``GET /`` (the page), ``/openapi.json``.
-Every client error is a 4xx ``{"error": message, "parameter": name}``, never a 500.
+Every error is ``{"error": message, "parameter": name}``: a client error is a 4xx, the library's
+other deliberate errors (``errors.MomentSearchError``) their own status (503: the index is loading,
+failed or busy), and a bug a 500 whose traceback goes to the log.
 
 With an API key, everything but ``/api/health`` and the page's static assets (``/static/*``: the
 page's script and style, no data) needs it, the page and the schema included.
@@ -23,9 +25,10 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..errors import MomentSearchError
 from ..search.query_cache import QUERY_CACHE_SIZE
 from .access_log import AccessLog
-from .service import MAX_QUERIES, BadRequest, SearchOptions, SearchService
+from .service import LOGGER, MAX_QUERIES, BadRequest, SearchOptions, SearchService
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 1 << 20
@@ -152,17 +155,18 @@ def app_from_environment() -> FastAPI:
 
 
 def _error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(BadRequest)
-    async def bad_request(request, exc: BadRequest):
-        return error(400, exc.parameter, str(exc))
+    @app.exception_handler(MomentSearchError)
+    async def library_error(request, exc: MomentSearchError):  # BadRequest: 400
+        return error(exc.status, exc.parameter, str(exc))
+
+    @app.exception_handler(Exception)
+    async def bug(request, exc: Exception):
+        LOGGER.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error(500, None, "internal error: the server failed to answer (see its log)")
 
     @app.exception_handler(Unauthorized)
     async def unauthorized(request, exc):
         return error(401, "key", "a valid API key is required (X-API-Key header or ?key=)")
-
-    @app.exception_handler(RuntimeError)
-    async def unavailable(request, exc):
-        return error(503, None, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):  # 404, 405, unreadable bodies

@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import InputError, UnavailableError
 from ..registry import list_rerankers
 from ..search.query_cache import QUERY_CACHE_SIZE
 
@@ -35,12 +36,12 @@ MAX_BATCH = 32
 ANSWER_TIMEOUT_S = 120.0
 
 
-class BadRequest(ValueError):
-    """A client error: names the parameter and what was expected."""
+class BadRequest(InputError):
+    """A client error: names the parameter and what was expected (HTTP 400)."""
 
     def __init__(self, parameter: str, message: str):
-        super().__init__(f"{parameter}: {message}")
-        self.parameter, self.message = parameter, message
+        super().__init__(f"{parameter}: {message}", parameter=parameter)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -185,9 +186,9 @@ class SearchService:
                 self._answer(jobs)
             except Exception:  # noqa: BLE001 - a worker must outlive any one batch
                 LOGGER.exception("a batch of %d queries failed", len(jobs))
-                for job in jobs:
+                for job in jobs:  # a bug: HTTP 500
                     if not job.answer.done():
-                        job.answer.set_exception(RuntimeError("the search failed"))
+                        job.answer.set_exception(Exception("the search failed"))
 
     def _answer(self, jobs: list[_Job]) -> None:
         self._reopen()
@@ -215,12 +216,12 @@ class SearchService:
         so that each client hears only of its own."""
         try:
             results = self._search([j.text for j in group], options)
-        except ValueError as e:
+        except InputError as e:
             if len(group) > 1:
                 for job in group:
                     self._answer_group(options, [job])
                 return
-            group[0].answer.set_exception(BadRequest(_parameter_of(str(e)), str(e)))
+            group[0].answer.set_exception(_bad_request(e))
             return
         except Exception as e:  # noqa: BLE001 - every waiting client must hear of it
             for job in group:
@@ -272,7 +273,7 @@ class SearchService:
 
         Raises:
             BadRequest: a bad sentence or option, or an unknown video (names it).
-            RuntimeError: the index could not be opened.
+            UnavailableError: the index could not be opened or is still loading.
         """
         self._require_ready()
         jobs = self._submit(texts, options)
@@ -283,14 +284,14 @@ class SearchService:
         if not self._ready.is_set():  # still loading: wait for it (off the event loop)
             await asyncio.to_thread(self._ready.wait, ANSWER_TIMEOUT_S)
         if not self._ready.is_set() or self.error:
-            raise RuntimeError(self.error or "the index is still loading")
+            raise UnavailableError(self.error or "the index is still loading")
         jobs = self._submit(texts, options)
         waiting = [asyncio.wrap_future(job.answer) for job in jobs]
         try:
             return list(await asyncio.wait_for(asyncio.gather(*waiting), ANSWER_TIMEOUT_S))
         except asyncio.TimeoutError as e:  # queued jobs are cancelled; workers drop them
-            raise RuntimeError(f"no answer within {ANSWER_TIMEOUT_S:.0f} s: the server is "
-                               f"overloaded; try again") from e
+            raise UnavailableError(f"no answer within {ANSWER_TIMEOUT_S:.0f} s: the server is "
+                                   f"overloaded; try again") from e
 
     def _submit(self, texts: list[str], options: SearchOptions) -> list[_Job]:
         """Validate the sentences and options, then queue one job per sentence."""
@@ -305,7 +306,7 @@ class SearchService:
 
     def _require_ready(self) -> None:
         if not self._ready.wait(ANSWER_TIMEOUT_S) or self.error:
-            raise RuntimeError(self.error or "the index is still loading")
+            raise UnavailableError(self.error or "the index is still loading")
 
     def index_info(self) -> dict:
         from ..indexer.integrity import index_summary
@@ -333,10 +334,9 @@ class SearchService:
         return Path(path) if path and Path(path).is_file() else None
 
 
-def _parameter_of(message: str) -> str:
-    """Which request parameter a searcher error is about."""
-    for word, name in (("video", "video"), ("nms", "nms"), ("per_video", "per_video"),
-                       ("rerank", "rerank"), ("k=", "k"), ("k must", "k")):
-        if word in message:
-            return name
-    return "q"
+def _bad_request(error: InputError) -> BadRequest:
+    """The request error for a searcher's input error: its own parameter (the sentence, ``q``,
+    when it names none)."""
+    if isinstance(error, BadRequest):
+        return error
+    return BadRequest(error.parameter or "q", str(error))
