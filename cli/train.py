@@ -25,7 +25,6 @@ from .train_options import (
     PATIENCE_OPTION,
     PRINT_RECIPE_OPTION,
     RECIPE_OPTION,
-    RENAMES,
     RESUME_OPTION,
     SEED_OPTION,
     SMOOTH_OPTION,
@@ -40,7 +39,7 @@ app = typer.Typer(help="Train models.", no_args_is_help=True)
 
 
 def train_from_options(ctx: typer.Context, command: str, model_class: type, train_class: type,
-                       trainer_class: type, renames: dict[str, str] = RENAMES) -> None:
+                       trainer_class: type) -> None:
     """Resolve the settings (defaults, ``--recipe``, given options), train, report.
 
     Raises:
@@ -52,7 +51,7 @@ def train_from_options(ctx: typer.Context, command: str, model_class: type, trai
     params = ctx.params
     with user_errors():
         sections = {"run": RunSettings, "model": model_class, "train": train_class}
-        overrides = sort_options(given_options(ctx), sections, renames)
+        overrides = sort_options(command, given_options(ctx), sections)
         recipe = resolve(params["recipe"], command, model_class, train_class, overrides)
         if params["print_recipe"]:
             typer.echo(recipe_toml(command, recipe), nl=False)
@@ -298,8 +297,7 @@ def lpnet(
     from moment_search.models.lpnet import LPNetConfig
     from moment_search.train.lpnet_trainer import LPNetTrainConfig, LPNetTrainer
 
-    train_from_options(ctx, "lpnet", LPNetConfig, LPNetTrainConfig, LPNetTrainer,
-                       {**RENAMES, "heads": "n_heads"})
+    train_from_options(ctx, "lpnet", LPNetConfig, LPNetTrainConfig, LPNetTrainer)
 
 
 @app.command("video-text")

@@ -51,6 +51,8 @@ DROPOUT_OPTION = typer.Option(None, min=0.0, max=0.9, help="Dropout.")
 RENAMES = {"extra": "extras", "ema": "ema_decay", "cross_video": "cross_video_weight",
            "cfm": "use_cfm", "upsampling": "use_upsampling", "stages": "stage_clips",
            "proposals": "n_proposals"}
+# The same, for one command only.
+COMMAND_RENAMES = {"lpnet": {"heads": "n_heads"}}
 # Options given as comma-separated lists, with the type of their items.
 COMMA_LISTS = {"stages": int, "kernels": int, "branches": str, "stage_epochs": int}
 # Parameters that are no setting of the run (what to do with it, not how to train).
@@ -65,10 +67,11 @@ def given_options(ctx: typer.Context) -> dict[str, Any]:
             if name not in NOT_SETTINGS and ctx.get_parameter_source(name).name not in unset}
 
 
-def sort_options(options: dict[str, Any], sections: dict[str, type],
-                 renames: dict[str, str] = RENAMES) -> dict[str, dict[str, Any]]:
-    """Given options as ``{section: {field: value}}``, each under the config dataclass of
-    ``sections`` that has the field it sets (comma lists split into their items)."""
+def sort_options(command: str, options: dict[str, Any], sections: dict[str, type]
+                 ) -> dict[str, dict[str, Any]]:
+    """Given options of a train command as ``{section: {field: value}}``, each under the config
+    dataclass of ``sections`` that has the field it sets (comma lists split into their items)."""
+    renames = {**RENAMES, **COMMAND_RENAMES.get(command, {})}
     fields = {section: {f.name for f in dataclasses.fields(cls)}
               for section, cls in sections.items()}
     sorted_options: dict[str, dict[str, Any]] = {section: {} for section in sections}

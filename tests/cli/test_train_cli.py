@@ -6,7 +6,9 @@ import json
 import shutil
 
 import pytest
+import typer
 from moment_search.cli.app import main
+from moment_search.cli.train_options import NOT_SETTINGS, sort_options
 
 from moment_search.models.fvmr import FVMR
 from moment_search.models.pln import PLNConfig
@@ -14,7 +16,7 @@ from moment_search.train import reranker_data
 from moment_search.train.compose import compose
 from moment_search.train.fian_trainer import FIANTrainConfig
 from moment_search.train.pln_trainer import PLNTrainConfig
-from moment_search.train.recipes import field_types, resolve
+from moment_search.train.recipes import RunSettings, field_types, resolve
 from tests.conftest import write_tiny_charades
 from tests.train.localizer_checks import FakeEncoder
 from tests.train.test_recipes import CONFIGS, RECIPES, SHIPPED
@@ -180,3 +182,15 @@ def test_out_inside_the_shipped_checkpoints_is_refused(command, tiny_corpus, tin
         assert not out.exists()
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.mark.parametrize("command", list(CONFIGS))
+def test_every_option_sets_one_config_field(command):
+    from moment_search.cli.train import app as train_app
+
+    click_command = typer.main.get_command(train_app).commands[command]
+    names = {p.name for p in click_command.params} - NOT_SETTINGS
+    sections = {"run": RunSettings, "model": CONFIGS[command][0], "train": CONFIGS[command][1]}
+    options = {name: "1" for name in names}
+    sorted_options = sort_options(command, options, sections)
+    assert sum(len(fields) for fields in sorted_options.values()) == len(names)
