@@ -60,8 +60,8 @@ def build(
                                        "into OUT/encoder, so queries run without PyTorch."),
     ray: str = typer.Option(None, "--ray", help="Embed the proposals on a Ray cluster: 'auto' "
                             "(RAY_ADDRESS, a cluster started on this machine, else a local one) "
-                            "or its address (host:6379, ray://host:10001). Needs pip install "
-                            "'moment-search[ray]'."),
+                            "or its address (host:6379, ray://host:10001). Needs the ray extra "
+                            "of moment-search."),
     ray_workers: int = typer.Option(None, help="With --ray: embedding actors (default: one per "
                                     "GPU of the cluster, else its CPUs less one)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),

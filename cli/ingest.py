@@ -91,8 +91,8 @@ def ingest(
                                 "the others."),
     ray: str = typer.Option(None, "--ray", help="Run on a Ray cluster: 'auto' (RAY_ADDRESS, a "
                             "cluster started on this machine, else a local one) or its address "
-                            "(host:6379, ray://host:10001). Needs pip install "
-                            "'moment-search[ray]'."),
+                            "(host:6379, ray://host:10001). Needs the ray extra of "
+                            "moment-search."),
     ray_workers: int = typer.Option(None, help="With --ray: encoder actors (default: one per "
                                     "GPU of the cluster, else 1)."),
 ) -> None:
