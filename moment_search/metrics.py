@@ -24,6 +24,8 @@ import numpy as np
 from moment_search.data.corpus import Query, QueryId
 from moment_search.geometry.spans import temporal_iou
 
+from .errors import DataError, InputError
+
 _RECALL_KEY = re.compile(r"^R(\d+)@(.+)$")
 
 
@@ -45,19 +47,19 @@ def _queries_by_id(
     by_id: dict[QueryId, Query] = {}
     for query in queries:
         if query.qid in by_id:
-            raise ValueError(f"ground truth lists query {query.qid!r} twice")
+            raise DataError(f"ground truth lists query {query.qid!r} twice")
         if not query.windows:
-            raise ValueError(f"query {query.qid!r} has no ground-truth window to score against")
+            raise DataError(f"query {query.qid!r} has no ground-truth window to score against")
         by_id[query.qid] = query
     unknown = [qid for qid in predicted_qids if qid not in by_id]
     if unknown:
         shown = ", ".join(repr(q) for q in unknown[:5])
         hint = _type_mismatch_hint(unknown, by_id)
-        raise ValueError(
+        raise DataError(
             f"predictions for {len(unknown)} query id(s) not in the ground truth: {shown}{hint}"
         )
     if not by_id:
-        raise ValueError("no ground-truth queries to score")
+        raise DataError("no ground-truth queries to score")
     return by_id
 
 
@@ -81,7 +83,7 @@ def _as_windows(qid: QueryId, moments: np.ndarray) -> np.ndarray:
     if array.size == 0:
         return np.zeros((0, 2))
     if array.ndim != 2 or array.shape[1] not in (2, 3):
-        raise ValueError(
+        raise DataError(
             f"query {qid!r}: predictions must be an array (K, 2) or (K, 3) "
             f"[start_s, end_s(, score)], got shape {array.shape}"
         )
@@ -107,7 +109,7 @@ def ranked_ious(windows: np.ndarray, query: Query) -> np.ndarray:
     try:
         return temporal_iou(windows, truth).max(axis=1)
     except ValueError as e:
-        raise ValueError(f"query {query.qid!r}: bad predicted window: {e}") from e
+        raise DataError(f"query {query.qid!r}: bad predicted window: {e}") from e
 
 
 def _recall_table(
@@ -119,9 +121,9 @@ def _recall_table(
         ious: per query, (K_q,) IoUs best first; entries that cannot hit (wrong video) are 0.
     """
     if not ns or any(n < 1 for n in ns):
-        raise ValueError(f"recall cut-offs must be >= 1, got {list(ns)}")
+        raise InputError(f"recall cut-offs must be >= 1, got {list(ns)}")
     if any(not 0 < m <= 1 for m in ms):
-        raise ValueError(f"IoU thresholds must be in (0, 1], got {list(ms)}")
+        raise InputError(f"IoU thresholds must be in (0, 1], got {list(ms)}")
     depth = max(ns)
     padded = np.zeros((len(ious), depth))  # (Q, depth): missing predictions are misses
     for row, values in enumerate(ious):
@@ -179,7 +181,7 @@ def _corpus_ious(qid: QueryId, moments: Sequence[Sequence], query: Query) -> np.
     """
     for rank, moment in enumerate(moments):
         if len(moment) != 4:
-            raise ValueError(
+            raise DataError(
                 f"query {qid!r}, prediction {rank}: expected (video_id, start_s, end_s, score), "
                 f"got {moment!r}"
             )

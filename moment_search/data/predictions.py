@@ -30,6 +30,8 @@ from moment_search.atomic import atomic_write_text
 from moment_search.data.corpus import QueryId, check_query_id
 from moment_search.data.tvr_format import CorpusMoment, read_tvr_predictions
 
+from ..errors import DataError
+
 SINGLE = "single"
 CORPUS = "corpus"
 PredictionKind = Literal["single", "corpus"]
@@ -213,10 +215,10 @@ def read_predictions(path: str | os.PathLike) -> tuple[PredictionKind, dict[Quer
                     raise _LineError(f"query {qid!r} already has predictions on an earlier line "
                                      f"(as {seen[str(qid)]!r})")
             except _LineError as e:
-                raise ValueError(f"{path}, line {number}: {e}") from e
+                raise DataError(f"{path}, line {number}: {e}") from e
             kind = line_kind
             predictions[qid] = parsed
             seen[str(qid)] = qid
     if kind is None:
-        raise ValueError(f"{path}: no predictions (the file is empty)")
+        raise DataError(f"{path}: no predictions (the file is empty)")
     return kind, predictions

@@ -23,6 +23,8 @@ from typing import Any
 from moment_search.atomic import atomic_write_text
 from moment_search.data.corpus import CorpusError, QueryId, check_query_id
 
+from ..errors import DataError
+
 TASK = "VCMR"
 CorpusMoment = tuple[str, float, float, float]
 
@@ -37,12 +39,12 @@ def _entry(qid: QueryId, text: str, moments: Sequence[Sequence], index: dict[str
     rows = []
     for rank, moment in enumerate(moments):
         if len(moment) != 4:
-            raise ValueError(f"query {qid!r}, moment {rank}: expected (video_id, start_s, end_s, "
-                             f"score), got {moment!r}")
+            raise DataError(f"query {qid!r}, moment {rank}: expected (video_id, start_s, end_s, "
+                            f"score), got {moment!r}")
         video_id, start, end, score = moment
         if video_id not in index:
-            raise ValueError(f"query {qid!r}, moment {rank}: video {video_id!r} is not one of "
-                             f"the {len(index)} corpus videos given for video2idx")
+            raise DataError(f"query {qid!r}, moment {rank}: video {video_id!r} is not one of "
+                            f"the {len(index)} corpus videos given for video2idx")
         rows.append([index[video_id], float(start), float(end), float(score)])
     return {"desc_id": check_query_id(qid), "desc": text, "predictions": rows}
 
@@ -75,13 +77,13 @@ def _is_number(value: Any) -> bool:
 def _names_by_index(video2idx: Any) -> dict[int, str]:
     """``video2idx`` inverted; ValueError when it is not ``{str: distinct int}``."""
     if not isinstance(video2idx, dict):
-        raise ValueError(f"'video2idx' must be an object {{video_id: int}}, "
-                         f"got {type(video2idx).__name__}")
+        raise DataError(f"'video2idx' must be an object {{video_id: int}}, "
+                        f"got {type(video2idx).__name__}")
     names: dict[int, str] = {}
     for name, idx in video2idx.items():
         if isinstance(idx, bool) or not isinstance(idx, int) or idx in names:
-            raise ValueError(f"'video2idx' must give each video a distinct integer, got "
-                             f"{name!r}: {idx!r}")
+            raise DataError(f"'video2idx' must give each video a distinct integer, got "
+                            f"{name!r}: {idx!r}")
         names[idx] = name
     return names
 
@@ -89,25 +91,25 @@ def _names_by_index(video2idx: Any) -> dict[int, str]:
 def _moment(row: Any, names: dict[int, str], what: str) -> CorpusMoment:
     """``[video_idx, start_s, end_s, score]`` -> ``(video_id, start_s, end_s, score)``."""
     if not isinstance(row, list) or len(row) != 4 or not all(_is_number(v) for v in row):
-        raise ValueError(f"{what}: expected [video_idx, start_s, end_s, score] numbers, "
-                         f"got {row!r}")
+        raise DataError(f"{what}: expected [video_idx, start_s, end_s, score] numbers, "
+                        f"got {row!r}")
     idx, start, end, score = row
     if idx not in names:
-        raise ValueError(f"{what}: video index {idx!r} is not in 'video2idx'")
+        raise DataError(f"{what}: video index {idx!r} is not in 'video2idx'")
     if start > end:
-        raise ValueError(f"{what}: start {start} is after end {end}")
+        raise DataError(f"{what}: start {start} is after end {end}")
     return names[idx], float(start), float(end), float(score)
 
 
 def _parse_entry(entry: Any, names: dict[int, str], where: str) -> tuple[QueryId, list]:
     if not isinstance(entry, dict) or not {"desc_id", "predictions"} <= set(entry):
-        raise ValueError(f"{where}: expected an object with 'desc_id' and 'predictions'")
+        raise DataError(f"{where}: expected an object with 'desc_id' and 'predictions'")
     try:
         qid = check_query_id(entry["desc_id"])
     except CorpusError as e:
-        raise ValueError(f"{where}: {e}") from e
+        raise DataError(f"{where}: {e}") from e
     if not isinstance(entry["predictions"], list):
-        raise ValueError(f"{where}: 'predictions' must be a list")
+        raise DataError(f"{where}: 'predictions' must be a list")
     return qid, [_moment(row, names, f"{where} (desc_id {qid!r}), prediction {rank}")
                  for rank, row in enumerate(entry["predictions"])]
 
@@ -127,20 +129,20 @@ def read_tvr_predictions(path: str | os.PathLike) -> dict[QueryId, list[CorpusMo
         with open(path, encoding="utf-8") as stream:
             submission = json.load(stream)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from e
+        raise DataError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from e
     if not isinstance(submission, dict) or not {"video2idx", TASK} <= set(submission):
-        raise ValueError(f"{path}: expected a TVR submission, an object with 'video2idx' and "
-                         f"'{TASK}'")
+        raise DataError(f"{path}: expected a TVR submission, an object with 'video2idx' and "
+                        f"'{TASK}'")
     try:
         names = _names_by_index(submission["video2idx"])
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+        raise DataError(f"{path}: {e}") from e
     if not isinstance(submission[TASK], list) or not submission[TASK]:
-        raise ValueError(f"{path}: '{TASK}' must be a non-empty list of queries")
+        raise DataError(f"{path}: '{TASK}' must be a non-empty list of queries")
     predictions: dict[QueryId, list[CorpusMoment]] = {}
     for i, entry in enumerate(submission[TASK]):
         qid, moments = _parse_entry(entry, names, f"{path}: {TASK}[{i}]")
         if qid in predictions:
-            raise ValueError(f"{path}: {TASK}[{i}]: desc_id {qid!r} is given twice")
+            raise DataError(f"{path}: {TASK}[{i}]: desc_id {qid!r} is given twice")
         predictions[qid] = moments
     return predictions
