@@ -234,3 +234,23 @@ def relevance(
     console.print(f"val AUROC {val['auroc']:.3f}, val sentences marked no good match "
                   f"{val['false_no_match_rate']:.1%}; report written to {out}")
 
+
+@app.command("ray")
+def ray_throughput(
+    videos: list[Path] = typer.Option([Path("../shared/data/videos/v_GGSY1Qvo990.mp4"),
+                                       Path("../shared/data/videos/v_ZNVhz7ctTq0.mp4")],
+                                      "--video", help="Video files to ingest (repeatable)."),
+    copies: int = typer.Option(2, min=1, help="Copies of each video (distinct ids)."),
+    data: Path = typer.Option(Path("../shared/data/charades-sta-clip"),
+                              help="Feature corpus whose index build is timed."),
+    out: Path = typer.Option(Path("reports/ray"), help="Report directory."),
+) -> None:
+    """Frames/s of ingest and proposals/s of index build: single process vs 1 and 2 Ray
+    workers on a local cluster (needs the ray extra of moment-search)."""
+    from moment_search.benchmarks import ray_throughput as bench
+
+    argv = ["--videos", *map(str, videos), "--copies", str(copies), "--data", str(data),
+            "--out", str(out)]
+    with user_errors():
+        bench.main(argv)
+    console.print(f"report written to {out}")
