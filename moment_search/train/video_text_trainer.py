@@ -30,6 +30,7 @@ from ..geometry.spans import temporal_iou
 from ..metrics import video_retrieval_metrics
 from ..models.video_text import VideoText, VideoTextConfig
 from ..text.tokens import TokenEncoder
+from .batching import MAX_TOKENS
 from .extras import CSV_NAME, default_charades_dir, parse_extra, with_extras
 from .folds import parse_fold, training_corpora
 from .loop import EpochTrainer, RecipeConfig, seed_everything
@@ -70,7 +71,7 @@ class VideoTextTrainer(EpochTrainer):
 
     def __init__(self, data_dir: str | Path, out_dir: str | Path, model_config: VideoTextConfig,
                  train_config: VideoTextTrainConfig, feature_rate: float | None = None,
-                 charades_dir: str | Path | None = None, max_tokens: int = 32,
+                 charades_dir: str | Path | None = None, max_tokens: int = MAX_TOKENS,
                  train_split: str = "train", val_split: str = "val"):
         self.out = Path(out_dir)
         self.config = train_config

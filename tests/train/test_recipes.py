@@ -14,6 +14,7 @@ from moment_search.models.fvmr import FVMRConfig
 from moment_search.models.lpnet import LPNetConfig
 from moment_search.models.pln import PLNConfig
 from moment_search.models.video_text import VideoTextConfig
+from moment_search.train.batching import MAX_TOKENS, TEXT_MODEL
 from moment_search.train.compose import compose
 from moment_search.train.drn_trainer import DRNTrainConfig
 from moment_search.train.fian_trainer import FIANTrainConfig
@@ -60,8 +61,10 @@ def check_train_config(resolved, stored_config: dict) -> None:
 
 
 def check_run(recipe, extra: dict) -> None:
+    """The run settings, and the text side every trainer uses, as the checkpoint stores them."""
     run = as_json(recipe.run)
     assert {key: run[key] for key in RUN_KEYS} == {key: extra[key] for key in RUN_KEYS}
+    assert (extra["text_model"], extra["max_tokens"]) == (TEXT_MODEL, MAX_TOKENS)
 
 
 def test_every_shipped_checkpoint_has_a_recipe():
