@@ -106,7 +106,9 @@ def remote_cause(error: BaseException) -> BaseException:
     """The exception a Ray task or actor raised, for a ``RayTaskError`` (else ``error``): the
     user sees the library's own one-line error, not Ray's traceback of it."""
     cause = getattr(error, "cause", None)
-    return cause if isinstance(cause, Exception) else error
+    while isinstance(cause, Exception) and cause is not error:  # a task's error in a task...
+        error, cause = cause, getattr(cause, "cause", None)
+    return error
 
 
 @contextlib.contextmanager

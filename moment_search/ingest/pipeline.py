@@ -202,7 +202,7 @@ def ingest_videos(inputs: list[str | Path], out: str | Path, config: IngestConfi
     videos = assign_ids(find_videos(inputs))
     progress = progress or IngestProgress()
     check_output(out, config.resume)
-    if encoder is None and _work_left(out, videos):  # before the folder is touched
+    if encoder is None and work_left(out, videos):  # before the folder is touched
         encoder = load_encoder(config.encoder, config.encoder_path, config.device)
     with CorpusWriter(out, resume=config.resume) as writer:
         check_resume(writer, videos, config, encoder.name if encoder else config.encoder,
@@ -226,7 +226,7 @@ def check_config(config: IngestConfig) -> None:
                          f"{config.batch}")
 
 
-def _work_left(out: str | Path, videos: dict[str, Path]) -> bool:
+def work_left(out: str | Path, videos: dict[str, Path]) -> bool:
     """Whether any video still needs encoding (read-only look at the corpus)."""
     rows = read_manifest_rows(Path(out) / MANIFEST_NAME)
     return any(video_id not in rows for video_id in videos)

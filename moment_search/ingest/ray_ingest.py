@@ -18,6 +18,7 @@ same path on every node (a shared file system), as must a weights folder (``--en
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ from .pipeline import (
     find_videos,
     frame_batches,
     skipped_outcome,
+    work_left,
     write_video,
 )
 
@@ -169,22 +171,25 @@ def ingest_videos_ray(inputs: list[str | Path], out: str | Path,
     check_config(config)
     videos = assign_ids(find_videos(inputs))
     check_output(out, config.resume)
-    with ray_session(ray_config.address) as ray:
-        with CorpusWriter(out, resume=config.resume) as writer:
-            check_resume(writer, videos, config, config.encoder)
-            report = IngestReport(Path(out))
-            todo = {}
-            for video_id, path in videos.items():
-                skipped = skipped_outcome(writer, video_id, path)
-                if skipped is None:
-                    todo[video_id] = path
-                else:
-                    _finish(report, progress, skipped)
-            if todo:
-                with encoder_pool(ray, config, ray_config) as workers:
-                    identity = loaded_identity(ray, workers)
-                    check_same_encoder(writer, identity)  # before any write, as the single path
-                    _run(ray, writer, todo, (workers, identity), config, report, progress)
+    with ray_session(ray_config.address) as ray, contextlib.ExitStack() as stack:
+        workers = identity = None
+        if work_left(out, videos):  # the encoders load before the folder is touched
+            workers = stack.enter_context(encoder_pool(ray, config, ray_config))
+            identity = loaded_identity(ray, workers)
+        writer = stack.enter_context(CorpusWriter(out, resume=config.resume))
+        check_resume(writer, videos, config, config.encoder)
+        if identity is not None:
+            check_same_encoder(writer, identity)  # before any write, as the single path
+        report = IngestReport(Path(out))
+        todo = {}
+        for video_id, path in videos.items():
+            skipped = skipped_outcome(writer, video_id, path)
+            if skipped is None:
+                todo[video_id] = path
+            else:
+                _finish(report, progress, skipped)
+        if todo:
+            _run(ray, writer, todo, (workers, identity), config, report, progress)
     order = {video_id: i for i, video_id in enumerate(videos)}
     report.outcomes.sort(key=lambda o: order[o.video_id])
     return report

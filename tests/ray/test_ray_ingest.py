@@ -108,3 +108,22 @@ def test_killed_driver_resumes_to_the_same_corpus(tmp_path, ray_address, four_vi
     assert main(argv) == 2  # without --resume the corpus is refused
     assert main([*argv, "--resume"]) == 0
     assert_same_corpus(single_process_corpus, out)
+
+
+@pytest.mark.parametrize("encoder_options, message", [
+    # raised by the encoder actor's check of its own output, inside a decoding task
+    (["--encoder", "tests.ray.bad_encoder:encode"],
+     "returned an array of shape (5, 4) for 4 frames"),
+    # raised while the actors load the encoder
+    (["--encoder", "tests.ray.bad_encoder:encode", "--encoder-path", "weights"],
+     "--encoder-path is for named encoders"),
+])
+def test_encoder_errors_reach_the_user_in_one_line(tmp_path, ray_address, real_videos,
+                                                   encoder_options, message, capsys):
+    out = tmp_path / "corpus"
+    argv = ["ingest", str(real_videos[0]), "--out", str(out), "--device", "cpu", "--batch",
+            "4", "--ray", ray_address, *encoder_options]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error:") and message in err and "Traceback" not in err
+    assert not (out / "videos.jsonl").exists()
