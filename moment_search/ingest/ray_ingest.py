@@ -99,22 +99,23 @@ def decode_video(video_id: str, path: Path, fps: float, batch: int, workers: lis
     ray = import_ray()
     result = {"video_id": video_id, "status": "failed", "error": None, "duration": 0.0,
               "features": None, "decode_seconds": 0.0, "encode_seconds": 0.0}
-    started = time.perf_counter()
-    calls: list = []
+    decoding, calls = 0.0, []
     try:
+        started = time.perf_counter()
         duration = probe(path).duration
         for k, frames in enumerate(frame_batches(path, fps, batch)):
+            decoding += time.perf_counter() - started
             worker = workers[(first_worker + k) % len(workers)]
             calls.append(worker.encode.remote(frames))
             _wait_for_room(ray, calls, QUEUED_BATCHES * len(workers))
+            started = time.perf_counter()  # the time spent waiting for room is not decoding
     except VideoDecodeError as e:
         return dict(result, error=str(e))
-    decoded = time.perf_counter()
+    decoding += time.perf_counter() - started
     encoded = ray.get(calls)
-    waited = time.perf_counter() - decoded
     result.update(status="done", duration=duration,
                   features=np.concatenate([features for features, _ in encoded]),
-                  decode_seconds=decoded - started - waited,
+                  decode_seconds=decoding,
                   encode_seconds=sum(seconds for _, seconds in encoded))
     return result
 
