@@ -89,7 +89,7 @@ class TextSide(nn.Module):
         self.phi_s = model.phi_s
         self.video_text = model.video_text
         self.video_weight = float(model.config.video_weight)
-        self.hub_column = bool(model.config.hub_bank)
+        self.hub_column = model.constant_column  # the query side's constant 1
         self.padding = model.embedding_dim - model._unpadded_dim
         self.eval()
 

@@ -59,6 +59,11 @@ class FVMRConfig:
     video_weight: float = 0.0  # beta, the weight of the video-level score s_v = t . v
     hub_weight: float = 0.0  # gamma, the weight of the per-video hub correction b_v
     hub_bank: int = 0  # sentences in the bank b_v is measured on (0: no correction)
+    # A per-proposal score prior pi (one value per 2D-map cell, ``train.cell_prior``), added in
+    # the same constant column as the hub correction: [..., -gamma b_v + pi_i] . [..., 1]. It
+    # undoes the fast path's corpus-level preference for some cells (moments starting at 0:00,
+    # long moments), which per-video training never sees. Not in the paper.
+    cell_prior: bool = False
 
 
 @dataclass
@@ -170,6 +175,9 @@ class FVMR(PretrainedMixin, nn.Module):
         # query vectors of the bank sentences (set by train.compose), without the hub column
         self.register_buffer("hub_queries", torch.zeros(c.hub_bank, width),
                              persistent=bool(c.hub_bank))
+        # pi, one per proposal in proposal order (set by train.cell_prior)
+        self.register_buffer("proposal_prior", torch.zeros(self.n_proposals),
+                             persistent=c.cell_prior)
 
     @property
     def embedding_dim(self) -> int:
@@ -178,7 +186,13 @@ class FVMR(PretrainedMixin, nn.Module):
 
     @property
     def _unpadded_dim(self) -> int:
-        return int(self.hub_queries.shape[1]) + (1 if self.config.hub_bank else 0)
+        return int(self.hub_queries.shape[1]) + (1 if self.constant_column else 0)
+
+    @property
+    def constant_column(self) -> bool:
+        """Whether the search vectors end in the constant column (query side 1) that carries the
+        per-video hub correction and the per-proposal prior."""
+        return bool(self.config.hub_bank or self.config.cell_prior)
 
     @property
     def _padding(self) -> int:
@@ -211,11 +225,20 @@ class FVMR(PretrainedMixin, nn.Module):
         moments = self.moment_cells(clips)[:, self.cells]  # (B, P, D)
         if self.video_text is not None:
             moments = torch.cat([moments, self.corpus_vectors(clips, moments.shape[1])], -1)
+        if self.constant_column:
+            moments = torch.cat([moments, self._constant_column(moments)], -1)
+        return self._padded(moments)
+
+    def _constant_column(self, moments: torch.Tensor) -> torch.Tensor:
+        """(B, P, 1): -gamma b_v (hub correction) + pi_i (cell prior), each where the model has
+        it."""
+        column = moments.new_zeros(*moments.shape[:2], 1)
         if self.config.hub_bank:
             hub = (moments @ self.hub_queries.T).amax(1).mean(-1)  # (B,) b_v
-            column = (-self.config.hub_weight * hub)[:, None, None]  # (B, 1, 1)
-            moments = torch.cat([moments, column.expand(-1, moments.shape[1], 1)], -1)
-        return self._padded(moments)
+            column = column - self.config.hub_weight * hub[:, None, None]
+        if self.config.cell_prior:
+            column = column + self.proposal_prior.to(moments.dtype)[None, :, None]
+        return column
 
     def corpus_vectors(self, clips: torch.Tensor, n_proposals: int) -> torch.Tensor:
         """sqrt(beta) x the video model's vectors, one per proposal: (B, N, Dv) -> (B, P, E)."""
@@ -239,7 +262,7 @@ class FVMR(PretrainedMixin, nn.Module):
             queries = torch.cat([queries, text * self.config.video_weight ** 0.5], -1)
         if not hub_column:
             return queries
-        if self.config.hub_bank:
+        if self.constant_column:
             queries = torch.cat([queries, queries.new_ones(queries.shape[0], 1)], -1)
         return self._padded(queries)
 

@@ -1,0 +1,117 @@
+"""The per-cell prior of corpus search (train.cell_prior, FVMR.cell_prior, benchmark position-bias):
+the fit moves the top-1 cells toward the ground truth's, the prior rides in the search vectors'
+constant column, and an index built from a checkpoint with a prior answers with base + prior."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from moment_search.benchmarks.position_bias import PositionBiasConfig, run
+from moment_search.indexer.build import BuildConfig, build_index
+from moment_search.models.fvmr import FVMR, FVMRConfig
+from moment_search.indexer.query_encoder import PyTorchFallbackWarning
+from moment_search.search.searcher import Searcher
+from moment_search.train.cell_prior import PriorConfig, fit_cell_prior, with_cell_prior
+
+from ..conftest import write_tiny_corpus
+
+
+def biased_scores(n_queries: int = 400, n_cells: int = 10, seed: int = 0):
+    """Best-per-cell scores where cell 0 carries +1.5 for every query; truth uniform."""
+    rng = np.random.default_rng(seed)
+    best = rng.normal(size=(n_queries, n_cells)).astype(np.float32)
+    best[:, 0] += 1.5
+    return best, rng.integers(0, n_cells, n_queries)
+
+
+def test_the_fit_moves_top_cells_toward_the_truth():
+    best, truth = biased_scores()
+    before = np.mean(best.argmax(1) == 0)
+    prior = fit_cell_prior(best, truth, PriorConfig(steps=60))
+    after = np.mean((best + prior).argmax(1) == 0)
+    assert before > 0.4 and after < 0.2  # truth: 0.1
+    assert prior[0] == prior.min() and abs(prior.mean()) < 1e-6
+
+
+def test_strength_scales_the_prior_and_zero_means_none():
+    best, truth = biased_scores()
+    full = fit_cell_prior(best, truth, PriorConfig(strength=1.0))
+    half = fit_cell_prior(best, truth, PriorConfig(strength=0.5))
+    np.testing.assert_allclose(half, full / 2, atol=1e-6)
+    assert not fit_cell_prior(best, truth, PriorConfig(strength=0.0)).any()
+
+
+def test_the_fit_refuses_mismatched_inputs():
+    best, truth = biased_scores()
+    with pytest.raises(ValueError, match="one per query"):
+        fit_cell_prior(best, truth[:-1])
+    with pytest.raises(ValueError, match="one per query"):
+        fit_cell_prior(best, truth + best.shape[1])
+
+
+@pytest.mark.parametrize("hub", [0, 3])
+def test_the_prior_is_added_by_the_one_inner_product(hub):
+    torch.manual_seed(0)
+    config = FVMRConfig(feature_dim=8, n_clips=8, hidden_dim=16, space_dim=8, dropout=0.0,
+                        hub_bank=hub, hub_weight=0.5 if hub else 0.0)
+    base = FVMR(config).eval()
+    if hub:
+        base.hub_queries.normal_()
+    prior = np.linspace(-1, 1, base.n_proposals).astype(np.float32)
+    model = with_cell_prior(base, prior)
+    clips, tokens = torch.randn(2, 8, 8), torch.randn(3, 5, 384)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    with torch.inference_mode():
+        want = torch.einsum("vpd,qd->qvp", base.encode_moments(clips), base.encode_queries(
+            tokens, mask)) + torch.from_numpy(prior)
+        got = torch.einsum("vpd,qd->qvp", model.encode_moments(clips), model.encode_queries(
+            tokens, mask))
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert model.embedding_dim % 8 == 0
+
+
+def test_a_prior_survives_save_and_load(tmp_path):
+    base = FVMR(FVMRConfig(feature_dim=8, n_clips=8, hidden_dim=16, space_dim=8)).eval()
+    prior = np.arange(base.n_proposals, dtype=np.float32)
+    with_cell_prior(base, prior).save_pretrained(tmp_path / "m")
+    loaded = FVMR.from_pretrained(tmp_path / "m")
+    assert loaded.config.cell_prior
+    np.testing.assert_array_equal(loaded.proposal_prior.numpy(), prior)
+    with pytest.raises(ValueError, match="a prior of 36 cells expected"):
+        with_cell_prior(base, prior[:-1])
+
+
+def test_position_bias_benchmark_writes_a_checkpoint_an_index_can_serve(tmp_path,
+                                                                        tiny_model_dir):
+    corpus = write_tiny_corpus(tmp_path / "corpus", n_videos=15)
+    config = PositionBiasConfig(out=tmp_path / "report", data=corpus, model=tiny_model_dir,
+                                write_model=tmp_path / "with-prior")
+    report = run(config)
+    assert report["chosen_strength"] in config.strengths
+    assert {r["fold"] for r in report["folds"]} == set(range(5))
+    assert (tmp_path / "report" / "position_bias.md").read_text().count("|") > 20
+    prior = np.array(report["prior"], dtype=np.float32)
+    assert FVMR.read_config(tmp_path / "with-prior")[1]["cell_prior"]["strength"] == \
+        report["chosen_strength"]
+    index = tmp_path / "index"
+    build_index(corpus, index, tmp_path / "with-prior", BuildConfig(device="cpu",
+                                                                    index_kind="flat"))
+    # its ONNX query encoder (fp32: the 8-bit one rounds) carries the constant column
+    searcher = Searcher.open(index, device="cpu", encoder="fp32")
+    plain = tmp_path / "plain"
+    build_index(corpus, plain, tiny_model_dir, BuildConfig(device="cpu", index_kind="flat",
+                                                           query_encoder=False))
+    with pytest.warns(PyTorchFallbackWarning):
+        plain = Searcher.open(plain, device="cpu")
+    query, every = "person does action number 3", searcher.n_proposals
+    base = {m.proposal_id: m.score for m in plain.search(query, k=every, nms=1.0,
+                                                         candidates=every)}
+    moments = searcher.search(query, k=every, nms=1.0, candidates=every)
+    assert len(moments) == len(base) == every
+    for moment in moments:
+        cell = moment.proposal_id % len(prior)  # every tiny video has the same dense map
+        assert moment.score == pytest.approx(base[moment.proposal_id] + prior[cell], abs=1e-4)
