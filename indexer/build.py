@@ -30,6 +30,7 @@ from ..models.fvmr import FVMR
 from ..pretrained import default_model_dir
 from .backends import BACKENDS
 from .catalog import Catalog, VideoRecord
+from .leftovers import clean_leftovers
 from .lock import HOLDER_FILE, LOCK_FILE, writer_lock
 from .plan import (
     PLAN_FILE,
@@ -43,7 +44,6 @@ from .plan import (
 from .progress import Progress, Silent
 from .publish import make_index, make_milvus, publish, publish_milvus
 from .query_encoder import ensure_query_encoder
-from .repair import clean_leftovers
 from .snapshot import lost_catalog_message
 from .store import (
     CATALOG_FILE,

@@ -32,13 +32,13 @@ from .build import (
 )
 from .catalog import INDEXED, PENDING, REMOVED, Catalog
 from .integrity import require_index
+from .leftovers import clean_leftovers
 from .lock import LockState, describe_holder, writer_lock
 from .plan import feature_checksum, plan_videos
 from .progress import Progress, Silent
 from .publish import kept_spec, publish, publish_milvus
 from .query_encoder import ensure_query_encoder
 from .reembed import fill_and_publish, replacement_shard
-from .repair import clean_leftovers
 from .store import MODEL_DIR
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import DataError
 from ..models.base import model_fingerprint
 from .catalog import Catalog
+from .leftovers import leftovers
 from .snapshot import lost_catalog_message
 from .store import (
     CATALOG_FILE,
@@ -138,8 +139,6 @@ def index_summary(index_dir: str | Path, catalog_url: str | None = None) -> dict
     The published files are checked as ``query`` checks them when it opens the index: every
     Parquet shard and the FAISS file by their sha256 (what ``index verify`` compares), a FAISS
     file larger than ``QUERY_FULL_CHECK_BYTES`` by its size and sampled blocks, with a note."""
-    from .repair import leftovers
-
     index_dir = Path(index_dir)
     catalog, params = require_index(index_dir, catalog_url)
     info = catalog.info()

@@ -61,8 +61,8 @@ def rebuild_catalog(index_dir: str | Path, catalog_url: str | None = None, wait:
             written then.
     """
     from .build import open_catalog
+    from .leftovers import clean_leftovers
     from .lock import writer_lock
-    from .repair import clean_leftovers
 
     index_dir = Path(index_dir)
     if not index_dir.is_dir():

@@ -30,11 +30,11 @@ from .backends import backend_of, open_store
 from .build import BuildConfig, BuildReport, ShardEmbedder, finish_embeddings, load_model
 from .catalog import INDEXED, PENDING, REMOVED, Catalog, ShardReplacement, VideoRecord
 from .integrity import require_index
+from .leftovers import clean_leftovers, clean_milvus
 from .lock import writer_lock
 from .plan import PlannedVideo, plan_videos
 from .progress import Progress, Silent
 from .publish import fill_index, fill_milvus, kept_spec, publish, publish_milvus
-from .repair import clean_leftovers, clean_milvus
 from .store import (
     MODEL_DIR,
     file_sha256,

@@ -41,8 +41,8 @@ ROW_SLACK_S = 1e-6
 def verify_index(index_dir: str | Path, catalog_url: str | None = None, sample_videos: int = 8,
                  seed: int = 0) -> list[str]:
     """Every problem found (empty: the index is sound). See the module doc."""
+    from .leftovers import leftovers
     from .lock import writer_lock
-    from .repair import leftovers
 
     index_dir = Path(index_dir)
     catalog, params = require_index(index_dir, catalog_url)

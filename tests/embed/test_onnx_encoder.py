@@ -262,7 +262,7 @@ def test_export_encoder_replaces_an_encoder_missing_a_graph(built_index, tmp_pat
 
 
 def test_repair_puts_back_an_encoder_moved_aside_by_a_crashed_export(built_index, tmp_path):
-    from moment_search.indexer.repair import clean_leftovers
+    from moment_search.indexer.leftovers import clean_leftovers
     from moment_search.indexer.store import open_catalog
 
     index = shutil.copytree(built_index, tmp_path / "index")
