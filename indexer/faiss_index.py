@@ -13,13 +13,17 @@ Every proposal embedding (float32, width D) lives in one inner-product index und
 HNSW and the refined IVF-PQ cannot delete vectors in FAISS: :func:`remove` raises
 NotImplementedError for them and the caller tombstones (see :func:`supports_remove`).
 
-Defaults come from ``benchmarks/corpus_scale.py`` (clustered synthetic embeddings, D = 128, 10^4 to
-10^6 vectors, nlist = 4 sqrt(n)): nprobe = 16 already gave recall@100 >= 0.968 against exact search
-at every size (8 fell to 0.87 at 10^4), so nprobe = max(16, nlist / 128) keeps a margin (32 lists at
-10^6: 0.997). HNSW (M = 32, efConstruction = 80) needed efSearch 256..1024 for 0.95 (512 gave only
-0.94 at 3 * 10^5), so efSearch defaults to 1024. HNSW also depends on insertion order: adding
-video-contiguous batches cut recall@100 at efSearch 512 from 0.95 to 0.69..0.79 at 10^5; add it in
-one call (FAISS shuffles within a call) or in shuffled order.
+Defaults (``index_choice``): nlist is the power of two nearest 4 sqrt(n). On the clustered
+synthetic embeddings of ``benchmarks/corpus_scale.py`` (D = 128, 10^4 to 10^6 vectors) nprobe = 16
+already gave recall@100 >= 0.968 against exact search at every size (8 fell to 0.87 at 10^4), but
+the real search vectors (264 wide, with the corpus terms) need more: IVF-Flat over 1.36 M of them
+at nlist 4096 measured recall@100 0.86 / 0.92 / 0.96 / 0.99 at nprobe 32 / 64 / 128 / 256. So
+nprobe = min(nlist, max(128, nlist / 128)), and a build raises it further until its recall check
+passes (``recall_check``). HNSW (M = 32, efConstruction = 80) needed efSearch 256..1024 for 0.95
+on the synthetic set (512 gave only 0.94 at 3 * 10^5), so efSearch defaults to 1024. HNSW also
+depends on insertion order: adding video-contiguous batches cut recall@100 at efSearch 512 from
+0.95 to 0.69..0.79 at 10^5; add it in one call (FAISS shuffles within a call) or in shuffled
+order.
 
 Builds are seeded (k-means seed 1234): two builds on the same data give the same bytes, also with
 several threads for the IVF kinds; for HNSW this is guaranteed with ``add(..., threads=1)`` only.
@@ -36,13 +40,9 @@ sentences (``recall_check``; the figures are published with the index params). O
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -56,6 +56,7 @@ from .faiss_core import (  # re-exported: callers import them from here
     import_faiss,
     index_kind,
 )
+from .faiss_placement import Placement, resolve_placement, to_cpu, to_device  # re-exported
 from .faiss_search import make_id_selector, search  # re-exported
 from .index_choice import (  # re-exported: callers import them from here
     FLAT_MAX_FLOATS,
@@ -112,11 +113,6 @@ __all__ = [
     "train_sample_size",
     "write_index",
 ]
-
-logger = logging.getLogger("moment_search")
-
-
-_GPU_RESOURCES: dict[int, Any] = {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,92 +312,8 @@ def remove(index, ids) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Placement (CPU / GPU) and files
+# Files
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where FAISS runs.
-
-    Attributes:
-        device: "cpu" or "cuda".
-        gpu_id: the CUDA device number when ``device == "cuda"``, else None.
-        reason: why (printed / logged once).
-    """
-
-    device: str
-    gpu_id: int | None = None
-    reason: str = ""
-
-
-def _gpu_count(faiss) -> int:
-    if not hasattr(faiss, "StandardGpuResources"):
-        return 0
-    return int(faiss.get_num_gpus())
-
-
-def resolve_placement(device: str = "auto") -> Placement:
-    """Resolve ``"auto" | "cpu" | "cuda" | "cuda:N"`` once, logging one line when on the CPU.
-
-    The GPU is used only when asked for (or auto) and the FAISS build has GPU support with a
-    visible device; otherwise the CPU, with a warning when a GPU was asked for explicitly.
-
-    Raises:
-        ValueError: an unrecognised device string.
-    """
-    match = re.fullmatch(r"(auto|cpu|cuda)(?::(\d+))?", str(device).strip().lower())
-    if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
-        raise ValueError(f"bad device {device!r}; expected 'auto', 'cpu' or 'cuda:N'")
-    wanted, number = match.group(1), int(match.group(2) or 0)
-    if wanted == "cpu":
-        return Placement("cpu", None, "FAISS on the CPU as requested")
-    count = _gpu_count(import_faiss())
-    if count > number:
-        return Placement("cuda", number, f"FAISS on GPU {number} of {count}")
-    why = (f"FAISS sees {count} GPU(s), so cuda:{number} is not available"
-           if hasattr(import_faiss(), "StandardGpuResources")
-           else "this FAISS build has no GPU support (pip install faiss-gpu-cu12)")
-    placement = Placement("cpu", None, f"FAISS on the CPU: {why}")
-    (logger.warning if wanted == "cuda" else logger.info)(placement.reason)
-    return placement
-
-
-def _gpu_resources(faiss, gpu_id: int):
-    """One StandardGpuResources per device, kept for the process lifetime."""
-    if gpu_id not in _GPU_RESOURCES:
-        _GPU_RESOURCES[gpu_id] = faiss.StandardGpuResources()
-    return _GPU_RESOURCES[gpu_id]
-
-
-def to_device(index, placement: Placement):
-    """The index on ``placement``: copied to the GPU for flat / IVF / plain IVF-PQ.
-
-    HNSW and the refined IVF-PQ have no GPU version and stay on the CPU (one log line).
-    """
-    if placement.device != "cuda":
-        return to_cpu(index)
-    _, core = _unwrap(index)
-    if index_kind(index) == "hnsw" or _is_refine(core):
-        logger.info("FAISS %s index stays on the CPU (no GPU version)", type(core).__name__)
-        return index
-    if _is_gpu(index):
-        return index
-    faiss = import_faiss()
-    options = faiss.GpuClonerOptions()
-    if index_kind(index) == "ivfpq":
-        # Lookup tables of m x 256 float32 must fit 48 KiB of shared memory; else use float16.
-        pq = faiss.downcast_index(faiss.extract_index_ivf(index)).pq
-        options.useFloat16 = pq.M * pq.ksub * 4 > 48 * 1024
-    return faiss.index_cpu_to_gpu(_gpu_resources(faiss, placement.gpu_id), placement.gpu_id,
-                                  index, options)
-
-
-def to_cpu(index):
-    """A CPU copy of a GPU index; a CPU index is returned as is."""
-    if not _is_gpu(index):
-        return index
-    return import_faiss().index_gpu_to_cpu(index)
 
 
 def write_index(index, path: str | os.PathLike) -> None:

@@ -35,7 +35,8 @@ REFINE_K_FACTOR = 4  # the refined IVF-PQ re-scores 4k PQ candidates exactly
 HNSW_FILTER_MIN_FRACTION = 0.1  # below this share of allowed ids, filtered HNSW loses recall
 ID_MAP2_BYTES = 48  # IndexIDMap2: id_map (8) + rev_map hash node and bucket (~40)
 IVF_ID_BYTES = 8  # one int64 id per inverted-list entry
-# nprobe = clamp(nlist / NPROBE_DIVISOR, NPROBE_MIN, nlist): measured by corpus_scale (module doc)
+# nprobe = clamp(nlist / NPROBE_DIVISOR, NPROBE_MIN, nlist), measured (see faiss_index's module
+# doc): the divisor on corpus_scale's synthetic embeddings, the minimum on real search vectors
 NPROBE_DIVISOR = 128
 # Raised from 16: with the corpus terms in the search vectors (264 wide), IVF-Flat over 1.36 M
 # real fused vectors (the shipped model's, replicated) and nlist 4096 measured recall@100
@@ -117,7 +118,8 @@ def nlist_for(n_vectors: int) -> int:
 
 
 def default_nprobe(nlist: int) -> int:
-    """Lists probed per query for recall@100 >= 0.95 (measured; see the module docstring)."""
+    """Lists probed per query for recall@100 >= 0.95 (measured; see ``faiss_index``'s module
+    docstring); a build raises it further until its recall check passes."""
     return int(min(nlist, max(NPROBE_MIN, nlist // NPROBE_DIVISOR)))
 
 

@@ -1,4 +1,5 @@
-"""The FAISS layer: choice under a budget, ANN vs exact, ids, remove, selectors, files, seeds."""
+"""The FAISS layer: ANN vs exact, ids, remove, selectors, estimates, files, seeds, placement
+(choosing the kind: test_index_choice)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 faiss = pytest.importorskip("faiss")
 
 from moment_search.indexer import faiss_index as fi  # noqa: E402
+from moment_search.indexer.faiss_placement import _gpu_count  # noqa: E402
 
 DIM = 32
 
@@ -245,57 +247,7 @@ def test_large_selector_on_ivf_uses_the_ann_path(built, corpus):
     assert recall(found, exact(vectors[: N // 2], ids[: N // 2], queries, 10)[1]) >= 0.85
 
 
-# --- choosing under a budget -------------------------------------------------------------
-
-
-@pytest.mark.parametrize("text, expected", [("4G", 4 * 2**30), ("512M", 512 * 2**20),
-                                            ("1.5GiB", int(1.5 * 2**30)), ("800k", 800 * 1024),
-                                            ("2048", 2048), (" 3 gb ", 3 * 2**30), (123, 123),
-                                            (None, None)])
-def test_parse_bytes(text, expected):
-    assert fi.parse_bytes(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "lots", "4X", "-1G", "0", "4 G B"])
-def test_parse_bytes_rejects(text):
-    with pytest.raises(ValueError, match="memory size"):
-        fi.parse_bytes(text)
-
-
-@pytest.mark.parametrize("n, budget, kind, refine", [
-    (5, "1G", "flat", None), (50_000, "1G", "flat", None), (62_500, "4G", "flat", None),
-    (62_501, "4G", "ivf", None), (200_000, "4G", "ivf", None), (1_000_000, "4G", "ivf", None),
-    (150_000, "10M", "ivfpq", None),
-    (10_000_000, "4G", "ivfpq", None), (10_000_000, None, "ivf", None)])
-def test_auto_choice_at_several_sizes(n, budget, kind, refine):
-    spec = fi.choose_index(n, 128, budget)
-    assert spec.kind == kind and spec.params.get("refine") == refine
-    assert spec.reason and "\n" not in spec.reason
-    if budget is not None:
-        assert fi.estimated_bytes(spec, n, 128) <= fi.parse_bytes(budget)
-    if kind == "ivfpq":
-        assert spec.params["m"] == 32 and "recall drops" in spec.reason
-    if kind in ("ivf", "ivfpq"):
-        nlist = spec.params["nlist"]
-        assert nlist & (nlist - 1) == 0 and nlist <= n // 39
-        assert 1 <= spec.params["nprobe"] <= nlist
-
-
-def test_explicit_kinds_and_refine_only_when_it_fits():
-    assert fi.choose_index(1_000_000, 128, "1G", "ivfpq").params["refine"] == "flat"
-    assert fi.choose_index(1_000_000, 128, "200M", "ivfpq").params["refine"] is None
-    hnsw = fi.choose_index(1_000_000, 128, None, "hnsw")
-    assert hnsw.kind == "hnsw" and hnsw.params["ef_search"] >= 100
-    assert fi.choose_index(100, 96, None, "ivfpq").kind == "flat"  # tiny: falls back
-    with pytest.raises(ValueError, match="unknown index kind 'lsh'"):
-        fi.choose_index(10, 128, None, "lsh")
-
-
-def test_budget_too_small_names_both_numbers():
-    with pytest.raises(ValueError, match=r"needs ~.*\(\d+ bytes\).*budget is 1\.0 MiB \(1048576"):
-        fi.choose_index(100_000_000, 128, "1M")
-    with pytest.raises(ValueError, match="budget"):
-        fi.choose_index(1_000, 128, "1k")
+# --- the memory estimate against real files -----------------------------------------------
 
 
 def test_estimated_bytes_tracks_serialized_size(built, corpus, tmp_path):
@@ -305,10 +257,6 @@ def test_estimated_bytes_tracks_serialized_size(built, corpus, tmp_path):
         fi.write_index(built[name], path)
         estimate = fi.estimated_bytes(SPECS[name], n, DIM)
         assert 0.8 < estimate / path.stat().st_size < 2.5, name  # in memory >= on disk
-
-
-def test_pq_m_divides_width():
-    assert fi.pq_m_for(128) == 32 and fi.pq_m_for(100) == 25 and fi.pq_m_for(30) == 6
 
 
 # --- tiny corpora never fail ---------------------------------------------------------------
@@ -392,20 +340,13 @@ def test_two_builds_are_byte_identical(corpus, name):
     assert np.array_equal(first, second)
 
 
-def test_spec_round_trips_through_a_dict():
-    spec = fi.choose_index(10**6, 128, "4G")
-    assert fi.IndexSpec.from_dict(spec.to_dict()) == spec
-    with pytest.raises(ValueError, match="unknown index kind"):
-        fi.IndexSpec("annoy")
-
-
 # --- placement ---------------------------------------------------------------------------
 
 
 def test_placement_falls_back_to_cpu_with_one_log_line(caplog):
     caplog.set_level(logging.INFO, logger="moment_search")
     assert fi.resolve_placement("cpu").device == "cpu"
-    if fi._gpu_count(faiss) == 0:
+    if _gpu_count(faiss) == 0:
         caplog.clear()
         placement = fi.resolve_placement("cuda:0")
         assert placement.device == "cpu" and placement.gpu_id is None
