@@ -4,8 +4,10 @@ Fusion: for each proposal of a reranked video, ``w * sigmoid(p) + (1 - w) * r`` 
 reranker's probability and p the fast-path score of every proposal of the video, not only the
 fetched ones (read back from the index where it stores exact vectors, else computed again): the
 inner product of the search vectors, i.e. FVMR's logit plus, for a checkpoint with corpus terms
-(``train.compose``), beta x the video-text score - gamma x the hub correction. The fusion weight
-w = 0.5 was chosen with the first shipped FVMR (no corpus terms) and has not been re-tuned.
+(``train.compose``), beta x the video-text score - gamma x the hub correction. The weight w is
+the caller's (``rerank_weight``), else the one the reranker's checkpoint stores (``fusion_weight``,
+chosen on validation data: 0.75 for the shipped LPNet), else ``rerank.DEFAULT_FUSION_WEIGHT``
+(0.5: the shipped PLN, FIAN and DRN store none).
 Reranked videos come first, ranked by the fused score; the fast-path moments of the other videos
 follow, so k may exceed what M videos hold. Each reranked video keeps as many moments as it had
 in the fast path's top k (at least one, or ``per_video`` when set): the reranker re-scores and
