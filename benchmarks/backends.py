@@ -3,7 +3,7 @@
 The shipped FVMR's proposal embeddings of the 1,000 Charades-STA videos, replicated with noise to
 the requested sizes (benchmarks.speed_accuracy.scaling.ReplicatedEmbeddings); val sentences as
 queries. For each size: build time, single-query latency p50/p95 (k = 100), recall@100 against
-exact numpy search, and bytes on disk, for FAISS (the indexer's auto choice under a 4G budget) and
+exhaustive search, and bytes on disk, for FAISS (the indexer's auto choice under a 4G budget) and
 milvus-lite (HNSW and IVF_FLAT with the same parameters the indexer would give FAISS).
 
     python -m moment_search.benchmarks.backends --data ../shared/data/charades-sta-clip \\
@@ -24,7 +24,7 @@ import numpy as np
 from ..indexer import faiss_index as fi
 from ..indexer.backends.milvus_store import MilvusStore
 from ..pretrained import default_model_dir
-from .corpus_scale import build_measured, exact_topk, recall_at
+from .corpus_scale import build_measured, exact_neighbours, recall_at
 from .report import machine_info, machine_markdown, markdown_table, progress, write_report
 from .speed_accuracy.scaling import ReplicatedEmbeddings, real_embeddings
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="moment-search-backends-"))
     try:
         for n in (int(s) for s in args.sizes.split(",")):
-            truth = exact_topk(data.blocks(n), queries, K)[1]
+            truth = exact_neighbours(data, n, queries, K)[1]
             rows.append({"vectors": n, **faiss_row(n, data, queries, truth)})
             for milvus_type in args.milvus.split(","):
                 rows.append({"vectors": n, **milvus_row(n, data, queries, truth, milvus_type,
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m moment_search.benchmarks.backends " + " ".join(argv or sys.argv[1:])
     text = (f"# FAISS vs milvus-lite\n\n`{command}`\n\n{markdown_table(rows, columns)}\n\n"
             f"{len(queries)} val sentences, k = 100, one query per call; recall against exact "
-            f"numpy search.\n\n{machine_markdown(machine_info())}\n")
+            f"exhaustive search.\n\n{machine_markdown(machine_info())}\n")
     write_report(args.out, "backends", {"command": command, "rows": rows,
                                         "machine": machine_info()}, text)
 

@@ -6,28 +6,50 @@ from pathlib import Path
 
 import typer
 
+from moment_search.errors import InputError
+
 from .common import console, user_errors
 
 app = typer.Typer(help="Run benchmarks; each writes JSON + Markdown (+ plots).",
                   no_args_is_help=True)
 
 
+def _config(cls: type, **options):
+    """``cls`` built from the options given: an option left at None keeps the dataclass's default
+    (the one place a benchmark's defaults are written)."""
+    return cls(**{name: value for name, value in options.items() if value is not None})
+
+
+def _items(text: str | None, kind: type = str) -> tuple | None:
+    """A comma-separated option as a tuple of ``kind`` (None when not given).
+
+    Raises:
+        InputError: an item ``kind`` cannot read.
+    """
+    if text is None:
+        return None
+    try:
+        return tuple(kind(item) for item in text.split(","))
+    except ValueError as e:
+        raise InputError(f"bad comma-separated list {text!r}: {e}") from e
+
+
 @app.command("corpus-scale")
 def corpus_scale(
     out: Path = typer.Option(..., help="Report directory."),
-    preset: str = typer.Option("small", help="small (~1 min) | medium (~10 min) | large."),
+    preset: str = typer.Option(None, help="small (~1 min) | medium (~10 min) | large."),
     sizes: str = typer.Option(None, help="Comma-separated sizes overriding the preset."),
     kinds: str = typer.Option(None, help="Comma-separated index kinds (default: all)."),
-    threads: int = typer.Option(1, help="FAISS threads."),
+    threads: int = typer.Option(None, min=0, help="FAISS threads (0: all cores)."),
 ) -> None:
     """FAISS build time, bytes/vector, latency and recall vs exact, on synthetic embeddings."""
-    from moment_search.benchmarks import corpus_scale as bench
+    from moment_search.benchmarks.corpus_scale import ScaleConfig, parse_size, run
+    from moment_search.benchmarks.corpus_scale_report import to_markdown
 
-    argv = ["--out", str(out), "--preset", preset, "--threads", str(threads)]
-    argv += ["--sizes", sizes] if sizes else []
-    argv += ["--kinds", kinds] if kinds else []
     with user_errors():
-        bench.main(argv)
+        config = _config(ScaleConfig, out=out, preset=preset, sizes=_items(sizes, parse_size),
+                         kinds=_items(kinds), threads=threads)
+        typer.echo(to_markdown(run(config)))
     console.print(f"report written to {out}")
 
 

@@ -11,6 +11,8 @@ pytest.importorskip("faiss")
 pytest.importorskip("matplotlib")
 
 from moment_search.benchmarks import corpus_scale, report  # noqa: E402
+from moment_search.benchmarks.corpus_scale import ScaleConfig  # noqa: E402
+from moment_search.benchmarks.synthetic_embeddings import SyntheticEmbeddings  # noqa: E402
 
 FIELDS = ("n", "kind", "built_kind", "params", "reason", "status", "build_s", "train_s", "add_s",
           "index_bytes", "bytes_per_vector", "recall_at_10", "recall_at_100", "single_p50_ms",
@@ -20,8 +22,7 @@ FIELDS = ("n", "kind", "built_kind", "params", "reason", "status", "build_s", "t
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("scale")
-    data = corpus_scale.run("small", out, sizes=(2_000, 5_000), n_queries=64, n_single=16,
-                            threads=1)
+    data = corpus_scale.run(ScaleConfig(out, sizes=(2_000, 5_000), n_queries=64, n_single=16))
     return out, data
 
 
@@ -64,9 +65,9 @@ def test_machine_info_and_defaults_check(result):
 
 
 def test_memory_budget_skips_with_a_reason(tmp_path):
-    data = corpus_scale.run("small", tmp_path, sizes=(2_000,), kinds=("flat", "hnsw"),
-                            n_queries=32, n_single=4, memory_budget="2500K", sweep=False,
-                            threads=1)
+    data = corpus_scale.run(ScaleConfig(tmp_path, sizes=(2_000,), kinds=("flat", "hnsw"),
+                                        n_queries=32, n_single=4, memory_budget="2500K",
+                                        sweep=False))
     statuses = {r["kind"]: r for r in data["results"]}
     assert statuses["flat"]["status"] == "ok"  # ~2.1 MiB with its buffers
     assert statuses["hnsw"]["status"] == "skipped"  # ~2.6 MiB: graph links on top
@@ -74,20 +75,30 @@ def test_memory_budget_skips_with_a_reason(tmp_path):
     assert "Skipped" in (tmp_path / "corpus_scale.md").read_text()
 
 
-def test_exact_topk_matches_sorting():
+class _Blocks:
+    def __init__(self, vectors):
+        self.vectors = vectors
+
+    def blocks(self, n):
+        for first in range(0, n, 128):
+            yield first, self.vectors[first:min(n, first + 128)]
+
+
+def test_exact_neighbours_match_numpy_sorting():
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(300, 8)).astype(np.float32)
     queries = rng.normal(size=(5, 8)).astype(np.float32)
-    blocks = [(0, vectors[:128]), (128, vectors[128:256]), (256, vectors[256:])]
-    scores, ids = corpus_scale.exact_topk(blocks, queries, 10)
-    expected = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    scores, ids = corpus_scale.exact_neighbours(_Blocks(vectors), 300, queries, 10)
+    products = queries @ vectors.T
+    expected = np.argsort(-products, axis=1)[:, :10]
     np.testing.assert_array_equal(ids, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(products, expected, 1), rtol=1e-5)
     assert corpus_scale.recall_at(ids, expected, 10) == 1.0
     assert corpus_scale.recall_at(ids[:, ::-1], expected, 5) < 1.0
 
 
 def test_synthetic_data_is_seeded_clustered_and_unit_norm():
-    data = corpus_scale.SyntheticEmbeddings(videos_per_block=4)
+    data = SyntheticEmbeddings(videos_per_block=4)
     first = np.concatenate([v for _, v in data.blocks(1_000)])
     again = np.concatenate([v for _, v in data.blocks(1_000)])
     assert first.shape == (1_000, 128) and np.array_equal(first, again)
@@ -99,11 +110,11 @@ def test_synthetic_data_is_seeded_clustered_and_unit_norm():
 
 def test_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown preset"):
-        corpus_scale.run("huge", tmp_path)
+        corpus_scale.run(ScaleConfig(tmp_path, preset="huge"))
     with pytest.raises(ValueError, match="unknown index kind"):
-        corpus_scale.run("small", tmp_path, kinds=("flat", "annoy"))
+        corpus_scale.run(ScaleConfig(tmp_path, kinds=("flat", "annoy")))
     with pytest.raises(ValueError, match="memory size"):
-        corpus_scale.run("small", tmp_path, sizes=(100,), memory_budget="lots")
+        corpus_scale.run(ScaleConfig(tmp_path, sizes=(100,), memory_budget="lots"))
 
 
 def test_main_runs_in_process(tmp_path, capsys):
