@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,27 @@ from .speed_accuracy.scaling import ReplicatedEmbeddings, real_embeddings
 
 K = 100
 MILVUS_KINDS = {"HNSW": "hnsw", "IVF_FLAT": "ivf"}
+
+
+@dataclass
+class BackendsConfig:
+    """One run; :func:`main` builds it from the command line."""
+
+    data: Path  # corpus directory (features + annotations)
+    out: Path  # report directory
+    fvmr: Path | None = None  # FVMR checkpoint whose embeddings are indexed (None: shipped)
+    split: str = "val"  # the split whose sentences are the queries
+    sizes: tuple[int, ...] = (100_000, 1_000_000)  # vectors per corpus
+    milvus: tuple[str, ...] = ("HNSW", "IVF_FLAT")  # milvus-lite index types, of MILVUS_KINDS
+    queries: int = 200  # sentences searched (one per call)
+
+    def command(self) -> str:
+        """The ``python -m`` command line of this run (recorded in the report)."""
+        options = ["--data", self.data, "--out", self.out, "--split", self.split, "--sizes",
+                   ",".join(map(str, self.sizes)), "--milvus", ",".join(self.milvus),
+                   "--queries", self.queries]
+        options += ["--fvmr", self.fvmr] if self.fvmr else []
+        return "python -m moment_search.benchmarks.backends " + " ".join(map(str, options))
 
 
 def single_latency(search, queries: np.ndarray) -> np.ndarray:
@@ -89,40 +110,49 @@ def milvus_row(n: int, data: ReplicatedEmbeddings, queries, truth, milvus_type: 
             "bytes": int(size)}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--fvmr", type=Path, default=None, help="default: the shipped model")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--milvus", default="HNSW,IVF_FLAT")
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    base, queries, _, _ = real_embeddings(args.data, args.fvmr or default_model_dir("fvmr"),
-                                          args.split, "cpu")
-    queries = np.ascontiguousarray(queries[:args.queries], np.float32)
+def run(config: BackendsConfig) -> dict:
+    """Measure FAISS and every milvus-lite type at every size; writes ``backends.json`` and
+    ``backends.md`` into ``config.out`` and returns the report."""
+    base, queries, _, _ = real_embeddings(config.data, config.fvmr or default_model_dir("fvmr"),
+                                          config.split, "cpu")
+    queries = np.ascontiguousarray(queries[:config.queries], np.float32)
     data = ReplicatedEmbeddings(base)
     rows = []
     scratch = Path(tempfile.mkdtemp(prefix="moment-search-backends-"))
     try:
-        for n in (int(s) for s in args.sizes.split(",")):
+        for n in config.sizes:
             truth = exact_neighbours(data, n, queries, K)[1]
             rows.append({"vectors": n, **faiss_row(n, data, queries, truth)})
-            for milvus_type in args.milvus.split(","):
+            for milvus_type in config.milvus:
                 rows.append({"vectors": n, **milvus_row(n, data, queries, truth, milvus_type,
                                                         scratch)})
-            progress(f"  {rows[-len(args.milvus.split(',')) - 1:]}")
+            progress(f"  {rows[-len(config.milvus) - 1:]}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     columns = ["vectors", "backend", "index", "build_s", "p50_ms", "p95_ms", "recall_at_100",
                "bytes"]
-    command = "python -m moment_search.benchmarks.backends " + " ".join(argv or sys.argv[1:])
+    command = config.command()
     text = (f"# FAISS vs milvus-lite\n\n`{command}`\n\n{markdown_table(rows, columns)}\n\n"
-            f"{len(queries)} val sentences, k = 100, one query per call; recall against exact "
+            f"{len(queries)} val sentences, k = 100, one query per call; recall against "
             f"exhaustive search.\n\n{machine_markdown(machine_info())}\n")
-    write_report(args.out, "backends", {"command": command, "rows": rows,
-                                        "machine": machine_info()}, text)
+    report = {"command": command, "rows": rows, "machine": machine_info()}
+    write_report(config.out, "backends", report, text)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line (see the module docstring); an option not given keeps the default of
+    :class:`BackendsConfig`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     argument_default=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--fvmr", type=Path, help="default: the shipped model")
+    parser.add_argument("--split")
+    parser.add_argument("--sizes", type=lambda text: tuple(map(int, text.split(","))))
+    parser.add_argument("--milvus", type=lambda text: tuple(text.split(",")))
+    parser.add_argument("--queries", type=int)
+    run(BackendsConfig(**vars(parser.parse_args(argv))))
 
 
 if __name__ == "__main__":

@@ -20,25 +20,26 @@ answered by the real ``Searcher``:
 ``--model DIR`` evaluates one finished search checkpoint as it is instead of composing a grid from
 ``--fvmr``; with neither, the shipped search checkpoint (``fvmr-charades-clip``) is evaluated.
 
-    python -m moment_search.benchmarks.corpus_eval --data ../shared/data/charades-sta-clip \\
+    moment-search benchmark corpus-eval --data ../shared/data/charades-sta-clip \\
         --fvmr runs/fvmr/best --video-text runs/video-text/best --video-weights 0,1 \\
         --hub-weights 0,0.5 --out reports/corpus_eval
-    python -m moment_search.benchmarks.corpus_eval --data ../shared/data/charades-sta-clip \\
+    moment-search benchmark corpus-eval --data ../shared/data/charades-sta-clip \\
         --positives charades_test_mvmr.json --out reports/mvmr
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..data.corpus import QueryId
 from ..data.corpus_dir import open_corpus
+from ..errors import InputError
 from ..eval.multi_positive import multi_positive_metrics, positives_summary, query_positives
 from ..eval.mvmr import PositiveMoment, match_queries, read_mvmr
 from ..indexer.build import BuildConfig, build_index
@@ -53,6 +54,32 @@ CORPUS_KS = (1, 5, 10, 100)
 VIDEO_KS = (1, 10, 100)
 MULTI_KS = (1, 10, 100)
 Positives = dict[QueryId, tuple[PositiveMoment, ...]]
+
+
+@dataclass
+class CorpusEvalConfig:
+    """One run; ``moment-search benchmark corpus-eval`` builds it from its options."""
+
+    data: Path  # corpus directory (features + annotations)
+    out: Path  # report directory
+    split: str = "val"  # the split whose videos and sentences are searched
+    fvmr: Path | None = None  # FVMR checkpoint composed over the (beta, gamma) grid
+    model: Path | None = None  # a search checkpoint as it is (neither: the shipped one)
+    video_text: Path | None = None  # video-text checkpoint (for beta > 0)
+    video_weights: tuple[float, ...] = (0.0,)  # beta values of the grid
+    hub_weights: tuple[float, ...] = (0.0,)  # gamma values of the grid
+    hub_bank: int = 500  # training sentences of the hub bank
+    positives: Path | None = None  # MVMR positives file: adds multi-positive R@k
+
+    def check(self) -> None:
+        """Raises InputError: both checkpoints, or grid options without ``fvmr``."""
+        if self.fvmr is not None and self.model is not None:
+            raise InputError("give --fvmr (a grid) or --model (a checkpoint as it is), not both")
+        grid = (self.video_text is not None, self.video_weights != CorpusEvalConfig.video_weights,
+                self.hub_weights != CorpusEvalConfig.hub_weights)
+        if self.fvmr is None and any(grid):
+            raise InputError("--video-text, --video-weights and --hub-weights compose a grid "
+                             "from --fvmr")
 
 
 def hubness(scores: np.ndarray, k: int = 10) -> dict[str, float]:
@@ -159,23 +186,23 @@ def checkpoints(fvmr: Path | None, model: Path | None, video_text: Path | None,
             yield {"setting": f"beta={beta} gamma={gamma}", "beta": beta, "gamma": gamma}, model_dir
 
 
-def run(data: Path, split: str, fvmr: Path | None, video_text: Path | None, betas: list[float],
-        gammas: list[float], bank: int, out: Path, positives_file: Path | None = None,
-        model: Path | None = None) -> dict:
+def run(config: CorpusEvalConfig) -> dict:
     """Every setting (see :func:`checkpoints`); writes ``corpus_eval.json`` and ``corpus_eval.md``.
 
-    Args:
-        fvmr: the FVMR checkpoint composed over the (beta, gamma) grid, or None to evaluate
-            ``model`` (default: the shipped search checkpoint) as it is.
-        positives_file: an MVMR positives file for the multi-positive table, or None.
+    Raises:
+        InputError: see :meth:`CorpusEvalConfig.check`.
     """
+    config.check()
+    data, split, fvmr, model = Path(config.data), config.split, config.fvmr, config.model
     if fvmr is None and model is None:
         model = default_model_dir("fvmr")
-    positives, positives_info = (read_positives(positives_file, data, split)
-                                 if positives_file is not None else (None, None))
+    positives, positives_info = (read_positives(config.positives, data, split)
+                                 if config.positives is not None else (None, None))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for fields, model_dir in checkpoints(fvmr, model, video_text, betas, gammas, bank, data,
+        for fields, model_dir in checkpoints(fvmr, model, config.video_text,
+                                             list(config.video_weights),
+                                             list(config.hub_weights), config.hub_bank, data,
                                              Path(tmp)):
             row = {**fields, **evaluate_setting(data, split, model_dir, positives=positives)}
             rows.append(row)
@@ -184,9 +211,9 @@ def run(data: Path, split: str, fvmr: Path | None, video_text: Path | None, beta
                   f"N10_max {row['N10_max']:.0f}", flush=True)
     rows.append(random_video_row(int(rows[0]["videos"])))
     report = {"data": str(data), "split": split, "fvmr": str(fvmr), "model": str(model),
-              "video_text": str(video_text), "bank": bank, "rows": rows,
+              "video_text": str(config.video_text), "bank": config.hub_bank, "rows": rows,
               "positives": positives_info, "machine": machine_info()}
-    write_report(out, "corpus_eval", report, markdown(report))
+    write_report(config.out, "corpus_eval", report, markdown(report))
     return report
 
 
@@ -229,38 +256,3 @@ def multi_positive_markdown(report: dict, settings: list[dict]) -> list[str]:
         f"min {info['positives_min']:.0f}, max {info['positives_max']:.0f}; "
         f"{info['annotated_only_pct']:.1f}% have only the annotated one.",
     ]
-
-
-def floats(text: str) -> list[float]:
-    """``"0,0.5,1"`` -> ``[0.0, 0.5, 1.0]``."""
-    return [float(x) for x in text.split(",") if x.strip()]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--split", default="val")
-    checkpoint = parser.add_mutually_exclusive_group()
-    checkpoint.add_argument("--fvmr", type=Path, help="FVMR checkpoint composed over the grid")
-    checkpoint.add_argument("--model", type=Path, help="a search checkpoint evaluated as it is "
-                            "(default when --fvmr is not given: the shipped one)")
-    parser.add_argument("--video-text", type=Path)
-    parser.add_argument("--video-weights")
-    parser.add_argument("--hub-weights")
-    parser.add_argument("--hub-bank", type=int, default=500)
-    parser.add_argument("--positives", type=Path, help="MVMR positives file (multi-positive R@k)")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    grid = [args.video_text, args.video_weights, args.hub_weights]
-    if args.fvmr is None and any(option is not None for option in grid):
-        parser.error("--video-text, --video-weights and --hub-weights compose a grid from --fvmr")
-    report = run(args.data, args.split, args.fvmr, args.video_text,
-                 floats(args.video_weights or "0"), floats(args.hub_weights or "0"),
-                 args.hub_bank, args.out, args.positives, args.model)
-    print(markdown(report))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,11 +13,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, UnavailableError
 from .report import markdown_table, write_report
+
+
+@dataclass
+class CrossValidateConfig:
+    """One run; :func:`main` builds it from the command line."""
+
+    train_argv: list[str]  # a train subcommand and its options (no --out, --fold)
+    out: Path  # fold checkpoints and the report
+    folds: int = 5  # video-disjoint folds
 
 
 def best_epoch(history: Path) -> dict:
@@ -40,15 +53,35 @@ def summarise(bests: list[dict]) -> list[dict]:
     return rows
 
 
-def run(train_argv: list[str], folds: int, out: Path) -> dict:
-    """Train every fold (skipping folds already finished in ``out``) and write the summary."""
-    from ..cli.app import main as cli
+def train_command() -> list[str]:
+    """The ``moment-search`` program beside this interpreter, else on PATH.
 
+    Raises:
+        UnavailableError: neither is there (the package is not installed with its script).
+    """
+    beside = Path(sys.executable).with_name("moment-search")
+    program = str(beside) if beside.is_file() else shutil.which("moment-search")
+    if program is None:
+        raise UnavailableError(f"no moment-search program beside {sys.executable} or on PATH; "
+                               f"install the package (pip install -e .)")
+    return [program, "train"]
+
+
+def run(config: CrossValidateConfig) -> dict:
+    """Train every fold with the ``moment-search train`` program (skipping folds already
+    finished in ``config.out``) and write the summary.
+
+    Raises:
+        RuntimeError: a fold's training exited with an error (its output went to the console).
+    """
+    out, folds, train_argv = Path(config.out), config.folds, list(config.train_argv)
     bests = []
     for k in range(folds):
         fold_dir = out / f"fold{k}"
         if not (fold_dir / "best").is_dir():
-            code = cli(["train", *train_argv, "--fold", f"{k}/{folds}", "--out", str(fold_dir)])
+            command = [*train_command(), *train_argv, "--fold", f"{k}/{folds}", "--out",
+                       str(fold_dir)]
+            code = subprocess.run(command, check=False).returncode
             if code:
                 raise RuntimeError(f"fold {k}: training exited with {code}")
         bests.append(best_epoch(fold_dir / "history.jsonl"))
@@ -70,13 +103,13 @@ def markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--folds", type=int, default=CrossValidateConfig.folds)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("train_argv", nargs=argparse.REMAINDER,
                         help="-- then a train subcommand and its options (no --out, --fold)")
     args = parser.parse_args(argv)
     train_argv = [a for a in args.train_argv if a != "--"]
-    print(markdown(run(train_argv, args.folds, args.out)))
+    print(markdown(run(CrossValidateConfig(train_argv, args.out, args.folds))))
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.corpus_dir import open_corpus
@@ -31,6 +32,20 @@ from .report import machine_info, machine_markdown, markdown_table, write_report
 SINGLE_COLUMNS = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU"]
 CORPUS_COLUMNS = ["R1@0.5", "R10@0.5", "R100@0.5", "R1@0.7", "R10@0.7", "R100@0.7"]
 CONTROLS = (None, "shuffled-video", "shuffled-query")
+
+
+@dataclass
+class AccuracyConfig:
+    """One run; ``moment-search benchmark fvmr-accuracy`` and :func:`main` build it."""
+
+    data: Path  # corpus directory (features + annotations)
+    out: Path  # report directory
+    models: dict[str, Path] = field(default_factory=dict)  # name -> FVMR checkpoint
+    split: str = "val"  # the split evaluated
+    rerankers: dict[str, Path] = field(default_factory=dict)  # on top of the first model
+    rerank_videos: tuple[int, ...] = (10,)  # M values: videos each reranker rescores
+    # fused = w * fast path + (1 - w) * reranker; None: each reranker checkpoint's own w
+    rerank_weight: float | None = None
 
 
 def single_video_rows(name: str, model_dir: Path | None, data: Path, split: str) -> list[dict]:
@@ -76,20 +91,21 @@ def corpus_rows(name: str, model_dir: Path, data: Path, split: str,
     return rows
 
 
-def run(data: Path, models: dict[str, Path], split: str, out: Path,
-        rerankers: dict[str, Path] | None = None, rerank_videos: tuple[int, ...] = (10,),
-        rerank_weight: float | None = None) -> dict:
+def run(config: AccuracyConfig) -> dict:
     """Evaluate every model (rerankers on top of the first); write ``fvmr_eval.json`` and
-    ``fvmr_eval.md`` into ``out``."""
+    ``fvmr_eval.md`` into ``config.out``."""
+    data, split = Path(config.data), config.split
     single = single_video_rows("prior", None, data, split)
     corpus = []
-    for i, (name, model_dir) in enumerate(models.items()):
+    for i, (name, model_dir) in enumerate(config.models.items()):
         single += single_video_rows(name, model_dir, data, split)
-        corpus += corpus_rows(name, model_dir, data, split, rerankers if i == 0 else None,
-                              rerank_videos, rerank_weight)
-    report = {"data": str(data), "split": split, "models": {k: str(v) for k, v in models.items()},
+        corpus += corpus_rows(name, model_dir, data, split,
+                              config.rerankers if i == 0 else None, config.rerank_videos,
+                              config.rerank_weight)
+    report = {"data": str(data), "split": split,
+              "models": {k: str(v) for k, v in config.models.items()},
               "single_video": single, "corpus": corpus, "machine": machine_info()}
-    write_report(out, "fvmr_eval", report, markdown(report))
+    write_report(config.out, "fvmr_eval", report, markdown(report))
     return report
 
 
@@ -116,24 +132,31 @@ def parse_models(values: list[str]) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    """Command-line entry point (see the module docstring); an option not given keeps the
+    default of :class:`AccuracyConfig`."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     argument_default=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--model", action="append", default=[], help="NAME=CHECKPOINT_DIR")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--rerank", action="append", default=[],
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--model", dest="models", action="append", help="NAME=CHECKPOINT_DIR")
+    parser.add_argument("--split")
+    parser.add_argument("--rerank", dest="rerankers", action="append",
                         help="NAME=CHECKPOINT_DIR of a reranker applied on top of the first model")
-    parser.add_argument("--rerank-videos", default="10", help="comma-separated M values")
-    parser.add_argument("--rerank-weight", type=float, default=None,
+    parser.add_argument("--rerank-videos", type=int_tuple, help="comma-separated M values")
+    parser.add_argument("--rerank-weight", type=float,
                         help="fused = w * fast-path + (1 - w) * reranker (default: the "
                         "reranker checkpoint's own w)")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    m_values = tuple(int(m) for m in args.rerank_videos.split(","))
-    report = run(args.data, parse_models(args.model), args.split, args.out,
-                 parse_models(args.rerank), m_values, args.rerank_weight)
-    print(markdown(report))
+    options = vars(parser.parse_args(argv))
+    for name in ("models", "rerankers"):
+        if name in options:
+            options[name] = parse_models(options[name])
+    print(markdown(run(AccuracyConfig(**options))))
     return 0
+
+
+def int_tuple(text: str) -> tuple[int, ...]:
+    """``"1,2"`` -> ``(1, 2)``."""
+    return tuple(int(item) for item in text.split(","))
 
 
 if __name__ == "__main__":

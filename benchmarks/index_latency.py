@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -135,16 +134,17 @@ def markdown(config: LatencyConfig, data: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m moment_search.benchmarks.index_latency --data DIR --out DIR``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """``python -m moment_search.benchmarks.index_latency --data DIR --out DIR``; an option not
+    given keeps the default of :class:`LatencyConfig`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     argument_default=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--k", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
-    run(LatencyConfig(args.data, args.out, args.split, args.queries, args.k, args.threads))
+    parser.add_argument("--split")
+    parser.add_argument("--queries", type=int)
+    parser.add_argument("--k", type=int)
+    parser.add_argument("--threads", type=int)
+    run(LatencyConfig(**vars(parser.parse_args(argv))))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,7 @@ question, answered by ``evaluate model lpnet``.
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,17 @@ from ..errors import DataError
 from . import report
 
 COVER_THRESHOLDS = (0.5, 0.7)
+
+
+@dataclass
+class ProposalsConfig:
+    """One run; ``moment-search benchmark lpnet-proposals`` builds it from its options."""
+
+    model: Path  # the trained LPNet checkpoint directory
+    before: Path  # the checkpoint it started from (``train lpnet``'s OUT/init)
+    out: Path  # report directory (JSON, Markdown, PNG)
+    data: Path | None = None  # corpus whose ground-truth moments are drawn behind (None: none)
+    split: str = "train"  # annotation split of ``data``
 
 
 def proposal_boxes(model_dir: str | Path) -> np.ndarray:
@@ -122,34 +132,16 @@ def to_markdown(result: dict) -> str:
     return "\n".join(parts)
 
 
-def run(model_dir: str, before_dir: str, out: str, data: str | None, split: str) -> dict:
+def run(config: ProposalsConfig) -> dict:
     """Build, write and return the report."""
-    truth = ground_truth_spans(data, split) if data else None
-    result = {"model_dir": str(model_dir), "before_dir": str(before_dir),
-              "split": split if data else None,
+    truth = ground_truth_spans(config.data, config.split) if config.data else None
+    result = {"model_dir": str(config.model), "before_dir": str(config.before),
+              "split": config.split if config.data else None,
               "n_truth": None if truth is None else len(truth),
-              "before": describe(proposal_boxes(before_dir), truth),
-              "after": describe(proposal_boxes(model_dir), truth),
+              "before": describe(proposal_boxes(config.before), truth),
+              "after": describe(proposal_boxes(config.model), truth),
               "machine": report.machine_info()}
-    out_dir = Path(out)
+    out_dir = Path(config.out)
     report.write_report(out_dir, "lpnet_proposals", result, to_markdown(result))
     plot(result, truth, out_dir / "lpnet_proposals.png")
     return result
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m moment_search.benchmarks.lpnet_proposals --model DIR ...``."""
-    parser = argparse.ArgumentParser(prog="lpnet_proposals", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="trained LPNet checkpoint directory")
-    parser.add_argument("--before", required=True, help="the checkpoint it started from")
-    parser.add_argument("--out", required=True, help="report directory")
-    parser.add_argument("--data", help="corpus directory whose ground truth is drawn")
-    parser.add_argument("--split", default="train", help="annotation split of --data")
-    args = parser.parse_args(argv)
-    result = run(args.model, args.before, args.out, args.data, args.split)
-    print(to_markdown(result))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,15 +5,15 @@ annotation split one at a time, timing text encoding (TE: MiniLM + BiLSTM + phi_
 (CML: FAISS inner products + per-video NMS) separately, and in batches of 32. Before timing, it
 checks that the index's top hit equals brute-force search over the stored proposals.
 
-    python -m moment_search.benchmarks.real_corpus --data ../shared/data/charades-sta-clip \\
+    moment-search benchmark real-corpus --data ../shared/data/charades-sta-clip \\
         --split val --out reports/real_corpus
 """
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,17 @@ from ..data.corpus_dir import open_corpus
 from ..indexer.build import BuildConfig, build_index
 from ..search.searcher import Searcher
 from .report import machine_info, machine_markdown, markdown_table, write_report
+
+
+@dataclass
+class RealCorpusConfig:
+    """One run; ``moment-search benchmark real-corpus`` builds it from its options."""
+
+    data: Path  # corpus directory (features + annotations)
+    out: Path  # report directory
+    split: str = "val"  # the split whose queries are timed
+    k: int = 10  # moments per query
+    index_kind: str = "flat"  # flat | hnsw (its top hits are checked against brute force)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -71,13 +82,15 @@ def time_queries(searcher: Searcher, texts: list[str], k: int) -> dict:
             "batch32_per_query": percentiles(batched) if batched else None}
 
 
-def run(data: Path, split: str, out: Path, k: int = 10, index_kind: str = "flat") -> dict:
+def run(config: RealCorpusConfig) -> dict:
     """Build, verify, time; write ``real_corpus.json`` and ``real_corpus.md``."""
+    data, split, k = config.data, config.split, config.k
     corpus, _ = open_corpus(data, split=split)
     texts = [q.text for q in corpus.queries]
     with tempfile.TemporaryDirectory() as tmp:
         begin = time.perf_counter()
-        report = build_index(data, Path(tmp) / "index", config=BuildConfig(index_kind=index_kind))
+        report = build_index(data, Path(tmp) / "index",
+                             config=BuildConfig(index_kind=config.index_kind))
         build_s = time.perf_counter() - begin
         searcher = Searcher.open(Path(tmp) / "index")
         checked = texts[:50]
@@ -89,7 +102,7 @@ def run(data: Path, split: str, out: Path, k: int = 10, index_kind: str = "flat"
               "proposals_per_s": report.n_proposals / build_s, "queries": len(texts), "k": k,
               "top1_agrees_with_brute_force": f"{agree}/{len(checked)}", **timings,
               "machine": machine_info()}
-    write_report(out, "real_corpus", result, markdown(result))
+    write_report(config.out, "real_corpus", result, markdown(result))
     return result
 
 
@@ -108,20 +121,3 @@ def markdown(result: dict) -> str:
         markdown_table(rows, ["step", "p50_ms", "p95_ms"]),
         machine_markdown(result["machine"]),
     ])
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--split", default="val", help="queries to time")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--index", default="flat", help="flat | hnsw (checked exactly)")
-    args = parser.parse_args(argv)
-    print(markdown(run(args.data, args.split, args.out, args.k, args.index)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,16 +12,15 @@ Measure (val): val sentences over an index of the 150 val videos vs the held-out
 negatives, through ``Searcher.search_many`` with the fitted calibration: AUROC of the top
 relevance, the share of val sentences marked "no good match", per source, examples.
 
-    python -m moment_search.benchmarks.relevance --data ../shared/data/charades-sta-clip \\
+    moment-search benchmark relevance --data ../shared/data/charades-sta-clip \\
         --annotations ../shared/data/annotations --work /tmp/relevance --out reports/relevance \\
         --write-model moment_search/pretrained/fvmr-charades-clip
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,28 @@ from ..eval.relevance import (
 )
 from ..search.relevance import RelevanceModel, sigmoid
 from .report import machine_info, markdown_table, progress, write_report
+
+
+@dataclass
+class RelevanceConfig:
+    """One run; ``moment-search benchmark relevance`` builds it from its options."""
+
+    work: Path  # where the train and val indexes are (built when absent)
+    out: Path  # report directory
+    data: Path = Path("../shared/data/charades-sta-clip")  # the charades-sta-clip corpus
+    # TACoS, ActivityNet, Charades classes and CSV (the out-of-domain sentences)
+    annotations: Path = Path("../shared/data/annotations")
+    model: Path | None = None  # FVMR checkpoint (None: the shipped one)
+    share: float = 0.05  # train sentences allowed under the no-good-match threshold
+    write_model: Path | None = None  # write the calibration into this checkpoint folder
+
+    def command(self) -> str:
+        """The ``moment-search benchmark relevance`` command line of this run."""
+        options = ["--data", self.data, "--annotations", self.annotations, "--work", self.work,
+                   "--out", self.out, "--share", self.share]
+        options += ["--model", self.model] if self.model else []
+        options += ["--write-model", self.write_model] if self.write_model else []
+        return "moment-search benchmark relevance " + " ".join(map(str, options))
 
 ISSUE_QUERIES = ("a dolphin jumps over a car", "🐬🚗🐬", "一个人在厨房里打开冰箱门",
                  "person opens the refrigerator")
@@ -153,25 +174,26 @@ def _issue_queries(searcher) -> list[dict]:
     return rows
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(config: RelevanceConfig) -> dict:
+    """Fit on train, measure on val, write ``relevance.json`` and ``relevance.md`` (and the
+    calibration into ``config.write_model``); returns the report."""
     from ..data.readers.charades_csv import read_charades_classes, read_charades_csv
     from ..indexer.store import MODEL_DIR
     from ..search.searcher import Searcher
 
-    annotations = Path(args.annotations)
+    annotations = Path(config.annotations)
     classes = read_charades_classes(annotations / "charades" / "Charades_v1_classes.txt")
     videos = read_charades_csv(annotations / "charades" / "Charades_v1_test_sta1000.csv")
     vocabulary = charades_vocabulary(classes, [o for v in videos.values() for o in v.objects])
     by_source = out_of_domain_sentences(annotations, vocabulary)
     fit_half = [s for sentences in by_source.values() for s in sentences if not held_out(s)]
     eval_half = {k: [s for s in v if held_out(s)] for k, v in by_source.items()}
-    work, data = Path(args.work), Path(args.data)
-    model = Path(args.model) if args.model else None
+    work, data, model = Path(config.work), Path(config.data), config.model
     train = Searcher.open(ensure_index(data, "train", work / "train", model))
     texts, video_ids = split_sentences(data, "train")
     progress(f"fitting on {len(texts)} train sentences and {len(fit_half)} negatives")
     calibration, figures = fit(train, texts, video_ids, fit_half,
-                               bank_width(train.index_dir / MODEL_DIR), args.share)
+                               bank_width(train.index_dir / MODEL_DIR), config.share)
     info = train.catalog.info()
     calibration.model_id, calibration.config_hash = info.model_id, info.config_hash
     val = Searcher.open(ensure_index(data, "val", work / "val", model))
@@ -180,12 +202,12 @@ def run(args: argparse.Namespace) -> dict:
     measured = measure(val, split_sentences(data, "val")[0], eval_half)
     calibration.fit = {**figures, "val_auroc": measured["auroc"],
                        "val_false_no_match_rate": measured["false_no_match_rate"]}
-    if args.write_model:
-        calibration.save(args.write_model)
-    report = {"command": args.command, "calibration": {k: v for k, v in calibration.to_dict()
+    if config.write_model:
+        calibration.save(config.write_model)
+    report = {"command": config.command(), "calibration": {k: v for k, v in calibration.to_dict()
                                                        .items() if k != "fit"},
               "fit": figures, "val": measured, "machine": machine_info()}
-    write_report(args.out, "relevance", report, markdown(report))
+    write_report(config.out, "relevance", report, markdown(report))
     return report
 
 
@@ -211,25 +233,3 @@ def markdown(report: dict) -> str:
              "## Negatives with the highest relevance", "",
              markdown_table(val["highest_negatives"], ["query", "relevance", "top_score"]), ""]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="charades-sta-clip corpus directory")
-    parser.add_argument("--annotations", required=True, help="the annotations/ directory")
-    parser.add_argument("--work", required=True, help="where the train and val indexes live "
-                        "(built when absent)")
-    parser.add_argument("--out", required=True, help="report directory")
-    parser.add_argument("--model", default=None, help="FVMR checkpoint (default: shipped)")
-    parser.add_argument("--share", type=float, default=0.05,
-                        help="train positives allowed under the threshold")
-    parser.add_argument("--write-model", default=None,
-                        help="write relevance.json + relevance-bank.npy into this checkpoint")
-    argv = sys.argv[1:] if argv is None else argv
-    args = parser.parse_args(argv)
-    args.command = "moment-search benchmark relevance " + " ".join(argv)
-    return run(args)
-
-
-if __name__ == "__main__":
-    main()

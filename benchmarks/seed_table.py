@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
@@ -23,6 +24,17 @@ from .report import markdown_table, write_report
 
 METRICS = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU"]
 PAIRINGS = (None, "shuffled-video", "shuffled-query")
+
+
+@dataclass
+class SeedTableConfig:
+    """One run; :func:`main` builds it from the command line."""
+
+    data: Path  # corpus directory (features + annotations)
+    out: Path  # report directory
+    models: list[str]  # one recipe each: LABEL=LOCALIZER:DIR[,DIR...] (a checkpoint per seed)
+    split: str = "val"  # the split evaluated
+    controls: bool = True  # also the shuffled-video and shuffled-query pairings
 
 
 def parse_model(text: str) -> tuple[str, str, list[Path]]:
@@ -50,15 +62,16 @@ def recipe_rows(label: str, localizer: str, dirs: list[Path], data: Path, split:
     return rows
 
 
-def run(models: list[str], data: Path, split: str, out: Path, controls: bool = True) -> dict:
-    """Every recipe; writes ``seeds.json`` and ``seeds.md`` into ``out``."""
+def run(config: SeedTableConfig) -> dict:
+    """Every recipe; writes ``seeds.json`` and ``seeds.md`` into ``config.out``."""
+    data, split = Path(config.data), config.split
     rows, sources = [], {}
-    for text in models:
+    for text in config.models:
         label, localizer, dirs = parse_model(text)
         sources[label] = {"localizer": localizer, "checkpoints": [str(d) for d in dirs]}
-        rows += recipe_rows(label, localizer, dirs, data, split, controls)
+        rows += recipe_rows(label, localizer, dirs, data, split, config.controls)
     report = {"data": str(data), "split": split, "recipes": sources, "rows": rows}
-    write_report(out, "seeds", report, markdown(report))
+    write_report(config.out, "seeds", report, markdown(report))
     return report
 
 
@@ -75,13 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--split", default="val")
+    parser.add_argument("--split", default=SeedTableConfig.split)
     parser.add_argument("--model", action="append", required=True,
                         help="LABEL=LOCALIZER:DIR[,DIR...]")
     parser.add_argument("--no-controls", action="store_true")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    print(markdown(run(args.model, args.data, args.split, args.out, not args.no_controls)))
+    config = SeedTableConfig(args.data, args.out, args.model, args.split, not args.no_controls)
+    print(markdown(run(config)))
     return 0
 
 

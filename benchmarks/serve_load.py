@@ -5,13 +5,12 @@ each client count, that many threads send ``GET /api/search`` with the next val 
 ``--duration`` seconds (bounded in count and time, loopback only), then: queries per second,
 p50 / p95 / p99 latency, errors. Optionally the same with ``rerank=NAME``.
 
-    python -m moment_search.benchmarks.serve_load --index moment-index --data CORPUS \\
+    moment-search benchmark serve --index moment-index --data CORPUS \\
         --clients 1,4,16 --duration 30 --rerank pln --out reports/serve
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import subprocess
@@ -19,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,29 @@ from .report import (
 )
 
 MAX_CLIENTS = 64
+MAX_DURATION_S = 300.0
+
+
+@dataclass
+class ServeLoadConfig:
+    """One run; ``moment-search benchmark serve`` builds it from its options."""
+
+    index: Path  # the index served
+    data: Path  # corpus whose sentences the clients send
+    out: Path  # report directory (serve.json, serve.md, plot)
+    clients: tuple[int, ...] = (1, 4, 16)  # concurrent client counts (at most MAX_CLIENTS)
+    duration: float = 30.0  # seconds per point (at most MAX_DURATION_S)
+    batches: tuple[int, ...] = (32, 1)  # server --batch values compared
+    rerank: str | None = None  # also run every point with this reranker
+    split: str = "val"  # the split whose sentences are sent
+
+    def command(self) -> str:
+        """The ``moment-search benchmark serve`` command line of this run."""
+        options = ["--index", self.index, "--data", self.data, "--out", self.out, "--clients",
+                   ",".join(map(str, self.clients)), "--duration", self.duration, "--batches",
+                   ",".join(map(str, self.batches)), "--split", self.split]
+        options += ["--rerank", self.rerank] if self.rerank else []
+        return "moment-search benchmark serve " + " ".join(map(str, options))
 
 
 def free_port() -> int:
@@ -140,15 +163,16 @@ def measure_server(index: Path, sentences: list[str], clients: list[int], durati
         server.log.close()
 
 
-def run(args) -> list[dict]:
-    sentences = val_sentences(args.data, args.split)
+def measure(config: ServeLoadConfig) -> list[dict]:
+    """One row per (server batch, rerank, client count)."""
+    sentences = val_sentences(config.data, config.split)
     rows = []
-    for batch in args.batches:
-        for rerank in [None] + ([args.rerank] if args.rerank else []):
+    for batch in config.batches:
+        for rerank in [None] + ([config.rerank] if config.rerank else []):
             progress(f"server: batch {batch}, rerank {rerank}")
             params = {"k": 10, **({"rerank": rerank} if rerank else {})}
-            measured = measure_server(args.index, sentences, args.clients, args.duration,
-                                      params, batch, rerank)
+            measured = measure_server(config.index, sentences, list(config.clients),
+                                      config.duration, params, batch, rerank)
             rows += [{"batch": batch, "rerank": rerank or "-", **row} for row in measured]
     return rows
 
@@ -175,32 +199,23 @@ def plot(rows: list[dict], out: Path) -> None:
     save_figure(figure, out / "serve_latency.png")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True, help="corpus with the sentences")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--clients", default="1,4,16")
-    parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--batches", default="32,1", help="server --batch values to compare")
-    parser.add_argument("--rerank", default=None)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    args.clients = [int(c) for c in args.clients.split(",")]
-    args.batches = [int(b) for b in args.batches.split(",")]
-    if max(args.clients) > MAX_CLIENTS or args.duration > 300:
-        raise InputError(f"at most {MAX_CLIENTS} clients and 300 s per point")
-    rows = run(args)
+def run(config: ServeLoadConfig) -> dict:
+    """Measure, then write ``serve.json``, ``serve.md`` and ``serve_latency.png``; returns the
+    report.
+
+    Raises:
+        InputError: more than MAX_CLIENTS clients or MAX_DURATION_S seconds per point.
+    """
+    if max(config.clients) > MAX_CLIENTS or config.duration > MAX_DURATION_S:
+        raise InputError(f"at most {MAX_CLIENTS} clients and {MAX_DURATION_S:.0f} s per point")
+    rows = measure(config)
     columns = ["batch", "rerank", "clients", "requests", "errors", "qps", "p50_ms", "p95_ms",
                "p99_ms"]
-    command = "moment-search benchmark serve " + " ".join(argv or sys.argv[1:])
+    command = config.command()
     text = (f"# Serving under load\n\n`{command}`\n\n{markdown_table(rows, columns)}\n\n"
             f"{machine_markdown(machine_info())}\n")
-    write_report(args.out, "serve", {"command": command, "rows": rows,
-                                     "machine": machine_info(),
-                                     "omp_threads": os.environ.get("OMP_NUM_THREADS")}, text)
-    plot(rows, args.out)
-
-
-if __name__ == "__main__":
-    main()
+    report = {"command": command, "rows": rows, "machine": machine_info(),
+              "omp_threads": os.environ.get("OMP_NUM_THREADS")}
+    write_report(config.out, "serve", report, text)
+    plot(rows, config.out)
+    return report

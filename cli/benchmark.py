@@ -57,13 +57,13 @@ def corpus_scale(
 def real_corpus(
     data: Path = typer.Option(..., help="Corpus directory (features + annotations)."),
     out: Path = typer.Option(..., help="Report directory."),
-    split: str = typer.Option("val", help="Split whose queries are timed."),
+    split: str = typer.Option(None, help="Split whose queries are timed."),
 ) -> None:
     """Index build time and TE / CML query latency on a real corpus, checked against brute force."""
-    from moment_search.benchmarks import real_corpus as bench
+    from moment_search.benchmarks.real_corpus import RealCorpusConfig, markdown, run
 
     with user_errors():
-        bench.main(["--data", str(data), "--split", split, "--out", str(out)])
+        typer.echo(markdown(run(_config(RealCorpusConfig, data=data, out=out, split=split))))
 
 
 @app.command("fvmr-accuracy")
@@ -72,24 +72,21 @@ def fvmr_accuracy(
     out: Path = typer.Option(..., help="Report directory."),
     model: list[str] = typer.Option(..., help="NAME=CHECKPOINT_DIR (repeatable)."),
     rerank: list[str] = typer.Option(None, help="NAME=CHECKPOINT_DIR of a reranker on top."),
-    rerank_videos: str = typer.Option("10", help="Comma-separated M values for the rerank."),
+    rerank_videos: str = typer.Option(None, help="Comma-separated M values for the rerank."),
     rerank_weight: float = typer.Option(None, min=0.0, max=1.0,
                                         help="Fused = w * fast-path + (1 - w) * reranker "
                                         "(default: each reranker checkpoint's own w)."),
-    split: str = typer.Option("val", help="Split to evaluate."),
+    split: str = typer.Option(None, help="Split to evaluate."),
 ) -> None:
     """Single-video metrics with prior controls and corpus-search metrics per model."""
-    from moment_search.benchmarks import fvmr_eval as bench
+    from moment_search.benchmarks.fvmr_eval import AccuracyConfig, markdown, parse_models, run
 
-    argv = ["--data", str(data), "--out", str(out), "--split", split]
-    argv += ["--rerank-weight", str(rerank_weight)] if rerank_weight is not None else []
-    for item in model:
-        argv += ["--model", item]
-    for item in rerank or []:
-        argv += ["--rerank", item]
-    argv += ["--rerank-videos", rerank_videos]
     with user_errors():
-        bench.main(argv)
+        config = _config(AccuracyConfig, data=data, out=out, models=parse_models(model),
+                         rerankers=parse_models(rerank) if rerank else None,
+                         rerank_videos=_items(rerank_videos, int),
+                         rerank_weight=rerank_weight, split=split)
+        typer.echo(markdown(run(config)))
 
 
 @app.command("lpnet-proposals")
@@ -98,22 +95,22 @@ def lpnet_proposals(
     before: Path = typer.Option(..., help="Its starting point (train lpnet's OUT/init)."),
     out: Path = typer.Option(..., help="Report directory (JSON, Markdown, PNG)."),
     data: Path = typer.Option(None, help="Corpus whose ground-truth moments are drawn behind."),
-    split: str = typer.Option("train", help="Annotation split of --data."),
+    split: str = typer.Option(None, help="Annotation split of --data."),
 ) -> None:
     """Where LPNet's learnable proposals ended up: centres x widths before and after training."""
-    from moment_search.benchmarks import lpnet_proposals as bench
+    from moment_search.benchmarks.lpnet_proposals import ProposalsConfig, run, to_markdown
 
-    argv = ["--model", str(model), "--before", str(before), "--out", str(out), "--split", split]
-    argv += ["--data", str(data)] if data else []
     with user_errors():
-        bench.main(argv)
+        config = _config(ProposalsConfig, model=model, before=before, out=out, data=data,
+                         split=split)
+        typer.echo(to_markdown(run(config)))
     console.print(f"report written to {out}")
 
 
 # options shared by the report commands (typer reads them as defaults; sharing is safe)
 CORPUS = typer.Option(..., help="Corpus directory (features + annotations).")
-ANSWERED_SPLIT = typer.Option("val", help="Split whose queries are answered.")
-MODELS = typer.Option("fvmr,pln", help="NAME[=CHECKPOINT_DIR],... (default: shipped).")
+ANSWERED_SPLIT = typer.Option(None, help="Split whose queries are answered.")
+MODELS = typer.Option(None, help="NAME[=CHECKPOINT_DIR],... (no DIR: the shipped checkpoint).")
 
 
 @app.command("speed-accuracy")
@@ -122,15 +119,19 @@ def speed_accuracy(
     out: Path = typer.Option(..., help="Report directory (report.json, report.md, plots)."),
     split: str = ANSWERED_SPLIT,
     models: str = MODELS,
-    preset: str = typer.Option("small", help="small (a few minutes) | medium | large."),
-    device: str = typer.Option("cpu", help="auto | cpu | cuda[:N] for the models and FAISS."),
+    preset: str = typer.Option(None, help="small (a few minutes) | medium | large."),
+    device: str = typer.Option(None, help="auto | cpu | cuda[:N] for the models and FAISS."),
 ) -> None:
     """TE / CML / ALL and accuracy per model, index vs cascade vs brute-force scan, scaling."""
-    from moment_search.benchmarks.speed_accuracy import run as bench
+    from moment_search.benchmarks.speed_accuracy.presets import get_preset, parse_models
+    from moment_search.benchmarks.speed_accuracy.run import SpeedAccuracyConfig, run
+    from moment_search.benchmarks.speed_accuracy.tables import markdown
 
     with user_errors():
-        bench.main(["--data", str(data), "--out", str(out), "--split", split, "--models", models,
-                    "--preset", preset, "--device", device])
+        config = _config(SpeedAccuracyConfig, data=data, out=out, split=split,
+                         models=parse_models(models) if models else None,
+                         preset=get_preset(preset) if preset else None, device=device)
+        typer.echo(markdown(run(config)))
 
 
 @app.command("devices")
@@ -139,15 +140,18 @@ def devices(
     out: Path = typer.Option(..., help="Report directory (devices.json, devices.md)."),
     split: str = ANSWERED_SPLIT,
     models: str = MODELS,
-    device_list: str = typer.Option("cpu,cuda", "--devices", help="Devices to compare."),
-    sizes: str = typer.Option("150,1000,5000", help="Corpus sizes (videos) of the scan."),
+    device_list: str = typer.Option(None, "--devices", help="Devices to compare."),
+    sizes: str = typer.Option(None, help="Corpus sizes (videos) of the scan."),
 ) -> None:
     """Single-video steps and the cross-modal scan on each device (no FAISS needed)."""
-    from moment_search.benchmarks.speed_accuracy import devices as bench
+    from moment_search.benchmarks.speed_accuracy.devices import DevicesConfig, markdown, run
+    from moment_search.benchmarks.speed_accuracy.presets import parse_models
 
     with user_errors():
-        bench.main(["--data", str(data), "--out", str(out), "--split", split, "--models", models,
-                    "--devices", device_list, "--sizes", sizes])
+        config = _config(DevicesConfig, data=data, out=out, split=split,
+                         models=parse_models(models) if models else None,
+                         devices=_items(device_list), sizes=_items(sizes, int))
+        typer.echo(markdown(run(config)))
 
 
 @app.command("corpus-eval")
@@ -159,24 +163,23 @@ def corpus_eval(
     model: Path = typer.Option(None, help="A search checkpoint evaluated as it is, instead of "
                                "a grid (default when --fvmr is not given: the shipped one)."),
     video_text: Path = typer.Option(None, help="Video-text checkpoint (for beta > 0)."),
-    video_weights: str = typer.Option(None, help="Comma-separated beta values (default 0)."),
-    hub_weights: str = typer.Option(None, help="Comma-separated gamma values (default 0)."),
-    hub_bank: int = typer.Option(500, min=1, help="Training sentences of the hub bank."),
+    video_weights: str = typer.Option(None, help="Comma-separated beta values."),
+    hub_weights: str = typer.Option(None, help="Comma-separated gamma values."),
+    hub_bank: int = typer.Option(None, min=1, help="Training sentences of the hub bank."),
     positives: Path = typer.Option(None, help="MVMR positives file (e.g. charades_test_mvmr"
                                    ".json): adds multi-positive R@1/10/100 at IoU 0.5/0.7."),
-    split: str = typer.Option("val", help="Split whose videos and sentences are searched."),
+    split: str = typer.Option(None, help="Split whose videos and sentences are searched."),
 ) -> None:
     """Corpus search, video retrieval and hubness per checkpoint (a (beta, gamma) grid or one)."""
-    from moment_search.benchmarks import corpus_eval as bench
+    from moment_search.benchmarks.corpus_eval import CorpusEvalConfig, markdown, run
 
-    argv = ["--data", str(data), "--out", str(out), "--split", split, "--hub-bank", str(hub_bank)]
-    options = {"--fvmr": fvmr, "--model": model, "--video-text": video_text,
-               "--video-weights": video_weights, "--hub-weights": hub_weights,
-               "--positives": positives}
-    argv += [item for name, value in options.items() if value is not None
-             for item in (name, str(value))]
     with user_errors():
-        bench.main(argv)
+        config = _config(CorpusEvalConfig, data=data, out=out, split=split, fvmr=fvmr,
+                         model=model, video_text=video_text,
+                         video_weights=_items(video_weights, float),
+                         hub_weights=_items(hub_weights, float), hub_bank=hub_bank,
+                         positives=positives)
+        typer.echo(markdown(run(config)))
     console.print(f"report written to {out}")
 
 
@@ -185,20 +188,20 @@ def serve_load(
     index: Path = typer.Option(..., help="Index directory to serve."),
     data: Path = typer.Option(..., help="Corpus whose sentences the clients send."),
     out: Path = typer.Option(..., help="Report directory (serve.json, serve.md, plot)."),
-    clients: str = typer.Option("1,4,16", help="Comma-separated concurrent client counts."),
-    duration: float = typer.Option(30.0, help="Seconds per point (at most 300)."),
-    batches: str = typer.Option("32,1", help="Server --batch values to compare."),
+    clients: str = typer.Option(None, help="Comma-separated concurrent client counts."),
+    duration: float = typer.Option(None, help="Seconds per point (at most 300)."),
+    batches: str = typer.Option(None, help="Server --batch values to compare."),
     rerank: str = typer.Option(None, help="Also run every point with this reranker."),
-    split: str = typer.Option("val", help="Split whose sentences are sent."),
+    split: str = typer.Option(None, help="Split whose sentences are sent."),
 ) -> None:
     """Queries/s and p50/p95/p99 latency of 'moment-search serve' under concurrent clients."""
-    from moment_search.benchmarks import serve_load as bench
+    from moment_search.benchmarks.serve_load import ServeLoadConfig, run
 
-    argv = ["--index", str(index), "--data", str(data), "--out", str(out), "--clients", clients,
-            "--duration", str(duration), "--batches", batches, "--split", split]
-    argv += ["--rerank", rerank] if rerank else []
     with user_errors():
-        bench.main(argv)
+        run(_config(ServeLoadConfig, index=index, data=data, out=out,
+                    clients=_items(clients, int), duration=duration,
+                    batches=_items(batches, int), rerank=rerank, split=split))
+    console.print(f"report written to {out}")
 
 
 @app.command("query-latency")
@@ -206,73 +209,50 @@ def query_latency(
     index: Path = typer.Option(..., help="Index directory (with its ONNX query encoder)."),
     data: Path = CORPUS,
     out: Path = typer.Option(..., help="Report directory (query_latency.json/.md/.png)."),
-    split: str = typer.Option("val", help="Split whose sentences are searched."),
-    encoders: str = typer.Option("pytorch,fp32,int8", help="Encoders compared (those the "
-                                 "index lacks are skipped, and the report says so)."),
-    cold_runs: int = typer.Option(5, min=1, help="Fresh processes timed per command."),
-    warm_queries: int = typer.Option(300, min=1, help="Sentences timed warm per setting."),
-    clients: str = typer.Option("1,8,32", help="Concurrent client counts for serve."),
-    duration: float = typer.Option(10.0, min=1.0, max=300.0, help="Seconds per serve point."),
-    skip_serve: bool = typer.Option(False, help="Leave out the served measurements."),
+    split: str = typer.Option(None, help="Split whose sentences are searched."),
+    encoders: str = typer.Option(None, help="Encoders compared, from pytorch,fp32,int8 (those "
+                                 "the index lacks are skipped, and the report says so)."),
+    cold_runs: int = typer.Option(None, min=1, help="Fresh processes timed per command."),
+    warm_queries: int = typer.Option(None, min=1, help="Sentences timed warm per setting."),
+    clients: str = typer.Option(None, help="Concurrent client counts for serve."),
+    duration: float = typer.Option(None, min=1.0, max=300.0, help="Seconds per serve point."),
+    skip_serve: bool = typer.Option(None, "--skip-serve",
+                                    help="Leave out the served measurements."),
     baseline_index: Path = typer.Option(None, help="A flat index to run today's path on "
                                         "beside (PyTorch encoder, one served worker thread)."),
 ) -> None:
     """Cold CLI query, warm search and served throughput with each query encoder, in one run."""
     from moment_search.benchmarks.query_latency import LatencyConfig, write
 
-    config = LatencyConfig(index, data, out, split, tuple(encoders.split(",")), cold_runs,
-                           warm_queries, tuple(int(c) for c in clients.split(",")), duration,
-                           skip_serve, baseline_index)
     with user_errors():
-        write(config)
+        write(_config(LatencyConfig, index=index, data=data, out=out, split=split,
+                      encoders=_items(encoders), cold_runs=cold_runs,
+                      warm_queries=warm_queries, clients=_items(clients, int),
+                      duration=duration, skip_serve=skip_serve,
+                      baseline_index=baseline_index))
     console.print(f"report written to {out}")
 
 
 @app.command("relevance")
 def relevance(
-    data: Path = typer.Option(Path("../shared/data/charades-sta-clip"),
-                              help="charades-sta-clip corpus directory."),
-    annotations: Path = typer.Option(Path("../shared/data/annotations"),
-                                     help="The annotations/ directory (TACoS, ActivityNet, "
-                                     "Charades classes and CSV)."),
     work: Path = typer.Option(..., help="Where the train and val indexes are (built if absent)."),
     out: Path = typer.Option(..., help="Report directory."),
+    data: Path = typer.Option(None, help="charades-sta-clip corpus directory."),
+    annotations: Path = typer.Option(None, help="The annotations/ directory (TACoS, "
+                                     "ActivityNet, Charades classes and CSV)."),
     model: Path = typer.Option(None, help="FVMR checkpoint (default: shipped)."),
-    share: float = typer.Option(0.05, min=0.0, max=1.0,
+    share: float = typer.Option(None, min=0.0, max=1.0,
                                 help="Train sentences allowed under the no-good-match threshold."),
     write_model: Path = typer.Option(None, help="Write the calibration (relevance.json + "
                                      "relevance-bank.npy) into this checkpoint folder."),
 ) -> None:
     """Fit the relevance calibration on train, measure it on val (AUROC, false no-match rate)."""
-    from moment_search.benchmarks import relevance as bench
+    from moment_search.benchmarks.relevance import RelevanceConfig, run
 
-    argv = ["--data", str(data), "--annotations", str(annotations), "--work", str(work),
-            "--out", str(out), "--share", str(share)]
-    argv += ["--model", str(model)] if model else []
-    argv += ["--write-model", str(write_model)] if write_model else []
     with user_errors():
-        report = bench.main(argv)
+        report = run(_config(RelevanceConfig, work=work, out=out, data=data,
+                             annotations=annotations, model=model, share=share,
+                             write_model=write_model))
     val = report["val"]
     console.print(f"val AUROC {val['auroc']:.3f}, val sentences marked no good match "
                   f"{val['false_no_match_rate']:.1%}; report written to {out}")
-
-
-@app.command("ray")
-def ray_throughput(
-    videos: list[Path] = typer.Option([Path("../shared/data/videos/v_GGSY1Qvo990.mp4"),
-                                       Path("../shared/data/videos/v_ZNVhz7ctTq0.mp4")],
-                                      "--video", help="Video files to ingest (repeatable)."),
-    copies: int = typer.Option(2, min=1, help="Copies of each video (distinct ids)."),
-    data: Path = typer.Option(Path("../shared/data/charades-sta-clip"),
-                              help="Feature corpus whose index build is timed."),
-    out: Path = typer.Option(Path("reports/ray"), help="Report directory."),
-) -> None:
-    """Frames/s of ingest and proposals/s of index build: single process vs 1 and 2 Ray
-    workers on a local cluster (needs the ray extra of moment-search)."""
-    from moment_search.benchmarks import ray_throughput as bench
-
-    argv = ["--videos", *map(str, videos), "--copies", str(copies), "--data", str(data),
-            "--out", str(out)]
-    with user_errors():
-        bench.main(argv)
-    console.print(f"report written to {out}")

@@ -1,8 +1,8 @@
 """The speed-accuracy report, modelled on the FVMR paper's Table 1 and Figure 1.
 
 ``moment-search benchmark speed-accuracy --data DIR --split val --models fvmr,pln --out REPORT``
-(or ``python -m moment_search.benchmarks.speed_accuracy.run``) writes ``report.json``,
-``report.md``, ``speed_accuracy.png`` and ``scaling.png``:
+(or ``run.run(SpeedAccuracyConfig(...))``) writes ``report.json``, ``report.md``,
+``speed_accuracy.png`` and ``scaling.png``:
 
 * :mod:`.single_video`: TE / CML / NMS / ALL per query per video (median and p95, warm-up
   excluded) and R@{1,5}, IoU={0.3,0.5,0.7}, mIoU, for the prior and every model named;

@@ -11,7 +11,7 @@ report (``run``) needs FAISS for the index.
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...data.corpus_dir import open_corpus
@@ -19,11 +19,25 @@ from ...registry import list_rerankers
 from ...search.rerank import load_reranker
 from ..report import machine_info, machine_markdown, markdown_table, write_json, write_markdown
 from . import brute_force
-from .presets import parse_models
+from .presets import default_models
 from .single_video import single_video_rows
 
 SIZES = (150, 1_000, 5_000)  # videos scanned (the split's videos repeated)
 SCAN_QUERIES = 10
+
+
+@dataclass
+class DevicesConfig:
+    """One run; ``moment-search benchmark devices`` builds it from its options."""
+
+    data: Path  # corpus directory (features + annotations)
+    out: Path  # report directory (devices.json, devices.md)
+    split: str = "val"  # the split whose queries are answered
+    # name -> checkpoint (None: the shipped one); the CLI's --models NAME[=CHECKPOINT_DIR],...
+    models: dict[str, Path | None] = field(default_factory=default_models)
+    devices: tuple[str, ...] = ("cpu", "cuda")  # compared
+    sizes: tuple[int, ...] = SIZES  # videos of the scan
+    warmup: int = 3  # untimed queries before each single-video measurement
 
 
 def scan_rows(data: Path, split: str, name: str, model_dir: Path | None, device: str,
@@ -41,18 +55,19 @@ def scan_rows(data: Path, split: str, name: str, model_dir: Path | None, device:
     return rows
 
 
-def run(data: Path, split: str, models: dict[str, Path | None], devices: list[str], out: Path,
-        sizes: tuple[int, ...] = SIZES, warmup: int = 3) -> dict:
-    """Measure every device; write ``devices.json`` and ``devices.md`` into ``out``."""
+def run(config: DevicesConfig) -> dict:
+    """Measure every device; write ``devices.json`` and ``devices.md`` into ``config.out``."""
+    data, split, models = Path(config.data), config.split, config.models
     single, scans = [], []
-    for device in devices:
+    for device in config.devices:
         single += [{"device": device, **row}
-                   for row in single_video_rows(data, split, models, device, warmup)]
+                   for row in single_video_rows(data, split, models, device, config.warmup)]
         for name, model_dir in models.items():
             if name in list_rerankers():
-                scans += scan_rows(data, split, name, model_dir, device, sizes)
-    report = {"data": str(data), "split": split, "devices": devices, "single_video": single,
-              "scan": scans, "machine": machine_info()}
+                scans += scan_rows(data, split, name, model_dir, device, config.sizes)
+    report = {"data": str(data), "split": split, "devices": list(config.devices),
+              "single_video": single, "scan": scans, "machine": machine_info()}
+    out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "devices.json", report)
     write_markdown(out / "devices.md", markdown(report))
@@ -73,24 +88,3 @@ def markdown(report: dict) -> str:
                                         "ms_p95"]),
         machine_markdown(report["machine"]),
     ])
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(description="Model steps on each device.")
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--models", default="fvmr,pln", help="NAME[=CHECKPOINT_DIR],...")
-    parser.add_argument("--devices", default="cpu,cuda")
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    sizes = tuple(int(s) for s in args.sizes.split(","))
-    report = run(args.data, args.split, parse_models(args.models), args.devices.split(","),
-                 args.out, sizes)
-    print(markdown(report))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

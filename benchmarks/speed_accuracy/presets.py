@@ -65,6 +65,14 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
+DEFAULT_MODELS = "fvmr,pln"  # what the reports time when no model is named (shipped checkpoints)
+
+
+def default_models() -> dict[str, Path | None]:
+    """:data:`DEFAULT_MODELS` parsed (a fresh dict per call)."""
+    return parse_models(DEFAULT_MODELS)
+
+
 def parse_models(text: str) -> dict[str, Path | None]:
     """``"fvmr,pln=DIR"`` -> ``{"fvmr": None, "pln": Path("DIR")}`` (None: shipped checkpoint).
 

@@ -1,17 +1,15 @@
 """Run the speed-accuracy report (see the package docstring).
 
-    python -m moment_search.benchmarks.speed_accuracy.run --data ../shared/data/charades-sta-clip \\
+    moment-search benchmark speed-accuracy --data ../shared/data/charades-sta-clip \\
         --split val --models fvmr,pln --out reports/speed_accuracy
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
-import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ...registry import list_rerankers
@@ -20,12 +18,36 @@ from ..report import machine_info, write_json, write_markdown
 from . import scaling
 from .corpus import corpus_rows
 from .plots import plot_scaling, plot_speed_accuracy
-from .presets import Preset, get_preset, parse_models
+from .presets import Preset, default_models, get_preset
 from .single_video import single_video_rows
 from .tables import markdown
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # recorded with the command
 PREFERRED_M = 10  # the cascade drawn in the scaling figure (else the smallest M measured)
+
+
+@dataclass
+class SpeedAccuracyConfig:
+    """One run; ``moment-search benchmark speed-accuracy`` builds it from its options."""
+
+    data: Path  # corpus directory (features + annotations)
+    out: Path  # report directory (report.json, report.md, plots)
+    split: str = "val"  # the split whose queries are answered
+    # name -> checkpoint (None: the shipped one); the CLI's --models NAME[=CHECKPOINT_DIR],...
+    models: dict[str, Path | None] = field(default_factory=default_models)
+    preset: Preset = field(default_factory=lambda: get_preset("small"))
+    device: str = "cpu"  # auto | cpu | cuda[:N], for the models and FAISS
+
+    def command(self) -> str:
+        """The command line of this run, with the thread variables set (recorded in the
+        report)."""
+        models = ",".join(name if path is None else f"{name}={path}"
+                          for name, path in self.models.items())
+        options = ["--data", self.data, "--out", self.out, "--split", self.split, "--models",
+                   models, "--preset", self.preset.name, "--device", self.device]
+        threads = " ".join(f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ)
+        return (threads + " " if threads else "") + "moment-search benchmark speed-accuracy " + (
+            shlex.join(map(str, options)))
 
 
 def cascade_row(rows: list[dict], name: str) -> dict:
@@ -81,10 +103,12 @@ def device_description(device: str) -> str:
     return f"{device} (torch: {resolve_device(device)}; {resolve_placement(device).reason})"
 
 
-def run(data: Path, split: str, models: dict[str, Path | None], preset: Preset, out: Path,
-        device: str = "cpu", command: str = "") -> dict:
-    """Measure everything, write ``report.json``, ``report.md`` and the two plots into ``out``."""
+def run(config: SpeedAccuracyConfig) -> dict:
+    """Measure everything, write ``report.json``, ``report.md`` and the two plots into
+    ``config.out``."""
     begin = time.perf_counter()
+    data, split, models, preset = Path(config.data), config.split, config.models, config.preset
+    device, out = config.device, Path(config.out)
     fvmr_dir = models.get("fvmr")
     rerankers = {n: d for n, d in models.items() if n in list_rerankers()}
     single = single_video_rows(data, split, models, device, preset.warmup)
@@ -92,7 +116,7 @@ def run(data: Path, split: str, models: dict[str, Path | None], preset: Preset, 
     scale = scaling_section(data, split, fvmr_dir, rerankers, preset, rows, device)
     checks += [f"scaling: the index at {p['videos']:,} videos ({p['index']}) reaches recall@100 "
                f"{p['recall_at_100']:.4f} against an exact scan" for p in scale["index"]]
-    report = {"command": command, "data": str(data), "split": split, "preset": preset.name,
+    report = {"command": config.command(), "data": str(data), "split": split, "preset": preset.name,
               "preset_settings": asdict(preset), "device": device_description(device),
               "models": {k: str(v) if v else "shipped" for k, v in models.items()},
               "single_video": single, "corpus": {"about": about, "rows": rows},
@@ -104,26 +128,3 @@ def run(data: Path, split: str, models: dict[str, Path | None], preset: Preset, 
     plot_speed_accuracy(report, out / "speed_accuracy.png")
     plot_scaling(scale, out / "scaling.png")
     return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(description="The speed-accuracy report.")
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--models", default="fvmr,pln", help="NAME[=CHECKPOINT_DIR],...")
-    parser.add_argument("--preset", default="small", help="small | medium | large")
-    parser.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N]")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    threads = " ".join(f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ)
-    command = (threads + " " if threads else "") + "moment-search benchmark speed-accuracy " + (
-        shlex.join(sys.argv[1:] if argv is None else argv))
-    report = run(args.data, args.split, parse_models(args.models), get_preset(args.preset),
-                 args.out, args.device, command)
-    print(markdown(report))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -28,8 +28,9 @@ def test_corpus_eval_report(session_corpus, tiny_model_dir, tmp_path):
     torch.manual_seed(0)
     video = VideoText(VideoTextConfig(feature_dim=8, hidden_dim=16, embed_dim=6))
     video_dir = video.eval().save_pretrained(tmp_path / "vt")
-    report = corpus_eval.run(session_corpus, "val", tiny_model_dir, video_dir, [0.0, 1.0],
-                             [0.0, 0.5], 2, tmp_path / "report")
+    report = corpus_eval.run(corpus_eval.CorpusEvalConfig(
+        session_corpus, tmp_path / "report", fvmr=tiny_model_dir, video_text=video_dir,
+        video_weights=(0.0, 1.0), hub_weights=(0.0, 0.5), hub_bank=2))
     rows = report["rows"]
     assert [r["setting"] for r in rows][-1] == "random video order"
     assert len(rows) == 5 and all(0 <= r["R100@0.5"] <= 100 for r in rows[:4])
@@ -41,7 +42,7 @@ def test_cross_validation_over_folds(session_corpus, tmp_path):
     argv = ["video-text", "--data", str(session_corpus), "--feature-rate", "1.0",
             "--epochs", "2", "--batch-videos", "2", "--feature-dim", "8", "--hidden-dim", "8",
             "--embed-dim", "8", "--no-descriptions"]
-    report = cross_validate.run(argv, 2, tmp_path / "cv")
+    report = cross_validate.run(cross_validate.CrossValidateConfig(argv, tmp_path / "cv", 2))
     assert len(report["best_epochs"]) == 2
     row = {r["metric"]: r for r in report["summary"]}["video_R@10"]
     folds = [float(x) for x in row["folds"].split(", ")]
@@ -60,7 +61,7 @@ def test_seed_table_mean_and_spread(session_corpus, tiny_model_dir, tmp_path):
     from moment_search.benchmarks import seed_table
 
     two = f"tiny=fvmr:{tiny_model_dir},{tiny_model_dir}"
-    report = seed_table.run([two], session_corpus, "val", tmp_path / "s")
+    report = seed_table.run(seed_table.SeedTableConfig(session_corpus, tmp_path / "s", [two]))
     tiny = [r for r in report["rows"] if r["recipe"] == "tiny"]
     assert [r["pairing"] for r in tiny] == ["real", "shuffled-video", "shuffled-query"]
     real = tiny[0]

@@ -26,8 +26,9 @@ def mvmr_file_for(corpus, path):
 
 def test_report_has_multi_positive_table_and_counts(session_corpus, tiny_model_dir, tmp_path):
     positives = mvmr_file_for(session_corpus, tmp_path / "mvmr.json")
-    report = corpus_eval.run(session_corpus, "val", None, None, [0.0], [0.0], 2,
-                             tmp_path / "report", positives, tiny_model_dir)
+    report = corpus_eval.run(corpus_eval.CorpusEvalConfig(
+        session_corpus, tmp_path / "report", model=tiny_model_dir, hub_bank=2,
+        positives=positives))
     row = report["rows"][0]
     assert row["setting"] == f"{tiny_model_dir.name} (as is)"
     for k in corpus_eval.MULTI_KS:
@@ -62,7 +63,7 @@ def test_cli_rejects_a_malformed_positives_file(session_corpus, tiny_model_dir, 
 
 
 @pytest.mark.parametrize("extra", [["--video-weights", "0,1"], ["--hub-weights", "0.5"]])
-def test_grid_options_need_fvmr(session_corpus, tmp_path, extra):
-    with pytest.raises(SystemExit) as error:
-        corpus_eval.main(["--data", str(session_corpus), "--out", str(tmp_path), *extra])
-    assert error.value.code == 2
+def test_grid_options_need_fvmr(session_corpus, tmp_path, extra, capsys):
+    assert main(["benchmark", "corpus-eval", "--data", str(session_corpus), "--out",
+                 str(tmp_path), *extra]) == 2
+    assert "compose a grid from --fvmr" in " ".join(capsys.readouterr().err.split())

@@ -39,8 +39,7 @@ def test_report_reads_the_boxes_of_both_checkpoints(tiny_corpus, tmp_path):
     before = boxes_model(tmp_path / "before", [(0.5, 0.25), (0.1, 0.1)])
     after = boxes_model(tmp_path / "after", [(0.3, 0.05), (0.7, 0.2)])
     out = tmp_path / "report"
-    bench.main(["--model", str(after), "--before", str(before), "--out", str(out),
-                "--data", str(tiny_corpus), "--split", "train"])
+    bench.run(bench.ProposalsConfig(after, before, out, tiny_corpus, "train"))
     result = json.loads((out / "lpnet_proposals.json").read_text())
     assert result["before"]["centres"] == pytest.approx([0.5, 0.1], abs=1e-5)
     assert result["before"]["widths"] == pytest.approx([0.5, 0.2], abs=1e-5)

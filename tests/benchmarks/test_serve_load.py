@@ -9,8 +9,8 @@ from moment_search.benchmarks import serve_load
 
 def test_serve_load_report(built_index, session_corpus, tmp_path):
     out = tmp_path / "report"
-    serve_load.main(["--index", str(built_index), "--data", str(session_corpus), "--clients",
-                     "1,2", "--duration", "1", "--batches", "4", "--out", str(out)])
+    serve_load.run(serve_load.ServeLoadConfig(built_index, session_corpus, out, clients=(1, 2),
+                                              duration=1, batches=(4,)))
     rows = json.loads((out / "serve.json").read_text())["rows"]
     assert [r["clients"] for r in rows] == [1, 2]
     assert all(r["errors"] == 0 and r["requests"] > 0 for r in rows)

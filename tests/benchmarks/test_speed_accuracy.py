@@ -22,7 +22,7 @@ TINY = Preset("tiny", corpus_queries=None, rerank_videos=(1, 2), rerank_weight=0
 def report(tmp_path_factory, session_corpus, tiny_model_dir, tiny_pln_dir):
     out = tmp_path_factory.mktemp("speed")
     models = {"fvmr": tiny_model_dir, "pln": tiny_pln_dir}
-    return out, bench.run(session_corpus, "val", models, TINY, out, "cpu", "test")
+    return out, bench.run(bench.SpeedAccuracyConfig(session_corpus, out, "val", models, TINY))
 
 
 def test_writes_every_output(report):
@@ -101,8 +101,8 @@ def test_devices_report_on_cpu(session_corpus, tiny_model_dir, tiny_pln_dir, tmp
     from moment_search.benchmarks.speed_accuracy import devices
 
     models = {"fvmr": tiny_model_dir, "pln": tiny_pln_dir}
-    report = devices.run(session_corpus, "val", models, ["cpu"], tmp_path, sizes=(2, 5),
-                         warmup=1)
+    report = devices.run(devices.DevicesConfig(session_corpus, tmp_path, "val", models, ("cpu",),
+                                               sizes=(2, 5), warmup=1))
     assert [r["model"] for r in report["single_video"]] == ["prior", "fvmr", "pln"]
     assert [(r["model"], r["videos"]) for r in report["scan"]] == [("pln", 2), ("pln", 5)]
     assert "| cpu | pln |" in (tmp_path / "devices.md").read_text()
@@ -111,7 +111,8 @@ def test_devices_report_on_cpu(session_corpus, tiny_model_dir, tiny_pln_dir, tmp
 def test_report_with_the_index_alone(session_corpus, tiny_model_dir, tmp_path):
     small = Preset("tiny", corpus_queries=2, rerank_videos=(1,), rerank_weight=0.5,
                    scale_videos=(3,), scale_queries=2, scan_videos=(2,), scan_queries=1, warmup=0)
-    result = bench.run(session_corpus, "val", {"fvmr": tiny_model_dir}, small, tmp_path)
+    result = bench.run(bench.SpeedAccuracyConfig(session_corpus, tmp_path, "val",
+                                                 {"fvmr": tiny_model_dir}, small))
     assert [r["strategy"] for r in result["corpus"]["rows"]] == ["index"]
     assert result["corpus"]["about"]["queries"] == 2
     assert result["scaling"]["scan"] == {} and (tmp_path / "scaling.png").exists()
