@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 
 import typer
 
 from . import benchmark, data, evaluate, index, ingest, query, serve, train
-from .common import set_library_chatter
+from .common import USER_ERRORS, report_user_error, set_library_chatter
 
 app = typer.Typer(
     help="Search a video corpus for moments that match a sentence.",
@@ -43,11 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
 
     Standalone mode lets typer print usage errors and help itself; it always ends in SystemExit.
+    An error the user can fix (``common.USER_ERRORS``) that no command caught is one line and
+    exit code 2; any other exception is a bug: its traceback on stderr and exit code 1.
     """
     try:
         app(args=argv, prog_name="moment-search")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except USER_ERRORS as e:
+        report_user_error(e)
+        return 2
+    except Exception:  # noqa: BLE001 - a bug: the traceback is the report
+        traceback.print_exc()
+        return 1
     return 0
 
 

@@ -27,6 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from moment_search.errors import MomentSearchError
 from moment_search.registry import list_rerankers
 
 # The index folder every command uses when --index is not given.
@@ -94,18 +95,27 @@ def _set_imported_libraries(verbose: bool) -> None:
         (hub_utils.enable_progress_bars if verbose else hub_utils.disable_progress_bars)()
 
 
-# Errors that mean bad input (a file, value or id): shown as one line, exit code 2.
-USER_ERRORS: tuple[type[Exception], ...] = (ValueError, KeyError, FileNotFoundError, OSError)
+# What the user can fix: the library's deliberate errors, and a path they gave that is missing,
+# not theirs to read or write, or of the wrong kind. Shown as one line, exit code 2. Anything
+# else is a bug: its traceback, exit code 1 (see ``app.main``).
+USER_ERRORS: tuple[type[Exception], ...] = (
+    MomentSearchError, FileNotFoundError, PermissionError, IsADirectoryError,
+    NotADirectoryError, FileExistsError)
+
+
+def report_user_error(error: Exception) -> None:
+    """Print ``error: <message>`` on stderr (one line, no traceback)."""
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False)
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn a library error about bad input into ``error: ...`` on stderr and exit code 2."""
+    """Turn an error the user can fix (:data:`USER_ERRORS`) into ``error: ...`` on stderr and
+    exit code 2; any other exception goes on (a bug: ``app.main`` prints its traceback)."""
     try:
         yield
     except USER_ERRORS as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        err_console.print(f"[bold red]error:[/] {escape(str(message))}", markup=True, highlight=False)
+        report_user_error(e)
         raise typer.Exit(2) from e
 
 
