@@ -27,6 +27,10 @@ class MomentSearchError(Exception):
         super().__init__(message)
         self.parameter = parameter
 
+    def __str__(self) -> str:
+        # the message as given, also for a subclass of KeyError (whose str quotes it)
+        return str(self.args[0]) if self.args else ""
+
 
 class InputError(MomentSearchError, ValueError):
     """A bad argument, option or request value (HTTP 400)."""

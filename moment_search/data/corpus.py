@@ -27,6 +27,10 @@ class CorpusError(DataError):
     """Bad corpus content: names the file, line or video and what was expected."""
 
 
+class UnknownVideoError(CorpusError, KeyError):
+    """A video id the corpus does not have (a KeyError too, for callers that catch one)."""
+
+
 def check_query_id(value: object) -> QueryId:
     """``value`` if it is a valid query id: a non-empty string or an integer (not a bool).
 
@@ -124,11 +128,15 @@ class Corpus:
         return iter(self.videos.values())
 
     def video(self, video_id: str) -> Video:
-        """The video with this id; raises KeyError naming the id and the corpus."""
+        """The video with this id.
+
+        Raises:
+            UnknownVideoError: (a KeyError) naming the id and the corpus.
+        """
         try:
             return self.videos[video_id]
         except KeyError:
-            raise KeyError(f"unknown video id {video_id!r} in {self.name}") from None
+            raise UnknownVideoError(f"unknown video id {video_id!r} in {self.name}") from None
 
     def add_video(self, video: Video) -> None:
         """Add a video; a second video with the same id must agree on its duration (±0.5 s)."""

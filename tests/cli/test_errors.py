@@ -66,3 +66,12 @@ def test_every_library_error_class_is_a_moment_search_error():
     # callers that caught the builtin before the base existed still catch them
     assert issubclass(CorpusError, ValueError) and issubclass(IndexReadOnlyError, PermissionError)
     assert issubclass(EncoderWeightsMissing, FileNotFoundError)
+
+
+def test_an_unknown_video_is_a_data_error_and_still_a_key_error():
+    from moment_search.data.corpus import Corpus, UnknownVideoError
+
+    with pytest.raises(KeyError) as caught:
+        Corpus({}, [], "tiny").video("nope")
+    assert isinstance(caught.value, UnknownVideoError) and isinstance(caught.value, DataError)
+    assert str(caught.value) == "unknown video id 'nope' in tiny"  # not quoted as a KeyError's
