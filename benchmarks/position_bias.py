@@ -15,7 +15,7 @@ strength, val measures it.
 
 Search here is the searcher's own rule over exact scores (``best_across_videos``: the top
 ``default_candidates(k)`` proposals, NMS 0.5 within a video, top k), metrics are
-``eval.metrics.corpus_metrics``.
+``metrics.corpus_metrics``.
 
     moment-search benchmark position-bias --data ../shared/data/charades-sta-clip \\
         --out reports/position_bias --write-model moment_search/pretrained/fvmr-charades-clip
@@ -30,8 +30,8 @@ import numpy as np
 
 from ..data.corpus import Corpus
 from ..data.corpus_dir import open_corpus
-from ..metrics import corpus_metrics
 from ..geometry.spans import temporal_iou_diag
+from ..metrics import corpus_metrics
 from ..search.localize import best_across_videos
 from ..search.searcher import default_candidates
 from ..train.cell_prior import (
