@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from moment_search.errors import InputError
+from moment_search.search import checks
 
 from .common import DEFAULT_INDEX, PhaseProgress, RerankerName, console, name_of, user_errors
 
@@ -54,11 +55,11 @@ def moment_line(moment, no_good_match: bool | None) -> dict:
 
 
 def check_nms(value: float) -> float:
-    """Typer callback: ``--nms`` must lie in (0, 1]."""
-    if not 0.0 < value <= 1.0:
-        raise typer.BadParameter(f"must be an IoU threshold in (0, 1] (1 keeps overlapping "
-                                 f"moments), got {value}")
-    return value
+    """Typer callback: ``--nms`` must lie in (0, 1] (``search.checks.check_nms``)."""
+    try:
+        return checks.check_nms(value)
+    except InputError as e:
+        raise typer.BadParameter(str(e)) from e
 
 
 def print_answers(answers, as_json: bool) -> None:

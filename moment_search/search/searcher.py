@@ -18,6 +18,7 @@ from ..errors import DataError, InputError
 from ..indexer.catalog import Catalog
 from ..indexer.query_encoder import open_query_encoder
 from ..indexer.store import ProposalTable, read_metadata
+from .checks import check_count, check_nms, check_sentence
 from .localize import best_across_videos
 from .query_cache import QUERY_CACHE_SIZE, QueryCache
 from .relevance import RelevanceModel, read_relevance
@@ -313,22 +314,16 @@ class Searcher:
 
     def _check(self, texts: Sequence[str], opts: SearchOptions) -> None:
         for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise InputError(f"query {i + 1} is empty; expected a sentence", parameter="q")
-        if opts.k <= 0:
-            raise InputError(f"k must be positive, got {opts.k}", parameter="k")
+            check_sentence(text, "q" if len(texts) == 1 else f"queries[{i}]")
+        check_count("k", opts.k)
         if opts.k > self.n_proposals:
             raise InputError(f"k={opts.k} is larger than the index ({self.n_proposals} "
                              f"proposals)", parameter="k")
-        if opts.rerank is not None and opts.rerank_videos <= 0:
-            raise InputError(f"rerank_videos must be positive, got {opts.rerank_videos}",
-                             parameter="rerank_videos")
-        if opts.per_video is not None and opts.per_video <= 0:
-            raise InputError(f"per_video must be positive, got {opts.per_video}",
-                             parameter="per_video")
-        if not 0.0 < opts.nms <= 1.0:
-            raise InputError(f"nms must be an IoU threshold in (0, 1] (1 keeps every moment), "
-                             f"got {opts.nms}", parameter="nms")
+        if opts.rerank is not None:
+            check_count("rerank_videos", opts.rerank_videos)
+        if opts.per_video is not None:
+            check_count("per_video", opts.per_video)
+        check_nms(opts.nms)
         self._check_videos(opts.video_ids or ())
 
     def _check_videos(self, video_ids: Sequence[str]) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import InputError, UnavailableError
 from ..registry import list_rerankers
+from ..search.checks import check_count, check_nms, check_sentence
 from ..search.query_cache import QUERY_CACHE_SIZE
 
 LOGGER = logging.getLogger("moment_search.serve")
@@ -57,30 +58,19 @@ class SearchOptions:
     profile: bool = False
 
 
-def _check_range(name: str, value, low, high, what: str) -> None:
-    if value is None or not (low <= value <= high) or (
-            isinstance(value, float) and math.isnan(value)):
-        raise BadRequest(name, f"expected {what}, got {value!r}")
-
-
 def check_query(text, index: int | None = None) -> str:
-    """A non-empty sentence of at most MAX_QUERY_CHARS characters."""
-    name = "q" if index is None else f"queries[{index}]"
-    if not isinstance(text, str) or not text.strip():
-        raise BadRequest(name, "expected a non-empty sentence")
-    if len(text) > MAX_QUERY_CHARS:
-        raise BadRequest(name, f"expected at most {MAX_QUERY_CHARS} characters, got {len(text)}")
-    return text.strip()
+    """A non-empty sentence of at most MAX_QUERY_CHARS characters (``search.checks``)."""
+    return check_sentence(text, "q" if index is None else f"queries[{index}]", MAX_QUERY_CHARS)
 
 
 def check_options(options: SearchOptions) -> SearchOptions:
-    """Refuse out-of-range options, naming the parameter (unknown videos: the searcher)."""
-    _check_range("k", options.k, 1, MAX_K, f"an integer from 1 to {MAX_K}")
-    _check_range("nms", options.nms, 1e-9, 1.0, "an IoU threshold in (0, 1]")
+    """Refuse out-of-range options, naming the parameter: the searcher's checks
+    (``search.checks``) under this server's caps (unknown videos: the searcher)."""
+    check_count("k", options.k, MAX_K)
+    check_nms(options.nms)
     if options.per_video is not None:
-        _check_range("per_video", options.per_video, 1, MAX_K, f"an integer from 1 to {MAX_K}")
-    _check_range("rerank_videos", options.rerank_videos, 1, MAX_RERANK_VIDEOS,
-                 f"an integer from 1 to {MAX_RERANK_VIDEOS}")
+        check_count("per_video", options.per_video, MAX_K)
+    check_count("rerank_videos", options.rerank_videos, MAX_RERANK_VIDEOS)
     if options.rerank is not None and options.rerank not in list_rerankers():
         raise BadRequest("rerank", f"expected one of {list_rerankers()}, got {options.rerank!r}")
     return options
@@ -272,7 +262,8 @@ class SearchService:
         """Answer each sentence (validated here) with the same options.
 
         Raises:
-            BadRequest: a bad sentence or option, or an unknown video (names it).
+            InputError: a bad sentence or option, or an unknown video (``parameter`` names
+                it; a :class:`BadRequest` where the service itself refused it).
             UnavailableError: the index could not be opened or is still loading.
         """
         self._require_ready()
