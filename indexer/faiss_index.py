@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
+from ..errors import DataError, InputError
 from .faiss_core import (  # re-exported: callers import them from here
     _as_ids,
     _as_matrix,
@@ -147,7 +148,7 @@ def new_index(spec: IndexSpec, dim: int):
     if dim < 1:
         raise ValueError(f"dim must be >= 1, got {dim}")
     if spec.kind == "ivfpq" and dim % int(spec.params["m"]):
-        raise ValueError(f"PQ m={spec.params['m']} does not divide the embedding width {dim}")
+        raise InputError(f"PQ m={spec.params['m']} does not divide the embedding width {dim}")
     index = faiss.index_factory(dim, _factory_string(spec), faiss.METRIC_INNER_PRODUCT)
     _, core = _unwrap(index)
     p = spec.params
@@ -351,5 +352,5 @@ def read_index(path: str | os.PathLike, mmap: bool = False):
             return faiss.read_index(str(path), flags)
         except RuntimeError as e:
             error = e
-    raise ValueError(f"{path} is not a readable FAISS index (corrupt or truncated?): "
-                     f"{str(error).splitlines()[0][:200]}") from error
+    raise DataError(f"{path} is not a readable FAISS index (corrupt or truncated?): "
+                    f"{str(error).splitlines()[0][:200]}") from error

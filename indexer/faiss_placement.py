@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InputError
 from .faiss_core import _is_gpu, _is_refine, _unwrap, import_faiss, index_kind
 
 logger = logging.getLogger("moment_search")
@@ -51,7 +52,7 @@ def resolve_placement(device: str = "auto") -> Placement:
     """
     match = re.fullmatch(r"(auto|cpu|cuda)(?::(\d+))?", str(device).strip().lower())
     if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
-        raise ValueError(f"bad device {device!r}; expected 'auto', 'cpu' or 'cuda:N'")
+        raise InputError(f"bad device {device!r}; expected 'auto', 'cpu' or 'cuda:N'")
     wanted, number = match.group(1), int(match.group(2) or 0)
     if wanted == "cpu":
         return Placement("cpu", None, "FAISS on the CPU as requested")

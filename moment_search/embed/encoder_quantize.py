@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from .onnx_encoder import (
     GRAPH_FILE,
     QUANTIZED_FILES,
@@ -78,10 +79,10 @@ class QuantVariant:
 
     def __post_init__(self):
         if self.mode not in ("static", "dynamic", "weight_only"):
-            raise ValueError(f"variant {self.name!r}: mode {self.mode!r}; expected static, "
+            raise InputError(f"variant {self.name!r}: mode {self.mode!r}; expected static, "
                              f"dynamic or weight_only")
         if self.calibration not in ("minmax", "entropy", "percentile"):
-            raise ValueError(f"variant {self.name!r}: calibration {self.calibration!r}; "
+            raise InputError(f"variant {self.name!r}: calibration {self.calibration!r}; "
                              f"expected minmax, entropy or percentile")
 
 
@@ -144,7 +145,7 @@ def quantize_encoder(folder: str | Path, calibration_texts: Sequence[str],
     if not source.is_file():
         raise EncoderError(f"{source} is missing; export the encoder first")
     if variant.mode == "static" and not calibration_texts:
-        raise ValueError(f"variant {variant.name!r} is calibrated: give calibration sentences")
+        raise InputError(f"variant {variant.name!r} is calibrated: give calibration sentences")
     target = folder / QUANTIZED_FILES[PRECISION]
     with tempfile.TemporaryDirectory(prefix=".quantize.", dir=folder) as work:
         staged = Path(work) / target.name

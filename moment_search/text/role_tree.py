@@ -381,7 +381,7 @@ class RoleTreeParser:
             raise DataError(f"{path}: not a role-tree cache (no 'trees' object)")
         header = {k: payload.get(k) for k in self._cache_header()}
         if header != self._cache_header():
-            raise ValueError(
+            raise DataError(
                 f"{path}: cache built with {header}, this parser uses {self._cache_header()}"
             )
         try:
