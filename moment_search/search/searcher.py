@@ -63,7 +63,7 @@ class SearchOptions:
     per_video: int | None = None  # at most this many moments per video
     candidates: int | None = None  # proposals fetched from FAISS (default max(200, 20 k))
     video_ids: Sequence[str] | None = None  # restrict the search to these videos
-    rerank: str | None = None  # a reranker name (see rerank.RERANKERS), or None
+    rerank: str | None = None  # a reranker name (registry.list_rerankers), or None
     rerank_videos: int = 10  # M: the top videos of the fast path that the reranker re-scores
     # fused = w * fast-path probability + (1 - w) * reranker's; None: the reranker's own w
     # (stored with its checkpoint, 0.5 when it stores none)
