@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,18 @@ import torch
 
 from moment_search.ingest.decode import sample_frames
 from moment_search.ingest.encoders import ClipImageEncoder, _image_processor_class
+
+VIT_B32 = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+               num_attention_heads=12, patch_size=32)  # CLIP ViT-B/32's image tower
+
+
+@dataclass
+class IngestThroughputConfig:
+    """One run; :func:`main` builds it from the command line."""
+
+    videos: list[Path]  # the video files decoded and encoded
+    repeat: int = 3  # passes per measurement; the best is kept
+    batch: int = 32  # frames per encoder batch (and frames encoded)
 
 
 def time_decoding(videos: list[Path], repeat: int) -> dict:
@@ -77,23 +90,31 @@ def time_encoding(encoder: ClipImageEncoder, frames: list[np.ndarray], batch: in
             "forward_ms_per_frame": 1000 * forward / len(batches[0])}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(config: IngestThroughputConfig) -> dict:
+    """The machine, decoding at 1 frame/s, and encoding with a tiny and a ViT-B/32-size CLIP."""
+    machine = (f"{platform.processor() or platform.machine()}, torch threads "
+               f"{torch.get_num_threads()}, torch {torch.__version__}")
+    decoding = time_decoding(config.videos, config.repeat)
+    frames = [f.rgb for path in config.videos for f in sample_frames(path, 1.0)][:config.batch]
+    return {"machine": machine, "decoding": decoding,
+            "tiny_clip": time_encoding(clip_encoder({}, 32), frames, config.batch, config.repeat),
+            "vit_b32": time_encoding(clip_encoder(VIT_B32, 224), frames, config.batch,
+                                     config.repeat)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line (see the module docstring); an option not given keeps the default of
+    :class:`IngestThroughputConfig`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     argument_default=argparse.SUPPRESS)
     parser.add_argument("videos", nargs="+", type=Path)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=32)
-    args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, torch threads "
-          f"{torch.get_num_threads()}, torch {torch.__version__}")
-    print("decoding at 1 frame/s:", time_decoding(args.videos, args.repeat))
-    frames = [f.rgb for path in args.videos for f in sample_frames(path, 1.0)]
-    frames = frames[:args.batch]
-    print("tiny CLIP (1 layer, 32 px):", time_encoding(clip_encoder({}, 32), frames,
-                                                      args.batch, args.repeat))
-    vit_b32 = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                   num_attention_heads=12, patch_size=32)
-    print("ViT-B/32 (224 px, random weights):",
-          time_encoding(clip_encoder(vit_b32, 224), frames, args.batch, args.repeat))
+    parser.add_argument("--repeat", type=int)
+    parser.add_argument("--batch", type=int)
+    result = run(IngestThroughputConfig(**vars(parser.parse_args(argv))))
+    print(f"machine: {result['machine']}")
+    print("decoding at 1 frame/s:", result["decoding"])
+    print("tiny CLIP (1 layer, 32 px):", result["tiny_clip"])
+    print("ViT-B/32 (224 px, random weights):", result["vit_b32"])
 
 
 if __name__ == "__main__":
