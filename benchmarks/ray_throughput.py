@@ -147,8 +147,8 @@ def run_ray(workers: int, inputs: Path, corpus: Path, clip: Path, work: Path,
     against the single-process outputs."""
     ray = import_ray()
     started = time.perf_counter()
-    ray.init(num_cpus=workers + 1, object_store_memory=OBJECT_STORE, include_dashboard=False,
-             log_to_driver=False)
+    ray.init(address="local", num_cpus=workers + 1, object_store_memory=OBJECT_STORE,
+             include_dashboard=False, log_to_driver=False)
     cluster_start = time.perf_counter() - started
     try:
         progress(f"ray, {workers} worker(s): ingest")

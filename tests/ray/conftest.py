@@ -15,7 +15,8 @@ def ray_address() -> str:
     """The address of the session's local Ray cluster (this process is its first driver)."""
     ray = pytest.importorskip("ray", reason="the Ray tests need the ray extra: "
                               "pip install 'moment-search[ray]'")
-    ray.init(num_cpus=2, object_store_memory=ROOT_OBJECT_STORE, include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
+    # "local": a new cluster, whatever RAY_ADDRESS or a `ray start` on this machine says
+    ray.init(address="local", num_cpus=2, object_store_memory=ROOT_OBJECT_STORE,
+             include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
