@@ -130,3 +130,15 @@ def test_killed_driver_resumes_to_the_same_index(tmp_path, ray_address, corpus, 
     assert report.shards_skipped == 2
     assert_same_index(single_process_index, out)
 
+
+
+def test_a_pool_the_cluster_cannot_hold_is_refused(tmp_path, ray_address, corpus,
+                                                   tiny_model_dir, capsys):
+    argv = ["index", "build", str(corpus), "--out", str(tmp_path / "index"), "--model",
+            str(tiny_model_dir), "--device", "cpu", "--no-query-encoder", "--ray", ray_address,
+            "--ray-workers", "3"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("error: --ray-workers 3: the cluster has 2 CPU(s), 1 per embedding actor; expected "
+            "at most 2") in err
+    assert not (tmp_path / "index").exists()  # the build recorded nothing: it leaves nothing

@@ -127,3 +127,15 @@ def test_encoder_errors_reach_the_user_in_one_line(tmp_path, ray_address, real_v
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith("error:") and message in err and "Traceback" not in err
     assert not (out / "videos.jsonl").exists()
+
+
+def test_a_pool_the_cluster_cannot_hold_is_refused_before_anything_is_written(
+        tmp_path, ray_address, real_videos, tiny_clip_dir, capsys):
+    out = tmp_path / "corpus"
+    argv = ingest_argv(real_videos, out, tiny_clip_dir, "--ray", ray_address,
+                       "--ray-workers", "2")
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("error: --ray-workers 2: the cluster has 2 CPU(s), 1 per encoder actor and 1 kept "
+            "for decoding; expected at most 1") in err
+    assert not out.exists()
