@@ -1,7 +1,7 @@
 """Throughput of ``ingest --ray`` and ``index build --ray`` on this machine: frames/s and
 proposals/s with 1 and 2 Ray workers beside the single-process path.
 
-    moment-search benchmark ray --out reports/ray
+    moment-search benchmark ray            (defaults: RayBenchConfig)
 
 Ingest: the given videos (each copied ``--copies`` times) through a CLIP image tower of the real
 ViT-B/32 size with random weights (the same forward cost as the trained weights, which are not
@@ -14,14 +14,15 @@ apart.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..indexer import faiss_index
 from ..indexer.build import BuildConfig, build_index
 from ..indexer.ray_build import RayBuildConfig, RayShardEmbedding
@@ -37,6 +38,18 @@ from .report import (
     save_figure,
     write_report,
 )
+
+
+@dataclass(frozen=True)
+class RayBenchConfig:
+    """One run; ``moment-search benchmark ray`` builds it from its options."""
+
+    videos: tuple[Path, ...] = (Path("../shared/data/videos/v_GGSY1Qvo990.mp4"),
+                                Path("../shared/data/videos/v_ZNVhz7ctTq0.mp4"))
+    copies: int = 2  # copies of each video (distinct ids), for more work per run
+    data: Path = Path("../shared/data/charades-sta-clip")  # feature corpus whose build is timed
+    out: Path = Path("reports/ray")  # report directory
+
 
 VIT_B32 = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
                num_attention_heads=12, patch_size=32)
@@ -206,7 +219,7 @@ def markdown(report: dict) -> str:
         f"within {TOLERANCE} (checked after each run). A Ray run with N workers runs on a "
         "local cluster of N + 1 logical CPUs (N encoder actors + 1 decoding task): on this "
         "machine they share its physical cores.", "", table, "",
-        machine_markdown(report["machine"]), ""])
+        machine_markdown(report["machine"]), "", f"Command: `{report['command']}`", ""])
 
 
 def plot(report: dict, out: Path) -> None:
@@ -227,21 +240,21 @@ def plot(report: dict, out: Path) -> None:
     plt.close(figure)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=Path, nargs="+", required=True)
-    parser.add_argument("--copies", type=int, required=True)
-    parser.add_argument("--data", type=Path, required=True, help="feature corpus to index")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
+def run(config: RayBenchConfig) -> dict:
+    """Measure (see the module doc); write ``ray_throughput.json``, ``.md`` and ``.png``."""
     import_ray()
+    if config.copies < 1:
+        raise InputError(f"--copies must be >= 1, got {config.copies}", parameter="--copies")
     with tempfile.TemporaryDirectory(prefix="ray-bench-") as work:
-        report = measure(args.videos, args.copies, args.data, Path(work))
+        report = measure(list(config.videos), config.copies, config.data, Path(work))
     report["machine"] = machine_info()
-    write_report(args.out, "ray_throughput", report, markdown(report))
-    plot(report, args.out)
+    report["command"] = (f"moment-search benchmark ray --copies {config.copies} --data "
+                         f"{config.data} --out {config.out} "
+                         + " ".join(f"--video {v}" for v in config.videos))
+    write_report(config.out, "ray_throughput", report, markdown(report))
+    plot(report, Path(config.out))
     return report
 
 
 if __name__ == "__main__":
-    main()
+    run(RayBenchConfig())

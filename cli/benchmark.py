@@ -279,3 +279,23 @@ def position_bias(
     console.print(f"strength {report['chosen_strength']}; val top-1 starting at 0:00 "
                   f"{before['top1_start0']:.1f}% -> {after['top1_start0']:.1f}% (ground truth "
                   f"{truth['truth_start0']:.1f}%); report written to {out}")
+
+
+@app.command("ray")
+def ray_throughput(
+    videos: list[Path] = typer.Option(None, "--video", help="Video files to ingest, repeatable "
+                                      "(default: the shared real videos)."),
+    copies: int = typer.Option(None, help="Copies of each video, under distinct ids."),
+    data: Path = typer.Option(None, help="Feature corpus whose index build is timed (default: "
+                              "the shared charades-sta-clip features)."),
+    out: Path = typer.Option(None, help="Report directory (default: reports/ray)."),
+) -> None:
+    """Frames/s of ingest and proposals/s of index build: single process vs 1 and 2 Ray
+    workers on a local cluster (needs the ray extra of moment-search)."""
+    from moment_search.benchmarks.ray_throughput import RayBenchConfig, run
+
+    with user_errors():
+        config = _config(RayBenchConfig, videos=tuple(videos) if videos else None,
+                         copies=copies, data=data, out=out)
+        run(config)
+    console.print(f"report written to {config.out}")
