@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from moment_search.benchmarks.position_bias import PositionBiasConfig
 
 import moment_search.pretrained
 from moment_search.models.drn import DRNConfig
@@ -15,6 +16,7 @@ from moment_search.models.lpnet import LPNetConfig
 from moment_search.models.pln import PLNConfig
 from moment_search.models.video_text import VideoTextConfig
 from moment_search.train.batching import MAX_TOKENS, TEXT_MODEL
+from moment_search.train.cell_prior import PriorConfig
 from moment_search.train.compose import compose
 from moment_search.train.drn_trainer import DRNTrainConfig
 from moment_search.train.fian_trainer import FIANTrainConfig
@@ -94,7 +96,8 @@ def test_fvmr_recipe_is_the_shipped_search_checkpoint():
     terms = resolve_keywords(path, "compose", compose, {})
     composed = dataclasses.replace(fvmr.model, video_text=dataclasses.asdict(video_text.model),
                                    video_weight=terms["video_weight"],
-                                   hub_weight=terms["hub_weight"], hub_bank=terms["hub_bank"])
+                                   hub_weight=terms["hub_weight"], hub_bank=terms["hub_bank"],
+                                   cell_prior=True)
     assert as_json(composed) == checkpoint["config"]
     check_train_config(fvmr.train, checkpoint["extra"]["train_config"])
     check_run(fvmr, checkpoint["extra"])
@@ -103,6 +106,9 @@ def test_fvmr_recipe_is_the_shipped_search_checkpoint():
         k: terms[k] for k in ("video_weight", "hub_weight", "hub_bank", "seed")}
     assert recorded["bank_split"] == terms["split"]
     assert video_text.train.n_clips == fvmr.model.n_clips  # compose's check_video_text
+    prior = checkpoint["extra"]["cell_prior"]  # benchmark position-bias --write-model
+    assert prior["strength"] in PositionBiasConfig.strengths and prior["fitted_on"] == "train"
+    assert prior["rule"] == PriorConfig(strength=prior["strength"]).to_dict()
 
 
 def write(tmp_path, text: str) -> Path:
