@@ -12,14 +12,17 @@ from numbers import Integral, Real
 from ..errors import InputError
 
 
-def check_sentence(text, parameter: str = "q", max_chars: int | None = None) -> str:
-    """A non-empty sentence (of at most ``max_chars`` characters), stripped.
+def check_sentence(text, parameter: str = "q", max_chars: int | None = None,
+                   label: str | None = None) -> str:
+    """A non-empty sentence (of at most ``max_chars`` characters), stripped; ``label`` names it
+    in the message (default: the parameter).
 
     Raises:
         InputError: not a string, blank, or too long.
     """
     if not isinstance(text, str) or not text.strip():
-        raise InputError(f"{parameter}: expected a non-empty sentence", parameter=parameter)
+        raise InputError(f"{label or parameter} is empty; expected a sentence",
+                         parameter=parameter)
     if max_chars is not None and len(text) > max_chars:
         raise InputError(f"{parameter}: expected at most {max_chars} characters, got {len(text)}",
                          parameter=parameter)

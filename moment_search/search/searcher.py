@@ -314,7 +314,8 @@ class Searcher:
 
     def _check(self, texts: Sequence[str], opts: SearchOptions) -> None:
         for i, text in enumerate(texts):
-            check_sentence(text, "q" if len(texts) == 1 else f"queries[{i}]")
+            check_sentence(text, "q" if len(texts) == 1 else f"queries[{i}]",
+                           label=f"query {i + 1}")
         check_count("k", opts.k)
         if opts.k > self.n_proposals:
             raise InputError(f"k={opts.k} is larger than the index ({self.n_proposals} "

@@ -11,7 +11,7 @@ from moment_search.serve.service import MAX_K, SearchOptions, check_options, che
 
 @pytest.mark.parametrize("text", ["", "   ", None, 7])
 def test_a_blank_or_missing_sentence_is_refused_naming_the_parameter(text):
-    with pytest.raises(InputError, match="queries\\[2\\]: expected a non-empty sentence") as e:
+    with pytest.raises(InputError, match="queries\\[2\\] is empty; expected a sentence") as e:
         check_sentence(text, "queries[2]")
     assert e.value.parameter == "queries[2]"
 
@@ -52,7 +52,7 @@ def test_the_server_runs_the_same_checks_under_its_caps(options, parameter):
     with pytest.raises(InputError) as e:
         check_options(options)
     assert e.value.parameter == parameter
-    with pytest.raises(InputError, match="q: expected a non-empty sentence"):
+    with pytest.raises(InputError, match="q is empty; expected a sentence"):
         check_query(" ")
 
 
@@ -65,8 +65,9 @@ def test_the_searcher_runs_the_same_checks(built_index):
         with pytest.raises(InputError) as e:
             searcher.search("a person", **options)
         assert e.value.parameter == parameter
-    with pytest.raises(InputError, match=r"queries\[1\]: expected a non-empty sentence"):
+    with pytest.raises(InputError, match=r"query 2 is empty; expected a sentence") as e:
         searcher.search_many(["a person", " "])
+    assert e.value.parameter == "queries[1]"
 
 
 def test_the_cli_reports_the_same_nms_message(capsys):
