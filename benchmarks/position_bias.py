@@ -178,14 +178,14 @@ def causes(split: Split, model) -> list[dict]:
     """Which term of the search vectors carries the bias: the split searched with each term of
     the one inner product alone, and with the hub correction or NMS left out (no prior)."""
     space, width = model.config.space_dim, model._unpadded_dim
+    terms_end = width - 1 if model.constant_column else width  # where the constant column starts
     terms = {"all terms": slice(0, width), "FVMR term only": slice(0, space),
-             "video-text term only": slice(space, width - 1 if model.constant_column else width),
-             "without the constant column (hub)": slice(0, width - 1 if model.constant_column
-                                                         else width)}
+             "video-text term only": slice(space, terms_end),
+             "without the constant column (hub)": slice(0, terms_end)}
     rows = []
     for name, kept in terms.items():
-        if kept.stop <= kept.start:
-            continue
+        if kept.stop <= kept.start or (name != "all terms" and kept == slice(0, width)):
+            continue  # a term the model does not have
         queries = np.zeros_like(split.queries)
         queries[:, kept] = split.queries[:, kept]
         ranked = search(dataclasses.replace(split, queries=queries), None)
