@@ -4,16 +4,14 @@ constant column, and an index built from a checkpoint with a prior answers with 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-
 from moment_search.benchmarks.position_bias import PositionBiasConfig, run
 from moment_search.indexer.build import BuildConfig, build_index
-from moment_search.models.fvmr import FVMR, FVMRConfig
 from moment_search.indexer.query_encoder import PyTorchFallbackWarning
+
+from moment_search.models.fvmr import FVMR, FVMRConfig
 from moment_search.search.searcher import Searcher
 from moment_search.train.cell_prior import PriorConfig, fit_cell_prior, with_cell_prior
 
