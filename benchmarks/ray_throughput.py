@@ -14,6 +14,7 @@ apart.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -46,7 +47,7 @@ class RayBenchConfig:
 
     videos: tuple[Path, ...] = (Path("../shared/data/videos/v_GGSY1Qvo990.mp4"),
                                 Path("../shared/data/videos/v_ZNVhz7ctTq0.mp4"))
-    copies: int = 2  # copies of each video (distinct ids), for more work per run
+    copies: int = 6  # copies of each video (distinct ids): 204 frames, past the start-up costs
     data: Path = Path("../shared/data/charades-sta-clip")  # feature corpus whose build is timed
     out: Path = Path("reports/ray")  # report directory
 
@@ -159,6 +160,7 @@ def run_ray(workers: int, inputs: Path, corpus: Path, clip: Path, work: Path,
     """Ingest and build with ``workers`` Ray workers on a fresh local cluster, verified
     against the single-process outputs."""
     ray = import_ray()
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     ray.init(address="local", num_cpus=workers + 1, object_store_memory=OBJECT_STORE,
              include_dashboard=False, log_to_driver=False)
@@ -174,7 +176,7 @@ def run_ray(workers: int, inputs: Path, corpus: Path, clip: Path, work: Path,
             reference["index"], work / f"index-ray{workers}", build["proposals"])
     finally:
         ray.shutdown()
-    return {"name": f"ray, {workers} worker(s)", "workers": workers,
+    return {"name": f"ray, {workers} worker(s)", "workers": workers, "load_average_1m": load,
             "cluster_cpus": workers + 1, "cluster_start_seconds": cluster_start,
             "ingest": ingest, "build": build}
 
@@ -183,12 +185,14 @@ def measure(videos: list[Path], copies: int, corpus: Path, work: Path) -> dict:
     """Every configuration's figures (see the module doc)."""
     inputs = copy_videos(videos, copies, work / "videos")
     clip = save_vit_b32(work / "vit-b32-random")
+    load = os.getloadavg()[0]
     progress("single process: ingest")
     single_ingest = run_ingest(inputs, work / "corpus-single", clip, None)
     progress("single process: build")
     single_build = run_build(corpus, work / "index-single", None)
     reference = {"corpus": work / "corpus-single", "index": work / "index-single"}
-    runs = [{"name": "single process", "workers": None, "ingest": single_ingest,
+    runs = [{"name": "single process", "workers": None, "load_average_1m": load,
+             "ingest": single_ingest,
              "build": single_build}]
     runs += [run_ray(w, inputs, corpus, clip, work, reference) for w in (1, 2)]
     return {"videos": [str(v) for v in videos], "copies": copies, "corpus": str(corpus),
@@ -201,12 +205,13 @@ def markdown(report: dict) -> str:
              "decode": r["ingest"]["decode_rows_per_cpu_s"],
              "proposals": r["build"]["proposals"], "embed_s": r["build"]["embedding_seconds"],
              "pps": r["build"]["proposals_per_s"], "build_s": r["build"]["build_seconds"],
-             "start_s": r.get("cluster_start_seconds")} for r in report["runs"]]
+             "start_s": r.get("cluster_start_seconds"), "load": r["load_average_1m"]}
+            for r in report["runs"]]
     table = markdown_table(rows, ["name", "frames", "ingest_s", "fps", "decode", "proposals",
-                                  "embed_s", "pps", "build_s", "start_s"],
+                                  "embed_s", "pps", "build_s", "start_s", "load"],
                            ["run", "frames", "ingest s", "frames/s", "decoded rows/s per CPU",
                             "proposals", "embedding s", "proposals/s", "whole build s",
-                            "cluster start s"])
+                            "cluster start s", "load average at start"])
     return "\n".join([
         "# Ray ingest and index build on this machine", "",
         f"Ingest: {len(report['videos'])} real videos x {report['copies']} copies through a "
@@ -218,7 +223,8 @@ def markdown(report: dict) -> str:
         "videos per shard, flat index). Every Ray output equals the single-process output "
         f"within {TOLERANCE} (checked after each run). A Ray run with N workers runs on a "
         "local cluster of N + 1 logical CPUs (N encoder actors + 1 decoding task): on this "
-        "machine they share its physical cores.", "", table, "",
+        "machine they share its physical cores. The load average is the 1-minute load when "
+        "each run started (other work on the same cores slows every figure).", "", table, "",
         machine_markdown(report["machine"]), "", f"Command: `{report['command']}`", ""])
 
 
