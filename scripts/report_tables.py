@@ -137,7 +137,8 @@ def entry_tables(entry: dict) -> list[str]:
 
 def entry_command(entry: dict) -> str:
     """The command that reproduces an entry: the report's own ``command``, else the registry's."""
-    command = load_report(report_files(entry)[0]).get("command")
+    doc = load_report(report_files(entry)[0])
+    command = doc.get("command") or doc.get("config", {}).get("command")
     if isinstance(command, list):
         command = " ".join(command)
     return re.sub(r"(?<=\s)D(?=\s|$)", DATA, command or entry["command"], flags=re.MULTILINE)
