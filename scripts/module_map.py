@@ -5,6 +5,7 @@ docstring. Read from the files (``ast``), nothing is imported."""
 from __future__ import annotations
 
 import ast
+import graphlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -51,6 +52,17 @@ def first_line(tree: ast.Module) -> str:
     return " ".join(doc.split("\n\n")[0].split())
 
 
+def order_sentence(deps: dict[str, set[str]]) -> str:
+    """The packages in an order where each imports only those before it, or the cycles."""
+    graph = {u: {d for d in ds if d in deps} for u, ds in deps.items()}
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as e:
+        return f"The imports between packages have a cycle: {' -> '.join(e.args[1])}."
+    return ("The imports between packages have no cycle; in this order each package imports only "
+            "packages before it: " + ", ".join(f"`{u}`" for u in order) + ".")
+
+
 def module_markdown() -> str:
     """The whole page."""
     deps, rows = defaultdict(set), defaultdict(list)
@@ -67,6 +79,7 @@ def module_markdown() -> str:
              "## Imports between packages", "", "| package | imports |", "|---|---|"]
     lines += [f"| `{u}` | {', '.join(f'`{d}`' for d in sorted(deps[u])) or '–'} |"
               for u in sorted(deps)]
+    lines += ["", order_sentence(deps)]
     for folder in sorted(rows):
         lines += ["", f"## `{folder}/`", "", "| module | what |", "|---|---|", *rows[folder]]
     return "\n".join(lines) + "\n"
