@@ -105,7 +105,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 
 def report_user_error(error: Exception) -> None:
     """Print ``error: <message>`` on stderr (one line, no traceback)."""
-    err_console.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False,
+                      soft_wrap=True)  # one line whatever the console width
 
 
 @contextmanager

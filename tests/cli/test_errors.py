@@ -75,3 +75,13 @@ def test_an_unknown_video_is_a_data_error_and_still_a_key_error():
         Corpus({}, [], "tiny").video("nope")
     assert isinstance(caught.value, UnknownVideoError) and isinstance(caught.value, DataError)
     assert str(caught.value) == "unknown video id 'nope' in tiny"  # not quoted as a KeyError's
+
+
+def test_a_long_user_error_stays_one_line_in_a_narrow_console(tiny_corpus, monkeypatch, capsys):
+    from moment_search.cli.common import err_console
+
+    monkeypatch.setattr(err_console, "width", 40)
+    message = "recipes/x.toml: pln.train: unknown key 'epoch' (did you mean 'epochs'?) " * 2
+    _stats_raising(monkeypatch, InputError(message.strip()))
+    assert main(["data", "stats", str(tiny_corpus)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {message.strip()}"
