@@ -18,7 +18,7 @@ Search here is the searcher's own rule over exact scores (``best_across_videos``
 ``metrics.corpus_metrics``.
 
     moment-search benchmark position-bias --data ../shared/data/charades-sta-clip \\
-        --out reports/position_bias --write-model moment_search/pretrained/fvmr-charades-clip
+        --out reports/position_bias --write-model runs/search-prior
 """
 
 from __future__ import annotations

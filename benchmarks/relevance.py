@@ -14,7 +14,7 @@ relevance, the share of val sentences marked "no good match", per source, exampl
 
     moment-search benchmark relevance --data ../shared/data/charades-sta-clip \\
         --annotations ../shared/data/annotations --work /tmp/relevance --out reports/relevance \\
-        --write-model moment_search/pretrained/fvmr-charades-clip
+        --write-model runs/search-prior
 """
 
 from __future__ import annotations
