@@ -15,7 +15,9 @@ strength, val measures it.
 
 Search here is the searcher's own rule over exact scores (``best_across_videos``: the top
 ``default_candidates(k)`` proposals, NMS 0.5 within a video, top k), metrics are
-``metrics.corpus_metrics``.
+``metrics.corpus_metrics``. Sentences are encoded by the PyTorch model (fp32), so a figure can
+differ by a query or two from an index answering with its 8-bit ONNX encoder (val R10@0.5 with
+the prior: 18.98 here, 18.76 in ``reports/accuracy/cascade``).
 
     moment-search benchmark position-bias --data ../shared/data/charades-sta-clip \\
         --out reports/position_bias --write-model runs/search-prior
