@@ -5,7 +5,8 @@
 * :class:`QueryEncoder`: sentences -> MiniLM tokens -> BiLSTM -> phi_s(s) (run per query).
 
 A checkpoint with corpus terms (``train.compose``) appends them to both vectors, so their inner
-product is FVMR's p plus the video-text score minus the hub correction (``FVMR.encode_moments``).
+product is FVMR's p plus the video-text score minus the hub correction plus the per-cell prior
+(``train.cell_prior``), each where the checkpoint has it (``FVMR.encode_moments``).
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ from .stepwise import StepwiseLocalizer
 
 class FVMRLocalizer(StepwiseLocalizer):
     """Ranks the proposals of each query's own video by p = phi_m(m_i) . phi_s(s) (plus the
-    corpus terms of a composed checkpoint; only the moment-level video term varies within a
-    video)."""
+    corpus terms of a composed checkpoint and its per-cell prior; within a video only the
+    moment-level video term and the prior vary, the hub correction does not)."""
 
     def __init__(self, model: FVMR, max_tokens: int = 32, nms_threshold: float = 0.5,
                  feature_rate: float | None = None):

@@ -53,8 +53,9 @@ class FVMRConfig:
     # its bias; sqrt(feature_dim) gives them unit RMS. 1.0 keeps them as they are.
     clip_scale: float = 1.0
     # Corpus terms (not in the paper; see ``train.compose``): the search vectors become
-    # [phi_m(m_i), sqrt(beta) v, -gamma b_v] and [phi_s(s), sqrt(beta) t, 1], so one inner
-    # product is p + beta * s_v - gamma * b_v. Training (``forward``) never uses them.
+    # [phi_m(m_i), sqrt(beta) v, -gamma b_v + pi_i] and [phi_s(s), sqrt(beta) t, 1], so one
+    # inner product is p + beta * s_v - gamma * b_v + pi_i (pi: ``cell_prior`` below). Training
+    # (``forward``) never uses them.
     video_text: dict | None = None  # VideoTextConfig fields of the attached video model, or None
     video_weight: float = 0.0  # beta, the weight of the video-level score s_v = t . v
     hub_weight: float = 0.0  # gamma, the weight of the per-video hub correction b_v
@@ -253,8 +254,8 @@ class FVMR(PretrainedMixin, nn.Module):
         """Search vectors of sentences: (B, L, Dt), (B, L) -> (B, embedding_dim).
 
         phi_s(w_1 + w_L), followed by the corpus terms when the model has them; without
-        ``hub_column`` the vectors stop before the hub correction's 1 and the zero padding (the
-        bank's vectors, of ``hub_queries``' width).
+        ``hub_column`` the vectors stop before the constant column's 1 (hub correction and
+        prior) and the zero padding (the bank's vectors, of ``hub_queries``' width).
         """
         queries = self.query_space(tokens, token_mask)  # (B, D)
         if self.video_text is not None:

@@ -4,7 +4,8 @@ Fusion: for each proposal of a reranked video, ``w * sigmoid(p) + (1 - w) * r`` 
 reranker's probability and p the fast-path score of every proposal of the video, not only the
 fetched ones (read back from the index where it stores exact vectors, else computed again): the
 inner product of the search vectors, i.e. FVMR's logit plus, for a checkpoint with corpus terms
-(``train.compose``), beta x the video-text score - gamma x the hub correction. The weight w is
+(``train.compose``), beta x the video-text score - gamma x the hub correction + the cell's prior
+pi (``train.cell_prior``). The weight w is
 the caller's (``rerank_weight``), else the one the reranker's checkpoint stores (``fusion_weight``,
 chosen on validation data: 0.75 for the shipped LPNet), else ``rerank.DEFAULT_FUSION_WEIGHT``
 (0.5: the shipped PLN, FIAN and DRN store none).

@@ -22,13 +22,14 @@ import numpy as np
 
 from ..geometry.spans import temporal_iou
 
-__all__ = ["PriorConfig", "best_cell_scores", "fit_cell_prior", "truth_cells"]
+__all__ = ["PriorConfig", "best_cell_scores", "fit_cell_prior", "truth_cells", "with_cell_prior"]
 
 
 @dataclass(frozen=True)
 class PriorConfig:
-    """The fitting rule (chosen by video-disjoint 5-fold cross-validation on train; see
-    ``benchmarks.position_bias``)."""
+    """The fitting rule. Only ``strength`` is chosen by video-disjoint 5-fold cross-validation on
+    train (``benchmarks.position_bias``); ``steps`` and ``rate`` are fixed defaults, set before
+    the first run and not tuned (15 damped steps: a partial correction, not a converged fit)."""
 
     steps: int = 15  # proportional-fitting steps
     rate: float = 0.05  # step size, per unit of log ratio
@@ -104,9 +105,11 @@ def with_cell_prior(model, prior: np.ndarray | None):
     copy = FVMR(config).eval()
     state = {k: v for k, v in model.state_dict().items() if k != "proposal_prior"}
     missing, unexpected = copy.load_state_dict(state, strict=False)
-    assert not unexpected and set(missing) <= {"proposal_prior"}, (missing, unexpected)
+    if unexpected or set(missing) - {"proposal_prior"}:
+        raise RuntimeError(f"with_cell_prior: weights do not fit ({missing}, {unexpected})")
     if prior is not None:
-        if prior.shape != (copy.n_proposals,):
-            raise ValueError(f"a prior of {copy.n_proposals} cells expected, got {prior.shape}")
+        if prior.shape != (copy.n_proposals,) or not np.isfinite(prior).all():
+            raise ValueError(f"a finite prior of {copy.n_proposals} cells expected, got shape "
+                             f"{prior.shape}")
         copy.proposal_prior.copy_(torch.from_numpy(np.asarray(prior, np.float32)))
     return copy.to(next(model.parameters()).device)

@@ -11,9 +11,11 @@ from moment_search.benchmarks.position_bias import PositionBiasConfig, run
 from moment_search.indexer.build import BuildConfig, build_index
 from moment_search.indexer.query_encoder import PyTorchFallbackWarning
 
+from moment_search.errors import InputError
 from moment_search.models.fvmr import FVMR, FVMRConfig
 from moment_search.search.searcher import Searcher
 from moment_search.train.cell_prior import PriorConfig, fit_cell_prior, with_cell_prior
+from moment_search.train.compose import compose
 
 from ..conftest import write_tiny_corpus
 
@@ -79,7 +81,7 @@ def test_a_prior_survives_save_and_load(tmp_path):
     loaded = FVMR.from_pretrained(tmp_path / "m")
     assert loaded.config.cell_prior
     np.testing.assert_array_equal(loaded.proposal_prior.numpy(), prior)
-    with pytest.raises(ValueError, match="a prior of 36 cells expected"):
+    with pytest.raises(ValueError, match="a finite prior of 36 cells expected"):
         with_cell_prior(base, prior[:-1])
 
 
@@ -115,3 +117,23 @@ def test_position_bias_benchmark_writes_a_checkpoint_an_index_can_serve(tmp_path
     for moment in moments:
         cell = moment.proposal_id % len(prior)  # every tiny video has the same dense map
         assert moment.score == pytest.approx(base[moment.proposal_id] + prior[cell], abs=1e-4)
+
+
+def test_compose_drops_a_prior_fitted_for_other_terms(tmp_path, tiny_model_dir):
+    base = FVMR.from_pretrained(tiny_model_dir)
+    with_prior = tmp_path / "with-prior"
+    with_cell_prior(base, np.ones(base.n_proposals, np.float32)).save_pretrained(
+        with_prior, extra={"cell_prior": {"strength": 1.0}})
+    out = compose(with_prior, tmp_path / "composed")
+    config, extra = FVMR.read_config(out)
+    assert not config.cell_prior and "cell_prior" not in extra
+    composed = FVMR.from_pretrained(out)
+    clips = torch.randn(1, 8, 8)
+    with torch.inference_mode():
+        torch.testing.assert_close(composed.encode_moments(clips), base.encode_moments(clips))
+
+
+@pytest.mark.parametrize("strengths", [(), (0.0,), (-1.0, 1.0)])
+def test_position_bias_refuses_bad_strengths(tmp_path, strengths):
+    with pytest.raises(InputError, match="strengths must be one or more numbers"):
+        PositionBiasConfig(out=tmp_path, strengths=strengths)

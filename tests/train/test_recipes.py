@@ -5,6 +5,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from moment_search.benchmarks.position_bias import PositionBiasConfig
 
@@ -32,7 +33,8 @@ from moment_search.train.recipes import (
 from moment_search.train.video_text_trainer import VideoTextTrainConfig
 
 SHIPPED = Path(moment_search.pretrained.__file__).parent
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = ROOT / "recipes"
 CONFIGS = {"fvmr": (FVMRConfig, TrainConfig), "pln": (PLNConfig, PLNTrainConfig),
            "fian": (FIANConfig, FIANTrainConfig), "drn": (DRNConfig, DRNTrainConfig),
            "lpnet": (LPNetConfig, LPNetTrainConfig),
@@ -107,8 +109,14 @@ def test_fvmr_recipe_is_the_shipped_search_checkpoint():
     assert recorded["bank_split"] == terms["split"]
     assert video_text.train.n_clips == fvmr.model.n_clips  # compose's check_video_text
     prior = checkpoint["extra"]["cell_prior"]  # benchmark position-bias --write-model
-    assert prior["strength"] in PositionBiasConfig.strengths and prior["fitted_on"] == "train"
-    assert prior["rule"] == PriorConfig(strength=prior["strength"]).to_dict()
+    report = json.loads((ROOT / prior["report"]).read_text())
+    assert prior["strength"] == report["chosen_strength"] and prior["fitted_on"] == "train"
+    assert report["config"]["strengths"] == list(PositionBiasConfig.strengths)
+    assert prior["rule"] == PriorConfig(strength=prior["strength"]).to_dict() == report["rule"]
+    from safetensors.numpy import load_file
+
+    weights = load_file(SHIPPED / "fvmr-charades-clip" / "model.safetensors")["proposal_prior"]
+    np.testing.assert_array_equal(weights, np.array(report["prior"], dtype=np.float32))
 
 
 def write(tmp_path, text: str) -> Path:
