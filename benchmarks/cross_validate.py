@@ -34,10 +34,14 @@ class CrossValidateConfig:
 
 
 def best_epoch(history: Path) -> dict:
-    """The history record whose smoothed score was the run's best (the saved epoch)."""
+    """The record of the epoch OUT/best holds: the last one marked ``kept`` (``--keep last``
+    marks every epoch), else, for histories without the mark, the best smoothed score."""
     records = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
     if not records:
         raise DataError(f"{history}: no epochs recorded")
+    kept = [r for r in records if r.get("kept")]
+    if kept:
+        return kept[-1]
     return max(records, key=lambda r: r.get("smoothed", r["best"]))
 
 

@@ -281,6 +281,45 @@ def position_bias(
                   f"{truth['truth_start0']:.1f}%); report written to {out}")
 
 
+@app.command("teachers")
+def teachers(
+    out: Path = typer.Option(..., help="Report directory."),
+    config: list[str] = typer.Option(..., "--config", help="LABEL=FOLD_RUN,...|VAL_RUN,...: one "
+                                     "teacher setting's fold and full-train checkpoints."),
+    fold_data: list[Path] = typer.Option(..., "--fold-data", help="Fold corpus directories "
+                                         "(`data fold`), in the order of each setting's runs."),
+    data: Path = typer.Option(None, help="Corpus directory whose val split is reported."),
+) -> None:
+    """FVMR's teacher settings: chosen on train folds, each measured on val."""
+    from moment_search.benchmarks.teachers import TeachersConfig, run
+
+    with user_errors():
+        report = run(_config(TeachersConfig, out=out, data=data,
+                             configs=tuple(config), fold_data=tuple(fold_data)))
+    console.print(f"chosen: {report['chosen']}; report written to {out}")
+
+
+@app.command("corpus-cv")
+def corpus_cv(
+    out: Path = typer.Option(..., help="Report directory."),
+    fold_data: list[Path] = typer.Option(..., "--fold-data", help="Fold corpus directories."),
+    fvmr: list[Path] = typer.Option(..., "--fvmr", help="FVMR checkpoint of each fold."),
+    video_text: list[Path] = typer.Option(..., "--video-text", help="Video-text checkpoint of "
+                                          "each fold."),
+    video_weights: str = typer.Option(None, help="Comma-separated beta values."),
+    hub_weights: str = typer.Option(None, help="Comma-separated gamma values."),
+) -> None:
+    """Choose the corpus terms' weights (beta, gamma) by cross-validation on train folds."""
+    from moment_search.benchmarks.corpus_cv import CorpusCVConfig, run
+
+    with user_errors():
+        report = run(_config(CorpusCVConfig, out=out, fold_data=tuple(fold_data),
+                             fvmr=tuple(fvmr), video_text=tuple(video_text),
+                             video_weights=_items(video_weights, float),
+                             hub_weights=_items(hub_weights, float)))
+    console.print(f"chosen: {report['chosen']}; report written to {out}")
+
+
 @app.command("ray")
 def ray_throughput(
     videos: list[Path] = typer.Option(None, "--video", help="Video files to ingest, repeatable "

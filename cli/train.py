@@ -21,6 +21,7 @@ from .train_options import (
     EXTRA_OPTION,
     FEATURE_RATE_OPTION,
     FOLD_OPTION,
+    KEEP_OPTION,
     OUT_OPTION,
     PATIENCE_OPTION,
     PRINT_RECIPE_OPTION,
@@ -34,6 +35,7 @@ from .train_options import (
     given_options,
     sort_options,
 )
+from .train_teachers import teacher_maps
 
 app = typer.Typer(help="Train models.", no_args_is_help=True)
 
@@ -63,7 +65,8 @@ def train_from_options(ctx: typer.Context, command: str, model_class: type, trai
             raise InputError("no output directory: give --out DIR", parameter="--out")
         check_out(params["out"])
     out, split = params["out"], recipe.run.val_split
-    title = f"best validation epoch ({split})" if split else "best validation epoch"
+    epoch = "last epoch" if recipe.train.keep == "last" else "best validation epoch"
+    title = f"{epoch} ({split})" if split else epoch
     fit_and_report(lambda: trainer_class(recipe.run.data, out, recipe.model, recipe.train,
                                          **recipe.trainer_options()),
                    params["resume"], out, title)
@@ -101,6 +104,10 @@ def fvmr(
     teacher: bool = typer.Option(None, "--teacher/--no-teacher",
                                  help="--no-teacher trains FVMR w/o SD."),
     cross_video: float = typer.Option(None, min=0.0, help="Weight of the cross-video term."),
+    teacher_map: list[str] = typer.Option(None, "--teacher-map", help="A cross-modal teacher's "
+                                          "maps (.npz from `train teacher-maps`), distilled into "
+                                          "the fast path; repeat: one mean target."),
+    map_weight: float = typer.Option(None, min=0.0, help="Weight of the teacher-maps term."),
     clip_norm: bool = typer.Option(None, "--clip-norm/--no-clip-norm",
                                    help="LayerNorm on input clip features."),
     clip_scale: float = CLIP_SCALE_OPTION,
@@ -116,6 +123,7 @@ def fvmr(
     train_split: str = typer.Option(None, help="Split to train on (default: train)."),
     val_split: str = typer.Option(None, help="Split to validate on each epoch (default: val)."),
     fold: str = FOLD_OPTION,
+    keep: str = KEEP_OPTION,
     seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
     resume: bool = RESUME_OPTION,
@@ -155,6 +163,7 @@ def pln(
     smooth_epochs: int = SMOOTH_OPTION,
     patience: int = PATIENCE_OPTION,
     fold: str = FOLD_OPTION,
+    keep: str = KEEP_OPTION,
     feature_rate: float = FEATURE_RATE_OPTION,
     seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
@@ -198,6 +207,7 @@ def fian(
     smooth_epochs: int = SMOOTH_OPTION,
     patience: int = PATIENCE_OPTION,
     fold: str = FOLD_OPTION,
+    keep: str = KEEP_OPTION,
     feature_rate: float = FEATURE_RATE_OPTION,
     seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
@@ -241,6 +251,7 @@ def drn(
     smooth_epochs: int = SMOOTH_OPTION,
     patience: int = PATIENCE_OPTION,
     fold: str = FOLD_OPTION,
+    keep: str = KEEP_OPTION,
     feature_rate: float = FEATURE_RATE_OPTION,
     seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
@@ -285,6 +296,7 @@ def lpnet(
     smooth_epochs: int = SMOOTH_OPTION,
     patience: int = PATIENCE_OPTION,
     fold: str = FOLD_OPTION,
+    keep: str = KEEP_OPTION,
     feature_rate: float = FEATURE_RATE_OPTION,
     seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,
@@ -298,6 +310,9 @@ def lpnet(
     from moment_search.train.lpnet_trainer import LPNetTrainConfig, LPNetTrainer
 
     train_from_options(ctx, "lpnet", LPNetConfig, LPNetTrainConfig, LPNetTrainer)
+
+
+app.command("teacher-maps")(teacher_maps)
 
 
 @app.command("video-text")
@@ -328,6 +343,7 @@ def video_text(
     ema: float = EMA_OPTION,
     smooth_epochs: int = SMOOTH_OPTION,
     fold: str = FOLD_OPTION,
+    keep: str = KEEP_OPTION,
     feature_rate: float = FEATURE_RATE_OPTION,
     seed: int = SEED_OPTION,
     threads: int = THREADS_OPTION,

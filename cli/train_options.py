@@ -36,6 +36,8 @@ SMOOTH_OPTION = typer.Option(None, min=1, help="Pick the best epoch on the trail
                              "this many validation scores.")
 PATIENCE_OPTION = typer.Option(None, min=0, help="Stop after this many epochs without smoothed "
                                "improvement (0: never).")
+KEEP_OPTION = typer.Option(None, help="What OUT/best holds: best (the best validation epoch) or "
+                           "last (the last epoch: a rule fixed before training, no selection).")
 FOLD_OPTION = typer.Option(None, help="K/N: cross-validation, train on the train split less "
                            "fold K of N (video-disjoint), validate on fold K.")
 CLIP_SCALE_OPTION = typer.Option(None, min=0.0, help="Multiply clip features (22.627 = "
@@ -48,8 +50,9 @@ WEIGHT_DECAY_OPTION = typer.Option(None, min=0.0, help="AdamW weight decay.")
 DROPOUT_OPTION = typer.Option(None, min=0.0, max=0.9, help="Dropout.")
 
 # Options whose name is not the name of the config field they set.
-RENAMES = {"extra": "extras", "ema": "ema_decay", "cross_video": "cross_video_weight",
-           "cfm": "use_cfm", "upsampling": "use_upsampling", "stages": "stage_clips",
+RENAMES = {"extra": "extras", "teacher_map": "teacher_maps", "ema": "ema_decay",
+           "cross_video": "cross_video_weight", "cfm": "use_cfm",
+           "upsampling": "use_upsampling", "stages": "stage_clips",
            "proposals": "n_proposals"}
 # The same, for one command only.
 COMMAND_RENAMES = {"lpnet": {"heads": "n_heads"}}

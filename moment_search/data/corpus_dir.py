@@ -25,12 +25,17 @@ from .readers import read_annotations
 MANIFEST_NAME = "videos.jsonl"
 
 
-def find_feature_store(root: Path) -> FeatureStore:
-    """The corpus's feature store: ``features/`` or ``features.h5``/``features.hdf5``."""
+def feature_store_path(root: Path) -> Path:
+    """Where the corpus's features are: ``features/`` or ``features.h5``/``features.hdf5``."""
     for name in ("features", "features.h5", "features.hdf5"):
         if (root / name).exists():
-            return open_feature_store(root / name)
+            return root / name
     raise CorpusError(f"{root}: no features/ directory or features.h5 file")
+
+
+def find_feature_store(root: Path) -> FeatureStore:
+    """The corpus's feature store (see :func:`feature_store_path`)."""
+    return open_feature_store(feature_store_path(root))
 
 
 def read_manifest(path: Path, default_rate: float | None = None) -> Corpus:

@@ -41,6 +41,7 @@ class Example:
     labels: torch.Tensor  # (P,) soft IoU labels
     video_index: int
     weight: float = 1.0  # loss weight (1 for real sentences, the --extra weight for others)
+    teacher: torch.Tensor | None = None  # (P,) target logits of the cross-modal teachers
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Batch:
     video_groups: torch.Tensor  # (B,) the examples' video indices (equal for the same video)
     query_video: torch.Tensor  # (B,) row of each query's video in ``clips``
     weights: torch.Tensor  # (B,) loss weight of each query
+    teacher: torch.Tensor | None = None  # (B, P) teacher target logits (None: no teachers)
 
     def to(self, device: torch.device) -> Batch:
         """The batch on ``device``."""
@@ -67,7 +69,8 @@ class Batch:
         return Batch(self.clips.to(device), self.tokens.to(device), self.token_mask.to(device),
                      RoleTreeTensors(**move), self.labels.to(device),
                      self.video_groups.to(device), self.query_video.to(device),
-                     self.weights.to(device))
+                     self.weights.to(device),
+                     None if self.teacher is None else self.teacher.to(device))
 
 
 def proposal_labels(query: Query, duration: float, n_clips: int, o_min: float, o_max: float
@@ -175,6 +178,8 @@ def collate(examples: Sequence[Example]) -> Batch:
         video_groups=torch.tensor([e.video_index for e in examples]),
         query_video=torch.tensor([row[e.video_index] for e in examples]),
         weights=torch.tensor([e.weight for e in examples], dtype=torch.float32),
+        teacher=(torch.stack([e.teacher for e in examples])
+                 if all(e.teacher is not None for e in examples) else None),
     )
 
 

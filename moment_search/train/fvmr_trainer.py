@@ -27,7 +27,8 @@ from .data import Batch, Example, build_examples, collate, video_batches
 from .extras import default_charades_dir, parse_extra, with_extras
 from .folds import parse_fold, training_corpora
 from .loop import EpochTrainer, RecipeConfig, seed_everything
-from .losses import cross_video, fvmr_loss
+from .losses import cross_video, distillation, fvmr_loss
+from .teacher_maps import target_logits
 
 
 @dataclass
@@ -47,6 +48,11 @@ class TrainConfig(RecipeConfig):
     o_min: float = 0.3  # soft-label thresholds (paper)
     o_max: float = 0.7
     video_batches: bool = False  # batches of whole videos: each video encoded once per batch
+    # Cross-modal teachers (train.teacher_maps; not in the paper): .npz files of DRN's / FIAN's
+    # maps over the proposals, distilled into p with Eq. 9 beside the role-tree teacher. Several
+    # files are one target (their mean map).
+    teacher_maps: tuple[str, ...] = ()
+    map_weight: float = 3.0  # weight of that term; Eq. 10's lambda, not tuned
 
 
 def epoch_batches(examples: list[Example], batch_size: int, seed: int, epoch: int,
@@ -70,6 +76,12 @@ def batch_loss(model: FVMR, batch: Batch, config: TrainConfig, epoch: int
                 batch.tree if config.teacher else None, query_video=batch.query_video)
     distill = config.distill_weight if epoch >= config.warmup_epochs else 0.0
     terms = fvmr_loss(out.p, out.q, batch.labels, distill, config.temperature, batch.weights)
+    # From the first epoch: the warm-up exists for the role-tree teacher, which trains beside
+    # the student; these teachers are trained already.
+    if batch.teacher is not None and config.map_weight > 0:
+        terms["teacher_maps"] = config.map_weight * distillation(
+            out.p, batch.teacher, config.temperature, batch.weights)
+        terms["total"] = terms["total"] + terms["teacher_maps"]
     if config.cross_video_weight > 0 and batch.video_groups.unique().numel() > 1:
         term = cross_video(out.moments, out.queries, batch.video_groups)
         terms["cross_video"] = config.cross_video_weight * term
@@ -122,6 +134,7 @@ class FVMRTrainer(EpochTrainer):
                                              parse_fold(train_config.fold))
         self.train_corpus, weights = with_extras(train, specs, self.charades_dir)
         self.train_examples = self._build(self.train_corpus, store, encoder, parser, weights)
+        self._attach_teachers(self.train_examples)
         self.val_corpus = val
         self.val_examples = self._build(val, store, encoder, parser, {})
         self.start(FVMR(model_config))
@@ -130,6 +143,16 @@ class FVMRTrainer(EpochTrainer):
                ) -> list[Example]:
         return build_examples(corpus, store, self.model_config.n_clips, encoder, parser,
                               self.config.o_min, self.config.o_max, weights)
+
+    def _attach_teachers(self, examples: list[Example]) -> None:
+        """Give every training example its cross-modal teachers' target (if any are named)."""
+        if not self.config.teacher_maps:
+            return
+        logits, temperatures = target_logits(self.config.teacher_maps, self.model_config.n_clips,
+                                             {e.qid: e.labels.numpy() for e in examples})
+        self.settings["teacher_temperatures"] = temperatures
+        for example in examples:
+            example.teacher = torch.from_numpy(logits[example.qid])
 
     def epoch_batches(self, epoch: int) -> list[Batch]:
         """Shuffled training batches of one epoch."""

@@ -12,6 +12,9 @@ The recipe knobs every trainer's config carries (it extends :class:`RecipeConfig
 * ``smooth_epochs`` (1: off): the best epoch is picked on the trailing mean of this many
   validation scores, so one lucky epoch of a noisy curve is not what ships.
 * ``patience`` (0: off): stop when the smoothed score has not improved for this many epochs.
+* ``keep`` ("best"): what OUT/best holds. "best" is the best smoothed validation epoch; "last"
+  is the last epoch of the schedule, a rule fixed before training, so the validation split
+  only measures and chooses nothing (validation still runs and is logged every epoch).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from ..errors import InputError
+
+KEEP_RULES = ("best", "last")
+
 
 @dataclass
 class RecipeConfig:
@@ -41,6 +48,7 @@ class RecipeConfig:
     smooth_epochs: int = 1  # best epoch on the trailing mean of this many val scores
     patience: int = 0  # stop after this many epochs without smoothed improvement (0: off)
     fold: str | None = None  # "K/N": train on the other folds of the train split, validate on K
+    keep: str = "best"  # OUT/best: "best" validation epoch, or the "last" epoch (no selection)
 
 
 def seed_everything(seed: int) -> None:
@@ -150,6 +158,7 @@ class EpochTrainer:
     def fit(self, progress=print) -> dict[str, float]:
         """Train to ``config.epochs``; returns the best validation metrics of this run."""
         best = {}
+        keep_last = self.keep_rule() == "last"
         self.out.mkdir(parents=True, exist_ok=True)
         smooth = max(1, int(self.config.smooth_epochs))
         patience = int(self.config.patience)
@@ -161,11 +170,14 @@ class EpochTrainer:
             score = trailing_means(self.scores, smooth)[-1]  # the smoothed curve's last point
             since_best += 1
             if score > self.best_score:
-                self.best_score, best, since_best = score, metrics, 0
+                self.best_score, since_best = score, 0
+            kept = since_best == 0 or keep_last
+            if kept:
+                best = metrics
                 self.eval_model.save_pretrained(self.out / "best", extra=self.settings)
             self.save_last(epoch)
             record = {"epoch": epoch + 1, "loss": losses, "val": metrics, "smoothed": score,
-                      "best": self.best_score}
+                      "best": self.best_score, "kept": kept}
             with open(self.out / "history.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
             shown = [*self.config.select_metric.split("+"), "mIoU"]
@@ -176,6 +188,17 @@ class EpochTrainer:
                 progress(f"stopping: no smoothed improvement for {patience} epochs")
                 break
         return best
+
+    def keep_rule(self) -> str:
+        """``config.keep``, checked.
+
+        Raises:
+            InputError: a rule other than "best" or "last".
+        """
+        rule = getattr(self.config, "keep", "best")
+        if rule not in KEEP_RULES:
+            raise InputError(f"keep = {rule!r}: expected one of {KEEP_RULES}", parameter="keep")
+        return rule
 
     def save_last(self, epoch: int) -> None:
         """OUT/last: the model and the optimizer state after ``epoch`` (atomic)."""

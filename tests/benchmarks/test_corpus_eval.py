@@ -55,6 +55,10 @@ def test_best_epoch_is_the_best_smoothed(tmp_path):
     history.write_text("\n".join(json.dumps({"epoch": e, "smoothed": s, "best": 0, "val": {}})
                                  for e, s in [(1, 3.0), (2, 5.0), (3, 4.0)]))
     assert cross_validate.best_epoch(history)["epoch"] == 2
+    history.write_text("\n".join(json.dumps({"epoch": e, "smoothed": s, "best": 0, "val": {},
+                                             "kept": True})
+                                 for e, s in [(1, 3.0), (2, 5.0), (3, 4.0)]))
+    assert cross_validate.best_epoch(history)["epoch"] == 3  # --keep last: the last epoch
 
 
 def test_seed_table_mean_and_spread(session_corpus, tiny_model_dir, tmp_path):

@@ -63,3 +63,38 @@ def test_fold_validates_on_train_videos(tiny_corpus, tmp_path):
     val_videos = {q.video_id for q in run.val_corpus.queries}
     assert train_videos.isdisjoint(val_videos)
     assert all(q.qid.startswith("train-") for q in run.val_corpus.queries)
+
+
+def test_a_fold_corpus_holds_the_fold_as_its_val_split(tiny_corpus, tmp_path):
+    from moment_search.cli.app import main
+
+    from moment_search.data.corpus_dir import open_corpus
+    from moment_search.train.folds import write_fold_corpus
+
+    corpus, _ = open_corpus(tiny_corpus, split="train")
+    rest, held = split_fold(corpus, 1, 2)
+    out = write_fold_corpus(tiny_corpus, (1, 2), tmp_path / "f1")
+    train, store = open_corpus(out, split="train")
+    val, _ = open_corpus(out, split="val")
+    assert set(train.videos) == set(rest.videos) and set(val.videos) == set(held.videos)
+    assert sorted(q.qid for q in val.queries) == sorted(q.qid for q in held.queries)
+    video = next(iter(val.videos))
+    assert store.load(video).shape == open_corpus(tiny_corpus)[1].load(video).shape
+    with pytest.raises(ValueError, match="exists"):
+        write_fold_corpus(tiny_corpus, (1, 2), out)
+    assert main(["data", "fold", str(tiny_corpus), "--fold", "0/2",
+                 "--out", str(tmp_path / "f0")]) == 0
+    assert (tmp_path / "f0" / "val.jsonl").is_file()
+    assert main(["data", "fold", str(tiny_corpus), "--fold", "2/2",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_fold_corpus_names_a_line_without_a_video(tiny_corpus, tmp_path):
+    from moment_search.train.folds import write_fold_corpus
+
+    with open(tiny_corpus / "train.jsonl", "a") as handle:
+        handle.write('{"qid": "x", "query": "q", "duration": 3, "relevant_windows": [[0, 1]]}\n')
+    with pytest.raises(ValueError):
+        write_fold_corpus(tiny_corpus, (0, 2), tmp_path / "f0")
+    assert not (tmp_path / "f0").exists()

@@ -132,3 +132,23 @@ def test_query_video_encodes_each_video_once_and_equals_per_query():
     grouped = model(clips, tokens, mask, query_video=rows)
     per_query = model(clips[rows], tokens, mask)
     torch.testing.assert_close(grouped.p, per_query.p)
+
+
+def test_keep_last_ships_the_last_epoch_whatever_validation_says(tiny_corpus, tmp_path):
+    run = trainer(tiny_corpus, tmp_path / "run", keep="last", lr=5e-3)
+    run.config.epochs = 3
+    scores = iter([5.0, 1.0, 0.0])  # validation gets worse: "best" would keep epoch 1
+    run.validate = lambda: {"R1@0.5": next(scores), "R1@0.7": 0.0}
+    best = run.fit(progress=lambda message: None)
+    assert best["R1@0.5"] == 0.0
+    saved = FVMR.from_pretrained(tmp_path / "run" / "best").state_dict()
+    last = FVMR.from_pretrained(tmp_path / "run" / "last").state_dict()
+    assert all(torch.equal(saved[name], last[name]) for name in saved)
+
+
+def test_an_unknown_keep_rule_is_refused(tiny_corpus, tmp_path):
+    from moment_search.errors import InputError
+
+    run = trainer(tiny_corpus, tmp_path / "run", keep="median")
+    with pytest.raises(InputError, match="keep = 'median'"):
+        run.fit(progress=lambda message: None)

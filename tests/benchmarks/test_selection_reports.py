@@ -1,0 +1,79 @@
+"""The cross-validated choices: FVMR's teachers (benchmark teachers) and the corpus terms'
+weights (benchmark corpus-cv), on tiny data."""
+
+import json
+
+import pytest
+import torch
+from moment_search.benchmarks import corpus_cv, teachers
+
+from moment_search.errors import InputError
+from moment_search.eval.runner import evaluate_model
+from moment_search.models.fvmr import FVMR, FVMRConfig
+from moment_search.models.video_text import VideoText, VideoTextConfig
+from moment_search.train.folds import write_fold_corpus
+from moment_search.train.loop import selection_score
+
+
+@pytest.fixture()
+def folds(session_corpus, tmp_path):
+    return tuple(write_fold_corpus(session_corpus, (k, 2), tmp_path / f"f{k}") for k in (0, 1))
+
+
+def fvmr_checkpoint(path, seed):
+    torch.manual_seed(seed)
+    model = FVMR(FVMRConfig(feature_dim=8, n_clips=8, hidden_dim=16, space_dim=8, dropout=0.0))
+    return model.eval().save_pretrained(path, extra={"feature_rate": 1.0, "max_tokens": 32})
+
+
+def test_teachers_choose_on_folds_and_report_val(session_corpus, folds, tmp_path):
+    runs = {name: [fvmr_checkpoint(tmp_path / f"{name}{i}", seed) for i in range(2)]
+            for name, seed in (("a", 0), ("b", 1))}
+    configs = tuple(f"{name}={runs[name][0]},{runs[name][1]}|{runs[name][0]},{runs[name][1]}"
+                    for name in runs)
+    report = teachers.run(teachers.TeachersConfig(tmp_path / "out", configs, folds,
+                                                  data=session_corpus))
+    scores = {}
+    for name, dirs in runs.items():
+        per_fold = [evaluate_model("fvmr", fold, "val", d).metrics
+                    for fold, d in zip(folds, dirs, strict=True)]
+        scores[name] = sum(selection_score(m, "R1@0.5+R1@0.7") for m in per_fold) / 2
+    rows = {r["setting"]: r for r in report["settings"]}
+    for name in runs:
+        assert rows[name]["fold_score"] == pytest.approx(scores[name])
+        assert len(rows[name]["val"]) == 2 and rows[name]["val R1@0.5 sd"] >= 0
+    assert report["chosen"] == max(scores, key=scores.get)
+    assert json.loads((tmp_path / "out" / "teachers.json").read_text())["chosen"] == \
+        report["chosen"]
+    assert "(chosen)" in (tmp_path / "out" / "teachers.md").read_text()
+
+
+@pytest.mark.parametrize("configs, expected", [
+    (("a=x|y",), "1 fold runs for 2"),
+    (("a=x,y",), "LABEL=FOLD_RUN"),
+])
+def test_teachers_refuse_a_malformed_setting(configs, expected, folds, tmp_path):
+    with pytest.raises(InputError, match=expected):
+        teachers.run(teachers.TeachersConfig(tmp_path / "out", configs, folds))
+
+
+def test_corpus_cv_means_the_folds_and_chooses(folds, tmp_path):
+    fvmr = tuple(fvmr_checkpoint(tmp_path / f"fvmr{k}", k) for k in (0, 1))
+    torch.manual_seed(0)
+    video = VideoText(VideoTextConfig(feature_dim=8, hidden_dim=16, embed_dim=6))
+    video_dir = video.eval().save_pretrained(tmp_path / "vt")
+    report = corpus_cv.run(corpus_cv.CorpusCVConfig(
+        tmp_path / "out", folds, fvmr, (video_dir, video_dir), video_weights=(0.0, 1.0),
+        hub_weights=(0.0, 0.5), hub_bank=1))
+    assert len(report["rows"]) == 4
+    fold_reports = [json.loads((tmp_path / "out" / f"fold{k}" / "corpus_eval.json").read_text())
+                    for k in (0, 1)]
+    for row in report["rows"]:
+        per_fold = [next(r for r in f["rows"] if r["setting"] == row["setting"])
+                    for f in fold_reports]
+        assert row["R10@0.5"] == pytest.approx((per_fold[0]["R10@0.5"] +
+                                                per_fold[1]["R10@0.5"]) / 2)
+    best = max(report["rows"], key=lambda r: r["score"])
+    assert report["chosen"] == {"beta": best["beta"], "gamma": best["gamma"]}
+    with pytest.raises(InputError, match="one --fvmr and one --video-text per --fold-data"):
+        corpus_cv.run(corpus_cv.CorpusCVConfig(tmp_path / "x", folds, fvmr[:1], (video_dir,)))
