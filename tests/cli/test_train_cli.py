@@ -194,3 +194,36 @@ def test_every_option_sets_one_config_field(command):
     options = {name: "1" for name in names}
     sorted_options = sort_options(command, options, sections)
     assert sum(len(fields) for fields in sorted_options.values()) == len(names)
+
+
+def test_teacher_maps_command_feeds_a_keep_last_fvmr_run(tiny_corpus, tiny_drn_dir, tmp_path):
+    recipe = tiny_recipe(tmp_path, "fvmr", tiny_corpus)
+    maps = tmp_path / "drn.npz"
+    assert main(["train", "teacher-maps", "--teacher", "drn", "--model", str(tiny_drn_dir),
+                 "--recipe", recipe, "--out", str(maps), "--extra", "charades-actions"]) == 0
+    out = tmp_path / "run"
+    assert main(["train", "fvmr", "--recipe", recipe, "--out", str(out), "--epochs", "2",
+                 "--extra", "charades-actions", "--teacher-map", str(maps),
+                 "--map-weight", "2", "--keep", "last"]) == 0
+    extra = stored_config(out)["extra"]
+    assert extra["train_config"]["teacher_maps"] == [str(maps)]
+    assert extra["train_config"]["map_weight"] == 2 and extra["train_config"]["keep"] == "last"
+    assert extra["teacher_temperatures"][0] > 0
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert all(h["kept"] and "teacher_maps" in h["loss"] for h in history)
+
+
+def test_teacher_maps_made_without_the_runs_extra_pairs_are_refused(tiny_corpus, tiny_drn_dir,
+                                                                    tmp_path, capsys):
+    recipe = tiny_recipe(tmp_path, "fvmr", tiny_corpus)
+    maps = tmp_path / "drn.npz"
+    assert main(["train", "teacher-maps", "--teacher", "drn", "--model", str(tiny_drn_dir),
+                 "--recipe", recipe, "--out", str(maps)]) == 0
+    capsys.readouterr()
+    assert main(["train", "fvmr", "--recipe", recipe, "--out", str(tmp_path / "run"),
+                 "--extra", "charades-actions", "--teacher-map", str(maps)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "drn.npz" in err and "no map for" in err
+    assert main(["train", "teacher-maps", "--teacher", "nope", "--recipe", recipe,
+                 "--out", str(tmp_path / "x.npz")]) == 2
+    assert not (tmp_path / "x.npz").exists()
