@@ -29,8 +29,7 @@ CASCADE = "reports/accuracy/cascade/fvmr_eval.json"
 STATUS = [
     ("FVMR search vectors (the index)", "fvmr-charades-clip",
      (CASCADE, "single_video", {"model": "search", **REAL}),
-     ("reports/accuracy/fvmr_seeds/seeds.json", "rows", {"recipe": "search", **REAL},
-      "", "before the per-cell prior"),
+     ("reports/accuracy/search_seeds/seeds.json", "rows", {"recipe": "search", **REAL}),
      (CASCADE, "corpus", {"model": "search"})),
     ("PLN (reranker)", "pln-charades-clip",
      ("reports/speed_accuracy_v2/report.json", "single_video", {"model": "pln"}),
