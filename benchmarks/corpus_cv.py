@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..train.folds import check_fold_checkpoint
 from ..train.loop import selection_score
 from .corpus_eval import CorpusEvalConfig
 from .corpus_eval import run as corpus_eval
@@ -35,7 +36,7 @@ class CorpusCVConfig:
     video_text: tuple[Path, ...]  # a video-text checkpoint trained on each fold's training part
     video_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # beta values
     hub_weights: tuple[float, ...] = (0.0, 0.5, 1.0)  # gamma values
-    hub_bank: int = 500  # bank sentences, drawn from each fold's training part
+    hub_bank: int = CorpusEvalConfig.hub_bank  # bank sentences, from each fold's training part
     metric: str = "R10@0.5+R10@0.7"  # what the folds choose by
 
     def check(self) -> None:
@@ -50,6 +51,9 @@ class CorpusCVConfig:
 def run(config: CorpusCVConfig) -> dict:
     """Every fold's grid, the mean per setting, the choice; writes ``corpus_cv.json``/``.md``."""
     config.check()
+    for data, fvmr, video in zip(config.fold_data, config.fvmr, config.video_text, strict=True):
+        check_fold_checkpoint(data, fvmr)
+        check_fold_checkpoint(data, video)
     folds = []
     for i, (data, fvmr, video) in enumerate(zip(config.fold_data, config.fvmr,
                                                 config.video_text, strict=True)):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..eval.runner import evaluate_model
+from ..train.folds import check_fold_checkpoint
 from ..train.loop import selection_score
 from .report import machine_info, markdown_table, write_report
 
@@ -74,6 +75,8 @@ def mean_and_spread(runs: list[dict], name: str) -> tuple[float, float]:
 def setting_row(text: str, config: TeachersConfig) -> dict:
     """Fold and val figures of one teacher setting."""
     label, fold_runs, val_runs = parse_config(text)
+    for data, run in zip(config.fold_data, fold_runs, strict=True):
+        check_fold_checkpoint(data, run)
     folds = [evaluate_model("fvmr", data, "val", run).metrics
              for data, run in zip(config.fold_data, fold_runs, strict=True)]
     vals = [evaluate_model("fvmr", config.data, config.split, run).metrics for run in val_runs]

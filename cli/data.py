@@ -55,12 +55,13 @@ def fold(
     data: Path = typer.Argument(..., help="A corpus directory with a train.jsonl."),
     fold: str = typer.Option(..., help="K/N: fold K of N (video-disjoint, as train --fold)."),
     out: Path = typer.Option(..., help="The new corpus directory (must not exist)."),
-    split: str = typer.Option("train", help="The split that is cut into folds."),
+    split: str = typer.Option(None, help="The split that is cut into folds (default: train)."),
 ) -> None:
     """Write a corpus directory whose train/val splits are the training part and fold K of
     SPLIT, so any command can run on a cross-validation fold (features are linked)."""
     from moment_search.train.folds import parse_fold, write_fold_corpus
 
     with user_errors():
-        path = write_fold_corpus(data, parse_fold(fold), out, split)
-    console.print(f"fold {fold} of {data}/{split} written to {path}")
+        path = write_fold_corpus(data, parse_fold(fold), out,
+                                 **({} if split is None else {"split": split}))
+    console.print(f"fold {fold} of {data} written to {path}")

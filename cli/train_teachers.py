@@ -47,13 +47,18 @@ def teacher_maps(
         if settings.run.data is None:
             raise InputError("no corpus: give --data DIR or a --recipe with data",
                              parameter="--data")
+        if not out.parent.is_dir():
+            raise InputError(f"--out {out}: its folder does not exist", parameter="--out")
         if threads:
             torch.set_num_threads(threads)
         with console.status("scoring the training pairs") as status:
+            split = {} if settings.run.train_split is None else {
+                "train_split": settings.run.train_split}
             maps = make_teacher_maps(
                 teacher, model, settings.run.data, settings.model.n_clips,
-                settings.train.extras, settings.run.train_split or "train",
-                settings.run.feature_rate, settings.run.charades_dir,
-                progress=lambda done, total: status.update(f"scored {done}/{total} pairs"))
+                settings.train.extras, feature_rate=settings.run.feature_rate,
+                charades_dir=settings.run.charades_dir,
+                progress=lambda done, total: status.update(f"scored {done}/{total} pairs"),
+                **split)
         save_maps(out, maps)
     console.print(f"{len(maps.qids)} maps of {teacher} ({maps.model}) saved to {out}")

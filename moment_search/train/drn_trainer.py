@@ -49,6 +49,7 @@ class DRNTrainConfig(RecipeConfig):
     nms_threshold: float = 0.6  # temporal NMS at inference (official fcos_nms_thr)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.stage_epochs = tuple(int(n) for n in self.stage_epochs)
         if len(self.stage_epochs) != 3 or min(self.stage_epochs) < 0 \
                 or self.stage_epochs[0] < 1:

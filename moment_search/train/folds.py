@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
+from ..atomic import atomic_write_text
 from ..data.corpus import Corpus
 from ..data.corpus_dir import feature_store_path, open_corpus
 from ..data.features import FeatureStore
 from ..errors import InputError
 
+FOLD_INFO = "fold.toml"  # what write_fold_corpus writes beside the splits (not an annotation file)
 FOLD_SEED = 20211011  # fixed: the folds must not move with the training seed
 
 
@@ -64,15 +68,16 @@ def write_fold_corpus(data_dir: str | Path, fold: tuple[int, int], out: str | Pa
     """A corpus directory in which a fold of ``split`` is a split of its own.
 
     ``OUT/train.jsonl`` holds the sentences of ``split`` outside fold K and ``OUT/val.jsonl``
-    those of fold K (the same partition as ``--fold K/N``), line for line as in the source file;
-    ``OUT/features`` links to the source's features. Every command that reads a corpus
-    directory (train, compose's hub bank, index build, the benchmarks) then works on the fold
-    unchanged, e.g. to choose corpus settings by cross-validation. Charades annotations for
-    ``--extra`` are not beside it: give ``--charades-dir``.
+    those of fold K (the same partition as ``--fold K/N``), line for line as in the source file
+    (JSON lines with a ``vid`` field, as the Charades-STA / QVHighlights files have);
+    ``OUT/features`` links to the source's features and ``OUT/fold.json`` says which fold it is.
+    Commands that read such a corpus directory (train, compose's hub bank, index build, the
+    corpus benchmarks) then run on the fold, e.g. to choose settings by cross-validation.
+    Charades annotations for ``--extra`` are not beside it: give ``--charades-dir``. The folder
+    is built under a temporary name beside OUT and renamed into place when complete.
 
     Raises:
-        InputError: ``OUT`` exists, or the split's file is not JSON lines with a video id
-            (``vid`` or ``video_id``) on each line.
+        InputError: ``OUT`` exists, or the split's file is not JSON lines with a ``vid`` field.
     """
     source, target = Path(data_dir), Path(out)
     if target.exists():
@@ -83,27 +88,63 @@ def write_fold_corpus(data_dir: str | Path, fold: tuple[int, int], out: str | Pa
     if not path.is_file():
         raise InputError(f"{source}: folds are written from {split}.jsonl, which is missing")
     parts: dict[str, list[str]] = {"train": [], "val": []}
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            held_out = _line_video(line, path, line_no) in held.videos
-            parts["val" if held_out else "train"].append(line)
-    staging = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for name, lines in parts.items():
-        (staging / f"{name}.jsonl").write_text("".join(f"{line}\n" for line in lines),
-                                                encoding="utf-8")
-    features = feature_store_path(source)
-    (staging / features.name).symlink_to(features.resolve())
-    staging.rename(target)
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if line.strip():
+                held_out = _line_video(line, path, line_no) in held.videos
+                parts["val" if held_out else "train"].append(line.rstrip("\n"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        _fill_fold_dir(staging, parts, feature_store_path(source),
+                       {"source": str(source.resolve()), "split": split,
+                        "fold": f"{fold[0]}/{fold[1]}"})
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return target
+
+
+def _fill_fold_dir(folder: Path, parts: dict[str, list[str]], features: Path,
+                   info: dict) -> None:
+    for name, lines in parts.items():
+        atomic_write_text(folder / f"{name}.jsonl", "".join(f"{line}\n" for line in lines))
+    atomic_write_text(folder / FOLD_INFO, "".join(f"{key} = {json.dumps(value)}\n"
+                                                  for key, value in info.items()))
+    (folder / features.name).symlink_to(features.resolve())
+
+
+def read_fold_info(corpus_dir: str | Path) -> dict | None:
+    """``fold.toml`` of a corpus written by :func:`write_fold_corpus` (None for another)."""
+    path = Path(corpus_dir) / FOLD_INFO
+    return tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def check_fold_checkpoint(corpus_dir: str | Path, checkpoint: str | Path) -> None:
+    """Refuse a checkpoint that was not trained without the fold of ``corpus_dir``: trained
+    with ``--fold K/N`` of the same fold, or on the fold corpus's own train split. Corpora not
+    written by :func:`write_fold_corpus` are not checked.
+
+    Raises:
+        InputError: the checkpoint was trained on other data or another fold (naming both).
+    """
+    info = read_fold_info(corpus_dir)
+    if info is None:
+        return
+    extra = json.loads((Path(checkpoint) / "config.json").read_text()).get("extra", {})
+    fold = extra.get("train_config", {}).get("fold")
+    data = extra.get("data")
+    on_fold_corpus = data is not None and Path(data).resolve() == Path(corpus_dir).resolve()
+    if fold != info["fold"] and not on_fold_corpus:
+        raise InputError(f"{checkpoint}: trained with fold {fold!r} on {data}, but {corpus_dir} "
+                         f"holds out fold {info['fold']} of {info['source']}: its sentences "
+                         f"would be scored by a model trained on them")
 
 
 def _line_video(line: str, path: Path, line_no: int) -> str:
     try:
-        row = json.loads(line)
-        return str(row["vid"] if "vid" in row else row["video_id"])
+        return str(json.loads(line)["vid"])
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise InputError(f"{path}:{line_no}: expected a JSON object with 'vid' or 'video_id', "
+        raise InputError(f"{path}:{line_no}: expected a JSON object with a 'vid' field, "
                          f"got {line.strip()[:80]!r}") from e
-

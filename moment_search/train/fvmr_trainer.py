@@ -79,8 +79,10 @@ def batch_loss(model: FVMR, batch: Batch, config: TrainConfig, epoch: int
     # From the first epoch: the warm-up exists for the role-tree teacher, which trains beside
     # the student; these teachers are trained already.
     if batch.teacher is not None and config.map_weight > 0:
+        # distillation() softens both sides by T; the maps' target is already sharpened to the
+        # labels' entropy (train.teacher_maps), so it is scaled by T to stay that target
         terms["teacher_maps"] = config.map_weight * distillation(
-            out.p, batch.teacher, config.temperature, batch.weights)
+            out.p, batch.teacher * config.temperature, config.temperature, batch.weights)
         terms["total"] = terms["total"] + terms["teacher_maps"]
     if config.cross_video_weight > 0 and batch.video_groups.unique().numel() > 1:
         term = cross_video(out.moments, out.queries, batch.video_groups)

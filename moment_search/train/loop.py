@@ -50,6 +50,19 @@ class RecipeConfig:
     fold: str | None = None  # "K/N": train on the other folds of the train split, validate on K
     keep: str = "best"  # OUT/best: "best" validation epoch, or the "last" epoch (no selection)
 
+    def __post_init__(self) -> None:
+        check_keep(self.keep, self.patience)
+
+
+def check_keep(keep: str, patience: int) -> None:
+    """Raises InputError: a rule other than "best" or "last", or "last" with early stopping
+    (``patience`` would let validation choose where the schedule ends)."""
+    if keep not in KEEP_RULES:
+        raise InputError(f"keep = {keep!r}: expected one of {KEEP_RULES}", parameter="keep")
+    if keep == "last" and patience:
+        raise InputError(f"keep = 'last' with patience = {patience}: early stopping would let "
+                         f"validation choose the last epoch; set patience to 0", parameter="keep")
+
 
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch."""
@@ -75,7 +88,8 @@ def epochs_since_best(scores: list[float], smooth: int) -> int:
 
 
 class EpochTrainer:
-    """AdamW over ``self.model``; OUT/best (best validation epoch), OUT/last + state.pt, history."""
+    """AdamW over ``self.model``; OUT/best (the kept epoch: see ``keep``), OUT/last + state.pt,
+    history."""
 
     model_class: ClassVar[Any]
     out: Path
@@ -135,6 +149,11 @@ class EpochTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
+        stored_rule = state.get("keep", "best")
+        if stored_rule != self.keep_rule():
+            raise InputError(f"{self.out}: the run was started with keep = {stored_rule!r}; "
+                             f"resume it with the same rule (given: {self.keep_rule()!r})",
+                             parameter="keep")
         self.start_epoch, self.best_score = int(state["epoch"]) + 1, float(state["best_score"])
         self.scores = [float(x) for x in state.get("scores", [])]
         return True
@@ -156,7 +175,8 @@ class EpochTrainer:
         return {name: total / len(batches) for name, total in sums.items()}
 
     def fit(self, progress=print) -> dict[str, float]:
-        """Train to ``config.epochs``; returns the best validation metrics of this run."""
+        """Train to ``config.epochs``; returns the validation metrics of the epoch OUT/best holds
+        (of this run's epochs: empty when a resumed run had none left)."""
         best = {}
         keep_last = self.keep_rule() == "last"
         self.out.mkdir(parents=True, exist_ok=True)
@@ -190,21 +210,16 @@ class EpochTrainer:
         return best
 
     def keep_rule(self) -> str:
-        """``config.keep``, checked.
-
-        Raises:
-            InputError: a rule other than "best" or "last".
-        """
+        """``config.keep``, checked (see :func:`check_keep`)."""
         rule = getattr(self.config, "keep", "best")
-        if rule not in KEEP_RULES:
-            raise InputError(f"keep = {rule!r}: expected one of {KEEP_RULES}", parameter="keep")
+        check_keep(rule, int(self.config.patience))
         return rule
 
     def save_last(self, epoch: int) -> None:
         """OUT/last: the model and the optimizer state after ``epoch`` (atomic)."""
         self.model.save_pretrained(self.out / "last", extra=self.settings)
         state = {"optimizer": self.optimizer.state_dict(), "epoch": epoch,
-                 "best_score": self.best_score, "scores": self.scores}
+                 "best_score": self.best_score, "scores": self.scores, "keep": self.keep_rule()}
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         tmp = self.out / "last" / "state.pt.tmp"

@@ -92,7 +92,12 @@ def score_pairs(reranker, corpus: Corpus, store: FeatureStore, n_clips: int,
 
 
 def save_maps(path: str | Path, maps: TeacherMaps) -> Path:
-    """Write ``maps`` to ``path`` (.npz) atomically."""
+    """Write ``maps`` to ``path`` (.npz) atomically.
+
+    Raises:
+        DataError: duplicate query ids or values outside [0, 1] (nothing is written).
+    """
+    _check(Path(path), maps, maps.n_clips)
     def write(temp: str) -> None:
         with open(temp, "wb") as handle:
             np.savez(handle, format=np.array(FORMAT), qids=np.array(maps.qids),
@@ -132,8 +137,11 @@ def _check(path: Path, maps: TeacherMaps, n_clips: int) -> None:
         raise DataError(f"teacher maps {path}: made for a {maps.n_clips}-clip map, shape "
                         f"{maps.maps.shape}; this model has {n_clips} clips, expected "
                         f"shape {expected}")
-    if not np.isfinite(maps.maps).all() or maps.maps.min() < 0 or maps.maps.max() > 1:
+    if maps.maps.size and (not np.isfinite(maps.maps).all() or maps.maps.min() < 0
+                           or maps.maps.max() > 1):
         raise DataError(f"teacher maps {path}: values must be finite and in [0, 1]")
+    if len(set(maps.qids)) != len(maps.qids):
+        raise DataError(f"teacher maps {path}: a query id appears more than once")
 
 
 def target_logits(files: Sequence[str | Path], n_clips: int, labels: Mapping[str, np.ndarray]

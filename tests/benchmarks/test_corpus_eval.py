@@ -59,6 +59,10 @@ def test_best_epoch_is_the_best_smoothed(tmp_path):
                                              "kept": True})
                                  for e, s in [(1, 3.0), (2, 5.0), (3, 4.0)]))
     assert cross_validate.best_epoch(history)["epoch"] == 3  # --keep last: the last epoch
+    marks = [(1, 3.0, True), (2, 5.0, True), (3, 4.0, False)]  # keep best: the last kept one
+    history.write_text("\n".join(json.dumps({"epoch": e, "smoothed": s, "best": 0, "val": {},
+                                             "kept": k}) for e, s, k in marks))
+    assert cross_validate.best_epoch(history)["epoch"] == 2
 
 
 def test_seed_table_mean_and_spread(session_corpus, tiny_model_dir, tmp_path):

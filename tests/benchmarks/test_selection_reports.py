@@ -20,14 +20,16 @@ def folds(session_corpus, tmp_path):
     return tuple(write_fold_corpus(session_corpus, (k, 2), tmp_path / f"f{k}") for k in (0, 1))
 
 
-def fvmr_checkpoint(path, seed):
+def fvmr_checkpoint(path, seed, fold=None):
+    """An untrained FVMR checkpoint; ``fold``: stored as trained with ``--fold fold``."""
     torch.manual_seed(seed)
     model = FVMR(FVMRConfig(feature_dim=8, n_clips=8, hidden_dim=16, space_dim=8, dropout=0.0))
-    return model.eval().save_pretrained(path, extra={"feature_rate": 1.0, "max_tokens": 32})
+    return model.eval().save_pretrained(path, extra={"feature_rate": 1.0, "max_tokens": 32,
+                                                     "train_config": {"fold": fold}})
 
 
 def test_teachers_choose_on_folds_and_report_val(session_corpus, folds, tmp_path):
-    runs = {name: [fvmr_checkpoint(tmp_path / f"{name}{i}", seed) for i in range(2)]
+    runs = {name: [fvmr_checkpoint(tmp_path / f"{name}{i}", seed, f"{i}/2") for i in range(2)]
             for name, seed in (("a", 0), ("b", 1))}
     configs = tuple(f"{name}={runs[name][0]},{runs[name][1]}|{runs[name][0]},{runs[name][1]}"
                     for name in runs)
@@ -38,6 +40,7 @@ def test_teachers_choose_on_folds_and_report_val(session_corpus, folds, tmp_path
         per_fold = [evaluate_model("fvmr", fold, "val", d).metrics
                     for fold, d in zip(folds, dirs, strict=True)]
         scores[name] = sum(selection_score(m, "R1@0.5+R1@0.7") for m in per_fold) / 2
+    assert scores["a"] != scores["b"]  # else the choice below would test nothing
     rows = {r["setting"]: r for r in report["settings"]}
     for name in runs:
         assert rows[name]["fold_score"] == pytest.approx(scores[name])
@@ -58,12 +61,14 @@ def test_teachers_refuse_a_malformed_setting(configs, expected, folds, tmp_path)
 
 
 def test_corpus_cv_means_the_folds_and_chooses(folds, tmp_path):
-    fvmr = tuple(fvmr_checkpoint(tmp_path / f"fvmr{k}", k) for k in (0, 1))
+    fvmr = tuple(fvmr_checkpoint(tmp_path / f"fvmr{k}", k, f"{k}/2") for k in (0, 1))
     torch.manual_seed(0)
-    video = VideoText(VideoTextConfig(feature_dim=8, hidden_dim=16, embed_dim=6))
-    video_dir = video.eval().save_pretrained(tmp_path / "vt")
+    video = VideoText(VideoTextConfig(feature_dim=8, hidden_dim=16, embed_dim=6)).eval()
+    videos = tuple(video.save_pretrained(tmp_path / f"vt{k}", extra={"data": str(folds[k])})
+                   for k in (0, 1))
+    video_dir = videos[0]
     report = corpus_cv.run(corpus_cv.CorpusCVConfig(
-        tmp_path / "out", folds, fvmr, (video_dir, video_dir), video_weights=(0.0, 1.0),
+        tmp_path / "out", folds, fvmr, videos, video_weights=(0.0, 1.0),
         hub_weights=(0.0, 0.5), hub_bank=1))
     assert len(report["rows"]) == 4
     fold_reports = [json.loads((tmp_path / "out" / f"fold{k}" / "corpus_eval.json").read_text())
@@ -73,7 +78,19 @@ def test_corpus_cv_means_the_folds_and_chooses(folds, tmp_path):
                     for f in fold_reports]
         assert row["R10@0.5"] == pytest.approx((per_fold[0]["R10@0.5"] +
                                                 per_fold[1]["R10@0.5"]) / 2)
+        assert row["score"] == pytest.approx(sum(
+            selection_score(r, "R10@0.5+R10@0.7") for r in per_fold) / 2)
     best = max(report["rows"], key=lambda r: r["score"])
     assert report["chosen"] == {"beta": best["beta"], "gamma": best["gamma"]}
     with pytest.raises(InputError, match="one --fvmr and one --video-text per --fold-data"):
         corpus_cv.run(corpus_cv.CorpusCVConfig(tmp_path / "x", folds, fvmr[:1], (video_dir,)))
+
+
+def test_a_fold_run_scored_on_another_fold_is_refused(session_corpus, folds, tmp_path):
+    wrong = fvmr_checkpoint(tmp_path / "wrong", 0)
+    config = json.loads((wrong / "config.json").read_text())
+    config["extra"]["train_config"] = {"fold": "1/2"}  # trained without fold 1, not fold 0
+    (wrong / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="holds out fold 0/2"):
+        teachers.run(teachers.TeachersConfig(tmp_path / "out", (f"a={wrong},{wrong}|{wrong}",),
+                                             folds, data=session_corpus))

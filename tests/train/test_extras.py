@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from moment_search.data.corpus_dir import open_corpus
@@ -90,11 +92,28 @@ def test_a_fold_corpus_holds_the_fold_as_its_val_split(tiny_corpus, tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
-def test_a_fold_corpus_names_a_line_without_a_video(tiny_corpus, tmp_path):
-    from moment_search.train.folds import write_fold_corpus
+def test_a_fold_corpus_says_its_fold_and_checkpoints_must_match_it(tiny_corpus, tmp_path):
+    from moment_search.train.folds import (
+        check_fold_checkpoint,
+        read_fold_info,
+        write_fold_corpus,
+    )
 
-    with open(tiny_corpus / "train.jsonl", "a") as handle:
-        handle.write('{"qid": "x", "query": "q", "duration": 3, "relevant_windows": [[0, 1]]}\n')
-    with pytest.raises(ValueError):
-        write_fold_corpus(tiny_corpus, (0, 2), tmp_path / "f0")
-    assert not (tmp_path / "f0").exists()
+    out = write_fold_corpus(tiny_corpus, (1, 2), tmp_path / "f1")
+    assert read_fold_info(out)["fold"] == "1/2"
+    assert read_fold_info(tiny_corpus) is None
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+    def checkpoint(name, **extra):
+        path = tmp_path / name
+        path.mkdir()
+        (path / "config.json").write_text(json.dumps({"extra": extra}))
+        return path
+
+    check_fold_checkpoint(out, checkpoint("same", train_config={"fold": "1/2"}))
+    check_fold_checkpoint(out, checkpoint("on-fold", data=str(out), train_config={}))
+    check_fold_checkpoint(tiny_corpus, checkpoint("anything", train_config={}))
+    with pytest.raises(ValueError, match="holds out fold 1/2"):
+        check_fold_checkpoint(out, checkpoint("other", train_config={"fold": "0/2"}))
+    with pytest.raises(ValueError, match="holds out fold 1/2"):
+        check_fold_checkpoint(out, checkpoint("all", data=str(tiny_corpus), train_config={}))

@@ -6,6 +6,7 @@ from moment_search.errors import DataError, InputError
 from moment_search.geometry.proposals import num_proposals
 from moment_search.train.data import collate
 from moment_search.train.fvmr_trainer import batch_loss
+from moment_search.train.losses import distillation
 from moment_search.train.teacher_maps import (
     TeacherMaps,
     load_maps,
@@ -71,6 +72,13 @@ def test_bad_files_are_named(tmp_path):
     short = maps_file(tmp_path / "short.npz", ["a"], 8)
     with pytest.raises(DataError, match="no map for 1 of the 2 training pairs"):
         target_logits([short], 8, {"a": np.ones(num_proposals(8)), "b": np.ones(num_proposals(8))})
+    bad = TeacherMaps(["a", "b"], np.full((2, num_proposals(8)), np.nan, np.float32), 8, "d", "m")
+    with pytest.raises(DataError, match="finite and in"):
+        save_maps(tmp_path / "nan.npz", bad)
+    twice = TeacherMaps(["a", "a"], np.zeros((2, num_proposals(8)), np.float32), 8, "d", "m")
+    with pytest.raises(DataError, match="more than once"):
+        save_maps(tmp_path / "twice.npz", twice)
+    assert not (tmp_path / "nan.npz").exists() and not (tmp_path / "twice.npz").exists()
     np.savez(tmp_path / "plain.npz", maps=np.ones(3))
     with pytest.raises(DataError, match="not a teacher-maps file"):
         load_maps(tmp_path / "plain.npz", 8)
@@ -88,6 +96,13 @@ def test_maps_of_a_drn_teacher_drive_fvmr_training(tiny_corpus, tiny_drn_dir, tm
     batch = collate(run.train_examples)
     terms = batch_loss(run.model.train(), batch, run.config, epoch=0)  # before the warm-up ends
     assert "teacher_maps" in terms and "distill" not in terms
+    run.config.temperature = 2.0  # the target is scaled by T, so it stays the sharpened maps
+    hot = batch_loss(run.model, batch, run.config, epoch=0)["teacher_maps"]
+    expected = run.config.map_weight * distillation(
+        run.model(batch.clips, batch.tokens, batch.token_mask, query_video=batch.query_video).p,
+        batch.teacher * 2.0, 2.0, batch.weights)
+    assert float(hot.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    run.config.temperature = 1.0
     target = torch.softmax(batch.teacher, -1)
     losses = []
     for _ in range(30):

@@ -149,6 +149,18 @@ def test_keep_last_ships_the_last_epoch_whatever_validation_says(tiny_corpus, tm
 def test_an_unknown_keep_rule_is_refused(tiny_corpus, tmp_path):
     from moment_search.errors import InputError
 
-    run = trainer(tiny_corpus, tmp_path / "run", keep="median")
     with pytest.raises(InputError, match="keep = 'median'"):
-        run.fit(progress=lambda message: None)
+        trainer(tiny_corpus, tmp_path / "run", keep="median")
+
+
+def test_keep_last_refuses_early_stopping_and_a_changed_rule_on_resume(tiny_corpus, tmp_path):
+    from moment_search.errors import InputError
+
+    with pytest.raises(InputError, match="early stopping"):
+        TrainConfig(keep="last", patience=2)
+    run = trainer(tiny_corpus, tmp_path / "run", keep="last")
+    run.config.epochs = 1
+    run.fit(progress=lambda message: None)
+    again = trainer(tiny_corpus, tmp_path / "run", keep="best")
+    with pytest.raises(InputError, match="started with keep = 'last'"):
+        again.resume()
