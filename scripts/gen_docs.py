@@ -41,7 +41,7 @@ STATUS = [
      ("reports/fian/cascade/fvmr_eval.json", "corpus", {"model": "search + fian (M=10, w=0.5)"})),
     ("DRN (reranker)", "drn-charades-clip",
      ("reports/accuracy/drn_single/seeds.json", "rows", {"recipe": "drn", **REAL}),
-     None,
+     ("reports/accuracy/drn_seeds/seeds.json", "rows", {"recipe": "drn", **REAL}),
      ("reports/drn_cascade/fvmr_eval.json", "corpus", {"model": "fvmr + drn (M=10, w=0.5)"})),
     ("LPNet (reranker)", "lpnet-charades-clip",
      ("reports/accuracy/lpnet_single/seeds.json", "rows", {"recipe": "lpnet", **REAL}),
