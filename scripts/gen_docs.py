@@ -37,7 +37,7 @@ STATUS = [
      (CASCADE, "corpus", {"model": "search + pln (M=10, w=0.5)"})),
     ("FIAN (reranker)", "fian-charades-clip",
      ("reports/fian/single/seeds.json", "rows", {"recipe": "fian", "pairing": "real"}),
-     None,
+     ("reports/accuracy/fian_seeds/seeds.json", "rows", {"recipe": "fian", **REAL}),
      ("reports/fian/cascade/fvmr_eval.json", "corpus", {"model": "search + fian (M=10, w=0.5)"})),
     ("DRN (reranker)", "drn-charades-clip",
      ("reports/accuracy/drn_single/seeds.json", "rows", {"recipe": "drn", **REAL}),
