@@ -151,7 +151,8 @@ class FVMRTrainer(EpochTrainer):
         if not self.config.teacher_maps:
             return
         logits, temperatures = target_logits(self.config.teacher_maps, self.model_config.n_clips,
-                                             {e.qid: e.labels.numpy() for e in examples})
+                                             {e.qid: e.labels.numpy() for e in examples},
+                                             {e.qid: e.duration for e in examples})
         self.settings["teacher_temperatures"] = temperatures
         for example in examples:
             example.teacher = torch.from_numpy(logits[example.qid])

@@ -53,6 +53,7 @@ class TeacherMaps:
     n_clips: int
     teacher: str  # the reranker's name
     model: str  # the checkpoint it was loaded from
+    durations: np.ndarray | None = None  # (Q,) seconds of each pair's video (a fingerprint)
 
     def by_qid(self) -> dict[str, np.ndarray]:
         """``qid -> (P,) map``."""
@@ -100,9 +101,10 @@ def save_maps(path: str | Path, maps: TeacherMaps) -> Path:
     _check(Path(path), maps, maps.n_clips)
     def write(temp: str) -> None:
         with open(temp, "wb") as handle:
+            extra = {} if maps.durations is None else {"durations": maps.durations}
             np.savez(handle, format=np.array(FORMAT), qids=np.array(maps.qids),
                      maps=maps.maps.astype(np.float32), n_clips=np.array(maps.n_clips),
-                     teacher=np.array(maps.teacher), model=np.array(maps.model))
+                     teacher=np.array(maps.teacher), model=np.array(maps.model), **extra)
     return atomic_write(path, write)
 
 
@@ -126,7 +128,8 @@ def load_maps(path: str | Path, n_clips: int) -> TeacherMaps:
         raise DataError(f"teacher maps {path}: not a teacher-maps file (expected format "
                         f"{FORMAT!r})")
     maps = TeacherMaps([str(q) for q in fields["qids"]], fields["maps"].astype(np.float32),
-                       int(fields["n_clips"]), str(fields["teacher"]), str(fields["model"]))
+                       int(fields["n_clips"]), str(fields["teacher"]), str(fields["model"]),
+                       fields["durations"].astype(np.float64) if "durations" in fields else None)
     _check(path, maps, n_clips)
     return maps
 
@@ -144,7 +147,8 @@ def _check(path: Path, maps: TeacherMaps, n_clips: int) -> None:
         raise DataError(f"teacher maps {path}: a query id appears more than once")
 
 
-def target_logits(files: Sequence[str | Path], n_clips: int, labels: Mapping[str, np.ndarray]
+def target_logits(files: Sequence[str | Path], n_clips: int, labels: Mapping[str, np.ndarray],
+                  durations: Mapping[str, float] | None = None
                   ) -> tuple[dict[str, np.ndarray], list[float]]:
     """``(qid -> (P,) target logits, each file's temperature)`` for every id of ``labels``.
 
@@ -156,15 +160,21 @@ def target_logits(files: Sequence[str | Path], n_clips: int, labels: Mapping[str
     sentences): the target is as peaked as the ground truth's, and no validation figure is
     involved. The target is the mean of the teachers' sharpened maps.
 
+    ``durations`` (qid -> seconds of the pair's video), when given, is checked against the
+    durations a file stores, so a file made for another corpus that reuses the query ids fails.
+
     Raises:
         InputError, DataError: see :func:`load_maps`; a training pair missing from a file
-            (the file was made for other data or other ``--extra`` pairs).
+            (the file was made for other data or other ``--extra`` pairs), or one whose video
+            has another duration there.
     """
     qids = list(labels)
     goal = mean_entropy(np.stack([labels[q] for q in qids]) + FLOOR)
     mean, temperatures = 0.0, []
     for path in files:
-        table = load_maps(path, n_clips).by_qid()
+        maps = load_maps(path, n_clips)
+        check_durations(path, maps, durations or {})
+        table = maps.by_qid()
         missing = [q for q in qids if q not in table]
         if missing:
             raise DataError(f"teacher maps {path}: no map for {len(missing)} of the "
@@ -176,6 +186,17 @@ def target_logits(files: Sequence[str | Path], n_clips: int, labels: Mapping[str
         mean = mean + softmax(logs / tau) / len(files)
     logits = np.log(mean + FLOOR).astype(np.float32)
     return dict(zip(qids, logits, strict=True)), temperatures
+
+
+def check_durations(path: str | Path, maps: TeacherMaps, durations: Mapping[str, float]) -> None:
+    """Raises DataError: a pair whose video is not as long in the file as in the run."""
+    if maps.durations is None:
+        return
+    for qid, stored in zip(maps.qids, maps.durations, strict=True):
+        if qid in durations and abs(float(stored) - durations[qid]) > 0.01:
+            raise DataError(f"teacher maps {path}: pair {qid!r} was scored on a video of "
+                            f"{float(stored):.2f} s, this run's is {durations[qid]:.2f} s: "
+                            f"the file was made for other data")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -226,5 +247,6 @@ def make_teacher_maps(teacher: str, model_dir: str | Path | None, data_dir: str 
     corpus, _ = with_extras(corpus, specs, charades_dir or default_charades_dir(data_dir))
     maps = score_pairs(reranker, corpus, store, n_clips, progress)
     model = str(model_dir) if model_dir is not None else str(default_model_dir(teacher))
-    return TeacherMaps([q.qid for q in corpus.queries if q.windows], maps, n_clips, teacher,
-                       model)
+    scored = [q for q in corpus.queries if q.windows]
+    return TeacherMaps([q.qid for q in scored], maps, n_clips, teacher, model,
+                       np.array([corpus.video(q.video_id).duration for q in scored]))

@@ -117,6 +117,17 @@ def test_maps_of_a_drn_teacher_drive_fvmr_training(tiny_corpus, tiny_drn_dir, tm
     assert torch.argmax(student, -1).eq(torch.argmax(target, -1)).float().mean() > 0.5
 
 
+def test_maps_of_another_corpus_with_the_same_ids_are_refused(tiny_corpus, tiny_drn_dir,
+                                                              tmp_path):
+    maps = make_teacher_maps("drn", tiny_drn_dir, tiny_corpus, MODEL.n_clips)
+    assert maps.durations is not None and len(maps.durations) == len(maps.qids)
+    maps.durations = maps.durations + 1.0  # as if scored on other videos under the same ids
+    path = save_maps(tmp_path / "other.npz", maps)
+    assert load_maps(path, MODEL.n_clips).durations.tolist() == maps.durations.tolist()
+    with pytest.raises(DataError, match="scored on a video of"):
+        trainer(tiny_corpus, tmp_path / "run", teacher_maps=(str(path),))
+
+
 def test_a_run_without_its_pairs_in_the_file_fails_before_training(tiny_corpus, tmp_path):
     path = maps_file(tmp_path / "other.npz", ["someone-else"], MODEL.n_clips)
     with pytest.raises(DataError, match="no map for"):
