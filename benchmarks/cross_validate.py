@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError, UnavailableError
-from .report import markdown_table, write_report
+from .report import markdown_table, mean_and_sd, write_report
 
 
 @dataclass
@@ -51,8 +50,8 @@ def summarise(bests: list[dict]) -> list[dict]:
     rows = []
     for name in names:
         values = [b["val"][name] for b in bests]
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        rows.append({"metric": name, "mean": statistics.fmean(values), "std": spread,
+        mean, spread = mean_and_sd(values)
+        rows.append({"metric": name, "mean": mean, "std": spread,
                      "folds": ", ".join(f"{v:.2f}" for v in values)})
     return rows
 

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -103,6 +104,11 @@ def machine_info() -> dict[str, Any]:
         "versions": versions,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def mean_and_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value) of one metric over runs."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def progress(message: str) -> None:

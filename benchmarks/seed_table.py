@@ -14,13 +14,12 @@ sample standard deviation over the seeds, and every seed's own figure.
 from __future__ import annotations
 
 import argparse
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
 from ..eval.runner import evaluate_model
-from .report import markdown_table, write_report
+from .report import markdown_table, mean_and_sd, write_report
 
 METRICS = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU"]
 PAIRINGS = (None, "shuffled-video", "shuffled-query")
@@ -55,8 +54,7 @@ def recipe_rows(label: str, localizer: str, dirs: list[Path], data: Path, split:
         row = {"recipe": label, "pairing": pairing or "real", "seeds": len(runs)}
         for name in METRICS:
             values = [r[name] for r in runs]
-            row[name] = statistics.fmean(values)
-            row[f"{name} sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            row[name], row[f"{name} sd"] = mean_and_sd(values)
             row[f"{name} seeds"] = values
         rows.append(row)
     return rows

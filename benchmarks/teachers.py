@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..eval.runner import evaluate_model
 from ..train.folds import check_fold_checkpoint
 from ..train.loop import selection_score
-from .report import machine_info, markdown_table, write_report
+from .report import machine_info, markdown_table, mean_and_sd, write_report
 
 SHOWN = ("R1@0.5", "R1@0.7", "mIoU")
 
@@ -41,7 +41,8 @@ class TeachersConfig:
     metric: str = "R1@0.5+R1@0.7"  # what the folds choose by
 
     def check(self) -> None:
-        """Raises InputError: no settings, no folds, or a setting without a run per fold."""
+        """Raises InputError: no settings, no folds, a setting without a run per fold, or a
+        fold run trained on the fold it would be scored on (``train.folds``)."""
         if not self.configs or not self.fold_data:
             raise InputError("give at least one --config and one --fold-data")
         for text in self.configs:
@@ -49,6 +50,8 @@ class TeachersConfig:
             if len(folds) != len(self.fold_data):
                 raise InputError(f"--config {text!r}: {len(folds)} fold runs for "
                                  f"{len(self.fold_data)} --fold-data corpora")
+            for data, run in zip(self.fold_data, folds, strict=True):
+                check_fold_checkpoint(data, run)
 
 
 def parse_config(text: str) -> tuple[str, list[Path], list[Path]]:
@@ -66,17 +69,9 @@ def parse_config(text: str) -> tuple[str, list[Path], list[Path]]:
     return label, fold_runs, val_runs
 
 
-def mean_and_spread(runs: list[dict], name: str) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one run) of metric ``name``."""
-    values = [r[name] for r in runs]
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def setting_row(text: str, config: TeachersConfig) -> dict:
     """Fold and val figures of one teacher setting."""
     label, fold_runs, val_runs = parse_config(text)
-    for data, run in zip(config.fold_data, fold_runs, strict=True):
-        check_fold_checkpoint(data, run)
     folds = [evaluate_model("fvmr", data, "val", run).metrics
              for data, run in zip(config.fold_data, fold_runs, strict=True)]
     vals = [evaluate_model("fvmr", config.data, config.split, run).metrics for run in val_runs]
@@ -84,8 +79,8 @@ def setting_row(text: str, config: TeachersConfig) -> dict:
            "val_runs": [str(p) for p in val_runs], "folds": folds, "val": vals,
            "fold_score": statistics.fmean(selection_score(m, config.metric) for m in folds)}
     for name in SHOWN:
-        row[f"fold {name}"] = mean_and_spread(folds, name)[0]
-        row[f"val {name}"], row[f"val {name} sd"] = mean_and_spread(vals, name)
+        row[f"fold {name}"] = statistics.fmean(m[name] for m in folds)
+        row[f"val {name}"], row[f"val {name} sd"] = mean_and_sd([m[name] for m in vals])
     return row
 
 

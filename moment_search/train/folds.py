@@ -70,7 +70,7 @@ def write_fold_corpus(data_dir: str | Path, fold: tuple[int, int], out: str | Pa
     ``OUT/train.jsonl`` holds the sentences of ``split`` outside fold K and ``OUT/val.jsonl``
     those of fold K (the same partition as ``--fold K/N``), line for line as in the source file
     (JSON lines with a ``vid`` field, as the Charades-STA / QVHighlights files have);
-    ``OUT/features`` links to the source's features and ``OUT/fold.json`` says which fold it is.
+    ``OUT/features`` links to the source's features and ``OUT/fold.toml`` says which fold it is.
     Commands that read such a corpus directory (train, compose's hub bank, index build, the
     corpus benchmarks) then run on the fold, e.g. to choose settings by cross-validation.
     Charades annotations for ``--extra`` are not beside it: give ``--charades-dir``. The folder

@@ -150,9 +150,9 @@ class EpochTrainer:
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
         stored_rule = state.get("keep", "best")
-        if stored_rule != self.keep_rule():
+        if stored_rule != self.config.keep:
             raise InputError(f"{self.out}: the run was started with keep = {stored_rule!r}; "
-                             f"resume it with the same rule (given: {self.keep_rule()!r})",
+                             f"resume it with the same rule (given: {self.config.keep!r})",
                              parameter="keep")
         self.start_epoch, self.best_score = int(state["epoch"]) + 1, float(state["best_score"])
         self.scores = [float(x) for x in state.get("scores", [])]
@@ -178,7 +178,7 @@ class EpochTrainer:
         """Train to ``config.epochs``; returns the validation metrics of the epoch OUT/best holds
         (of this run's epochs: empty when a resumed run had none left)."""
         best = {}
-        keep_last = self.keep_rule() == "last"
+        keep_last = self.config.keep == "last"
         self.out.mkdir(parents=True, exist_ok=True)
         smooth = max(1, int(self.config.smooth_epochs))
         patience = int(self.config.patience)
@@ -209,17 +209,11 @@ class EpochTrainer:
                 break
         return best
 
-    def keep_rule(self) -> str:
-        """``config.keep``, checked (see :func:`check_keep`)."""
-        rule = getattr(self.config, "keep", "best")
-        check_keep(rule, int(self.config.patience))
-        return rule
-
     def save_last(self, epoch: int) -> None:
         """OUT/last: the model and the optimizer state after ``epoch`` (atomic)."""
         self.model.save_pretrained(self.out / "last", extra=self.settings)
         state = {"optimizer": self.optimizer.state_dict(), "epoch": epoch,
-                 "best_score": self.best_score, "scores": self.scores, "keep": self.keep_rule()}
+                 "best_score": self.best_score, "scores": self.scores, "keep": self.config.keep}
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         tmp = self.out / "last" / "state.pt.tmp"

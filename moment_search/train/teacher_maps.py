@@ -99,6 +99,7 @@ def save_maps(path: str | Path, maps: TeacherMaps) -> Path:
         DataError: duplicate query ids or values outside [0, 1] (nothing is written).
     """
     _check(Path(path), maps, maps.n_clips)
+
     def write(temp: str) -> None:
         with open(temp, "wb") as handle:
             extra = {} if maps.durations is None else {"durations": maps.durations}
@@ -143,6 +144,9 @@ def _check(path: Path, maps: TeacherMaps, n_clips: int) -> None:
     if maps.maps.size and (not np.isfinite(maps.maps).all() or maps.maps.min() < 0
                            or maps.maps.max() > 1):
         raise DataError(f"teacher maps {path}: values must be finite and in [0, 1]")
+    if maps.durations is not None and (maps.durations.shape != (len(maps.qids),)
+                                       or not np.isfinite(maps.durations).all()):
+        raise DataError(f"teacher maps {path}: durations must be one finite number a pair")
     if len(set(maps.qids)) != len(maps.qids):
         raise DataError(f"teacher maps {path}: a query id appears more than once")
 

@@ -78,7 +78,12 @@ def test_bad_files_are_named(tmp_path):
     twice = TeacherMaps(["a", "a"], np.zeros((2, num_proposals(8)), np.float32), 8, "d", "m")
     with pytest.raises(DataError, match="more than once"):
         save_maps(tmp_path / "twice.npz", twice)
+    uneven = TeacherMaps(["a", "b"], np.zeros((2, num_proposals(8)), np.float32), 8, "d", "m",
+                         np.array([3.0]))
+    with pytest.raises(DataError, match="one finite number a pair"):
+        save_maps(tmp_path / "uneven.npz", uneven)
     assert not (tmp_path / "nan.npz").exists() and not (tmp_path / "twice.npz").exists()
+    assert not (tmp_path / "uneven.npz").exists()
     np.savez(tmp_path / "plain.npz", maps=np.ones(3))
     with pytest.raises(DataError, match="not a teacher-maps file"):
         load_maps(tmp_path / "plain.npz", 8)
