@@ -8,12 +8,18 @@
    mean top-1 start-at-0 share is within 5 points of the folds' ground truth, the one with the
    best mean R10@0.5 + R10@0.7; if none is, the closest. The report says which branch decided.
    Only the strength is chosen; the fitting steps and rate are ``PriorConfig``'s fixed defaults.
+   No prior ("none") is a candidate like any strength.
 2. Fit the chosen prior on all train sentences over all train videos.
 3. Report val once: the val sentences searched over the val videos, without and with it.
 
 A caveat the report repeats: the search model was trained on the train sentences, so its train
-folds are easier than val (fold R10@0.5 ~60 vs ~20 on val); the folds choose the prior's
-strength, val measures it.
+folds are easier than val (fold R10@0.5 ~75 vs ~20 on val), and a prior fitted on them
+over-corrects on new sentences. Hence the second way, ``--fold-model`` with ``--fold-data``:
+search checkpoints trained without a fold (``train fvmr --fold K/N``, composed as the shipped one
+is) each score their own held-out fold over its videos (a ``moment-search data fold`` corpus),
+predictions as new as val's. The prior is cross-fitted over those folds (fitted on the others'
+predictions, measured on each), the same rule chooses, and the chosen prior is fitted on every
+fold's held-out predictions and given to the model trained on all of train.
 
 Search here is the searcher's own rule over exact scores (``best_across_videos``: the top
 ``default_candidates(k)`` proposals, NMS 0.5 within a video, top k), metrics are
@@ -47,7 +53,7 @@ from ..train.cell_prior import (
     truth_cells,
     with_cell_prior,
 )
-from ..train.folds import split_fold
+from ..train.folds import check_fold_checkpoint, split_fold
 from .report import machine_info, machine_markdown, markdown_table, progress, write_report
 
 FOLDS = 5
@@ -64,11 +70,17 @@ class PositionBiasConfig:
     model: Path | None = None  # FVMR search checkpoint (None: the shipped one); any prior dropped
     strengths: tuple[float, ...] = (0.5, 1.0)  # candidate strengths of the prior
     write_model: Path | None = None  # write the checkpoint with the chosen prior here
+    fold_models: tuple[Path, ...] = ()  # search checkpoints, each trained without one fold
+    fold_data: tuple[Path, ...] = ()  # the fold corpora they hold out, in the same order
 
     def __post_init__(self) -> None:
         if not self.strengths or any(not 0 < s < 100 for s in self.strengths):
             raise InputError(f"strengths must be one or more numbers in (0, 100), got "
                              f"{self.strengths}", parameter="strengths")
+        if len(self.fold_models) != len(self.fold_data) or len(self.fold_models) == 1:
+            raise InputError(f"fold models and fold corpora go in pairs, two or more: got "
+                             f"{len(self.fold_models)} models and {len(self.fold_data)} corpora",
+                             parameter="fold_models")
 
     def command(self) -> str:
         """The ``moment-search benchmark position-bias`` command line of this run."""
@@ -76,6 +88,8 @@ class PositionBiasConfig:
                    "--strengths", ",".join(map(str, self.strengths))]
         options += ["--model", self.model] if self.model else []
         options += ["--write-model", self.write_model] if self.write_model else []
+        for model, data in zip(self.fold_models, self.fold_data, strict=True):
+            options += ["--fold-model", model, "--fold-data", data]
         return "moment-search benchmark position-bias " + " ".join(map(str, options))
 
 
@@ -122,12 +136,12 @@ def embed_split(model, data: Path, split: str, feature_rate: float | None) -> Sp
         np.array([q.windows[0] for q in queries], dtype=np.float64))
 
 
-def fit(split: Split, strength: float = 1.0) -> np.ndarray:
-    """The prior fitted on a split's own sentences over its own videos (``strength`` x the
-    unit fit: the strength only scales it)."""
-    truth = truth_cells(split.spans[split.own], split.windows)
-    return fit_cell_prior(best_cell_scores(split.queries, split.moments), truth,
-                          PriorConfig(strength=strength))
+def fit(splits: list[Split], strength: float = 1.0) -> np.ndarray:
+    """The prior fitted on each split's own sentences over its own videos, all splits together
+    (``strength`` x the unit fit: the strength only scales it)."""
+    best = np.concatenate([best_cell_scores(s.queries, s.moments) for s in splits])
+    truth = np.concatenate([truth_cells(s.spans[s.own], s.windows) for s in splits])
+    return fit_cell_prior(best, truth, PriorConfig(strength=strength))
 
 
 def search(split: Split, prior: np.ndarray | None, k: int = 100) -> list[np.ndarray]:
@@ -210,20 +224,52 @@ def truth_bias(split: Split) -> dict[str, float]:
             "truth_length": float(np.mean(split.windows[:, 1] - split.windows[:, 0]))}
 
 
+def setting_rows(fold: int, fitted: list[Split], measured: Split,
+                 strengths: tuple[float, ...]) -> list[dict]:
+    """One row per setting ("none" and each strength) of one fold: the prior fitted on
+    ``fitted``, measured on ``measured``."""
+    unit = fit(fitted)
+    return [{"fold": fold, "setting": setting, **truth_bias(measured),
+             **measure(measured, None if setting == "none" else setting * unit)}
+            for setting in ("none", *strengths)]
+
+
 def cross_validate(train: Split, strengths: tuple[float, ...]) -> list[dict]:
-    """One row per (fold, setting), settings "none" and each strength."""
+    """One row per (fold, setting): ``FOLDS`` folds of one split, each fitted on the others."""
     rows = []
     for fold in range(FOLDS):
         rest, held = split_fold(train.corpus, fold, FOLDS)
-        fitted, measured = train.subset(rest), train.subset(held)
         progress(f"fold {fold + 1}/{FOLDS}")
-        rows.append({"fold": fold, "setting": "none", **truth_bias(measured),
-                     **measure(measured, None)})
-        unit = fit(fitted)
-        for strength in strengths:
-            rows.append({"fold": fold, "setting": strength, **truth_bias(measured),
-                         **measure(measured, strength * unit)})
+        rows += setting_rows(fold, [train.subset(rest)], train.subset(held), strengths)
     return rows
+
+
+def cross_fit(held_out: list[Split], strengths: tuple[float, ...]) -> list[dict]:
+    """One row per (fold, setting): each held-out split measured with the prior fitted on the
+    other held-out splits."""
+    rows = []
+    for fold, measured in enumerate(held_out):
+        progress(f"held-out fold {fold + 1}/{len(held_out)}")
+        rows += setting_rows(fold, held_out[:fold] + held_out[fold + 1:], measured, strengths)
+    return rows
+
+
+def held_out_splits(config: PositionBiasConfig) -> list[Split]:
+    """Each fold model's held-out fold (its corpus's val split) through that model, any prior
+    it carries dropped.
+
+    Raises:
+        InputError: a model trained on the fold it would score.
+    """
+    from ..models.fvmr import FVMR
+
+    splits = []
+    for model_dir, data in zip(config.fold_models, config.fold_data, strict=True):
+        check_fold_checkpoint(data, model_dir)
+        _, extra = FVMR.read_config(model_dir)
+        model = with_cell_prior(FVMR.from_pretrained(model_dir), None)
+        splits.append(embed_split(model, data, "val", extra.get("feature_rate")))
+    return splits
 
 
 def fold_means(rows: list[dict]) -> list[dict]:
@@ -237,21 +283,21 @@ def fold_means(rows: list[dict]) -> list[dict]:
 
 
 def choose(means: list[dict]) -> tuple[float, str]:
-    """The module docstring's rule over the fold means (strengths only): the strength, and
-    which branch of the rule decided."""
-    fitted = [m for m in means if m["setting"] != "none"]
-    near = [m for m in fitted if abs(m["top1_start0"] - m["truth_start0"]) <= START_SLACK]
+    """The module docstring's rule over the fold means: the setting (a strength, or "none"),
+    and which branch of the rule decided."""
+    near = [m for m in means if abs(m["top1_start0"] - m["truth_start0"]) <= START_SLACK]
     if len(near) > 1:
         best = max(near, key=lambda m: m["R10@0.5"] + m["R10@0.7"])["setting"]
-        return best, f"{len(near)} strengths within the slack; the best R10@0.5 + R10@0.7"
+        return best, f"{len(near)} settings within the slack; the best R10@0.5 + R10@0.7"
     if near:
-        return near[0]["setting"], "the only strength within the slack"
-    closest = min(fitted, key=lambda m: abs(m["top1_start0"] - m["truth_start0"]))["setting"]
-    return closest, "no strength within the slack; the closest"
+        return near[0]["setting"], "the only setting within the slack"
+    closest = min(means, key=lambda m: abs(m["top1_start0"] - m["truth_start0"]))["setting"]
+    return closest, "no setting within the slack; the closest"
 
 
 def run(config: PositionBiasConfig) -> dict:
-    """Choose on train folds, fit on train, measure val; write the report (and the checkpoint)."""
+    """Choose on folds (of train, or held out by fold models), fit on the same predictions,
+    measure val; write the report (and the checkpoint)."""
     import torch
 
     from ..models.fvmr import FVMR
@@ -261,17 +307,24 @@ def run(config: PositionBiasConfig) -> dict:
     _, extra = FVMR.read_config(model_dir)
     with torch.inference_mode():
         base = with_cell_prior(FVMR.from_pretrained(model_dir), None)
-        progress("embedding train and val")
-        train, val = (embed_split(base, config.data, s, extra.get("feature_rate"))
-                      for s in ("train", "val"))
-    folds = cross_validate(train, config.strengths)
+        progress("embedding the sentences and videos")
+        val = embed_split(base, config.data, "val", extra.get("feature_rate"))
+        if config.fold_models:
+            fitted_on, splits = "held-out folds", held_out_splits(config)
+            folds = cross_fit(splits, config.strengths)
+        else:
+            fitted_on = "train"
+            splits = [embed_split(base, config.data, "train", extra.get("feature_rate"))]
+            folds = cross_validate(splits[0], config.strengths)
     means = fold_means(folds)
-    strength, decided_by = choose(means)
-    prior = fit(train, strength)
+    setting, decided_by = choose(means)
+    strength = 0.0 if setting == "none" else setting
+    prior = fit(splits, strength) if strength else None
     report = {"config": {**vars(config), "command": config.command()}, "model": str(model_dir),
               "rule": PriorConfig(strength=strength).to_dict(), "folds": folds,
-              "fold_means": means, "chosen_strength": strength, "decided_by": decided_by,
-              "prior": prior.tolist(), "n_folds": FOLDS,
+              "fold_means": means, "chosen_strength": setting, "decided_by": decided_by,
+              "fitted_on": fitted_on, "prior": None if prior is None else prior.tolist(),
+              "n_folds": len({r["fold"] for r in folds}),
               "val_size": {"sentences": len(val.queries), "videos": len(val.videos)},
               "causes": causes(val, base),
               "val": {"truth": truth_bias(val), "before": measure(val, None),
@@ -279,12 +332,26 @@ def run(config: PositionBiasConfig) -> dict:
               "machine": machine_info()}
     write_report(config.out, "position_bias", report, markdown(report))
     if config.write_model:
-        record = {"fitted_on": "train", "strength": strength, "rule": report["rule"],
+        record = {"fitted_on": fitted_on, "strength": strength, "rule": report["rule"],
                   "report": str(config.out / "position_bias.json")}
         with torch.inference_mode():
             with_cell_prior(base, prior).save_pretrained(config.write_model,
                                                          extra={**extra, "cell_prior": record})
     return report
+
+
+def choice_text(report: dict) -> str:
+    """How the folds behind the choice were made."""
+    if report.get("fitted_on") == "held-out folds":
+        return (f"The choice, made on train only: mean over {report['n_folds']} video-disjoint "
+                "folds of train, each fold's sentences searched over its own videos by a search "
+                "checkpoint trained without that fold (predictions as new as val's), the prior "
+                "fitted on the other folds' predictions. The chosen prior is then fitted on "
+                "every fold's predictions and given to the checkpoint trained on all of train.")
+    return (f"The choice, made on train only: mean over the {report['n_folds']} video-disjoint "
+            "folds of train (each fold's sentences over its own videos, the prior fitted on the "
+            "others). The search model was trained on these sentences, so the folds are easier "
+            "than val; they choose the strength, val measures it.")
 
 
 BIAS = ("truth_start0", "top1_start0", "truth_length", "top1_length", "top10_start0",
@@ -311,12 +378,9 @@ def markdown(report: dict) -> str:
                                           "top10_start0", "top10_most_from_one_video"]),
         "Val corpus R@k and single-video R1 of the fast path (percent):",
         markdown_table(rows, ["setting", *METRICS, "single_R1@0.5", "single_R1@0.7"]),
-        f"The choice, made on train only: mean over the {report['n_folds']} video-disjoint "
-        "folds of train (each fold's sentences over its own videos, the prior fitted on the "
-        "others). The search model was trained on these sentences, so the folds are easier "
-        "than val; they choose the strength, val measures it.",
+        choice_text(report),
         markdown_table(report["fold_means"], ["setting", *BIAS, *METRICS]),
-        f"Rule: among strengths whose mean top-1 start-at-0 share is within {START_SLACK:g} "
+        f"Rule: among the settings (no prior, or a strength) whose mean top-1 start-at-0 share is within {START_SLACK:g} "
         "points of the folds' ground truth, the best mean R10@0.5 + R10@0.7. Chosen: "
         f"{report['chosen_strength']}, decided by: {report['decided_by']} (fitting: "
         f"{report['rule']}; steps and rate are fixed defaults, not chosen).",

@@ -265,16 +265,23 @@ def position_bias(
     model: Path = typer.Option(None, help="FVMR search checkpoint (default: shipped); a prior "
                                "it carries is dropped and fitted again."),
     strengths: str = typer.Option(None, help="Comma-separated candidate strengths of the prior, "
-                                  "chosen among by 5-fold cross-validation on train."),
+                                  "chosen among (with no prior) by cross-validation on train."),
     write_model: Path = typer.Option(None, help="Write the checkpoint with the chosen prior here "
                                      "(replaces the folder: fit its relevance calibration again)."),
+    fold_model: list[Path] = typer.Option(None, "--fold-model", help="A search checkpoint "
+                                          "trained without one fold (repeat, two or more): the "
+                                          "prior is chosen and fitted on their held-out folds."),
+    fold_data: list[Path] = typer.Option(None, "--fold-data", help="The fold corpus (`data "
+                                         "fold`) each --fold-model holds out, in the same order."),
 ) -> None:
     """Position/length bias of corpus search; fit the per-cell prior that removes it."""
     from moment_search.benchmarks.position_bias import PositionBiasConfig, run
 
     with user_errors():
         report = run(_config(PositionBiasConfig, out=out, data=data, model=model,
-                             strengths=_items(strengths, float), write_model=write_model))
+                             strengths=_items(strengths, float), write_model=write_model,
+                             fold_models=tuple(fold_model) if fold_model else None,
+                             fold_data=tuple(fold_data) if fold_data else None))
     before, after, truth = (report["val"][k] for k in ("before", "after", "truth"))
     console.print(f"strength {report['chosen_strength']}; val top-1 starting at 0:00 "
                   f"{before['top1_start0']:.1f}% -> {after['top1_start0']:.1f}% (ground truth "

@@ -85,13 +85,21 @@ def test_a_prior_survives_save_and_load(tmp_path):
         with_cell_prior(base, prior[:-1])
 
 
-def test_position_bias_benchmark_writes_a_checkpoint_an_index_can_serve(tmp_path,
+def test_position_bias_benchmark_writes_a_checkpoint_an_index_can_serve(tmp_path, monkeypatch,
                                                                         tiny_model_dir):
+    from moment_search.benchmarks import position_bias
+
+    # an untrained model's folds may well choose no prior (the rule has its own test below);
+    # this test is about the checkpoint written when a strength is chosen
+    chosen = []
+    monkeypatch.setattr(position_bias, "choose", lambda means: chosen.append(means) or
+                        (1.0, "fixed by the test"))
     corpus = write_tiny_corpus(tmp_path / "corpus", n_videos=15)
     config = PositionBiasConfig(out=tmp_path / "report", data=corpus, model=tiny_model_dir,
                                 write_model=tmp_path / "with-prior")
     report = run(config)
-    assert report["chosen_strength"] in config.strengths
+    assert [m["setting"] for m in chosen[0]] == ["none", *config.strengths]
+    assert report["chosen_strength"] == 1.0 and report["fitted_on"] == "train"
     assert {r["fold"] for r in report["folds"]} == set(range(5))
     assert [r["search vectors"] for r in report["causes"]] == ["all terms"]  # FVMR term only
     assert report["causes"][0]["top1_start0"] == report["val"]["before"]["top1_start0"]
@@ -137,3 +145,67 @@ def test_compose_drops_a_prior_fitted_for_other_terms(tmp_path, tiny_model_dir):
 def test_position_bias_refuses_bad_strengths(tmp_path, strengths):
     with pytest.raises(InputError, match="strengths must be one or more numbers"):
         PositionBiasConfig(out=tmp_path, strengths=strengths)
+
+
+def fold_checkpoint(tiny_model_dir, out, fold: str):
+    """The tiny model saved as if trained with ``--fold fold`` (what a fold run records)."""
+    model = FVMR.from_pretrained(tiny_model_dir)
+    _, extra = FVMR.read_config(tiny_model_dir)
+    model.save_pretrained(out, extra={**extra, "train_config": {"fold": fold}})
+    return out
+
+
+def test_the_prior_can_be_chosen_and_fitted_on_held_out_folds(tmp_path, tiny_model_dir):
+    from moment_search.train.folds import write_fold_corpus
+
+    corpus = write_tiny_corpus(tmp_path / "corpus", n_videos=30)
+    folds = tuple(write_fold_corpus(corpus, (k, 2), tmp_path / f"f{k}") for k in range(2))
+    models = tuple(fold_checkpoint(tiny_model_dir, tmp_path / f"m{k}", f"{k}/2")
+                   for k in range(2))
+    config = PositionBiasConfig(out=tmp_path / "report", data=corpus, model=tiny_model_dir,
+                                fold_models=models, fold_data=folds,
+                                write_model=tmp_path / "with-prior")
+    report = run(config)
+    assert report["fitted_on"] == "held-out folds" and report["n_folds"] == 2
+    # each fold's rows measure that fold's held-out sentences: none, then each strength
+    assert [(r["fold"], r["setting"]) for r in report["folds"]] == [
+        (k, s) for k in range(2) for s in ("none", *config.strengths)]
+    assert "--fold-model" in report["config"]["command"]
+    assert "trained without that fold" in (tmp_path / "report" / "position_bias.md").read_text()
+    record = FVMR.read_config(tmp_path / "with-prior")[1]["cell_prior"]
+    assert record["fitted_on"] == "held-out folds"
+    if report["chosen_strength"] == "none":
+        assert report["prior"] is None and record["strength"] == 0.0
+    else:
+        assert record["strength"] == report["chosen_strength"] and len(report["prior"]) == 36
+
+
+def test_a_fold_model_that_saw_its_fold_is_refused(tmp_path, tiny_model_dir):
+    from moment_search.train.folds import write_fold_corpus
+
+    corpus = write_tiny_corpus(tmp_path / "corpus", n_videos=12)
+    folds = tuple(write_fold_corpus(corpus, (k, 2), tmp_path / f"f{k}") for k in range(2))
+    swapped = (fold_checkpoint(tiny_model_dir, tmp_path / "m1", "1/2"),
+               fold_checkpoint(tiny_model_dir, tmp_path / "m0", "0/2"))
+    with pytest.raises(InputError, match="holds out fold 0/2"):
+        run(PositionBiasConfig(out=tmp_path / "report", data=corpus, model=tiny_model_dir,
+                               fold_models=swapped, fold_data=folds))
+
+
+@pytest.mark.parametrize("n_models, n_data", [(1, 1), (2, 1)])
+def test_fold_models_go_in_pairs_of_two_or_more(tmp_path, n_models, n_data):
+    with pytest.raises(InputError, match="go in pairs, two or more"):
+        PositionBiasConfig(out=tmp_path, fold_models=(tmp_path,) * n_models,
+                           fold_data=(tmp_path,) * n_data)
+
+
+def test_no_prior_is_a_candidate_of_the_rule():
+    from moment_search.benchmarks.position_bias import choose
+
+    means = [{"setting": "none", "top1_start0": 21.0, "truth_start0": 20.0, "R10@0.5": 30.0,
+              "R10@0.7": 20.0},
+             {"setting": 1.0, "top1_start0": 19.0, "truth_start0": 20.0, "R10@0.5": 25.0,
+              "R10@0.7": 15.0}]
+    assert choose(means)[0] == "none"
+    means[0]["top1_start0"] = 40.0
+    assert choose(means) == (1.0, "the only setting within the slack")

@@ -110,7 +110,9 @@ def test_fvmr_recipe_is_the_shipped_search_checkpoint():
     assert video_text.train.n_clips == fvmr.model.n_clips  # compose's check_video_text
     prior = checkpoint["extra"]["cell_prior"]  # benchmark position-bias --write-model
     report = json.loads((ROOT / prior["report"]).read_text())
-    assert prior["strength"] == report["chosen_strength"] and prior["fitted_on"] == "train"
+    assert prior["strength"] == report["chosen_strength"]
+    assert prior["fitted_on"] == report["fitted_on"] == "held-out folds"
+    assert report["config"]["fold_models"] and report["model"] != report["config"]["fold_models"]
     assert report["config"]["strengths"] == list(PositionBiasConfig.strengths)
     assert prior["rule"] == PriorConfig(strength=prior["strength"]).to_dict() == report["rule"]
     from safetensors.numpy import load_file
