@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.corpus_dir import read_split
+from ..errors import InputError
 from ..eval.relevance import (
     auroc,
     charades_vocabulary,
@@ -70,12 +71,43 @@ def split_sentences(data: Path, split: str) -> tuple[list[str], list[str]]:
 
 
 def ensure_index(data: Path, split: str, index_dir: Path, model: Path | None) -> Path:
-    """An index of one split's videos (built with ``index build`` when absent)."""
-    from ..indexer.build import BuildConfig, build_index
+    """An index of one split's videos (built with ``index build`` when absent).
 
+    Raises:
+        InputError: an index already there was built with another model (a calibration fitted
+            on it would belong to that model).
+    """
+    from ..indexer.build import BuildConfig, build_index
+    from ..indexer.store import MODEL_DIR
+    from ..models.base import model_fingerprint
+    from ..pretrained import default_model_dir
+
+    model = Path(model or default_model_dir("fvmr"))
     if not (index_dir / "catalog.sqlite").exists():
-        build_index(data, index_dir, model, BuildConfig(split=split))
+        build_index(data, index_dir, weights_only(model, index_dir.parent / "model-weights"),
+                    BuildConfig(split=split))
+        return index_dir
+    wanted = model_fingerprint(model)
+    found = model_fingerprint(index_dir / MODEL_DIR)
+    if found != wanted:
+        raise InputError(f"{index_dir}: built with model {found[0]} (config {found[1]}), not "
+                         f"the model given, {wanted[0]} (config {wanted[1]}); give another "
+                         f"--work folder or delete this one", parameter="work")
     return index_dir
+
+
+def weights_only(model: Path, out: Path) -> Path:
+    """``model``'s config and weights alone in ``out`` (same fingerprint): the work indexes must
+    open whatever calibration the model carries, even one fitted for other weights, since this
+    benchmark fits it again."""
+    import shutil
+
+    from ..models.base import CONFIG_NAME, WEIGHTS_NAME
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        shutil.copyfile(model / name, out / name)
+    return out
 
 
 def encode(searcher, texts: list[str], batch: int = 64) -> np.ndarray:

@@ -4,9 +4,11 @@ relevance / "no good match" fields through the searcher, the CLI and a file of q
 import itertools
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from moment_search.cli.app import main
 
 from moment_search.eval.relevance import (
@@ -223,3 +225,35 @@ def test_index_build_carries_the_checkpoints_calibration(tiny_model_dir, session
                 BuildConfig(shard_videos=4, device="cpu"))
     searcher = Searcher.open(tmp_path / "index", device="cpu")
     assert searcher.relevance is not None and searcher.relevance.bias == 2.0
+
+
+def test_the_relevance_benchmark_refuses_an_index_of_another_model(built_index, tmp_path,
+                                                                   tiny_model_dir):
+    from moment_search.benchmarks.relevance import ensure_index
+    from moment_search.errors import InputError
+    from moment_search.models.fvmr import FVMR
+
+    assert ensure_index(Path("unused"), "train", built_index, tiny_model_dir) == built_index
+    other = tmp_path / "other"
+    model = FVMR.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    model.save_pretrained(other, extra=FVMR.read_config(tiny_model_dir)[1])
+    with pytest.raises(InputError, match=r"built with model fvmr-\w+ .*not the model given"):
+        ensure_index(Path("unused"), "train", built_index, other)
+
+
+def test_the_relevance_benchmark_indexes_a_model_whose_calibration_is_stale(
+        tmp_path, session_corpus, tiny_model_dir):
+    from moment_search.benchmarks.relevance import ensure_index
+    from moment_search.search.relevance import RelevanceModel
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    stale = random_model(width=8)
+    stale.model_id, stale.config_hash = "fvmr-000000000000", "000000000000"
+    stale.save(model)  # a calibration fitted for other weights: refitting it must still work
+    index = ensure_index(session_corpus, "train", tmp_path / "work" / "train", model)
+    searcher = Searcher.open(index, device="cpu")
+    assert searcher.relevance is None and searcher.n_proposals > 0
+    assert ensure_index(session_corpus, "train", index, model) == index  # the same weights
