@@ -1,33 +1,34 @@
 """Position and length bias of corpus search, and the cell prior that removes it (JSON + Markdown).
 
-1. Choose (train only): video-disjoint 5-fold cross-validation on the train split (the folds of
-   ``train.folds``). For each fold, the prior is fitted on the sentences and videos of the other
-   four folds and measured on the held-out fold's sentences searched over the held-out fold's
-   videos, for each ``strength`` and without a prior. The rule, fixed before any val figure of
-   a prior was looked at (the bias itself had been measured on val): among the strengths whose
-   mean top-1 start-at-0 share is within 5 points of the folds' ground truth, the one with the
-   best mean R10@0.5 + R10@0.7; if none is, the closest. The report says which branch decided.
-   Only the strength is chosen; the fitting steps and rate are ``PriorConfig``'s fixed defaults.
-   No prior ("none") is a candidate like any strength.
+1. Choose (train only). By default: video-disjoint 5-fold cross-validation on the train split
+   (the folds of ``train.folds``); for each fold, the prior is fitted on the sentences and videos
+   of the other four folds and measured on the held-out fold's sentences searched over its
+   videos, for each ``strength`` and without a prior. The rule, fixed before any val figure of a
+   prior was looked at (the bias itself had been measured on val): among the settings (no prior,
+   or a strength) whose mean top-1 start-at-0 share is within 5 points of the folds' ground
+   truth, the one with the best mean R10@0.5 + R10@0.7; if none is, the closest. The report says
+   which branch decided. The fitting steps and rate are ``PriorConfig``'s fixed defaults.
 2. Fit the chosen prior on all train sentences over all train videos.
 3. Report val once: the val sentences searched over the val videos, without and with it.
 
-A caveat the report repeats: the search model was trained on the train sentences, so its train
-folds are easier than val (fold R10@0.5 ~75 vs ~20 on val), and a prior fitted on them
-over-corrects on new sentences. Hence the second way, ``--fold-model`` with ``--fold-data``:
-search checkpoints trained without a fold (``train fvmr --fold K/N``, composed as the shipped one
-is) each score their own held-out fold over its videos (a ``moment-search data fold`` corpus),
-predictions as new as val's. The prior is cross-fitted over those folds (fitted on the others'
-predictions, measured on each), the same rule chooses, and the chosen prior is fitted on every
-fold's held-out predictions and given to the model trained on all of train.
+The search model was trained on the train sentences, so its train folds are easier than val
+(fold R10@0.5 ~75 vs ~20 on val), and a prior fitted on them over-corrects on new sentences.
+Hence the second way, ``--fold-model`` with ``--fold-data``: search checkpoints trained without
+a fold (``train fvmr --fold K/N`` and ``train video-text`` on the ``data fold`` corpus, composed
+as the shipped one is) each score their own held-out fold over its videos, sentences they never
+trained on, as val's are (their FVMR teachers did see them: see the FVMR recipe). Step 1 then
+cross-fits over those folds (the prior fitted on the other folds' predictions, measured on each)
+and step 2 fits the chosen prior on every fold's predictions, for the model trained on all of
+train (``--model``).
 
 Search here is the searcher's own rule over exact scores (``best_across_videos``: the top
 ``default_candidates(k)`` proposals, NMS 0.5 within a video, top k), metrics are
 ``metrics.corpus_metrics``. Sentences are encoded by the PyTorch model (fp32), so a figure can
-differ by a query or two from an index answering with its 8-bit ONNX encoder (val R10@0.5 with
-the prior: 18.98 here, 18.76 in ``reports/accuracy/cascade``).
+differ by a query or two from an index answering with its 8-bit ONNX encoder.
 
     moment-search benchmark position-bias --data ../shared/data/charades-sta-clip \\
+        --model runs/search --fold-model runs/search-f0 --fold-data runs/folds/f0 \\
+        --fold-model runs/search-f1 --fold-data runs/folds/f1 \\
         --out reports/position_bias --write-model runs/search-prior
 """
 
@@ -53,12 +54,11 @@ from ..train.cell_prior import (
     truth_cells,
     with_cell_prior,
 )
-from ..train.folds import check_fold_checkpoint, split_fold
-from .report import machine_info, machine_markdown, markdown_table, progress, write_report
+from ..train.folds import check_fold_checkpoint, parse_fold, read_fold_info, split_fold
+from .position_bias_report import HELD_OUT, METRICS, START_SLACK, TRAIN, markdown
+from .report import machine_info, progress, write_report
 
 FOLDS = 5
-START_SLACK = 5.0  # points: the aim for the top-1 start-at-0 share vs the ground truth's
-METRICS = ("R1@0.5", "R10@0.5", "R100@0.5", "R1@0.7", "R10@0.7", "R100@0.7")
 
 
 @dataclass
@@ -254,18 +254,44 @@ def cross_fit(held_out: list[Split], strengths: tuple[float, ...]) -> list[dict]
     return rows
 
 
-def held_out_splits(config: PositionBiasConfig) -> list[Split]:
-    """Each fold model's held-out fold (its corpus's val split) through that model, any prior
-    it carries dropped.
+def check_fold_pairs(config: PositionBiasConfig, n_proposals: int) -> None:
+    """Before anything is embedded: every fold corpus is a different fold of one ``data fold``
+    cut of ``config.data``'s train split, and each fold model was trained without its fold and
+    has ``n_proposals`` cells (the model the prior is given to has that many).
 
     Raises:
-        InputError: a model trained on the fold it would score.
+        InputError: naming the corpus or checkpoint and what was expected of it.
     """
+    from ..models.fvmr import FVMR
+
+    if not config.fold_models:
+        return
+    folds = []
+    for model_dir, data in zip(config.fold_models, config.fold_data, strict=True):
+        info = read_fold_info(data)
+        if info is None or info.get("split") != "train" or \
+                Path(info["source"]).resolve() != Path(config.data).resolve():
+            raise InputError(f"{data}: expected a fold corpus of {config.data}'s train split "
+                             f"(written by 'moment-search data fold'), found {info}",
+                             parameter="fold_data")
+        folds.append(parse_fold(info["fold"]))
+        check_fold_checkpoint(data, model_dir)
+        cells = FVMR(FVMR.read_config(model_dir)[0]).n_proposals
+        if cells != n_proposals:
+            raise InputError(f"{model_dir}: {cells} 2D-map cells, but the model given the prior "
+                             f"has {n_proposals}", parameter="fold_models")
+    if len(set(folds)) != len(folds) or len({n for _, n in folds}) != 1:
+        raise InputError(f"the fold corpora must be different folds of one split, got "
+                         f"{[f'{k}/{n}' for k, n in folds]}", parameter="fold_data")
+
+
+def held_out_splits(config: PositionBiasConfig) -> list[Split]:
+    """Each fold model's held-out fold (its corpus's val split) through that model, any prior
+    it carries dropped (pairs checked by :func:`check_fold_pairs`)."""
     from ..models.fvmr import FVMR
 
     splits = []
     for model_dir, data in zip(config.fold_models, config.fold_data, strict=True):
-        check_fold_checkpoint(data, model_dir)
         _, extra = FVMR.read_config(model_dir)
         model = with_cell_prior(FVMR.from_pretrained(model_dir), None)
         splits.append(embed_split(model, data, "val", extra.get("feature_rate")))
@@ -282,7 +308,7 @@ def fold_means(rows: list[dict]) -> list[dict]:
     return means
 
 
-def choose(means: list[dict]) -> tuple[float, str]:
+def choose(means: list[dict]) -> tuple[float | str, str]:
     """The module docstring's rule over the fold means: the setting (a strength, or "none"),
     and which branch of the rule decided."""
     near = [m for m in means if abs(m["top1_start0"] - m["truth_start0"]) <= START_SLACK]
@@ -307,13 +333,14 @@ def run(config: PositionBiasConfig) -> dict:
     _, extra = FVMR.read_config(model_dir)
     with torch.inference_mode():
         base = with_cell_prior(FVMR.from_pretrained(model_dir), None)
+        check_fold_pairs(config, base.n_proposals)
         progress("embedding the sentences and videos")
         val = embed_split(base, config.data, "val", extra.get("feature_rate"))
         if config.fold_models:
-            fitted_on, splits = "held-out folds", held_out_splits(config)
+            fitted_on, splits = HELD_OUT, held_out_splits(config)
             folds = cross_fit(splits, config.strengths)
         else:
-            fitted_on = "train"
+            fitted_on = TRAIN
             splits = [embed_split(base, config.data, "train", extra.get("feature_rate"))]
             folds = cross_validate(splits[0], config.strengths)
     means = fold_means(folds)
@@ -338,51 +365,3 @@ def run(config: PositionBiasConfig) -> dict:
             with_cell_prior(base, prior).save_pretrained(config.write_model,
                                                          extra={**extra, "cell_prior": record})
     return report
-
-
-def choice_text(report: dict) -> str:
-    """How the folds behind the choice were made."""
-    if report.get("fitted_on") == "held-out folds":
-        return (f"The choice, made on train only: mean over {report['n_folds']} video-disjoint "
-                "folds of train, each fold's sentences searched over its own videos by a search "
-                "checkpoint trained without that fold (predictions as new as val's), the prior "
-                "fitted on the other folds' predictions. The chosen prior is then fitted on "
-                "every fold's predictions and given to the checkpoint trained on all of train.")
-    return (f"The choice, made on train only: mean over the {report['n_folds']} video-disjoint "
-            "folds of train (each fold's sentences over its own videos, the prior fitted on the "
-            "others). The search model was trained on these sentences, so the folds are easier "
-            "than val; they choose the strength, val measures it.")
-
-
-BIAS = ("truth_start0", "top1_start0", "truth_length", "top1_length", "top10_start0",
-        "top10_most_from_one_video")
-
-
-def markdown(report: dict) -> str:
-    """The report as Markdown."""
-    val, size = report["val"], report["val_size"]
-    rows = [{"setting": "without the prior", **val["truth"], **val["before"]},
-            {"setting": f"with the prior (strength {report['chosen_strength']})",
-             **val["truth"], **val["after"]}]
-    return "\n\n".join([
-        "# Position and length bias of corpus search",
-        f"`{report['config']['command']}`",
-        f"Val ({size['sentences']} sentences over the {size['videos']} val videos): the top-1 "
-        "and top-10 moments against the ground truth (start-at-0 shares in percent, lengths in "
-        "seconds):",
-        markdown_table(rows, ["setting", *BIAS]),
-        "The cause, on val without the prior: each term of the one inner product alone "
-        "(the FVMR term is phi_m . phi_s; the video-text term beta s_v; the constant column "
-        "carries the hub correction):",
-        markdown_table(report["causes"], ["search vectors", "top1_start0", "top1_length",
-                                          "top10_start0", "top10_most_from_one_video"]),
-        "Val corpus R@k and single-video R1 of the fast path (percent):",
-        markdown_table(rows, ["setting", *METRICS, "single_R1@0.5", "single_R1@0.7"]),
-        choice_text(report),
-        markdown_table(report["fold_means"], ["setting", *BIAS, *METRICS]),
-        f"Rule: among the settings (no prior, or a strength) whose mean top-1 start-at-0 share is within {START_SLACK:g} "
-        "points of the folds' ground truth, the best mean R10@0.5 + R10@0.7. Chosen: "
-        f"{report['chosen_strength']}, decided by: {report['decided_by']} (fitting: "
-        f"{report['rule']}; steps and rate are fixed defaults, not chosen).",
-        machine_markdown(report["machine"]),
-    ]) + "\n"

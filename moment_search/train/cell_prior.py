@@ -7,9 +7,11 @@ the ground truth does (on val: 45% of top-1 moments start at 0 s, ground truth 1
 pi, one value per cell, is added to every proposal's score through the search vectors' constant
 column (``FVMR.cell_prior``), so it costs nothing at query time.
 
-It is fitted by iterative proportional fitting: search the training sentences over the training
-videos, compare how often each cell is the top-1 moment with how often it is the ground truth's
-best cell, and move pi by ``rate`` x the log ratio, ``steps`` times; ``strength`` scales the result.
+It is fitted by iterative proportional fitting: search sentences over their videos (the shipped
+prior: held-out train folds, each searched by a model trained without it; see
+``benchmarks.position_bias``), compare how often each cell is the top-1 moment with how often it
+is the ground truth's best cell, and move pi by ``rate`` x the log ratio, ``steps`` times;
+``strength`` scales the result.
 Because pi depends only on the cell, the top-1 cell under any pi is the argmax over cells of the
 query's best score in each cell (over all videos), so each step is exact and cheap.
 """
@@ -27,9 +29,9 @@ __all__ = ["PriorConfig", "best_cell_scores", "fit_cell_prior", "truth_cells", "
 
 @dataclass(frozen=True)
 class PriorConfig:
-    """The fitting rule. Only ``strength`` is chosen by video-disjoint 5-fold cross-validation on
-    train (``benchmarks.position_bias``); ``steps`` and ``rate`` are fixed defaults, set before
-    the first run and not tuned (15 damped steps: a partial correction, not a converged fit)."""
+    """The fitting rule. Only ``strength`` is chosen, by video-disjoint cross-validation on train
+    (``benchmarks.position_bias``); ``steps`` and ``rate`` are fixed defaults, set before the
+    first run and not tuned (15 damped steps: a partial correction, not a converged fit)."""
 
     steps: int = 15  # proportional-fitting steps
     rate: float = 0.05  # step size, per unit of log ratio

@@ -79,10 +79,14 @@ def compose(fvmr_dir: str | Path, out_dir: str | Path, video_text_dir: str | Pat
         texts = bank_sentences(data_dir, split, hub_bank, seed)
         model.hub_queries.copy_(bank_vectors(model, texts, int(extra.get("max_tokens", 32))))
     extra = {k: v for k, v in extra.items() if k != "cell_prior"}
-    extra = {**extra, "composed": {"fvmr": str(fvmr_dir), "video_text": str(video_text_dir),
-                                   "video_weight": video_weight, "hub_weight": hub_weight,
-                                   "hub_bank": hub_bank, "bank_split": split, "seed": seed}}
-    return model.save_pretrained(out_dir, extra=extra)
+    record = {"fvmr": str(fvmr_dir), "video_text": str(video_text_dir),
+              "video_weight": video_weight, "hub_weight": hub_weight, "hub_bank": hub_bank,
+              "bank_split": split, "seed": seed}
+    if video is not None:  # what the video-text model was trained on (fold checks read it)
+        _, video_extra = VideoText.read_config(video_text_dir)
+        record.update(video_text_data=video_extra.get("data"),
+                      video_text_fold=video_extra.get("train_config", {}).get("fold"))
+    return model.save_pretrained(out_dir, extra={**extra, "composed": record})
 
 
 def check_video_text(video: VideoText, video_dir: str | Path, config) -> None:

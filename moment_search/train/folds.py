@@ -123,21 +123,36 @@ def read_fold_info(corpus_dir: str | Path) -> dict | None:
 
 def check_fold_checkpoint(corpus_dir: str | Path, checkpoint: str | Path) -> None:
     """Refuse a checkpoint that was not trained without the fold of ``corpus_dir``: trained
-    with ``--fold K/N`` of the same fold, or on the fold corpus's own train split. Corpora not
+    with ``--fold K/N`` of the same fold, or on the fold corpus's own train split. A composed
+    search checkpoint's video-text model (as ``compose`` records it) must be so too. Corpora not
     written by :func:`write_fold_corpus` are not checked.
 
     Raises:
-        InputError: the checkpoint was trained on other data or another fold (naming both).
+        InputError: the checkpoint, or its video-text model, was trained on other data or
+            another fold (naming both).
     """
     info = read_fold_info(corpus_dir)
     if info is None:
         return
     extra = json.loads((Path(checkpoint) / "config.json").read_text()).get("extra", {})
-    fold = extra.get("train_config", {}).get("fold")
-    data = extra.get("data")
+    _check_trained_without(info, corpus_dir, checkpoint, extra.get("data"),
+                           extra.get("train_config", {}).get("fold"))
+    composed = extra.get("composed") or {}
+    if composed.get("video_text") not in (None, "None"):
+        if "video_text_data" not in composed:
+            raise InputError(f"{checkpoint}: composed without a record of its video-text "
+                             f"model's training data; compose it again to score a fold")
+        _check_trained_without(info, corpus_dir, f"{checkpoint} (its video-text model)",
+                               composed["video_text_data"], composed.get("video_text_fold"))
+
+
+def _check_trained_without(info: dict, corpus_dir: str | Path, name, data: str | None,
+                           fold: str | None) -> None:
+    """Raise InputError unless a model trained on ``data`` with ``fold`` held out the fold of
+    ``corpus_dir`` (``info``: its fold.toml)."""
     on_fold_corpus = data is not None and Path(data).resolve() == Path(corpus_dir).resolve()
     if fold != info["fold"] and not on_fold_corpus:
-        raise InputError(f"{checkpoint}: trained with fold {fold!r} on {data}, but {corpus_dir} "
+        raise InputError(f"{name}: trained with fold {fold!r} on {data}, but {corpus_dir} "
                          f"holds out fold {info['fold']} of {info['source']}: its sentences "
                          f"would be scored by a model trained on them")
 

@@ -75,6 +75,17 @@ def test_compose_keeps_the_fast_path(composed_dir, tiny_model_dir, session_corpu
     assert fused.hub_queries.shape == (BANK, 8 + 6)
 
 
+def test_compose_records_what_the_video_text_model_was_trained_on(tiny_model_dir, tmp_path):
+    video = VideoText(VideoTextConfig(feature_dim=8, hidden_dim=16, embed_dim=6))
+    video_dir = video.eval().save_pretrained(tmp_path / "vt", extra={
+        "data": "runs/folds/f0", "train_config": {"fold": None}})
+    record = FVMR.read_config(compose(tiny_model_dir, tmp_path / "out", video_dir, 0.5))[1]
+    assert record["composed"]["video_text_data"] == "runs/folds/f0"
+    assert record["composed"]["video_text_fold"] is None
+    alone = FVMR.read_config(compose(tiny_model_dir, tmp_path / "alone"))[1]["composed"]
+    assert alone["video_text"] == "None" and "video_text_data" not in alone
+
+
 def test_compose_rejects_bad_settings(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match=">= 0"):
         compose(tiny_model_dir, tmp_path / "x", None, -1.0)

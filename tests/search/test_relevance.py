@@ -230,6 +230,7 @@ def test_index_build_carries_the_checkpoints_calibration(tiny_model_dir, session
 def test_the_relevance_benchmark_refuses_an_index_of_another_model(built_index, tmp_path,
                                                                    tiny_model_dir):
     from moment_search.benchmarks.relevance import ensure_index
+
     from moment_search.errors import InputError
     from moment_search.models.fvmr import FVMR
 
@@ -246,7 +247,7 @@ def test_the_relevance_benchmark_refuses_an_index_of_another_model(built_index, 
 def test_the_relevance_benchmark_indexes_a_model_whose_calibration_is_stale(
         tmp_path, session_corpus, tiny_model_dir):
     from moment_search.benchmarks.relevance import ensure_index
-    from moment_search.search.relevance import RelevanceModel
+
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)

@@ -4,6 +4,8 @@ constant column, and an index built from a checkpoint with a prior answers with 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -147,49 +149,118 @@ def test_position_bias_refuses_bad_strengths(tmp_path, strengths):
         PositionBiasConfig(out=tmp_path, strengths=strengths)
 
 
-def fold_checkpoint(tiny_model_dir, out, fold: str):
-    """The tiny model saved as if trained with ``--fold fold`` (what a fold run records)."""
+def fold_checkpoint(tiny_model_dir, out, fold: str, shift: float = 0.0):
+    """The tiny model saved as if trained with ``--fold fold`` (what a fold run records), its
+    first weight moved by ``shift`` so that each fold model can be told apart."""
     model = FVMR.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        next(model.parameters()).add_(shift)
     _, extra = FVMR.read_config(tiny_model_dir)
     model.save_pretrained(out, extra={**extra, "train_config": {"fold": fold}})
     return out
 
 
-def test_the_prior_can_be_chosen_and_fitted_on_held_out_folds(tmp_path, tiny_model_dir):
+def first_weight(model) -> float:
+    return float(next(model.parameters()).detach().flatten()[0])
+
+
+@pytest.fixture
+def held_out(tmp_path, tiny_model_dir):
+    """A tiny corpus, its two fold corpora and a fold model for each (different weights)."""
     from moment_search.train.folds import write_fold_corpus
 
     corpus = write_tiny_corpus(tmp_path / "corpus", n_videos=30)
     folds = tuple(write_fold_corpus(corpus, (k, 2), tmp_path / f"f{k}") for k in range(2))
-    models = tuple(fold_checkpoint(tiny_model_dir, tmp_path / f"m{k}", f"{k}/2")
+    models = tuple(fold_checkpoint(tiny_model_dir, tmp_path / f"m{k}", f"{k}/2", 0.1 * (k + 1))
                    for k in range(2))
+    return corpus, folds, models
+
+
+def test_the_prior_is_chosen_and_fitted_on_held_out_folds(tmp_path, tiny_model_dir, held_out,
+                                                          monkeypatch):
+    from moment_search.benchmarks import position_bias
+
+    corpus, folds, models = held_out
+    embedded, fitted = [], []
+    embed, rows = position_bias.embed_split, position_bias.setting_rows
+    monkeypatch.setattr(position_bias, "embed_split", lambda model, data, split, rate: (
+        embedded.append((first_weight(model), Path(data).name, split)) or
+        embed(model, data, split, rate)))
+    monkeypatch.setattr(position_bias, "setting_rows", lambda fold, fit_on, measured, strengths: (
+        fitted.append((fold, [s.videos for s in fit_on], measured.videos)) or
+        rows(fold, fit_on, measured, strengths)))
     config = PositionBiasConfig(out=tmp_path / "report", data=corpus, model=tiny_model_dir,
                                 fold_models=models, fold_data=folds,
                                 write_model=tmp_path / "with-prior")
     report = run(config)
+    base = first_weight(FVMR.from_pretrained(tiny_model_dir))
+    # val through the model given; each fold's held-out split through its own fold model
+    assert embedded == [(base, "corpus", "val"), (pytest.approx(base + 0.1), "f0", "val"),
+                        (pytest.approx(base + 0.2), "f1", "val")]
+    # each fold measured with a prior fitted on the other fold only
+    assert [(fold, len(fit_on)) for fold, fit_on, _ in fitted] == [(0, 1), (1, 1)]
+    assert all(measured not in fit_on for _, fit_on, measured in fitted)
+    assert fitted[0][1] == [fitted[1][2]] and fitted[1][1] == [fitted[0][2]]
     assert report["fitted_on"] == "held-out folds" and report["n_folds"] == 2
-    # each fold's rows measure that fold's held-out sentences: none, then each strength
     assert [(r["fold"], r["setting"]) for r in report["folds"]] == [
         (k, s) for k in range(2) for s in ("none", *config.strengths)]
     assert "--fold-model" in report["config"]["command"]
     assert "trained without that fold" in (tmp_path / "report" / "position_bias.md").read_text()
     record = FVMR.read_config(tmp_path / "with-prior")[1]["cell_prior"]
     assert record["fitted_on"] == "held-out folds"
-    if report["chosen_strength"] == "none":
-        assert report["prior"] is None and record["strength"] == 0.0
-    else:
-        assert record["strength"] == report["chosen_strength"] and len(report["prior"]) == 36
 
 
-def test_a_fold_model_that_saw_its_fold_is_refused(tmp_path, tiny_model_dir):
+def test_no_prior_chosen_writes_a_checkpoint_without_one(tmp_path, tiny_model_dir, held_out,
+                                                         monkeypatch):
+    from moment_search.benchmarks import position_bias
+    from safetensors.numpy import load_file
+
+    corpus, folds, models = held_out
+    monkeypatch.setattr(position_bias, "choose", lambda means: ("none", "fixed by the test"))
+    report = run(PositionBiasConfig(out=tmp_path / "report", data=corpus, model=tiny_model_dir,
+                                    fold_models=models, fold_data=folds,
+                                    write_model=tmp_path / "written"))
+    config, extra = FVMR.read_config(tmp_path / "written")
+    assert not config.cell_prior and "proposal_prior" not in load_file(
+        tmp_path / "written" / "model.safetensors")
+    assert extra["cell_prior"]["strength"] == 0.0 and report["prior"] is None
+    assert report["val"]["after"] == report["val"]["before"]
+    text = (tmp_path / "report" / "position_bias.md").read_text()
+    assert "no prior (chosen)" in text and "with the prior" not in text
+
+
+def test_fold_pairs_are_checked_before_anything_is_embedded(tmp_path, tiny_model_dir, held_out,
+                                                            monkeypatch):
+    from moment_search.benchmarks import position_bias
+
     from moment_search.train.folds import write_fold_corpus
 
-    corpus = write_tiny_corpus(tmp_path / "corpus", n_videos=12)
-    folds = tuple(write_fold_corpus(corpus, (k, 2), tmp_path / f"f{k}") for k in range(2))
-    swapped = (fold_checkpoint(tiny_model_dir, tmp_path / "m1", "1/2"),
-               fold_checkpoint(tiny_model_dir, tmp_path / "m0", "0/2"))
-    with pytest.raises(InputError, match="holds out fold 0/2"):
-        run(PositionBiasConfig(out=tmp_path / "report", data=corpus, model=tiny_model_dir,
-                               fold_models=swapped, fold_data=folds))
+    corpus, folds, models = held_out
+    monkeypatch.setattr(position_bias, "embed_split", lambda *a: pytest.fail("embedded"))
+    other_n = write_fold_corpus(corpus, (1, 3), tmp_path / "f1of3")
+    of_val = write_fold_corpus(corpus, (1, 2), tmp_path / "val-fold", split="val")
+    cases = {
+        "the model saw its fold": ((models[1], models[0]), folds, "holds out fold 0/2"),
+        "one fold twice": ((models[0], models[0]), (folds[0], folds[0]), "different folds"),
+        "folds of two cuts": ((models[0], fold_checkpoint(tiny_model_dir, tmp_path / "m1of3",
+                                                          "1/3")), (folds[0], other_n),
+                              "different folds"),
+        "the corpus itself": (models, (corpus, folds[1]), "expected a fold corpus"),
+        "a fold of val": (models, (folds[0], of_val), "expected a fold corpus"),
+    }
+    for fold_models, fold_data, message in cases.values():
+        with pytest.raises(InputError, match=message):
+            run(PositionBiasConfig(out=tmp_path / "report", data=corpus, model=tiny_model_dir,
+                                   fold_models=fold_models, fold_data=fold_data))
+    assert not (tmp_path / "report").exists()
+
+
+def test_position_bias_cli_refuses_an_unpaired_fold_model(tmp_path, capsys):
+    from moment_search.cli.app import main
+
+    assert main(["benchmark", "position-bias", "--out", str(tmp_path / "r"),
+                 "--fold-model", str(tmp_path)]) == 2
+    assert "go in pairs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("n_models, n_data", [(1, 1), (2, 1)])

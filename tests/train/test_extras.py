@@ -117,3 +117,13 @@ def test_a_fold_corpus_says_its_fold_and_checkpoints_must_match_it(tiny_corpus, 
         check_fold_checkpoint(out, checkpoint("other", train_config={"fold": "0/2"}))
     with pytest.raises(ValueError, match="holds out fold 1/2"):
         check_fold_checkpoint(out, checkpoint("all", data=str(tiny_corpus), train_config={}))
+    # a composed search checkpoint: its video-text model must have held the fold out too
+    fold_run = {"train_config": {"fold": "1/2"}}
+    check_fold_checkpoint(out, checkpoint("composed", **fold_run, composed={
+        "video_text": "vt", "video_text_data": str(out), "video_text_fold": None}))
+    check_fold_checkpoint(out, checkpoint("no-video", **fold_run, composed={"video_text": "None"}))
+    with pytest.raises(ValueError, match=r"\(its video-text model\): trained with fold None"):
+        check_fold_checkpoint(out, checkpoint("leaky", **fold_run, composed={
+            "video_text": "vt", "video_text_data": str(tiny_corpus), "video_text_fold": None}))
+    with pytest.raises(ValueError, match="compose it again"):
+        check_fold_checkpoint(out, checkpoint("old", **fold_run, composed={"video_text": "vt"}))

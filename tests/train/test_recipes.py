@@ -110,9 +110,12 @@ def test_fvmr_recipe_is_the_shipped_search_checkpoint():
     assert video_text.train.n_clips == fvmr.model.n_clips  # compose's check_video_text
     prior = checkpoint["extra"]["cell_prior"]  # benchmark position-bias --write-model
     report = json.loads((ROOT / prior["report"]).read_text())
-    assert prior["strength"] == report["chosen_strength"]
+    assert prior["strength"] == (0.0 if report["chosen_strength"] == "none"
+                                 else report["chosen_strength"])
     assert prior["fitted_on"] == report["fitted_on"] == "held-out folds"
-    assert report["config"]["fold_models"] and report["model"] != report["config"]["fold_models"]
+    fold_models, fold_data = report["config"]["fold_models"], report["config"]["fold_data"]
+    assert report["n_folds"] == len(fold_models) == len(set(fold_data)) >= 2
+    assert report["model"] not in fold_models
     assert report["config"]["strengths"] == list(PositionBiasConfig.strengths)
     assert prior["rule"] == PriorConfig(strength=prior["strength"]).to_dict() == report["rule"]
     from safetensors.numpy import load_file
