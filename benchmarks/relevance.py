@@ -91,8 +91,8 @@ def ensure_index(data: Path, split: str, index_dir: Path, model: Path | None) ->
     found = model_fingerprint(index_dir / MODEL_DIR)
     if found != wanted:
         raise InputError(f"{index_dir}: built with model {found[0]} (config {found[1]}), not "
-                         f"the model given, {wanted[0]} (config {wanted[1]}); give another "
-                         f"--work folder or delete this one", parameter="work")
+                         f"the model given, {model} ({wanted[0]}, config {wanted[1]}); give "
+                         f"another --work folder or delete this one", parameter="work")
     return index_dir
 
 

@@ -36,7 +36,7 @@ STATUS = [
      ("reports/accuracy/pln_seeds/seeds.json", "rows", {"recipe": "pln", **REAL}),
      (CASCADE, "corpus", {"model": "search + pln (M=10, w=0.5)"})),
     ("FIAN (reranker)", "fian-charades-clip",
-     ("reports/fian/single/seeds.json", "rows", {"recipe": "fian", "pairing": "real"}),
+     ("reports/accuracy/fian_single/seeds.json", "rows", {"recipe": "fian", **REAL}),
      ("reports/accuracy/fian_seeds/seeds.json", "rows", {"recipe": "fian", **REAL}),
      ("reports/fian/cascade/fvmr_eval.json", "corpus", {"model": "search + fian (M=10, w=0.5)"})),
     ("DRN (reranker)", "drn-charades-clip",
