@@ -32,7 +32,7 @@ STATUS = [
      ("reports/accuracy/search_seeds/seeds.json", "rows", {"recipe": "search", **REAL}),
      (CASCADE, "corpus", {"model": "search"})),
     ("PLN (reranker)", "pln-charades-clip",
-     ("reports/speed_accuracy_v2/report.json", "single_video", {"model": "pln"}),
+     ("reports/accuracy/pln_single/seeds.json", "rows", {"recipe": "pln", **REAL}),
      ("reports/accuracy/pln_seeds/seeds.json", "rows", {"recipe": "pln", **REAL}),
      (CASCADE, "corpus", {"model": "search + pln (M=10, w=0.5)"})),
     ("FIAN (reranker)", "fian-charades-clip",
