@@ -327,6 +327,31 @@ def corpus_cv(
     console.print(f"chosen: {report['chosen']}; report written to {out}")
 
 
+@app.command("cascade-cv")
+def cascade_cv(
+    out: Path = typer.Option(..., help="Report directory."),
+    reranker: str = typer.Option(..., help="The reranker (drn, fian, pln, lpnet)."),
+    fold_data: list[Path] = typer.Option(..., "--fold-data", help="Fold corpus directories."),
+    search: list[Path] = typer.Option(..., "--search", help="Search checkpoint of each fold "
+                                      "(trained without it)."),
+    fold_model: list[Path] = typer.Option(..., "--fold-model", help="Reranker checkpoint of "
+                                          "each fold (trained without it)."),
+    weights: str = typer.Option(None, help="Comma-separated candidate w (fast path's weight)."),
+    videos: int = typer.Option(None, min=1, help="M: videos the reranker rescores."),
+    model: Path = typer.Option(None, help="The reranker trained on all of train."),
+    write_model: Path = typer.Option(None, help="Write --model with the chosen w stored here."),
+) -> None:
+    """Choose a reranker's cascade fusion weight by cross-validation on train folds."""
+    from moment_search.benchmarks.cascade_cv import CascadeCVConfig, run
+
+    with user_errors():
+        report = run(_config(CascadeCVConfig, out=out, reranker=reranker,
+                             fold_data=tuple(fold_data), search=tuple(search),
+                             fold_models=tuple(fold_model), weights=_items(weights, float),
+                             videos=videos, model=model, write_model=write_model))
+    console.print(f"chosen: w = {report['chosen_weight']}; report written to {out}")
+
+
 @app.command("ray")
 def ray_throughput(
     videos: list[Path] = typer.Option(None, "--video", help="Video files to ingest, repeatable "

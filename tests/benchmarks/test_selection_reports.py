@@ -94,3 +94,58 @@ def test_a_fold_run_scored_on_another_fold_is_refused(session_corpus, folds, tmp
     with pytest.raises(InputError, match="holds out fold 0/2"):
         teachers.run(teachers.TeachersConfig(tmp_path / "out", (f"a={wrong},{wrong}|{wrong}",),
                                              folds, data=session_corpus))
+
+
+def fold_reranker(tiny_pln_dir, path, fold):
+    """The tiny PLN stored as if trained with ``--fold fold``."""
+    from moment_search.models.pln import PLN
+
+    config = json.loads((tiny_pln_dir / "config.json").read_text())
+    return PLN.from_pretrained(tiny_pln_dir).save_pretrained(
+        path, extra={**config["extra"], "train_config": {"fold": fold}})
+
+
+def test_cascade_cv_means_the_folds_chooses_w_and_stores_it(folds, tmp_path, tiny_pln_dir):
+    from moment_search.benchmarks import cascade_cv
+
+    from moment_search.search.rerank import stored_fusion_weight
+
+    search = tuple(fvmr_checkpoint(tmp_path / f"fvmr{k}", k, f"{k}/2") for k in (0, 1))
+    rerankers = tuple(fold_reranker(tiny_pln_dir, tmp_path / f"pln{k}", f"{k}/2")
+                      for k in (0, 1))
+    report = cascade_cv.run(cascade_cv.CascadeCVConfig(
+        tmp_path / "out", "pln", folds, search, rerankers, weights=(0.0, 0.5, 1.0), videos=2,
+        model=tiny_pln_dir, write_model=tmp_path / "pln-w"))
+    assert [r["setting"] for r in report["rows"]] == ["index alone", 0.0, 0.5, 1.0]
+    for row in report["rows"]:
+        per_fold = [next(r for r in fold if r["setting"] == row["setting"])
+                    for fold in report["folds"]]
+        assert row["score"] == pytest.approx(sum(
+            selection_score(r, "R10@0.5+R10@0.7") for r in per_fold) / 2)
+    # w = 1 keeps the fast path's order: the same figures as the index alone
+    rows = {r["setting"]: r for r in report["rows"]}
+    assert rows[1.0]["R10@0.5"] == rows["index alone"]["R10@0.5"]
+    best = max(report["rows"][1:], key=lambda r: r["score"])
+    assert report["chosen_weight"] == best["setting"]
+    stored = json.loads((tmp_path / "pln-w" / "config.json").read_text())["extra"]
+    assert stored_fusion_weight(stored) == report["chosen_weight"]
+    assert (tmp_path / "pln-w" / "model.safetensors").read_bytes() == \
+        (tiny_pln_dir / "model.safetensors").read_bytes()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pln-w")]
+
+
+def test_cascade_cv_refuses_a_reranker_that_saw_its_fold(folds, tmp_path, tiny_pln_dir):
+    from moment_search.benchmarks import cascade_cv
+
+    search = tuple(fvmr_checkpoint(tmp_path / f"fvmr{k}", k, f"{k}/2") for k in (0, 1))
+    swapped = tuple(fold_reranker(tiny_pln_dir, tmp_path / f"pln{k}", f"{1 - k}/2")
+                    for k in (0, 1))
+    with pytest.raises(InputError, match="holds out fold 0/2"):
+        cascade_cv.run(cascade_cv.CascadeCVConfig(tmp_path / "out", "pln", folds, search,
+                                                  swapped))
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="one --search and one --fold-model per --fold-data"):
+        cascade_cv.CascadeCVConfig(tmp_path / "out", "pln", folds, search[:1], swapped)
+    with pytest.raises(InputError, match="--write-model needs --model"):
+        cascade_cv.CascadeCVConfig(tmp_path / "out", "pln", folds, search, swapped,
+                                   write_model=tmp_path / "w")

@@ -1,0 +1,132 @@
+"""A reranker's cascade fusion weight w chosen by cross-validation on train folds.
+
+For each fold corpus (``moment-search data fold``: the fold is its val split), a search
+checkpoint and a reranker checkpoint, both trained without the fold, answer the fold's sentences
+over the fold's videos with the real indexer and ``Searcher``: the index alone, then the cascade
+(the reranker on the top ``videos`` videos, fused ``w * fast + (1 - w) * reranker``) for each w.
+The rule, fixed before the runs: the w with the best mean over folds of ``metric``. The val split
+is not read. ``--write-model`` copies the reranker trained on all of train (``--model``) with the
+chosen w stored as its ``fusion_weight``, the cascade's default for it.
+
+    moment-search benchmark cascade-cv --reranker drn --fold-data runs/folds/f0 \\
+        --fold-data runs/folds/f1 --search runs/search-f0 --search runs/search-f1 \\
+        --fold-model runs/drn-f0/best --fold-model runs/drn-f1/best \\
+        --model runs/drn/best --write-model runs/drn-w --out reports/drn_cascade_cv
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from ..models.base import CONFIG_NAME
+from ..train.folds import check_fold_checkpoint
+from ..train.loop import selection_score
+from .fvmr_eval import CORPUS_COLUMNS, corpus_rows
+from .report import machine_info, markdown_table, progress, write_report
+
+
+@dataclass
+class CascadeCVConfig:
+    """One run; ``moment-search benchmark cascade-cv`` builds it from its options."""
+
+    out: Path  # report directory
+    reranker: str  # the reranker's registry name (drn, fian, pln, lpnet)
+    fold_data: tuple[Path, ...]  # fold corpus directories
+    search: tuple[Path, ...]  # a search checkpoint trained without each fold
+    fold_models: tuple[Path, ...]  # a reranker checkpoint trained without each fold
+    weights: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)  # candidate w (weight of the fast path)
+    videos: int = 10  # M: videos the reranker rescores
+    metric: str = "R10@0.5+R10@0.7"  # what the folds choose by
+    model: Path | None = None  # the reranker trained on all of train (for write_model)
+    write_model: Path | None = None  # write ``model`` with the chosen w stored here
+
+    def __post_init__(self) -> None:
+        n = len(self.fold_data)
+        if n < 2 or len(self.search) != n or len(self.fold_models) != n:
+            raise InputError(f"give one --search and one --fold-model per --fold-data, two "
+                             f"folds or more; got {n} folds, {len(self.search)} search and "
+                             f"{len(self.fold_models)} reranker checkpoints",
+                             parameter="fold_data")
+        if not self.weights or any(not 0.0 <= w <= 1.0 for w in self.weights):
+            raise InputError(f"weights must be one or more numbers in [0, 1], got "
+                             f"{self.weights}", parameter="weights")
+        if self.write_model is not None and self.model is None:
+            raise InputError("--write-model needs --model (the reranker trained on all of train)",
+                             parameter="write_model")
+
+
+def run(config: CascadeCVConfig) -> dict:
+    """Every fold's rows, the mean per w, the choice; writes ``cascade_cv.json``/``.md``."""
+    folds = list(zip(config.fold_data, config.search, config.fold_models, strict=True))
+    for data, search, reranker in folds:  # every pair before any is evaluated
+        check_fold_checkpoint(data, search)
+        check_fold_checkpoint(data, reranker)
+    per_fold = []
+    for i, (data, search, reranker) in enumerate(folds):
+        rows = {}
+        for weight in config.weights:
+            progress(f"fold {i + 1}/{len(folds)}, w = {weight}")
+            found = corpus_rows("search", search, Path(data), "val", {config.reranker: reranker},
+                                (config.videos,), weight)
+            rows.setdefault("index alone", found[0])
+            rows[weight] = found[1]
+        per_fold.append(rows)
+    means = [{"setting": setting, **mean_row([fold[setting] for fold in per_fold], config.metric)}
+             for setting in per_fold[0]]
+    chosen = max((m for m in means if m["setting"] != "index alone"), key=lambda m: m["score"])
+    report = {"reranker": config.reranker, "videos": config.videos, "metric": config.metric,
+              "fold_data": [str(p) for p in config.fold_data],
+              "search": [str(p) for p in config.search],
+              "fold_models": [str(p) for p in config.fold_models],
+              "folds": [[{"setting": k, **v} for k, v in fold.items()] for fold in per_fold],
+              "rows": means, "chosen_weight": chosen["setting"], "machine": machine_info()}
+    write_report(config.out, "cascade_cv", report, markdown(report))
+    if config.write_model:
+        write_with_weight(Path(config.model), Path(config.write_model), chosen["setting"])
+    return report
+
+
+def mean_row(rows: list[dict], metric: str) -> dict:
+    """The mean over folds of the metric that chooses and of every corpus column."""
+    return {"score": statistics.fmean(selection_score(r, metric) for r in rows),
+            **{name: statistics.fmean(r[name] for r in rows) for name in CORPUS_COLUMNS}}
+
+
+def write_with_weight(model: Path, out: Path, weight: float) -> Path:
+    """``model`` copied to ``out`` (replaced) with ``fusion_weight`` = ``weight`` in its stored
+    settings, written in a staging folder and renamed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent)) / "model"
+    shutil.copytree(model, staging)
+    config = json.loads((staging / CONFIG_NAME).read_text())
+    config.setdefault("extra", {})["fusion_weight"] = weight
+    (staging / CONFIG_NAME).write_text(json.dumps(config, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    staging.replace(out)
+    shutil.rmtree(staging.parent)
+    return out
+
+
+def markdown(report: dict) -> str:
+    """The mean table and the choice."""
+    return "\n".join([
+        f"# Cascade fusion weight of {report['reranker']}, chosen on train folds",
+        "",
+        f"Corpus search on {len(report['fold_data'])} video-disjoint folds of train (percent, "
+        f"mean over folds): each fold's sentences over its own videos, the search and "
+        f"{report['reranker']} checkpoints trained without the fold, {report['reranker']} on "
+        f"the top {report['videos']} videos. The rule, fixed before the runs: the w (weight of "
+        f"the fast path) with the best mean {report['metric']}.",
+        "",
+        markdown_table(report["rows"], ["setting", "score", *CORPUS_COLUMNS]),
+        "",
+        f"Chosen: **w = {report['chosen_weight']}**.",
+        "",
+    ])
