@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import replace_dir
 from ..errors import InputError
 from ..models.base import CONFIG_NAME
 from ..train.folds import check_fold_checkpoint
@@ -102,15 +103,13 @@ def write_with_weight(model: Path, out: Path, weight: float) -> Path:
     """``model`` copied to ``out`` (replaced) with ``fusion_weight`` = ``weight`` in its stored
     settings, written in a staging folder and renamed."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent)) / "model"
-    shutil.copytree(model, staging)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    shutil.copytree(model, staging, dirs_exist_ok=True)
     config = json.loads((staging / CONFIG_NAME).read_text())
     config.setdefault("extra", {})["fusion_weight"] = weight
-    (staging / CONFIG_NAME).write_text(json.dumps(config, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    staging.replace(out)
-    shutil.rmtree(staging.parent)
+    (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2))  # as save_pretrained
+    staging.chmod(0o755)  # mkdtemp makes it private
+    replace_dir(staging, out)
     return out
 
 
