@@ -5,8 +5,10 @@ checkpoint and a reranker checkpoint, both trained without the fold, answer the 
 over the fold's videos with the real indexer and ``Searcher``: the index alone, then the cascade
 (the reranker on the top ``videos`` videos, fused ``w * fast + (1 - w) * reranker``) for each w.
 The rule, fixed before the runs: the w with the best mean over folds of ``metric``. The val split
-is not read. ``--write-model`` copies the reranker trained on all of train (``--model``) with the
-chosen w stored as its ``fusion_weight``, the cascade's default for it.
+is not read: every corpus must be a different fold of one cut of a train split, and every
+checkpoint is checked against its fold before any is evaluated. ``--write-model`` copies the
+reranker trained on all of train (``--model``, e.g. the shipped one) with the chosen w stored as
+its ``fusion_weight``, the cascade's default for it.
 
     moment-search benchmark cascade-cv --reranker drn --fold-data runs/folds/f0 \\
         --fold-data runs/folds/f1 --search runs/search-f0 --search runs/search-f1 \\
@@ -26,10 +28,14 @@ from pathlib import Path
 from ..atomic import replace_dir
 from ..errors import InputError
 from ..models.base import CONFIG_NAME
-from ..train.folds import check_fold_checkpoint
+from ..search.searcher import SearchOptions
+from ..train.folds import check_fold_checkpoint, check_fold_corpora
 from ..train.loop import selection_score
+from .corpus_cv import CorpusCVConfig
 from .fvmr_eval import CORPUS_COLUMNS, corpus_rows
 from .report import machine_info, markdown_table, progress, write_report
+
+INDEX_ALONE = "index alone"
 
 
 @dataclass
@@ -37,13 +43,13 @@ class CascadeCVConfig:
     """One run; ``moment-search benchmark cascade-cv`` builds it from its options."""
 
     out: Path  # report directory
-    reranker: str  # the reranker's registry name (drn, fian, pln, lpnet)
+    reranker: str  # the reranker's registry name
     fold_data: tuple[Path, ...]  # fold corpus directories
     search: tuple[Path, ...]  # a search checkpoint trained without each fold
     fold_models: tuple[Path, ...]  # a reranker checkpoint trained without each fold
     weights: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)  # candidate w (weight of the fast path)
-    videos: int = 10  # M: videos the reranker rescores
-    metric: str = "R10@0.5+R10@0.7"  # what the folds choose by
+    videos: int = SearchOptions.rerank_videos  # M: videos the reranker rescores
+    metric: str = CorpusCVConfig.metric  # what the folds choose by
     model: Path | None = None  # the reranker trained on all of train (for write_model)
     write_model: Path | None = None  # write ``model`` with the chosen w stored here
 
@@ -62,59 +68,103 @@ class CascadeCVConfig:
                              parameter="write_model")
 
 
-def run(config: CascadeCVConfig) -> dict:
-    """Every fold's rows, the mean per w, the choice; writes ``cascade_cv.json``/``.md``."""
-    folds = list(zip(config.fold_data, config.search, config.fold_models, strict=True))
-    for data, search, reranker in folds:  # every pair before any is evaluated
+def check_inputs(config: CascadeCVConfig) -> None:
+    """Everything that can be checked before any index is built.
+
+    Raises:
+        InputError: not a reranker's name, corpora that are not different folds of one train
+            split, a checkpoint of another model or trained on its fold, or a ``--model`` that
+            is missing or was itself trained on a fold.
+    """
+    from ..registry import reranker_class
+
+    reranker_class(config.reranker)
+    check_fold_corpora(config.fold_data)
+    for data, search, reranker in zip(config.fold_data, config.search, config.fold_models,
+                                      strict=True):
+        check_model_type(reranker, config.reranker)
         check_fold_checkpoint(data, search)
         check_fold_checkpoint(data, reranker)
+    if config.model is not None:
+        extra = check_model_type(config.model, config.reranker)
+        if extra.get("train_config", {}).get("fold") is not None:
+            raise InputError(f"{config.model}: trained with --fold "
+                             f"{extra['train_config']['fold']}; --model is the reranker trained "
+                             f"on all of train", parameter="model")
+
+
+def check_model_type(checkpoint: Path, name: str) -> dict:
+    """The checkpoint's stored settings, after checking it is a ``name`` checkpoint."""
+    path = Path(checkpoint) / CONFIG_NAME
+    if not path.is_file():
+        raise InputError(f"{checkpoint}: no {CONFIG_NAME}; not a model checkpoint")
+    stored = json.loads(path.read_text())
+    if stored.get("model_type") != name:
+        raise InputError(f"{checkpoint}: a {stored.get('model_type')} checkpoint, not {name}")
+    return stored.get("extra", {})
+
+
+def run(config: CascadeCVConfig) -> dict:
+    """Every fold's rows, the mean per w, the choice; writes ``cascade_cv.json``/``.md``."""
+    check_inputs(config)
     per_fold = []
-    for i, (data, search, reranker) in enumerate(folds):
-        rows = {}
-        for weight in config.weights:
-            progress(f"fold {i + 1}/{len(folds)}, w = {weight}")
-            found = corpus_rows("search", search, Path(data), "val", {config.reranker: reranker},
-                                (config.videos,), weight)
-            rows.setdefault("index alone", found[0])
-            rows[weight] = found[1]
-        per_fold.append(rows)
-    means = [{"setting": setting, **mean_row([fold[setting] for fold in per_fold], config.metric)}
-             for setting in per_fold[0]]
-    chosen = max((m for m in means if m["setting"] != "index alone"), key=lambda m: m["score"])
+    for i, (data, search, reranker) in enumerate(zip(config.fold_data, config.search,
+                                                     config.fold_models, strict=True)):
+        progress(f"fold {i + 1}/{len(config.fold_data)}")
+        found = corpus_rows("search", search, Path(data), "val", {config.reranker: reranker},
+                            (config.videos,), config.weights)
+        per_fold.append([{"setting": label(r.get("rerank_weight")), "w": r.get("rerank_weight"),
+                          "score": selection_score(r, config.metric), **r} for r in found])
+    means = [mean_row([fold[k] for fold in per_fold]) for k in range(len(per_fold[0]))]
+    chosen = max((m for m in means if m["w"] is not None), key=lambda m: m["score"])
     report = {"reranker": config.reranker, "videos": config.videos, "metric": config.metric,
               "fold_data": [str(p) for p in config.fold_data],
               "search": [str(p) for p in config.search],
               "fold_models": [str(p) for p in config.fold_models],
-              "folds": [[{"setting": k, **v} for k, v in fold.items()] for fold in per_fold],
-              "rows": means, "chosen_weight": chosen["setting"], "machine": machine_info()}
+              "model": str(config.model) if config.model else None,
+              "folds": per_fold, "rows": means, "chosen_weight": chosen["w"],
+              "machine": machine_info()}
     write_report(config.out, "cascade_cv", report, markdown(report))
     if config.write_model:
-        write_with_weight(Path(config.model), Path(config.write_model), chosen["setting"])
+        write_with_weight(Path(config.model), Path(config.write_model), chosen["w"])
     return report
 
 
-def mean_row(rows: list[dict], metric: str) -> dict:
-    """The mean over folds of the metric that chooses and of every corpus column."""
-    return {"score": statistics.fmean(selection_score(r, metric) for r in rows),
+def label(weight: float | None) -> str:
+    """The setting's name in the tables."""
+    return INDEX_ALONE if weight is None else f"w = {weight:g}"
+
+
+def mean_row(rows: list[dict]) -> dict:
+    """One setting's mean over folds of the score and every corpus column, with each fold's
+    score beside it."""
+    return {"setting": rows[0]["setting"], "w": rows[0]["w"],
+            "score": statistics.fmean(r["score"] for r in rows),
+            **{f"fold {i} score": r["score"] for i, r in enumerate(rows)},
             **{name: statistics.fmean(r[name] for r in rows) for name in CORPUS_COLUMNS}}
 
 
 def write_with_weight(model: Path, out: Path, weight: float) -> Path:
     """``model`` copied to ``out`` (replaced) with ``fusion_weight`` = ``weight`` in its stored
-    settings, written in a staging folder and renamed."""
+    settings, written in a staging folder (removed on failure) and renamed."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    shutil.copytree(model, staging, dirs_exist_ok=True)
-    config = json.loads((staging / CONFIG_NAME).read_text())
-    config.setdefault("extra", {})["fusion_weight"] = weight
-    (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2))  # as save_pretrained
-    staging.chmod(0o755)  # mkdtemp makes it private
-    replace_dir(staging, out)
+    try:
+        shutil.copytree(model, staging, dirs_exist_ok=True)
+        config = json.loads((staging / CONFIG_NAME).read_text())
+        config.setdefault("extra", {})["fusion_weight"] = weight
+        (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2))  # as save_pretrained
+        staging.chmod(0o755)  # mkdtemp makes it private
+        replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return out
 
 
 def markdown(report: dict) -> str:
-    """The mean table and the choice."""
+    """The mean table (each fold's score beside it) and the choice."""
+    folds = [f"fold {i} score" for i in range(len(report["fold_data"]))]
     return "\n".join([
         f"# Cascade fusion weight of {report['reranker']}, chosen on train folds",
         "",
@@ -122,10 +172,10 @@ def markdown(report: dict) -> str:
         f"mean over folds): each fold's sentences over its own videos, the search and "
         f"{report['reranker']} checkpoints trained without the fold, {report['reranker']} on "
         f"the top {report['videos']} videos. The rule, fixed before the runs: the w (weight of "
-        f"the fast path) with the best mean {report['metric']}.",
+        f"the fast path) with the best mean {report['metric']} (score).",
         "",
-        markdown_table(report["rows"], ["setting", "score", *CORPUS_COLUMNS]),
+        markdown_table(report["rows"], ["setting", "score", *folds, *CORPUS_COLUMNS]),
         "",
-        f"Chosen: **w = {report['chosen_weight']}**.",
+        f"Chosen: **w = {report['chosen_weight']:g}**.",
         "",
     ])

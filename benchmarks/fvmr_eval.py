@@ -61,9 +61,10 @@ def single_video_rows(name: str, model_dir: Path | None, data: Path, split: str)
 
 def corpus_rows(name: str, model_dir: Path, data: Path, split: str,
                 rerankers: dict[str, Path] | None = None, rerank_videos: tuple[int, ...] = (10,),
-                rerank_weight: float | None = None) -> list[dict]:
+                rerank_weights: tuple[float | None, ...] = (None,)) -> list[dict]:
     """Corpus search metrics over the split's videos (index built on the fly): the fast path
-    alone, then the fast path + each reranker on its top M videos for each M."""
+    alone, then the fast path + each reranker on its top M videos for each M and each w
+    (None: the reranker checkpoint's own w); each cascade row says its ``rerank_weight``."""
     corpus, _ = open_corpus(data, split=split)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,10 +76,11 @@ def corpus_rows(name: str, model_dir: Path, data: Path, split: str,
         setups = [(name, {})]
         for rerank, rerank_dir in (rerankers or {}).items():
             searcher.add_reranker(rerank, rerank_dir)
-            w = searcher.rerankers[rerank].fusion_weight if rerank_weight is None else rerank_weight
-            setups += [(f"{name} + {rerank} (M={m}, w={w})",
-                        {"rerank": rerank, "rerank_videos": m, "rerank_weight": rerank_weight})
-                       for m in rerank_videos]
+            for weight in rerank_weights:
+                w = searcher.rerankers[rerank].fusion_weight if weight is None else weight
+                setups += [(f"{name} + {rerank} (M={m}, w={w})",
+                            {"rerank": rerank, "rerank_videos": m, "rerank_weight": w})
+                           for m in rerank_videos]
         for label, options in setups:
             begin = time.perf_counter()
             results = search_file(searcher, data / f"{split}.jsonl", k=k, batch_size=1,
@@ -87,6 +89,7 @@ def corpus_rows(name: str, model_dir: Path, data: Path, split: str,
             predictions = {qid: [(m.video_id, m.start_s, m.end_s, m.score) for m in moments]
                            for qid, moments in results.items()}
             rows.append({"model": label, "videos": len(corpus), "ms_per_query": ms,
+                         **{k: options[k] for k in ("rerank_weight",) if k in options},
                          **corpus_metrics(predictions, corpus.queries)})
     return rows
 
@@ -101,7 +104,7 @@ def run(config: AccuracyConfig) -> dict:
         single += single_video_rows(name, model_dir, data, split)
         corpus += corpus_rows(name, model_dir, data, split,
                               config.rerankers if i == 0 else None, config.rerank_videos,
-                              config.rerank_weight)
+                              (config.rerank_weight,))
     report = {"data": str(data), "split": split,
               "models": {k: str(v) for k, v in config.models.items()},
               "single_video": single, "corpus": corpus, "machine": machine_info()}

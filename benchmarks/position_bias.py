@@ -54,7 +54,7 @@ from ..train.cell_prior import (
     truth_cells,
     with_cell_prior,
 )
-from ..train.folds import check_fold_checkpoint, parse_fold, read_fold_info, split_fold
+from ..train.folds import check_fold_checkpoint, check_fold_corpora, split_fold
 from .position_bias_report import HELD_OUT, METRICS, START_SLACK, TRAIN, markdown
 from .report import machine_info, progress, write_report
 
@@ -255,7 +255,7 @@ def cross_fit(held_out: list[Split], strengths: tuple[float, ...]) -> list[dict]
 
 
 def check_fold_pairs(config: PositionBiasConfig, n_proposals: int) -> None:
-    """Before anything is embedded: every fold corpus is a different fold of one ``data fold``
+    """Before anything is embedded: the fold corpora are different folds of one ``data fold``
     cut of ``config.data``'s train split, and each fold model was trained without its fold and
     has ``n_proposals`` cells (the model the prior is given to has that many).
 
@@ -266,23 +266,13 @@ def check_fold_pairs(config: PositionBiasConfig, n_proposals: int) -> None:
 
     if not config.fold_models:
         return
-    folds = []
+    check_fold_corpora(config.fold_data, config.data)
     for model_dir, data in zip(config.fold_models, config.fold_data, strict=True):
-        info = read_fold_info(data)
-        if info is None or info.get("split") != "train" or \
-                Path(info["source"]).resolve() != Path(config.data).resolve():
-            raise InputError(f"{data}: expected a fold corpus of {config.data}'s train split "
-                             f"(written by 'moment-search data fold'), found {info}",
-                             parameter="fold_data")
-        folds.append(parse_fold(info["fold"]))
         check_fold_checkpoint(data, model_dir)
         cells = FVMR(FVMR.read_config(model_dir)[0]).n_proposals
         if cells != n_proposals:
             raise InputError(f"{model_dir}: {cells} 2D-map cells, but the model given the prior "
                              f"has {n_proposals}", parameter="fold_models")
-    if len(set(folds)) != len(folds) or len({n for _, n in folds}) != 1:
-        raise InputError(f"the fold corpora must be different folds of one split, got "
-                         f"{[f'{k}/{n}' for k, n in folds]}", parameter="fold_data")
 
 
 def held_out_splits(config: PositionBiasConfig) -> list[Split]:

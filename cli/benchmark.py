@@ -330,7 +330,7 @@ def corpus_cv(
 @app.command("cascade-cv")
 def cascade_cv(
     out: Path = typer.Option(..., help="Report directory."),
-    reranker: str = typer.Option(..., help="The reranker (drn, fian, pln, lpnet)."),
+    reranker: str = typer.Option(..., help="The reranker's name (as `query --rerank`)."),
     fold_data: list[Path] = typer.Option(..., "--fold-data", help="Fold corpus directories."),
     search: list[Path] = typer.Option(..., "--search", help="Search checkpoint of each fold "
                                       "(trained without it)."),

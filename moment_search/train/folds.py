@@ -146,6 +146,32 @@ def check_fold_checkpoint(corpus_dir: str | Path, checkpoint: str | Path) -> Non
                                composed["video_text_data"], composed.get("video_text_fold"))
 
 
+def check_fold_corpora(corpora: tuple[Path, ...], source: str | Path | None = None) -> None:
+    """Two or more different folds of one ``data fold`` cut of a train split (of ``source``,
+    when given): what a cross-validation over fold corpora needs, so that no fold is scored
+    twice and no val split stands in for a fold.
+
+    Raises:
+        InputError: naming the corpus and what was expected of it.
+    """
+    folds, sources = [], set()
+    for corpus in corpora:
+        info = read_fold_info(corpus)
+        wanted = Path(source).resolve() if source is not None else None
+        if info is None or info.get("split") != "train" or \
+                (wanted is not None and Path(info["source"]).resolve() != wanted):
+            raise InputError(f"{corpus}: expected a fold corpus of "
+                             f"{source or 'a corpus'}'s train split (written by 'moment-search "
+                             f"data fold'), found {info}", parameter="fold_data")
+        folds.append(parse_fold(info["fold"]))
+        sources.add(Path(info["source"]).resolve())
+    if len(folds) < 2 or len(set(folds)) != len(folds) or len({n for _, n in folds}) != 1 \
+            or len(sources) != 1:
+        raise InputError(f"the fold corpora must be two or more different folds of one split, "
+                         f"got {[f'{k}/{n}' for k, n in folds]} of {sorted(map(str, sources))}",
+                         parameter="fold_data")
+
+
 def _check_trained_without(info: dict, corpus_dir: str | Path, name, data: str | None,
                            fold: str | None) -> None:
     """Raise InputError unless a model trained on ``data`` with ``fold`` held out the fold of

@@ -116,17 +116,20 @@ def test_cascade_cv_means_the_folds_chooses_w_and_stores_it(folds, tmp_path, tin
     report = cascade_cv.run(cascade_cv.CascadeCVConfig(
         tmp_path / "out", "pln", folds, search, rerankers, weights=(0.0, 0.5, 1.0), videos=2,
         model=tiny_pln_dir, write_model=tmp_path / "pln-w"))
-    assert [r["setting"] for r in report["rows"]] == ["index alone", 0.0, 0.5, 1.0]
+    assert [r["setting"] for r in report["rows"]] == ["index alone", "w = 0", "w = 0.5",
+                                                      "w = 1"]
     for row in report["rows"]:
         per_fold = [next(r for r in fold if r["setting"] == row["setting"])
                     for fold in report["folds"]]
-        assert row["score"] == pytest.approx(sum(
-            selection_score(r, "R10@0.5+R10@0.7") for r in per_fold) / 2)
+        scores = [selection_score(r, "R10@0.5+R10@0.7") for r in per_fold]
+        assert row["score"] == pytest.approx(sum(scores) / 2)
+        assert [row["fold 0 score"], row["fold 1 score"]] == pytest.approx(scores)
     # w = 1 keeps the fast path's order: the same figures as the index alone
     rows = {r["setting"]: r for r in report["rows"]}
-    assert rows[1.0]["R10@0.5"] == rows["index alone"]["R10@0.5"]
+    assert rows["w = 1"]["R10@0.5"] == rows["index alone"]["R10@0.5"]
     best = max(report["rows"][1:], key=lambda r: r["score"])
-    assert report["chosen_weight"] == best["setting"]
+    assert report["chosen_weight"] == best["w"]
+    assert "fold 1 score" in (tmp_path / "out" / "cascade_cv.md").read_text()
     stored = json.loads((tmp_path / "pln-w" / "config.json").read_text())["extra"]
     assert stored_fusion_weight(stored) == report["chosen_weight"]
     assert (tmp_path / "pln-w" / "model.safetensors").read_bytes() == \
@@ -134,7 +137,8 @@ def test_cascade_cv_means_the_folds_chooses_w_and_stores_it(folds, tmp_path, tin
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pln-w")]
 
 
-def test_cascade_cv_refuses_a_reranker_that_saw_its_fold(folds, tmp_path, tiny_pln_dir):
+def test_cascade_cv_checks_everything_before_evaluating(folds, tmp_path, tiny_pln_dir,
+                                                       session_corpus):
     from moment_search.benchmarks import cascade_cv
 
     search = tuple(fvmr_checkpoint(tmp_path / f"fvmr{k}", k, f"{k}/2") for k in (0, 1))
@@ -143,9 +147,32 @@ def test_cascade_cv_refuses_a_reranker_that_saw_its_fold(folds, tmp_path, tiny_p
     with pytest.raises(InputError, match="holds out fold 0/2"):
         cascade_cv.run(cascade_cv.CascadeCVConfig(tmp_path / "out", "pln", folds, search,
                                                   swapped))
+    rerankers = swapped[::-1]
+    wrong = {
+        "not a reranker": dict(reranker="fvmr"),
+        "a corpus that is not a fold": dict(fold_data=(folds[0], session_corpus)),
+        "one fold twice": dict(fold_data=(folds[0], folds[0])),
+        "a checkpoint of another model": dict(fold_models=(search[0], rerankers[1])),
+        "a fold model as --model": dict(model=rerankers[0]),
+    }
+    for options in wrong.values():
+        config = dict(out=tmp_path / "out", reranker="pln", fold_data=folds, search=search,
+                      fold_models=rerankers, model=tiny_pln_dir)
+        config.update(options)
+        with pytest.raises(InputError):
+            cascade_cv.run(cascade_cv.CascadeCVConfig(**config))
     assert not (tmp_path / "out").exists()
     with pytest.raises(InputError, match="one --search and one --fold-model per --fold-data"):
         cascade_cv.CascadeCVConfig(tmp_path / "out", "pln", folds, search[:1], swapped)
     with pytest.raises(InputError, match="--write-model needs --model"):
         cascade_cv.CascadeCVConfig(tmp_path / "out", "pln", folds, search, swapped,
                                    write_model=tmp_path / "w")
+
+
+def test_cascade_cv_cli_refuses_unpaired_folds(tmp_path, capsys):
+    from moment_search.cli.app import main
+
+    assert main(["benchmark", "cascade-cv", "--out", str(tmp_path / "r"), "--reranker", "drn",
+                 "--fold-data", str(tmp_path), "--search", str(tmp_path),
+                 "--fold-model", str(tmp_path)]) == 2
+    assert "two folds or more" in capsys.readouterr().err
