@@ -73,35 +73,25 @@ def check_inputs(config: CascadeCVConfig) -> None:
 
     Raises:
         InputError: not a reranker's name, corpora that are not different folds of one train
-            split, a checkpoint of another model or trained on its fold, or a ``--model`` that
-            is missing or was itself trained on a fold.
+            split, a fold checkpoint trained on its fold, or a ``--model`` that was itself
+            trained on a fold.
+        DataError: a checkpoint that is missing or of another model (``read_config``).
     """
-    from ..registry import reranker_class
+    from ..registry import model_class, reranker_class
 
     reranker_class(config.reranker)
+    checkpoint = model_class(config.reranker)
     check_fold_corpora(config.fold_data)
     for data, search, reranker in zip(config.fold_data, config.search, config.fold_models,
                                       strict=True):
-        check_model_type(reranker, config.reranker)
+        checkpoint.read_config(reranker)
         check_fold_checkpoint(data, search)
         check_fold_checkpoint(data, reranker)
     if config.model is not None:
-        extra = check_model_type(config.model, config.reranker)
-        if extra.get("train_config", {}).get("fold") is not None:
-            raise InputError(f"{config.model}: trained with --fold "
-                             f"{extra['train_config']['fold']}; --model is the reranker trained "
-                             f"on all of train", parameter="model")
-
-
-def check_model_type(checkpoint: Path, name: str) -> dict:
-    """The checkpoint's stored settings, after checking it is a ``name`` checkpoint."""
-    path = Path(checkpoint) / CONFIG_NAME
-    if not path.is_file():
-        raise InputError(f"{checkpoint}: no {CONFIG_NAME}; not a model checkpoint")
-    stored = json.loads(path.read_text())
-    if stored.get("model_type") != name:
-        raise InputError(f"{checkpoint}: a {stored.get('model_type')} checkpoint, not {name}")
-    return stored.get("extra", {})
+        fold = checkpoint.read_config(config.model)[1].get("train_config", {}).get("fold")
+        if fold is not None:
+            raise InputError(f"{config.model}: trained with --fold {fold}; --model is the "
+                             f"reranker trained on all of train", parameter="model")
 
 
 def run(config: CascadeCVConfig) -> dict:

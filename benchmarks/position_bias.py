@@ -43,6 +43,7 @@ import numpy as np
 from ..data.corpus import Corpus
 from ..data.corpus_dir import open_corpus
 from ..errors import InputError
+from ..geometry.proposals import num_proposals
 from ..geometry.spans import temporal_iou_diag
 from ..metrics import corpus_metrics
 from ..search.localize import best_across_videos
@@ -269,7 +270,7 @@ def check_fold_pairs(config: PositionBiasConfig, n_proposals: int) -> None:
     check_fold_corpora(config.fold_data, config.data)
     for model_dir, data in zip(config.fold_models, config.fold_data, strict=True):
         check_fold_checkpoint(data, model_dir)
-        cells = FVMR(FVMR.read_config(model_dir)[0]).n_proposals
+        cells = num_proposals(FVMR.read_config(model_dir)[0].n_clips)  # as FVMR.n_proposals
         if cells != n_proposals:
             raise InputError(f"{model_dir}: {cells} 2D-map cells, but the model given the prior "
                              f"has {n_proposals}", parameter="fold_models")

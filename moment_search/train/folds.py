@@ -155,9 +155,9 @@ def check_fold_corpora(corpora: tuple[Path, ...], source: str | Path | None = No
         InputError: naming the corpus and what was expected of it.
     """
     folds, sources = [], set()
+    wanted = Path(source).resolve() if source is not None else None
     for corpus in corpora:
         info = read_fold_info(corpus)
-        wanted = Path(source).resolve() if source is not None else None
         if info is None or info.get("split") != "train" or \
                 (wanted is not None and Path(info["source"]).resolve() != wanted):
             raise InputError(f"{corpus}: expected a fold corpus of "

@@ -9,6 +9,7 @@ from moment_search.benchmarks import corpus_cv, teachers
 
 from moment_search.errors import InputError
 from moment_search.eval.runner import evaluate_model
+from moment_search.models.base import CheckpointError
 from moment_search.models.fvmr import FVMR, FVMRConfig
 from moment_search.models.video_text import VideoText, VideoTextConfig
 from moment_search.train.folds import write_fold_corpus
@@ -149,17 +150,19 @@ def test_cascade_cv_checks_everything_before_evaluating(folds, tmp_path, tiny_pl
                                                   swapped))
     rerankers = swapped[::-1]
     wrong = {
-        "not a reranker": dict(reranker="fvmr"),
-        "a corpus that is not a fold": dict(fold_data=(folds[0], session_corpus)),
-        "one fold twice": dict(fold_data=(folds[0], folds[0])),
-        "a checkpoint of another model": dict(fold_models=(search[0], rerankers[1])),
-        "a fold model as --model": dict(model=rerankers[0]),
+        "not a reranker": (dict(reranker="fvmr"), InputError),
+        "a corpus that is not a fold": (dict(fold_data=(folds[0], session_corpus)), InputError),
+        "one fold twice": (dict(fold_data=(folds[0], folds[0])), InputError),
+        "a checkpoint of another model": (dict(fold_models=(search[0], rerankers[1])),
+                                          CheckpointError),
+        "a missing --model": (dict(model=tmp_path / "missing"), CheckpointError),
+        "a fold model as --model": (dict(model=rerankers[0]), InputError),
     }
-    for options in wrong.values():
+    for options, error in wrong.values():
         config = dict(out=tmp_path / "out", reranker="pln", fold_data=folds, search=search,
                       fold_models=rerankers, model=tiny_pln_dir)
         config.update(options)
-        with pytest.raises(InputError):
+        with pytest.raises(error):
             cascade_cv.run(cascade_cv.CascadeCVConfig(**config))
     assert not (tmp_path / "out").exists()
     with pytest.raises(InputError, match="one --search and one --fold-model per --fold-data"):
