@@ -6,9 +6,9 @@ fetched ones (read back from the index where it stores exact vectors, else compu
 inner product of the search vectors, i.e. FVMR's logit plus, for a checkpoint with corpus terms
 (``train.compose``), beta x the video-text score - gamma x the hub correction + the cell's prior
 pi (``train.cell_prior``). The weight w is
-the caller's (``rerank_weight``), else the one the reranker's checkpoint stores (``fusion_weight``,
-chosen on validation data: 0.75 for the shipped LPNet), else ``rerank.DEFAULT_FUSION_WEIGHT``
-(0.5: the shipped PLN, FIAN and DRN store none).
+the caller's (``rerank_weight``), else the one the reranker's checkpoint stores (``fusion_weight``:
+every shipped reranker stores one; ``docs/query.md`` says how each was chosen),
+else ``rerank.DEFAULT_FUSION_WEIGHT``.
 Reranked videos come first, ranked by the fused score; the fast-path moments of the other videos
 follow, so k may exceed what M videos hold. Each reranked video keeps as many moments as it had
 in the fast path's top k (at least one, or ``per_video`` when set): the reranker re-scores and

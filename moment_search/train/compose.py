@@ -61,8 +61,9 @@ def compose(fvmr_dir: str | Path, out_dir: str | Path, video_text_dir: str | Pat
     config, extra = FVMR.read_config(fvmr_dir)
     base = FVMR.from_pretrained(fvmr_dir)
     video = VideoText.from_pretrained(video_text_dir) if video_text_dir else None
+    video_extra = VideoText.read_config(video_text_dir)[1] if video is not None else {}
     if video is not None:
-        check_video_text(video, video_text_dir, config)
+        check_video_text(video, video_text_dir, video_extra, config)
     config = dataclasses.replace(
         config, video_text=dataclasses.asdict(video.config) if video else None,
         video_weight=video_weight if video else 0.0, hub_weight=hub_weight, hub_bank=hub_bank,
@@ -83,15 +84,14 @@ def compose(fvmr_dir: str | Path, out_dir: str | Path, video_text_dir: str | Pat
               "video_weight": video_weight, "hub_weight": hub_weight, "hub_bank": hub_bank,
               "bank_split": split, "seed": seed}
     if video is not None:  # what the video-text model was trained on (fold checks read it)
-        _, video_extra = VideoText.read_config(video_text_dir)
         record.update(video_text_data=video_extra.get("data"),
                       video_text_fold=video_extra.get("train_config", {}).get("fold"))
     return model.save_pretrained(out_dir, extra={**extra, "composed": record})
 
 
-def check_video_text(video: VideoText, video_dir: str | Path, config) -> None:
-    """Raise ValueError unless the video-text model reads FVMR's clips (same N and width)."""
-    _, extra = VideoText.read_config(video_dir)
+def check_video_text(video: VideoText, video_dir: str | Path, extra: dict, config) -> None:
+    """Raise InputError unless the video-text model (its stored settings ``extra``) reads
+    FVMR's clips (same N and width)."""
     n_clips = extra.get("train_config", {}).get("n_clips", config.n_clips)
     if n_clips != config.n_clips or video.config.feature_dim != config.feature_dim:
         raise InputError(f"{video_dir}: trained on {n_clips} clips of width "
