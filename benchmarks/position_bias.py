@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,17 @@ class Split:
     own: np.ndarray  # (Q,) each query's video number
     windows: np.ndarray  # (Q, 2) ground truth, seconds
 
+    @cached_property
+    def best_cells(self) -> np.ndarray:
+        """(Q, P) each sentence's best score per cell over the split's videos (computed once:
+        every prior fitted on this split reads it)."""
+        return best_cell_scores(self.queries, self.moments)
+
+    @cached_property
+    def truth_cells(self) -> np.ndarray:
+        """(Q,) each sentence's ground-truth cell in its own video."""
+        return truth_cells(self.spans[self.own], self.windows)
+
     def subset(self, corpus: Corpus) -> Split:
         """The same vectors for the videos and sentences of ``corpus`` (a part of this one)."""
         keep = [self.videos.index(v) for v in sorted(corpus.videos)]
@@ -140,8 +152,8 @@ def embed_split(model, data: Path, split: str, feature_rate: float | None) -> Sp
 def fit(splits: list[Split], strength: float = 1.0) -> np.ndarray:
     """The prior fitted on each split's own sentences over its own videos, all splits together
     (``strength`` x the unit fit: the strength only scales it)."""
-    best = np.concatenate([best_cell_scores(s.queries, s.moments) for s in splits])
-    truth = np.concatenate([truth_cells(s.spans[s.own], s.windows) for s in splits])
+    best = np.concatenate([s.best_cells for s in splits])
+    truth = np.concatenate([s.truth_cells for s in splits])
     return fit_cell_prior(best, truth, PriorConfig(strength=strength))
 
 

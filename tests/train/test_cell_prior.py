@@ -280,3 +280,27 @@ def test_no_prior_is_a_candidate_of_the_rule():
     assert choose(means)[0] == "none"
     means[0]["top1_start0"] = 40.0
     assert choose(means) == (1.0, "the only setting within the slack")
+
+
+def test_the_benchmark_fits_each_split_once_and_a_changed_split_afresh():
+    import dataclasses
+
+    from moment_search.benchmarks.position_bias import Split, fit
+
+    from moment_search.train.cell_prior import best_cell_scores, truth_cells
+
+    rng = np.random.default_rng(0)
+    n_videos, n_cells, width, n_queries = 4, 6, 5, 30
+    spans = np.sort(rng.uniform(0, 30, size=(n_videos, n_cells, 2)), axis=-1)
+    windows = np.sort(rng.uniform(0, 30, size=(n_queries, 2)), axis=-1)
+    split = Split(None, [f"v{i}" for i in range(n_videos)],
+                  rng.normal(size=(n_videos, n_cells, width)), spans,
+                  rng.normal(size=(n_queries, width)), rng.integers(0, n_videos, n_queries),
+                  windows)
+    direct = fit_cell_prior(best_cell_scores(split.queries, split.moments),
+                            truth_cells(split.spans[split.own], split.windows))
+    np.testing.assert_allclose(fit([split]), direct)
+    assert split.best_cells is split.best_cells  # computed once
+    changed = dataclasses.replace(split, queries=-split.queries)
+    np.testing.assert_allclose(changed.best_cells,
+                               best_cell_scores(changed.queries, changed.moments))
