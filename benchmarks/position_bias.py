@@ -114,7 +114,7 @@ class Split:
         return best_cell_scores(self.queries, self.moments)
 
     @cached_property
-    def truth_cells(self) -> np.ndarray:
+    def true_cells(self) -> np.ndarray:
         """(Q,) each sentence's ground-truth cell in its own video."""
         return truth_cells(self.spans[self.own], self.windows)
 
@@ -153,7 +153,7 @@ def fit(splits: list[Split], strength: float = 1.0) -> np.ndarray:
     """The prior fitted on each split's own sentences over its own videos, all splits together
     (``strength`` x the unit fit: the strength only scales it)."""
     best = np.concatenate([s.best_cells for s in splits])
-    truth = np.concatenate([s.truth_cells for s in splits])
+    truth = np.concatenate([s.true_cells for s in splits])
     return fit_cell_prior(best, truth, PriorConfig(strength=strength))
 
 

@@ -3,8 +3,9 @@
 A reranker sees one query and whole videos (their raw features and durations) and returns every
 proposal of each video with a relevance probability in [0, 1]. PLN, FIAN, DRN and LPNet are in;
 another model joins through the ``reranker`` of its line in the registry (``registry.MODELS``).
-A checkpoint may carry its fusion weight (``fusion_weight`` in its stored settings, chosen on
-validation data); the cascade uses it unless the caller gives one.
+A checkpoint may carry its fusion weight (``fusion_weight`` in its stored settings; the shipped
+ones were chosen on train folds by ``benchmark cascade-cv``); the cascade uses it unless the
+caller gives one.
 """
 
 from __future__ import annotations

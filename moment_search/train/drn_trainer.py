@@ -13,7 +13,8 @@ Charades; the official script runs step 1 for 10 epochs).
 
 Output directory (as ``fian_trainer``)::
 
-    OUT/best/        config.json + model.safetensors of the best validation epoch (the model)
+    OUT/best/        config.json + model.safetensors of the kept epoch (the model): the best
+                     validation epoch, or the last with keep = "last" (``train.loop``)
     OUT/last/        the last epoch's model + state.pt (optimizer, epoch, best score): resume
     OUT/history.jsonl one line per epoch: losses and validation metrics
 """

@@ -7,7 +7,8 @@ offsets over the positives (Eq. 17); total = align + alpha * boundary (Eq. 18).
 
 Output directory (as ``pln_trainer``)::
 
-    OUT/best/        config.json + model.safetensors of the best validation epoch (the model)
+    OUT/best/        config.json + model.safetensors of the kept epoch (the model): the best
+                     validation epoch, or the last with keep = "last" (``train.loop``)
     OUT/last/        the last epoch's model + state.pt (optimizer, epoch, best score): resume
     OUT/history.jsonl one line per epoch: losses and validation metrics
 """

@@ -2,7 +2,8 @@
 
 Output directory::
 
-    OUT/best/        config.json + model.safetensors of the best validation epoch (the model)
+    OUT/best/        config.json + model.safetensors of the kept epoch (the model): the best
+                     validation epoch, or the last with keep = "last" (``train.loop``)
     OUT/last/        the last epoch's model + state.pt (optimizer, epoch, best score): --resume
     OUT/history.jsonl one line per epoch: losses and validation metrics
 """

@@ -8,7 +8,8 @@ split). Paper: Adam, lr 1e-4, lambda 100, 100 epochs with early stopping.
 
 Output directory (as ``fian_trainer``)::
 
-    OUT/best/        config.json + model.safetensors of the best validation epoch (the model)
+    OUT/best/        config.json + model.safetensors of the kept epoch (the model): the best
+                     validation epoch, or the last with keep = "last" (``train.loop``)
     OUT/last/        the last epoch's model + state.pt (optimizer, epoch, best score): resume
     OUT/init/        the model before its first step (where the learnable proposals started;
                      ``benchmark lpnet-proposals --before OUT/init``)

@@ -5,7 +5,8 @@ proposals against soft IoU labels (tau = 0.5), summed with weights lambda_t.
 
 Output directory (as ``fvmr_trainer``)::
 
-    OUT/best/        config.json + model.safetensors of the best validation epoch (the model)
+    OUT/best/        config.json + model.safetensors of the kept epoch (the model): the best
+                     validation epoch, or the last with keep = "last" (``train.loop``)
     OUT/last/        the last epoch's model + state.pt (optimizer, epoch, best score): resume
     OUT/history.jsonl one line per epoch: losses and validation metrics
 """

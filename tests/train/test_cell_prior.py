@@ -282,10 +282,10 @@ def test_no_prior_is_a_candidate_of_the_rule():
     assert choose(means) == (1.0, "the only setting within the slack")
 
 
-def test_the_benchmark_fits_each_split_once_and_a_changed_split_afresh():
+def test_the_benchmark_fits_each_split_once_and_a_changed_split_afresh(monkeypatch):
     import dataclasses
 
-    from moment_search.benchmarks.position_bias import Split, fit
+    from moment_search.benchmarks import position_bias
 
     from moment_search.train.cell_prior import best_cell_scores, truth_cells
 
@@ -293,14 +293,18 @@ def test_the_benchmark_fits_each_split_once_and_a_changed_split_afresh():
     n_videos, n_cells, width, n_queries = 4, 6, 5, 30
     spans = np.sort(rng.uniform(0, 30, size=(n_videos, n_cells, 2)), axis=-1)
     windows = np.sort(rng.uniform(0, 30, size=(n_queries, 2)), axis=-1)
-    split = Split(None, [f"v{i}" for i in range(n_videos)],
-                  rng.normal(size=(n_videos, n_cells, width)), spans,
-                  rng.normal(size=(n_queries, width)), rng.integers(0, n_videos, n_queries),
-                  windows)
+    split = position_bias.Split(
+        None, [f"v{i}" for i in range(n_videos)], rng.normal(size=(n_videos, n_cells, width)),
+        spans, rng.normal(size=(n_queries, width)), rng.integers(0, n_videos, n_queries), windows)
     direct = fit_cell_prior(best_cell_scores(split.queries, split.moments),
                             truth_cells(split.spans[split.own], split.windows))
-    np.testing.assert_allclose(fit([split]), direct)
-    assert split.best_cells is split.best_cells  # computed once
+    calls = []
+    monkeypatch.setattr(position_bias, "best_cell_scores",
+                        lambda *args: calls.append(1) or best_cell_scores(*args))
+    np.testing.assert_allclose(position_bias.fit([split]), direct)
+    np.testing.assert_allclose(position_bias.fit([split], 2.0), 2 * direct, atol=1e-6)
+    assert len(calls) == 1  # the second fit read the first one's scores
     changed = dataclasses.replace(split, queries=-split.queries)
     np.testing.assert_allclose(changed.best_cells,
                                best_cell_scores(changed.queries, changed.moments))
+    assert len(calls) == 2
