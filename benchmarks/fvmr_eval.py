@@ -89,7 +89,7 @@ def corpus_rows(name: str, model_dir: Path, data: Path, split: str,
             predictions = {qid: [(m.video_id, m.start_s, m.end_s, m.score) for m in moments]
                            for qid, moments in results.items()}
             rows.append({"model": label, "videos": len(corpus), "ms_per_query": ms,
-                         **{k: options[k] for k in ("rerank_weight",) if k in options},
+                         **({"rerank_weight": options["rerank_weight"]} if options else {}),
                          **corpus_metrics(predictions, corpus.queries)})
     return rows
 

@@ -60,9 +60,10 @@ def compose(fvmr_dir: str | Path, out_dir: str | Path, video_text_dir: str | Pat
         raise InputError(f"a video weight ({video_weight}) needs a video-text checkpoint")
     config, extra = FVMR.read_config(fvmr_dir)
     base = FVMR.from_pretrained(fvmr_dir)
-    video = VideoText.from_pretrained(video_text_dir) if video_text_dir else None
-    video_extra = VideoText.read_config(video_text_dir)[1] if video is not None else {}
-    if video is not None:
+    video, video_extra = None, {}
+    if video_text_dir:
+        video = VideoText.from_pretrained(video_text_dir)
+        video_extra = VideoText.read_config(video_text_dir)[1]
         check_video_text(video, video_text_dir, video_extra, config)
     config = dataclasses.replace(
         config, video_text=dataclasses.asdict(video.config) if video else None,
