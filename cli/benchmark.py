@@ -352,6 +352,25 @@ def cascade_cv(
     console.print(f"chosen: w = {report['chosen_weight']}; report written to {out}")
 
 
+@app.command("ensemble-cv")
+def ensemble_cv(
+    out: Path = typer.Option(..., help="Report directory."),
+    fold_data: list[Path] = typer.Option(..., "--fold-data", help="Fold corpus directories."),
+    member: list[str] = typer.Option(..., "--member", help="A candidate reranker and its "
+                                     "checkpoint of each fold: NAME=DIR,DIR,... (repeat)."),
+    write_model: Path = typer.Option(None, help="Write the chosen ensemble here."),
+) -> None:
+    """Choose the rerankers an ensemble averages by cross-validation on train folds."""
+    from moment_search.benchmarks.ensemble_cv import EnsembleCVConfig, run
+
+    with user_errors():
+        members = tuple((name, tuple(Path(d) for d in _items(dirs)))
+                        for name, _, dirs in (m.partition("=") for m in member))
+        report = run(_config(EnsembleCVConfig, out=out, fold_data=tuple(fold_data),
+                             members=members, write_model=write_model))
+    console.print(f"chosen: {' + '.join(report['chosen'])}; report written to {out}")
+
+
 @app.command("ray")
 def ray_throughput(
     videos: list[Path] = typer.Option(None, "--video", help="Video files to ingest, repeatable "

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from .common import console, metric_table, user_errors
+from .train_ensemble import ensemble
 from .train_options import (
     CHARADES_DIR_OPTION,
     CLIP_SCALE_OPTION,
@@ -313,6 +314,7 @@ def lpnet(
 
 
 app.command("teacher-maps")(teacher_maps)
+app.command("ensemble")(ensemble)
 
 
 @app.command("video-text")

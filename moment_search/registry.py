@@ -56,6 +56,9 @@ MODELS: dict[str, ModelSpec] = {spec.model_type: spec for spec in (
     ModelSpec("lpnet", "moment_search.models.lpnet:LPNet", "lpnet-charades-clip",
               reranker="moment_search.search.lpnet_reranker:LPNetReranker",
               frame_encoder=CLIP_VIT_B32),
+    ModelSpec("ensemble", "moment_search.models.ensemble:Ensemble", "ensemble-charades-clip",
+              reranker="moment_search.search.ensemble_reranker:EnsembleReranker",
+              frame_encoder=CLIP_VIT_B32),
     ModelSpec("video-text", "moment_search.models.video_text:VideoText"),
 )}
 

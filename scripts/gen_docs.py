@@ -47,6 +47,11 @@ STATUS = [
      ("reports/accuracy/lpnet_single/seeds.json", "rows", {"recipe": "lpnet", **REAL}),
      ("reports/accuracy/lpnet_seeds/seeds.json", "rows", {"recipe": "lpnet", **REAL}),
      ("reports/lpnet/cascade/fvmr_eval.json", "corpus", {"model": "fvmr + lpnet (M=10, w=0.9)"})),
+    ("Ensemble of DRN + FIAN (reranker)", "ensemble-charades-clip",
+     ("reports/accuracy/ensemble_single/seeds.json", "rows", {"recipe": "ensemble", **REAL}),
+     ("reports/accuracy/ensemble_seeds/seeds.json", "rows", {"recipe": "ensemble", **REAL}),
+     ("reports/ensemble/cascade/fvmr_eval.json", "corpus",
+      {"model": "fvmr + ensemble (M=10, w=0.9)"})),
 ]
 
 

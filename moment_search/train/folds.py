@@ -21,6 +21,9 @@ from ..data.corpus import Corpus
 from ..data.corpus_dir import feature_store_path, open_corpus
 from ..data.features import FeatureStore
 from ..errors import InputError
+from ..models.ensemble import MODEL_TYPE as ENSEMBLE
+from ..models.ensemble import Ensemble
+from ..registry import shipped_checkpoint
 
 FOLD_INFO = "fold.toml"  # what write_fold_corpus writes beside the splits (not an annotation file)
 FOLD_SEED = 20211011  # fixed: the folds must not move with the training seed
@@ -124,7 +127,8 @@ def read_fold_info(corpus_dir: str | Path) -> dict | None:
 def check_fold_checkpoint(corpus_dir: str | Path, checkpoint: str | Path) -> None:
     """Refuse a checkpoint that was not trained without the fold of ``corpus_dir``: trained
     with ``--fold K/N`` of the same fold, or on the fold corpus's own train split. A composed
-    search checkpoint's video-text model (as ``compose`` records it) must be so too. Corpora not
+    search checkpoint's video-text model (as ``compose`` records it) must be so too, and so must
+    each member of an ensemble (a shipped member was trained on all of train). Corpora not
     written by :func:`write_fold_corpus` are not checked.
 
     Raises:
@@ -134,7 +138,12 @@ def check_fold_checkpoint(corpus_dir: str | Path, checkpoint: str | Path) -> Non
     info = read_fold_info(corpus_dir)
     if info is None:
         return
-    extra = json.loads((Path(checkpoint) / "config.json").read_text()).get("extra", {})
+    stored = json.loads((Path(checkpoint) / "config.json").read_text())
+    if stored.get("model_type") == ENSEMBLE:  # no training of its own
+        for name, member in Ensemble.member_dirs(checkpoint):
+            check_fold_checkpoint(corpus_dir, member or shipped_checkpoint(name))
+        return
+    extra = stored.get("extra", {})
     _check_trained_without(info, corpus_dir, checkpoint, extra.get("data"),
                            extra.get("train_config", {}).get("fold"))
     composed = extra.get("composed") or {}

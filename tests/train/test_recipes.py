@@ -124,6 +124,22 @@ def test_fvmr_recipe_is_the_shipped_search_checkpoint():
     np.testing.assert_array_equal(weights, np.array(report["prior"], dtype=np.float32))
 
 
+def test_ensemble_recipe_is_the_shipped_ensemble():
+    import tomllib
+
+    checkpoint = stored("ensemble-charades-clip")
+    members = tomllib.loads((RECIPES / "ensemble-charades-clip.toml").read_text())["ensemble"][
+        "members"]
+    assert checkpoint["model_type"] == "ensemble"
+    assert checkpoint["config"] == {"members": members, "checkpoints": [None] * len(members)}
+    chosen = json.loads((ROOT / "reports/ensemble_cv/ensemble_cv.json").read_text())
+    assert chosen["chosen"] == members and checkpoint["extra"]["chosen_by"]["benchmark"] == \
+        "ensemble-cv"
+    weight = json.loads((ROOT / "reports/ensemble_cascade_cv/cascade_cv.json").read_text())
+    assert weight["reranker"] == "ensemble" and weight["fold_models"] != weight["model"]
+    assert checkpoint["extra"]["fusion_weight"] == weight["chosen_weight"]
+
+
 def write(tmp_path, text: str) -> Path:
     path = tmp_path / "r.toml"
     path.write_text(text)
