@@ -3,7 +3,8 @@
 For each fold corpus (``moment-search data fold``: the fold is its val split), a search
 checkpoint and a reranker checkpoint, both trained without the fold, answer the fold's sentences
 over the fold's videos with the real indexer and ``Searcher``: the index alone, then the cascade
-(the reranker on the top ``videos`` videos, fused ``w * fast + (1 - w) * reranker``) for each w.
+(the reranker on the top ``videos`` videos, fused ``w * p + (1 - w) * logit(r)``: ``rerank.fuse``)
+for each w.
 The rule, fixed before the runs: the w with the best mean over folds of ``metric``. The val split
 is not read: every corpus must be a different fold of one cut of a train split, and every
 checkpoint is checked against its fold before any is evaluated. ``--write-model`` copies the
@@ -21,11 +22,10 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import replace_dir
+from ..atomic import staged_dir
 from ..errors import InputError
 from ..models.base import CONFIG_NAME
 from ..search.searcher import SearchOptions
@@ -47,7 +47,7 @@ class CascadeCVConfig:
     fold_data: tuple[Path, ...]  # fold corpus directories
     search: tuple[Path, ...]  # a search checkpoint trained without each fold
     fold_models: tuple[Path, ...]  # a reranker checkpoint trained without each fold
-    weights: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)  # candidate w (weight of the fast path)
+    weights: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0)  # candidate w (the fast path's)
     videos: int = SearchOptions.rerank_videos  # M: videos the reranker rescores
     metric: str = CorpusCVConfig.metric  # what the folds choose by
     model: Path | None = None  # the reranker trained on all of train (for write_model)
@@ -137,18 +137,11 @@ def mean_row(rows: list[dict]) -> dict:
 def write_with_weight(model: Path, out: Path, weight: float) -> Path:
     """``model`` copied to ``out`` (replaced) with ``fusion_weight`` = ``weight`` in its stored
     settings, written in a staging folder (removed on failure) and renamed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as staging:
         shutil.copytree(model, staging, dirs_exist_ok=True)
         config = json.loads((staging / CONFIG_NAME).read_text())
         config.setdefault("extra", {})["fusion_weight"] = weight
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2))  # as save_pretrained
-        staging.chmod(0o755)  # mkdtemp makes it private
-        replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

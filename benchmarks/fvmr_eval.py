@@ -44,7 +44,7 @@ class AccuracyConfig:
     split: str = "val"  # the split evaluated
     rerankers: dict[str, Path] = field(default_factory=dict)  # on top of the first model
     rerank_videos: tuple[int, ...] = (10,)  # M values: videos each reranker rescores
-    # fused = w * fast path + (1 - w) * reranker; None: each reranker checkpoint's own w
+    # fused = w * p + (1 - w) * logit(r) (rerank.fuse); None: each reranker checkpoint's own w
     rerank_weight: float | None = None
 
 
@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="NAME=CHECKPOINT_DIR of a reranker applied on top of the first model")
     parser.add_argument("--rerank-videos", type=int_tuple, help="comma-separated M values")
     parser.add_argument("--rerank-weight", type=float,
-                        help="fused = w * fast-path + (1 - w) * reranker (default: the "
-                        "reranker checkpoint's own w)")
+                        help="fused = w * fast-path score + (1 - w) * logit(reranker's "
+                        "probability) (default: the reranker checkpoint's own w)")
     options = vars(parser.parse_args(argv))
     for name in ("models", "rerankers"):
         if name in options:

@@ -74,8 +74,9 @@ def fvmr_accuracy(
     rerank: list[str] = typer.Option(None, help="NAME=CHECKPOINT_DIR of a reranker on top."),
     rerank_videos: str = typer.Option(None, help="Comma-separated M values for the rerank."),
     rerank_weight: float = typer.Option(None, min=0.0, max=1.0,
-                                        help="Fused = w * fast-path + (1 - w) * reranker "
-                                        "(default: each reranker checkpoint's own w)."),
+                                        help="Fused = w * fast-path score + (1 - w) * "
+                                        "logit(reranker's probability) (default: each reranker "
+                                        "checkpoint's own w)."),
     split: str = typer.Option(None, help="Split to evaluate."),
 ) -> None:
     """Single-video metrics with prior controls and corpus-search metrics per model."""

@@ -125,8 +125,9 @@ def query(
     rerank: RerankerName = typer.Option(None, help="Rerank the top videos with this model."),
     rerank_videos: int = typer.Option(10, help="M: videos of the fast path that get reranked."),
     rerank_weight: float = typer.Option(None, min=0.0, max=1.0,
-                                        help="Fused = w * fast-path + (1 - w) * reranker "
-                                        "(default: the reranker checkpoint's own w, else 0.5)."),
+                                        help="Fused = w * fast-path score + (1 - w) * "
+                                        "logit(reranker's probability) (default: the reranker "
+                                        "checkpoint's own w, else 0.5)."),
     rerank_model: Path = typer.Option(None, help="Reranker checkpoint (default: shipped)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda:N for the models."),
     catalog: str = typer.Option(None, help="SQLAlchemy URL of the catalog."),
@@ -139,7 +140,7 @@ def query(
     vectors: FVMR's logit of the moment matching the sentence (the shipped model adds its
     video-text term and subtracts the hub correction). Higher is better; it ranks the moments of
     one query and is not comparable across queries (not a probability). With --rerank, a
-    reranked moment's score (stage pln+fvmr) is the fused probability in [0, 1].
+    reranked moment's score (stage pln+fvmr) is the fused log-odds, on the same scale.
 
     Relevance (when the index's model carries a calibration) is a probability in [0, 1] that a
     moment is a real match, comparable across queries; an answer whose best relevance is under

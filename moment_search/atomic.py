@@ -11,7 +11,8 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import failpoints
@@ -78,3 +79,19 @@ def replace_dir(staging: Path, target: Path) -> None:
     staging.rename(target)
     if backup is not None:
         shutil.rmtree(backup)
+
+
+@contextmanager
+def staged_dir(target: Path) -> Iterator[Path]:
+    """A new, empty folder beside ``target`` to fill: when the block ends without error it
+    replaces ``target`` (:func:`replace_dir`, with a plain folder's permissions), on an error it
+    is removed and ``target`` is left as it was."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield staging
+        staging.chmod(0o755)  # mkdtemp makes it private
+        replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -216,6 +216,16 @@ def tiny_fian_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_ensemble_dir(tmp_path_factory, tiny_drn_dir, tiny_fian_dir) -> Path:
+    """An ensemble of the tiny DRN and FIAN checkpoints."""
+    from moment_search.models.ensemble import Ensemble, EnsembleConfig
+
+    path = tmp_path_factory.mktemp("models") / "tiny-ensemble"
+    return Ensemble.save(path, EnsembleConfig(("drn", "fian"),
+                                              (str(tiny_drn_dir), str(tiny_fian_dir))))
+
+
 def calibrate_index(index_dir: Path, bias: float, threshold: float,
                     familiarity_weight: float = 0.0, score_weight: float = 1.0) -> None:
     """Write a relevance calibration into an index's model folder: a bank of 3 seeded unit

@@ -26,7 +26,7 @@ from ...eval.stepwise import timed_pass
 from ...indexer.build import BuildConfig, build_index
 from ...metrics import corpus_metrics
 from ...search.cascade import candidate_videos, rerank_video
-from ...search.rerank import RerankVideo, fast_scores_for
+from ...search.rerank import RerankVideo, fast_scores_for, log_odds
 from ...search.searcher import Searcher
 from ..real_corpus import check_against_brute_force
 from ..report import progress
@@ -101,8 +101,8 @@ def check_index(searcher: Searcher, queries: list[Query], video_ids: list[str]) 
 
 def expected_score(searcher: Searcher, name: str, text: str, embedded: np.ndarray, moment,
                    weight: float) -> float | None:
-    """A reranked moment's fused score computed apart: at weight 0 the reranker alone on the
-    video (its moment with the same span; None when it has none), at weight 1 sigmoid of FVMR's
+    """A reranked moment's fused score computed apart: at weight 0 the log-odds of the reranker
+    alone on the video (its moment with the same span; None when it has none), at weight 1 FVMR's
     score from fresh moment embeddings, of the proposal that overlaps the moment best (the
     cascade's rule, ``rerank.fast_scores_for``: the same cell for a reranker on FVMR's grid such
     as PLN, the nearest cell for one with its own windows such as FIAN)."""
@@ -111,10 +111,10 @@ def expected_score(searcher: Searcher, name: str, text: str, embedded: np.ndarra
     if weight == 0.0:
         scored = searcher.rerankers[name].score_videos(text, [video])[0]
         match = np.flatnonzero(np.abs(scored[:, :2] - span).max(1) < 1e-4)
-        return float(scored[match[0], 2]) if len(match) else None
-    probability = 1 / (1 + np.exp(-(fresh_embeddings(searcher, video) @ embedded)))
+        return float(log_odds(scored[match[0], 2])) if len(match) else None
+    logits = fresh_embeddings(searcher, video) @ embedded
     spans = searcher.moment_encoder().spans(video.duration)
-    return float(fast_scores_for(span, spans, probability)[0])
+    return float(fast_scores_for(span, spans, logits)[0])
 
 
 def cascade_gap(searcher: Searcher, name: str, query: Query, weight: float

@@ -14,13 +14,11 @@ that runs it is ``search.ensemble_reranker``; the members are chosen on train fo
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import replace_dir
+from ..atomic import staged_dir
 from .base import CONFIG_NAME, CheckpointError
 
 MODEL_TYPE = "ensemble"
@@ -80,17 +78,10 @@ class Ensemble:
              extra: dict[str, Any] | None = None) -> Path:
         """Write the checkpoint folder (replaced if it exists): staged, then renamed."""
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         stored = {"model_type": MODEL_TYPE,
                   "config": {"members": list(config.members),
                              "checkpoints": list(config.checkpoints)},
                   "extra": extra or {}}
-        try:
+        with staged_dir(target) as staging:
             (staging / CONFIG_NAME).write_text(json.dumps(stored, indent=2))
-            staging.chmod(0o755)  # mkdtemp makes it private
-            replace_dir(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return target

@@ -1,14 +1,13 @@
 """The search cascade: fast-path moments -> top M videos -> reranker -> fused scores -> NMS.
 
-Fusion: for each proposal of a reranked video, ``w * sigmoid(p) + (1 - w) * r`` where r is the
-reranker's probability and p the fast-path score of every proposal of the video, not only the
-fetched ones (read back from the index where it stores exact vectors, else computed again): the
-inner product of the search vectors, i.e. FVMR's logit plus, for a checkpoint with corpus terms
-(``train.compose``), beta x the video-text score - gamma x the hub correction + the cell's prior
-pi (``train.cell_prior``). The weight w is
-the caller's (``rerank_weight``), else the one the reranker's checkpoint stores (``fusion_weight``:
-every shipped reranker stores one; ``docs/query.md`` says how each was chosen),
-else ``rerank.DEFAULT_FUSION_WEIGHT``.
+Fusion (``rerank.fuse``): for each proposal of a reranked video, ``w * p + (1 - w) * logit(r)``
+where r is the reranker's probability and p the fast-path score of every proposal of the video,
+not only the fetched ones (read back from the index where it stores exact vectors, else computed
+again): the inner product of the search vectors, i.e. FVMR's logit plus, for a checkpoint with
+corpus terms (``train.compose``), beta x the video-text score - gamma x the hub correction + the
+cell's prior pi (``train.cell_prior``). The weight w is the caller's (``rerank_weight``), else the
+one the reranker's checkpoint stores (``fusion_weight``: every shipped reranker stores one;
+``docs/query.md`` says how each was chosen), else ``rerank.DEFAULT_FUSION_WEIGHT``.
 Reranked videos come first, ranked by the fused score; the fast-path moments of the other videos
 follow, so k may exceed what M videos hold. Each reranked video keeps as many moments as it had
 in the fast path's top k (at least one, or ``per_video`` when set): the reranker re-scores and
@@ -39,10 +38,10 @@ def candidate_videos(searcher, video_ids: list[str]) -> list[RerankVideo]:
     return [rerank_video(searcher.catalog.video(video_id)) for video_id in video_ids]
 
 
-def fast_probabilities(searcher, query: np.ndarray, videos: list[RerankVideo], records: list
-                       ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per video (with its catalog record), ``(spans (P, 2), sigmoid(p) (P,))`` of the fast-path
-    score over all proposals, for the (D,) query vector the search already computed. The
+def fast_logits(searcher, query: np.ndarray, videos: list[RerankVideo], records: list
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per video (with its catalog record), ``(spans (P, 2), p (P,))``: the fast-path score
+    over all proposals, for the (D,) query vector the search already computed. The
     proposal embeddings are read back from the index when it stores them exactly (flat, HNSW),
     else computed again."""
     encoder = searcher.moment_encoder()
@@ -52,7 +51,7 @@ def fast_probabilities(searcher, query: np.ndarray, videos: list[RerankVideo], r
         if embedded is None:
             meta = Video(video.video_id, video.duration, None, video.feature_rate)
             embedded = encoder.embed_video(video.features, meta)
-        out.append((encoder.spans(video.duration), 1.0 / (1.0 + np.exp(-(embedded @ query)))))
+        out.append((encoder.spans(video.duration), embedded @ query))
     return out
 
 
@@ -66,10 +65,10 @@ def rerank_moments(searcher, reranker: Reranker, text: str, query: np.ndarray, f
     scored = reranker.score_videos(text, videos)
     weight = reranker.fusion_weight if opts.rerank_weight is None else opts.rerank_weight
     fused = []
-    for video, moments, (spans, probs) in zip(videos, scored,
-                                              fast_probabilities(searcher, query, videos, records),
-                                              strict=True):
-        score = fuse(fast_scores_for(moments[:, :2], spans, probs), moments[:, 2], weight)
+    for video, moments, (spans, logits) in zip(videos, scored,
+                                               fast_logits(searcher, query, videos, records),
+                                               strict=True):
+        score = fuse(fast_scores_for(moments[:, :2], spans, logits), moments[:, 2], weight)
         cap = opts.per_video or max(1, budget[video.video_id])
         keep = keep_best(moments[:, :2], score, cap, opts.nms)
         fused += [(video.video_id, moments[i, 0], moments[i, 1], float(score[i])) for i in keep]

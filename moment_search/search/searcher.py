@@ -65,7 +65,8 @@ class SearchOptions:
     video_ids: Sequence[str] | None = None  # restrict the search to these videos
     rerank: str | None = None  # a reranker name (registry.list_rerankers), or None
     rerank_videos: int = 10  # M: the top videos of the fast path that the reranker re-scores
-    # fused = w * fast-path probability + (1 - w) * reranker's; None: the reranker's own w
+    # fused = w * fast-path score + (1 - w) * logit(reranker's probability) (rerank.fuse);
+    # None: the reranker's own w
     # (stored with its checkpoint, 0.5 when it stores none)
     rerank_weight: float | None = None
 

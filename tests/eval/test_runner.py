@@ -62,12 +62,12 @@ def test_integer_qids_come_back_as_integers(tiny_corpus, tmp_path, capsys):
 
 
 MODEL_DIRS = {"prior": None, "fvmr": "fvmr", "fvmr-pq": "fvmr", "pln": "pln", "pln-s2": "pln",
-              "fian": "fian", "drn": "drn", "lpnet": "lpnet"}
+              "fian": "fian", "drn": "drn", "lpnet": "lpnet", "ensemble": "ensemble"}
 
 
 def test_every_listed_model_runs_and_is_in_the_help(tiny_corpus, tiny_model_dir, tiny_pln_dir,
                                                      tiny_fian_dir, tiny_drn_dir, tiny_lpnet_dir,
-                                                     capsys):
+                                                     tiny_ensemble_dir, capsys):
     from moment_search.eval.runner import model_names
 
     unknown = set(model_names()) - set(MODEL_DIRS)
@@ -77,7 +77,8 @@ def test_every_listed_model_runs_and_is_in_the_help(tiny_corpus, tiny_model_dir,
     help_text = " ".join(capsys.readouterr().out.replace("│", " ").split())  # unwrapped
     assert "Model name: " + ", ".join(model_names()) + "." in help_text
     dirs = {"fvmr": tiny_model_dir, "pln": tiny_pln_dir, "fian": tiny_fian_dir,
-            "drn": tiny_drn_dir, "lpnet": tiny_lpnet_dir, None: None}
+            "drn": tiny_drn_dir, "lpnet": tiny_lpnet_dir, "ensemble": tiny_ensemble_dir,
+            None: None}
     for name in model_names():
         result = evaluate_model(name, tiny_corpus, "val", dirs[MODEL_DIRS[name]])
         assert result.metrics["n_queries"] == 2, name

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from moment_search.eval.runner import evaluate_model
-from moment_search.search.rerank import fast_scores_for, fuse, load_reranker
+from moment_search.search.rerank import fast_scores_for, fuse, load_reranker, log_odds
 
 
 def test_rerank_cascade_end_to_end(searcher, tiny_pln_dir):
@@ -19,7 +19,7 @@ def test_rerank_cascade_end_to_end(searcher, tiny_pln_dir):
     for video in {m.video_id for m in reranked}:
         had = sum(m.video_id == video for m in fast)
         assert sum(m.video_id == video for m in reranked) == max(1, had)
-    assert all(0.0 <= m.score <= 1.0 for m in reranked)
+    assert all(np.isfinite(m.score) for m in reranked)
     # the reranked block is sorted by fused score and comes first
     assert fused[:len(reranked)] == reranked
     assert all(a.score >= b.score for a, b in itertools.pairwise(reranked))
@@ -33,7 +33,7 @@ def test_weight_one_keeps_fast_path_order(searcher, tiny_pln_dir):
     fused = searcher.search(text, k=1, per_video=1, rerank="pln", rerank_videos=5,
                             rerank_weight=1.0)
     assert (fused[0].video_id, fused[0].start_s) == (fast[0].video_id, fast[0].start_s)
-    assert fused[0].score == pytest.approx(1 / (1 + np.exp(-fast[0].score)), rel=1e-4)
+    assert fused[0].score == pytest.approx(fast[0].score, rel=1e-4)  # w = 1: p itself
 
 
 def test_a_checkpoint_stored_fusion_weight_is_the_default(searcher, tiny_pln_dir, tmp_path):
@@ -56,7 +56,7 @@ def test_a_checkpoint_stored_fusion_weight_is_the_default(searcher, tiny_pln_dir
     finally:
         searcher.add_reranker("pln", tiny_pln_dir)  # the searcher is shared by the session
     assert (stored_w[0].video_id, stored_w[0].start_s) == (fast[0].video_id, fast[0].start_s)
-    assert stored_w[0].score == pytest.approx(1 / (1 + np.exp(-fast[0].score)), rel=1e-4)
+    assert stored_w[0].score == pytest.approx(fast[0].score, rel=1e-4)
     assert given[0].score != pytest.approx(stored_w[0].score)
 
     config["extra"]["fusion_weight"] = 2.0
@@ -69,7 +69,14 @@ def test_fusion_helpers():
     spans = np.array([[0.0, 2.0], [2.0, 4.0]])
     np.testing.assert_array_equal(fast_scores_for(spans[::-1], spans, np.array([0.1, 0.9])),
                                   [0.9, 0.1])
-    np.testing.assert_allclose(fuse(np.array([1.0]), np.array([0.0]), 0.25), [0.25])
+    # log-odds: w * p + (1 - w) * logit(r)
+    np.testing.assert_allclose(fuse(np.array([2.0, 2.0]), np.array([0.5, 0.9]), 0.25),
+                               [0.5, 0.5 + 0.75 * np.log(9.0)])
+    np.testing.assert_allclose(fuse(np.array([7.0]), np.array([0.9]), 1.0), [7.0])
+    np.testing.assert_allclose(fuse(np.array([7.0]), np.array([0.9]), 0.0), [np.log(9.0)])
+    # a probability of 0 or 1 stays finite
+    assert np.isfinite(log_odds(np.array([0.0, 1.0]))).all()
+    assert log_odds(np.array([0.0]))[0] < -13 < 13 < log_odds(np.array([1.0]))[0]
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         fuse(np.array([1.0]), np.array([0.0]), 1.5)
     with pytest.raises(ValueError, match="unknown reranker"):
@@ -82,12 +89,12 @@ def test_pln_localizer(tiny_corpus, tiny_pln_dir):
         assert result.metrics["n_queries"] == 2
 
 
-def test_fast_probabilities_read_back_from_the_index_equal_recomputed(searcher, session_corpus,
-                                                                      monkeypatch):
+def test_fast_logits_read_back_from_the_index_equal_recomputed(searcher, session_corpus,
+                                                               monkeypatch):
     from moment_search.indexer import faiss_index
 
     from moment_search.data.corpus_dir import open_corpus
-    from moment_search.search.cascade import candidate_videos, fast_probabilities
+    from moment_search.search.cascade import candidate_videos, fast_logits
 
     corpus, _ = open_corpus(session_corpus)
     ids = list(corpus.videos)[:3]
@@ -97,10 +104,10 @@ def test_fast_probabilities_read_back_from_the_index_equal_recomputed(searcher, 
     assert searcher.index.stored_vectors(record.first_id, record.n_proposals
                                          ).shape == (record.n_proposals, len(query))
     records = [searcher.catalog.video(v) for v in ids]
-    stored = fast_probabilities(searcher, query, videos, records)
+    stored = fast_logits(searcher, query, videos, records)
     # an index without exact copies (IVF kinds): the cascade computes the embeddings again
     monkeypatch.setattr(faiss_index, "stored_vectors", lambda *args: None)
-    computed = fast_probabilities(searcher, query, videos, records)
+    computed = fast_logits(searcher, query, videos, records)
     for (spans_a, probs_a), (spans_b, probs_b) in zip(stored, computed, strict=True):
         np.testing.assert_allclose(spans_a, spans_b)
         np.testing.assert_allclose(probs_a, probs_b, rtol=1e-5, atol=1e-6)

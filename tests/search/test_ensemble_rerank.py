@@ -66,7 +66,7 @@ def test_the_ensemble_reranks_in_the_cascade_and_evaluates(searcher, ensemble_di
                             rerank_videos=2)
     reranked = [m for m in fused if m.stage == "ensemble+fvmr"]
     assert reranked and len({m.video_id for m in reranked}) <= 2
-    assert all(0.0 <= m.score <= 1.0 for m in reranked)
+    assert all(np.isfinite(m.score) for m in reranked)
     result = evaluate_model("ensemble", tiny_corpus, "val", ensemble_dir)
     assert result.metrics["n_queries"] == 2 and "CML_ms_median" in result.timings
 

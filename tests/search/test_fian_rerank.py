@@ -8,7 +8,7 @@ import torch
 
 from moment_search.data.corpus_dir import open_corpus
 from moment_search.eval.runner import evaluate_model, model_names
-from moment_search.search.rerank import RerankVideo, load_reranker
+from moment_search.search.rerank import RerankVideo, load_reranker, log_odds
 
 
 def test_fian_reranks_inside_the_cascade(searcher, tiny_fian_dir):
@@ -21,7 +21,7 @@ def test_fian_reranks_inside_the_cascade(searcher, tiny_fian_dir):
     assert {m.video_id for m in reranked} <= {m.video_id for m in fast}
     assert fused[:len(reranked)] == reranked
     assert all(a.score >= b.score for a, b in itertools.pairwise(reranked))
-    assert all(0.0 <= m.score <= 1.0 and 0.0 <= m.start_s < m.end_s for m in reranked)
+    assert all(np.isfinite(m.score) and 0.0 <= m.start_s < m.end_s for m in reranked)
 
 
 def test_fusion_weight_zero_gives_fian_confidence(searcher, tiny_fian_dir, session_corpus):
@@ -35,7 +35,7 @@ def test_fusion_weight_zero_gives_fian_confidence(searcher, tiny_fian_dir, sessi
         text, [RerankVideo(video.video_id, np.asarray(store.load(video.video_id)),
                            video.duration, 1.0)])[0]
     best = own[own[:, 2].argmax()]
-    assert fused[0].score == pytest.approx(best[2], rel=1e-5)
+    assert fused[0].score == pytest.approx(log_odds(best[2]), rel=1e-5)
     assert (fused[0].start_s, fused[0].end_s) == pytest.approx((best[0], best[1]))
 
 

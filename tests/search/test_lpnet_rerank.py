@@ -10,7 +10,7 @@ from moment_search.data.corpus_dir import open_corpus
 from moment_search.eval.runner import evaluate_model, model_names
 from moment_search.models.lpnet import LPNet
 from moment_search.registry import list_rerankers
-from moment_search.search.rerank import RerankVideo, load_reranker
+from moment_search.search.rerank import RerankVideo, load_reranker, log_odds
 
 
 def test_lpnet_reranks_inside_the_cascade(searcher, tiny_lpnet_dir):
@@ -25,7 +25,7 @@ def test_lpnet_reranks_inside_the_cascade(searcher, tiny_lpnet_dir):
     assert {m.video_id for m in reranked} <= {m.video_id for m in fast}
     assert fused[:len(reranked)] == reranked
     assert all(a.score >= b.score for a, b in itertools.pairwise(reranked))
-    assert all(0.0 <= m.score <= 1.0 and 0.0 <= m.start_s <= m.end_s for m in reranked)
+    assert all(np.isfinite(m.score) and 0.0 <= m.start_s <= m.end_s for m in reranked)
 
 
 def test_fusion_weight_zero_gives_lpnet_score(searcher, tiny_lpnet_dir, session_corpus):
@@ -38,7 +38,8 @@ def test_fusion_weight_zero_gives_lpnet_score(searcher, tiny_lpnet_dir, session_
     own = load_reranker("lpnet", tiny_lpnet_dir, "cpu").score_videos(
         text, [RerankVideo(video.video_id, np.asarray(store.load(video.video_id)),
                            video.duration, 1.0)])[0]
-    assert fused[0].score == pytest.approx(own[0, 2], rel=1e-5)  # proposals come best first
+    # proposals come best first
+    assert fused[0].score == pytest.approx(log_odds(own[0, 2]), rel=1e-5)
     assert (fused[0].start_s, fused[0].end_s) == pytest.approx((own[0, 0], own[0, 1]))
 
 
