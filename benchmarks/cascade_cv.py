@@ -29,7 +29,7 @@ from ..atomic import staged_dir
 from ..errors import InputError
 from ..models.base import CONFIG_NAME
 from ..search.searcher import SearchOptions
-from ..train.folds import check_fold_checkpoint, check_fold_corpora
+from ..train.folds import check_fold_checkpoint, check_fold_corpora, trained_fold
 from ..train.loop import selection_score
 from .corpus_cv import CorpusCVConfig
 from .fvmr_eval import CORPUS_COLUMNS, corpus_rows
@@ -88,7 +88,8 @@ def check_inputs(config: CascadeCVConfig) -> None:
         check_fold_checkpoint(data, search)
         check_fold_checkpoint(data, reranker)
     if config.model is not None:
-        fold = checkpoint.read_config(config.model)[1].get("train_config", {}).get("fold")
+        checkpoint.read_config(config.model)
+        fold = trained_fold(config.model)
         if fold is not None:
             raise InputError(f"{config.model}: trained with --fold {fold}; --model is the "
                              f"reranker trained on all of train", parameter="model")

@@ -20,11 +20,11 @@ def parse_member(text: str) -> tuple[str, str | None]:
 
     Raises:
         UnknownNameError: not a reranker. InputError: an ensemble as a member, or a folder
-            without a config.json.
+            without a config.json. CheckpointError: a checkpoint of another model.
     """
     from moment_search.errors import InputError
     from moment_search.models.ensemble import MODEL_TYPE
-    from moment_search.registry import reranker_class
+    from moment_search.registry import model_class, reranker_class
 
     name, _, folder = text.partition("=")
     reranker_class(name)
@@ -36,6 +36,7 @@ def parse_member(text: str) -> tuple[str, str | None]:
     if not (path / "config.json").is_file():
         raise InputError(f"--member {text}: {path} holds no config.json (a {name} checkpoint "
                          f"folder expected)", parameter="--member")
+    model_class(name).read_config(path)  # a checkpoint of another model is refused here
     return name, str(path.resolve())
 
 

@@ -8,7 +8,7 @@ that runs it is ``search.ensemble_reranker``; the members are chosen on train fo
 
     {"model_type": "ensemble",
      "config": {"members": ["drn", "fian"], "checkpoints": [null, null]},
-     "extra": {"fusion_weight": 0.9}}
+     "extra": {"fusion_weight": 0.25}}
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ class Ensemble:
 
     @staticmethod
     def member_dirs(directory: str | Path) -> list[tuple[str, Path | None]]:
-        """``(name, folder or None)`` per member; a relative folder is read from ``directory``."""
+        """``(name, folder or None)`` per member; a relative folder is read from ``directory``
+        (``train ensemble`` stores absolute ones, so that a copy of the folder still works)."""
         config, _ = Ensemble.read_config(directory)
         return [(name, None if path is None else Path(directory) / path)
                 for name, path in zip(config.members, config.checkpoints, strict=True)]

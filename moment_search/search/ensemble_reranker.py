@@ -19,13 +19,24 @@ import numpy as np
 from ..errors import DataError
 from ..models.ensemble import MODEL_TYPE, Ensemble
 from ..pretrained import default_model_dir
-from .rerank import Reranker, RerankVideo, fast_scores_for, load_reranker, stored_fusion_weight
+from .rerank import (
+    Reranker,
+    RerankVideo,
+    fast_scores_for,
+    load_reranker,
+    same_text_encoder,
+    stored_fusion_weight,
+)
 
 
 def combine(scored: list[np.ndarray]) -> np.ndarray:
     """(K, 3) ``[start_s, end_s, mean probability]``, best first, from each member's (P_i, 3)
     moments of one video: over the union of their spans, each member's probability of its
-    best-overlapping moment, averaged."""
+    best-overlapping moment, averaged. A member with no moment for the video has no say in it
+    (no moment at all: an empty (0, 3) array)."""
+    scored = [moments for moments in scored if len(moments)]
+    if not scored:
+        return np.zeros((0, 3))
     spans = np.unique(np.concatenate([moments[:, :2] for moments in scored]), axis=0)
     probability = np.mean([fast_scores_for(spans, moments[:, :2], moments[:, 2])
                            for moments in scored], axis=0)
@@ -45,10 +56,24 @@ class EnsembleReranker:
             raise DataError(f"ensemble members read features at different rates {rates}: "
                             f"{[m.name for m in members]}")
         self.members = members
+        self.tokens = self.tokens  # one text encoder for the members that can share it
         self.feature_rate = rates.pop()
         # the first member's threshold: the one the fold choice ranks by (ensemble-cv)
         self.nms_threshold = float(getattr(members[0], "nms_threshold", 0.5))
         self.fusion_weight = fusion_weight
+
+    @property
+    def tokens(self):
+        """The first member's token encoder (None: it has none)."""
+        return getattr(self.members[0], "tokens", None)
+
+    @tokens.setter
+    def tokens(self, encoder) -> None:
+        """Give ``encoder`` to every member whose own runs the same text model and settings
+        (``Searcher`` shares its encoder this way; MiniLM then runs once per query)."""
+        for member in self.members:
+            if same_text_encoder(encoder, getattr(member, "tokens", None)):
+                member.tokens = encoder
 
     def encode_text(self, text: str) -> list[Any]:
         """TE: every member's encoding of the sentence."""
@@ -85,4 +110,7 @@ class EnsembleReranker:
         _, extra = Ensemble.read_config(directory)
         members = [load_reranker(name, path, device)
                    for name, path in Ensemble.member_dirs(directory)]
-        return cls(members, stored_fusion_weight(extra))
+        try:
+            return cls(members, stored_fusion_weight(extra))
+        except DataError as error:
+            raise DataError(f"{directory}: {error}") from error

@@ -1,7 +1,8 @@
 """The rerank stage: one interface for every cross-modal model, a registry, and score fusion.
 
 A reranker sees one query and whole videos (their raw features and durations) and returns every
-proposal of each video with a relevance probability in [0, 1]. PLN, FIAN, DRN and LPNet are in;
+proposal of each video with a relevance probability in [0, 1]. PLN, FIAN, DRN, LPNet and the
+ensemble of several (``ensemble_reranker``) are in;
 another model joins through the ``reranker`` of its line in the registry (``registry.MODELS``).
 A checkpoint may carry its fusion weight (``fusion_weight`` in its stored settings; the shipped
 ones were chosen on train folds by ``benchmark cascade-cv``); the cascade uses it unless the
@@ -82,6 +83,15 @@ def fast_scores_for(rerank_spans: np.ndarray, fast_spans: np.ndarray, fast_score
 
 
 DEFAULT_FUSION_WEIGHT = 0.5  # for a checkpoint that stores none
+TEXT_ENCODER_SETTINGS = ("model_path", "max_length", "device")
+
+
+def same_text_encoder(mine, theirs) -> bool:
+    """Whether two token encoders (``text.tokens.TokenEncoder``; None: none) run the same text
+    model with the same settings, so that one can serve for both (one MiniLM per process, and a
+    sentence encoded once through the shared sentence cache)."""
+    return mine is not None and theirs is not None and all(
+        getattr(mine, a) == getattr(theirs, a) for a in TEXT_ENCODER_SETTINGS)
 
 
 def stored_fusion_weight(extra: dict) -> float:

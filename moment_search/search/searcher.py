@@ -22,6 +22,7 @@ from .checks import check_count, check_nms, check_sentence
 from .localize import best_across_videos
 from .query_cache import QUERY_CACHE_SIZE, QueryCache
 from .relevance import RelevanceModel, read_relevance
+from .rerank import same_text_encoder
 
 
 @dataclass(frozen=True)
@@ -230,11 +231,7 @@ class Searcher:
         with the same settings: a query then goes through MiniLM once (the reranker's call hits
         the sentence cache) and the process holds one copy of it."""
         mine = getattr(self.encoder, "tokens", None)  # the ONNX encoder holds no TokenEncoder
-        theirs = getattr(reranker, "tokens", None)
-        same = mine is not None and theirs is not None and all(
-            getattr(mine, a) == getattr(theirs, a)
-            for a in ("model_path", "max_length", "device"))
-        if same:
+        if same_text_encoder(mine, getattr(reranker, "tokens", None)):
             reranker.tokens = mine
 
     def _removed_mask(self) -> np.ndarray:

@@ -155,6 +155,17 @@ def check_fold_checkpoint(corpus_dir: str | Path, checkpoint: str | Path) -> Non
                                composed["video_text_data"], composed.get("video_text_fold"))
 
 
+def trained_fold(checkpoint: str | Path) -> str | None:
+    """The ``--fold K/N`` a checkpoint was trained with (None: all of its train split); an
+    ensemble's, the first such fold among its members."""
+    stored = json.loads((Path(checkpoint) / "config.json").read_text())
+    if stored.get("model_type") == ENSEMBLE:
+        folds = [trained_fold(member or shipped_checkpoint(name))
+                 for name, member in Ensemble.member_dirs(checkpoint)]
+        return next((fold for fold in folds if fold is not None), None)
+    return stored.get("extra", {}).get("train_config", {}).get("fold")
+
+
 def check_fold_corpora(corpora: tuple[Path, ...], source: str | Path | None = None) -> None:
     """Two or more different folds of one ``data fold`` cut of a train split (of ``source``,
     when given): what a cross-validation over fold corpora needs, so that no fold is scored

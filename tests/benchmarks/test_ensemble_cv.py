@@ -9,7 +9,7 @@ from moment_search.cli.app import main
 
 from moment_search.errors import InputError
 from moment_search.models.ensemble import Ensemble, EnsembleConfig
-from moment_search.train.folds import check_fold_checkpoint, write_fold_corpus
+from moment_search.train.folds import check_fold_checkpoint, trained_fold, write_fold_corpus
 from moment_search.train.loop import selection_score
 
 
@@ -72,6 +72,12 @@ def test_a_member_checkpoint_of_the_scored_fold_is_refused_before_any_run(folds,
     Ensemble.save(tmp_path / "mixed", EnsembleConfig((name_a, name_b), (str(a[0]), str(b[1]))))
     with pytest.raises(InputError, match="holds out fold"):
         check_fold_checkpoint(folds[0], tmp_path / "mixed")
+    # the shipped members were trained on other data (all of the real train split)
+    Ensemble.save(tmp_path / "shipped", EnsembleConfig((name_a, name_b), (None, None)))
+    with pytest.raises(InputError):
+        check_fold_checkpoint(folds[0], tmp_path / "shipped")
+    # an ensemble of fold members is a fold model: cascade-cv's --model refuses it
+    assert trained_fold(tmp_path / "good") == "0/2" and trained_fold(tmp_path / "shipped") is None
 
 
 @pytest.mark.parametrize("change, match", [

@@ -27,6 +27,9 @@ def test_combine_averages_each_members_best_overlap_over_the_union():
     assert {(s, e): p for s, e, p in out} == pytest.approx(expected)
     assert (np.diff(out[:, 2]) <= 0).all()
     np.testing.assert_array_equal(combine([a]), a[np.argsort(-a[:, 2])])
+    # a member with no moment for the video has no say; none at all: no moment
+    np.testing.assert_array_equal(combine([a, np.zeros((0, 3))]), combine([a]))
+    assert combine([np.zeros((0, 3))]).shape == (0, 3)
 
 
 @pytest.fixture()
@@ -47,6 +50,7 @@ def test_the_cli_writes_a_checkpoint_that_scores_as_its_members_mean(ensemble_di
     ensemble = load_reranker("ensemble", ensemble_dir, "cpu")
     assert isinstance(ensemble, EnsembleReranker) and ensemble.fusion_weight == 0.7
     assert ensemble.nms_threshold == 0.6  # its first member's (DRN's)
+    assert ensemble.members[0].tokens is ensemble.members[1].tokens  # one MiniLM for both
     corpus, store = open_corpus(tiny_corpus, feature_rate=1.0)
     videos = [RerankVideo(v.video_id, np.asarray(store.load(v.video_id)), v.duration, 1.0)
               for v in list(corpus.videos.values())[:2]]
@@ -109,4 +113,21 @@ def test_the_cli_refuses_bad_members(tmp_path, members, expected, capsys):
     options = [part for m in members for part in ("--member", m)]
     assert main(["train", "ensemble", *options, "--out", str(tmp_path / "e")]) == 2
     assert expected in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "e").exists()
+
+
+def test_a_relative_member_folder_is_read_from_the_ensembles(tmp_path, tiny_drn_dir):
+    import shutil
+
+    shutil.copytree(tiny_drn_dir, tmp_path / "members" / "drn")
+    Ensemble.save(tmp_path / "ens", EnsembleConfig(("drn", "fian"), ("../members/drn", None)))
+    (name, folder), (other, shipped) = Ensemble.member_dirs(tmp_path / "ens")
+    assert (name, other, shipped) == ("drn", "fian", None)
+    assert folder.resolve() == (tmp_path / "members" / "drn").resolve()
+
+
+def test_the_cli_refuses_a_member_checkpoint_of_another_model(tmp_path, tiny_fian_dir, capsys):
+    assert main(["train", "ensemble", "--member", f"drn={tiny_fian_dir}",
+                 "--out", str(tmp_path / "e")]) == 2
+    assert "model_type 'fian', expected 'drn'" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()

@@ -124,6 +124,13 @@ def test_fvmr_recipe_is_the_shipped_search_checkpoint():
     np.testing.assert_array_equal(weights, np.array(report["prior"], dtype=np.float32))
 
 
+@pytest.mark.parametrize("name", ["pln", "fian", "drn", "lpnet", "ensemble"])
+def test_each_shipped_reranker_stores_the_fusion_weight_its_folds_chose(name):
+    report = json.loads((ROOT / f"reports/{name}_cascade_cv/cascade_cv.json").read_text())
+    assert report["reranker"] == name
+    assert stored(f"{name}-charades-clip")["extra"]["fusion_weight"] == report["chosen_weight"]
+
+
 def test_ensemble_recipe_is_the_shipped_ensemble():
     import tomllib
 
