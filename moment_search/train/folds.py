@@ -140,8 +140,8 @@ def check_fold_checkpoint(corpus_dir: str | Path, checkpoint: str | Path) -> Non
         return
     stored = json.loads((Path(checkpoint) / "config.json").read_text())
     if stored.get("model_type") == ENSEMBLE:  # no training of its own
-        for name, member in Ensemble.member_dirs(checkpoint):
-            check_fold_checkpoint(corpus_dir, member or shipped_checkpoint(name))
+        for member in _member_checkpoints(checkpoint):
+            check_fold_checkpoint(corpus_dir, member)
         return
     extra = stored.get("extra", {})
     _check_trained_without(info, corpus_dir, checkpoint, extra.get("data"),
@@ -160,10 +160,14 @@ def trained_fold(checkpoint: str | Path) -> str | None:
     ensemble's, the first such fold among its members."""
     stored = json.loads((Path(checkpoint) / "config.json").read_text())
     if stored.get("model_type") == ENSEMBLE:
-        folds = [trained_fold(member or shipped_checkpoint(name))
-                 for name, member in Ensemble.member_dirs(checkpoint)]
+        folds = [trained_fold(member) for member in _member_checkpoints(checkpoint)]
         return next((fold for fold in folds if fold is not None), None)
     return stored.get("extra", {}).get("train_config", {}).get("fold")
+
+
+def _member_checkpoints(ensemble: str | Path) -> list[Path]:
+    """An ensemble's member checkpoint folders, a shipped member's included."""
+    return [member or shipped_checkpoint(name) for name, member in Ensemble.member_dirs(ensemble)]
 
 
 def check_fold_corpora(corpora: tuple[Path, ...], source: str | Path | None = None) -> None:

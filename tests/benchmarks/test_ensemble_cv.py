@@ -1,31 +1,14 @@
 """benchmark ensemble-cv on tiny fold corpora: every subset of the members scored per fold, the
 mean, the choice, the written ensemble; and the fold checks that see through an ensemble."""
 
-import json
-
 import pytest
 from moment_search.benchmarks import ensemble_cv
 from moment_search.cli.app import main
 
 from moment_search.errors import InputError
 from moment_search.models.ensemble import Ensemble, EnsembleConfig
-from moment_search.train.folds import check_fold_checkpoint, trained_fold, write_fold_corpus
-from moment_search.train.loop import selection_score
-
-
-@pytest.fixture()
-def folds(session_corpus, tmp_path):
-    return tuple(write_fold_corpus(session_corpus, (k, 2), tmp_path / f"f{k}") for k in (0, 1))
-
-
-def as_fold_model(source, path, fold):
-    """A copy of the tiny checkpoint ``source`` stored as if trained with ``--fold fold``."""
-    stored = json.loads((source / "config.json").read_text())
-    stored["extra"]["train_config"] = {"fold": fold}
-    path.mkdir()
-    (path / "config.json").write_text(json.dumps(stored))
-    (path / "model.safetensors").write_bytes((source / "model.safetensors").read_bytes())
-    return path
+from moment_search.train.folds import check_fold_checkpoint, trained_fold
+from tests.benchmarks.fold_checks import as_fold_model, assert_fold_means
 
 
 @pytest.fixture()
@@ -43,12 +26,7 @@ def test_every_subset_is_scored_on_every_fold_and_the_best_mean_is_written(folds
     settings = {r["setting"] for r in report["rows"]}
     assert settings == {"drn", "fian", "pln", "drn+fian", "drn+pln", "fian+pln",
                         "drn+fian+pln"}
-    for row in report["rows"]:
-        per_fold = [next(r for r in fold if r["setting"] == row["setting"])
-                    for fold in report["folds"]]
-        scores = [selection_score(r, "R1@0.5+R1@0.7") for r in per_fold]
-        assert row["score"] == pytest.approx(sum(scores) / 2)
-        assert [row["fold 0 score"], row["fold 1 score"]] == pytest.approx(scores)
+    assert_fold_means(report, "R1@0.5+R1@0.7")
     assert [r["score"] for r in report["rows"]] == sorted(
         (r["score"] for r in report["rows"]), reverse=True)
     assert report["chosen"] == report["rows"][0]["members"]

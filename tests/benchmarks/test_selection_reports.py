@@ -12,13 +12,8 @@ from moment_search.eval.runner import evaluate_model
 from moment_search.models.base import CheckpointError
 from moment_search.models.fvmr import FVMR, FVMRConfig
 from moment_search.models.video_text import VideoText, VideoTextConfig
-from moment_search.train.folds import write_fold_corpus
 from moment_search.train.loop import selection_score
-
-
-@pytest.fixture()
-def folds(session_corpus, tmp_path):
-    return tuple(write_fold_corpus(session_corpus, (k, 2), tmp_path / f"f{k}") for k in (0, 1))
+from tests.benchmarks.fold_checks import as_fold_model, assert_fold_means
 
 
 def fvmr_checkpoint(path, seed, fold=None):
@@ -97,34 +92,20 @@ def test_a_fold_run_scored_on_another_fold_is_refused(session_corpus, folds, tmp
                                              folds, data=session_corpus))
 
 
-def fold_reranker(tiny_pln_dir, path, fold):
-    """The tiny PLN stored as if trained with ``--fold fold``."""
-    from moment_search.models.pln import PLN
-
-    config = json.loads((tiny_pln_dir / "config.json").read_text())
-    return PLN.from_pretrained(tiny_pln_dir).save_pretrained(
-        path, extra={**config["extra"], "train_config": {"fold": fold}})
-
-
 def test_cascade_cv_means_the_folds_chooses_w_and_stores_it(folds, tmp_path, tiny_pln_dir):
     from moment_search.benchmarks import cascade_cv
 
     from moment_search.search.rerank import stored_fusion_weight
 
     search = tuple(fvmr_checkpoint(tmp_path / f"fvmr{k}", k, f"{k}/2") for k in (0, 1))
-    rerankers = tuple(fold_reranker(tiny_pln_dir, tmp_path / f"pln{k}", f"{k}/2")
+    rerankers = tuple(as_fold_model(tiny_pln_dir, tmp_path / f"pln{k}", f"{k}/2")
                       for k in (0, 1))
     report = cascade_cv.run(cascade_cv.CascadeCVConfig(
         tmp_path / "out", "pln", folds, search, rerankers, weights=(0.0, 0.5, 1.0), videos=2,
         model=tiny_pln_dir, write_model=tmp_path / "pln-w"))
     assert [r["setting"] for r in report["rows"]] == ["index alone", "w = 0", "w = 0.5",
                                                       "w = 1"]
-    for row in report["rows"]:
-        per_fold = [next(r for r in fold if r["setting"] == row["setting"])
-                    for fold in report["folds"]]
-        scores = [selection_score(r, "R10@0.5+R10@0.7") for r in per_fold]
-        assert row["score"] == pytest.approx(sum(scores) / 2)
-        assert [row["fold 0 score"], row["fold 1 score"]] == pytest.approx(scores)
+    assert_fold_means(report, "R10@0.5+R10@0.7")
     # w = 1 keeps the fast path's order: the same figures as the index alone
     rows = {r["setting"]: r for r in report["rows"]}
     assert rows["w = 1"]["R10@0.5"] == rows["index alone"]["R10@0.5"]
@@ -143,7 +124,7 @@ def test_cascade_cv_checks_everything_before_evaluating(folds, tmp_path, tiny_pl
     from moment_search.benchmarks import cascade_cv
 
     search = tuple(fvmr_checkpoint(tmp_path / f"fvmr{k}", k, f"{k}/2") for k in (0, 1))
-    swapped = tuple(fold_reranker(tiny_pln_dir, tmp_path / f"pln{k}", f"{1 - k}/2")
+    swapped = tuple(as_fold_model(tiny_pln_dir, tmp_path / f"pln{k}", f"{1 - k}/2")
                     for k in (0, 1))
     with pytest.raises(InputError, match="holds out fold 0/2"):
         cascade_cv.run(cascade_cv.CascadeCVConfig(tmp_path / "out", "pln", folds, search,
