@@ -1,25 +1,32 @@
 """Position and length bias of corpus search, and the cell prior that removes it (JSON + Markdown).
 
-1. Choose (train only). By default: video-disjoint 5-fold cross-validation on the train split
-   (the folds of ``train.folds``); for each fold, the prior is fitted on the sentences and videos
-   of the other four folds and measured on the held-out fold's sentences searched over its
-   videos, for each ``strength`` and without a prior. The rule, fixed before any val figure of a
-   prior was looked at (the bias itself had been measured on val): among the settings (no prior,
-   or a strength) whose mean top-1 start-at-0 share is within 5 points of the folds' ground
-   truth, the one with the best mean R10@0.5 + R10@0.7; if none is, the closest. The report says
-   which branch decided. The fitting steps and rate are ``PriorConfig``'s fixed defaults.
-2. Fit the chosen prior on all train sentences over all train videos.
+1. Choose (train only): the prior is fitted for each ``strength`` (and no prior is a candidate),
+   and measured on a fold's sentences searched over that fold's videos. The rule, fixed before
+   any val figure of a prior was looked at (the bias itself had been measured on val): among the
+   settings whose mean top-1 start-at-0 share is within 5 points of the folds' ground truth, the
+   one with the best mean R10@0.5 + R10@0.7; if none is, the closest. The report says which
+   branch decided. The fitting steps and rate are ``PriorConfig``'s fixed defaults.
+2. Fit the chosen prior the same way for the model given (``--model``).
 3. Report val once: the val sentences searched over the val videos, without and with it.
 
-The search model was trained on the train sentences, so its train folds are easier than val
-(fold R10@0.5 ~75 vs ~20 on val), and a prior fitted on them over-corrects on new sentences.
-Hence the second way, ``--fold-model`` with ``--fold-data``: search checkpoints trained without
-a fold (``train fvmr --fold K/N`` and ``train video-text`` on the ``data fold`` corpus, composed
-as the shipped one is) each score their own held-out fold over its videos, sentences they never
-trained on, as val's are (their FVMR teachers did see them: see the FVMR recipe). Step 1 then
-cross-fits over those folds (the prior fitted on the other folds' predictions, measured on each)
-and step 2 fits the chosen prior on every fold's predictions, for the model trained on all of
-train (``--model``).
+Which predictions the prior is fitted on:
+
+- ``--fold-model`` with ``--fold-data`` and ``fit_on = "own-train"`` (the default): search
+  checkpoints trained without a fold (``train fvmr --fold K/N`` and ``train video-text`` on the
+  ``data fold`` corpus, composed as the shipped one is) are each measured on their held-out
+  fold (sentences they never trained on, as val's are; their FVMR teachers did see them: see
+  the FVMR recipe), with a prior fitted on that checkpoint's own training sentences, searched
+  in video-disjoint chunks the size of a fold. Step 2 fits the model given on its own training
+  sentences, in chunks of the same size. A prior is thus always fitted on the predictions of
+  the model that carries it: on train, the checkpoint trained on all of train is more biased
+  than the fold checkpoints (top-1 start-at-0 46.5% vs 40.1% and 37.8% on their own training
+  sentences), so a prior fitted on the fold checkpoints under-corrects it.
+- ``fit_on = "held-out"``: the prior is fitted on the other fold checkpoints' held-out
+  predictions (cross-fitted) and step 2 fits it on every fold's (the shipped prior before this
+  mode existed; the history page keeps its report).
+- No fold models: 5-fold cross-validation on the train split through the model given, each
+  fold fitted on the other four; those sentences were trained on, so the folds are easier than
+  val (fold R10@0.5 ~75 vs ~20 on val).
 
 Search here is the searcher's own rule over exact scores (``best_across_videos``: the top
 ``default_candidates(k)`` proposals, NMS 0.5 within a video, top k), metrics are
@@ -34,33 +41,21 @@ differ by a query or two from an index answering with its 8-bit ONNX encoder.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from ..data.corpus import Corpus
-from ..data.corpus_dir import open_corpus
 from ..errors import InputError
 from ..geometry.proposals import num_proposals
-from ..geometry.spans import temporal_iou_diag
-from ..metrics import corpus_metrics
-from ..search.localize import best_across_videos
-from ..search.searcher import default_candidates
-from ..train.cell_prior import (
-    PriorConfig,
-    best_cell_scores,
-    fit_cell_prior,
-    truth_cells,
-    with_cell_prior,
-)
+from ..train.cell_prior import PriorConfig, fit_cell_prior, with_cell_prior
 from ..train.folds import check_fold_checkpoint, check_fold_corpora, split_fold
-from .position_bias_report import HELD_OUT, METRICS, START_SLACK, TRAIN, markdown
+from .position_bias_report import HELD_OUT, OWN_TRAIN, START_SLACK, TRAIN, markdown
+from .position_bias_search import Split, bias_of, causes, embed_split, measure, search, truth_bias
 from .report import machine_info, progress, write_report
 
 FOLDS = 5
+FIT_ON = ("own-train", "held-out")  # PositionBiasConfig.fit_on's values (module docstring)
 
 
 @dataclass
@@ -70,10 +65,12 @@ class PositionBiasConfig:
     out: Path  # report directory
     data: Path = Path("../shared/data/charades-sta-clip")  # the charades-sta-clip corpus
     model: Path | None = None  # FVMR search checkpoint (None: the shipped one); any prior dropped
-    strengths: tuple[float, ...] = (0.5, 1.0)  # candidate strengths of the prior
+    strengths: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)  # candidate strengths of the prior
     write_model: Path | None = None  # write the checkpoint with the chosen prior here
     fold_models: tuple[Path, ...] = ()  # search checkpoints, each trained without one fold
     fold_data: tuple[Path, ...] = ()  # the fold corpora they hold out, in the same order
+    fit_on: str = "own-train"  # with fold models: "own-train" or "held-out" (module docstring)
+    write_fold_models: Path | None = None  # write each fold model with its fold's prior here
 
     def __post_init__(self) -> None:
         if not self.strengths or any(not 0 < s < 100 for s in self.strengths):
@@ -83,6 +80,11 @@ class PositionBiasConfig:
             raise InputError(f"fold models and fold corpora go in pairs, two or more: got "
                              f"{len(self.fold_models)} models and {len(self.fold_data)} corpora",
                              parameter="fold_models")
+        if self.write_fold_models is not None and not self.fold_models:
+            raise InputError("--write-fold-models needs --fold-model", parameter="fold_models")
+        if self.fit_on not in FIT_ON:
+            raise InputError(f"fit_on must be one of {', '.join(FIT_ON)}, got {self.fit_on!r}",
+                             parameter="fit_on")
 
     def command(self) -> str:
         """The ``moment-search benchmark position-bias`` command line of this run."""
@@ -90,63 +92,11 @@ class PositionBiasConfig:
                    "--strengths", ",".join(map(str, self.strengths))]
         options += ["--model", self.model] if self.model else []
         options += ["--write-model", self.write_model] if self.write_model else []
+        options += ["--write-fold-models", self.write_fold_models] if self.write_fold_models else []
         for model, data in zip(self.fold_models, self.fold_data, strict=True):
             options += ["--fold-model", model, "--fold-data", data]
+        options += ["--fit-on", self.fit_on] if self.fold_models else []
         return "moment-search benchmark position-bias " + " ".join(map(str, options))
-
-
-@dataclass
-class Split:
-    """A split's search vectors and ground truth, videos in sorted order."""
-
-    corpus: Corpus
-    videos: list[str]
-    moments: np.ndarray  # (V, P, D)
-    spans: np.ndarray  # (V, P, 2) seconds
-    queries: np.ndarray  # (Q, D)
-    own: np.ndarray  # (Q,) each query's video number
-    windows: np.ndarray  # (Q, 2) ground truth, seconds
-
-    @cached_property
-    def best_cells(self) -> np.ndarray:
-        """(Q, P) each sentence's best score per cell over the split's videos (computed once:
-        every prior fitted on this split reads it)."""
-        return best_cell_scores(self.queries, self.moments)
-
-    @cached_property
-    def true_cells(self) -> np.ndarray:
-        """(Q,) each sentence's ground-truth cell in its own video."""
-        return truth_cells(self.spans[self.own], self.windows)
-
-    def subset(self, corpus: Corpus) -> Split:
-        """The same vectors for the videos and sentences of ``corpus`` (a part of this one)."""
-        keep = [self.videos.index(v) for v in sorted(corpus.videos)]
-        number = {old: new for new, old in enumerate(keep)}
-        rows = [i for i, v in enumerate(self.own) if v in number]
-        return Split(corpus, sorted(corpus.videos), self.moments[keep], self.spans[keep],
-                     self.queries[rows], np.array([number[v] for v in self.own[rows]]),
-                     self.windows[rows])
-
-
-def embed_split(model, data: Path, split: str, feature_rate: float | None) -> Split:
-    """Every proposal and sentence of a split through the search model (features read at the
-    model's rate, as the indexer reads them)."""
-    from ..embed.encoders import MomentEncoder, QueryEncoder
-    from ..text.tokens import TokenEncoder
-
-    corpus, store = open_corpus(data, split, feature_rate)
-    videos = sorted(corpus.videos)
-    moments = MomentEncoder(model)
-    encoder = QueryEncoder(model, TokenEncoder(device=moments.device))
-    queries = list(corpus.queries)
-    texts = [q.text for q in queries]
-    return Split(
-        corpus, videos,
-        np.stack([moments.embed_video(store.load(v), corpus.video(v)) for v in videos]),
-        np.stack([moments.spans(corpus.video(v).duration) for v in videos]),
-        np.concatenate([encoder.encode(texts[i:i + 256]) for i in range(0, len(texts), 256)]),
-        np.array([videos.index(q.video_id) for q in queries]),
-        np.array([q.windows[0] for q in queries], dtype=np.float64))
 
 
 def fit(splits: list[Split], strength: float = 1.0) -> np.ndarray:
@@ -155,86 +105,6 @@ def fit(splits: list[Split], strength: float = 1.0) -> np.ndarray:
     best = np.concatenate([s.best_cells for s in splits])
     truth = np.concatenate([s.true_cells for s in splits])
     return fit_cell_prior(best, truth, PriorConfig(strength=strength))
-
-
-def search(split: Split, prior: np.ndarray | None, k: int = 100) -> list[np.ndarray]:
-    """Each sentence's top-k proposal numbers over the split's videos (the searcher's rule)."""
-    n_videos, n_cells, width = split.moments.shape
-    flat = split.moments.reshape(-1, width)
-    spans = split.spans.reshape(-1, 2)
-    videos = np.repeat(np.arange(n_videos), n_cells)
-    offset = np.tile(prior, n_videos) if prior is not None else 0.0
-    wanted = min(default_candidates(k), len(flat) - 1)
-    ranked = []
-    for query in split.queries:
-        scores = flat @ query + offset
-        top = np.argpartition(-scores, wanted)[:wanted]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        ranked.append(top[best_across_videos(spans[top], scores[top], videos[top], k, k, 0.5)])
-    return ranked
-
-
-def measure(split: Split, prior: np.ndarray | None) -> dict[str, float]:
-    """Corpus R@k, the bias of the top-1 and top-10 moments, single-video R1 of the fast path."""
-    ranked = search(split, prior)
-    n_cells = split.moments.shape[1]
-    spans = split.spans.reshape(-1, 2)
-    predictions = {q.qid: [(split.videos[i // n_cells], *spans[i], 0.0) for i in top]
-                   for q, top in zip(split.corpus.queries, ranked, strict=True)}
-    metrics = corpus_metrics(predictions, list(split.corpus.queries), (1, 10, 100))
-    row = {m: metrics[m] for m in METRICS}
-    row.update(bias_of(split, ranked))
-    row.update(single_video(split, prior))
-    return row
-
-
-def bias_of(split: Split, ranked: list[np.ndarray]) -> dict[str, float]:
-    """Start-at-0 shares (percent) and length (s) of the top-1 and top-10 moments."""
-    n_cells = split.moments.shape[1]
-    spans = split.spans.reshape(-1, 2)
-    first = np.array([spans[top[0]] for top in ranked])
-    tens = [top[:10] for top in ranked]
-    return {"top1_start0": 100 * float(np.mean(first[:, 0] == 0)),
-            "top1_length": float(np.mean(first[:, 1] - first[:, 0])),
-            "top10_start0": 100 * float(np.mean([np.mean(spans[t, 0] == 0) for t in tens])),
-            "top10_most_from_one_video": float(np.mean(
-                [np.bincount(t // n_cells).max() for t in tens]))}
-
-
-def single_video(split: Split, prior: np.ndarray | None) -> dict[str, float]:
-    """R1@0.5 / R1@0.7 of the fast path's best proposal in each sentence's own video."""
-    scores = np.einsum("qpd,qd->qp", split.moments[split.own], split.queries)
-    if prior is not None:
-        scores = scores + prior[None]
-    best = split.spans[split.own, scores.argmax(1)]
-    iou = temporal_iou_diag(best, split.windows)
-    return {"single_R1@0.5": 100 * float(np.mean(iou >= 0.5)),
-            "single_R1@0.7": 100 * float(np.mean(iou >= 0.7))}
-
-
-def causes(split: Split, model) -> list[dict]:
-    """Which term of the search vectors carries the bias: the split searched with each term of
-    the one inner product alone, and with the hub correction or NMS left out (no prior)."""
-    space, width = model.config.space_dim, model._unpadded_dim
-    terms_end = width - 1 if model.constant_column else width  # where the constant column starts
-    terms = {"all terms": slice(0, width), "FVMR term only": slice(0, space),
-             "video-text term only": slice(space, terms_end),
-             "without the constant column (hub)": slice(0, terms_end)}
-    rows = []
-    for name, kept in terms.items():
-        if kept.stop <= kept.start or (name != "all terms" and kept == slice(0, width)):
-            continue  # a term the model does not have
-        queries = np.zeros_like(split.queries)
-        queries[:, kept] = split.queries[:, kept]
-        ranked = search(dataclasses.replace(split, queries=queries), None)
-        rows.append({"search vectors": name, **bias_of(split, ranked)})
-    return rows
-
-
-def truth_bias(split: Split) -> dict[str, float]:
-    """The ground truth's start-at-0 share and mean length."""
-    return {"truth_start0": 100 * float(np.mean(split.windows[:, 0] == 0)),
-            "truth_length": float(np.mean(split.windows[:, 1] - split.windows[:, 0]))}
 
 
 def setting_rows(fold: int, fitted: list[Split], measured: Split,
@@ -288,17 +158,81 @@ def check_fold_pairs(config: PositionBiasConfig, n_proposals: int) -> None:
                              f"has {n_proposals}", parameter="fold_models")
 
 
-def held_out_splits(config: PositionBiasConfig) -> list[Split]:
+def fold_splits(config: PositionBiasConfig) -> list[tuple[Split, list[Split]]]:
     """Each fold model's held-out fold (its corpus's val split) through that model, any prior
-    it carries dropped (pairs checked by :func:`check_fold_pairs`)."""
+    it carries dropped, with (``own-train`` only) its own training sentences in chunks the size
+    of that fold (pairs checked by :func:`check_fold_pairs`)."""
     from ..models.fvmr import FVMR
 
-    splits = []
+    pairs = []
     for model_dir, data in zip(config.fold_models, config.fold_data, strict=True):
-        _, extra = FVMR.read_config(model_dir)
+        rate = FVMR.read_config(model_dir)[1].get("feature_rate")
         model = with_cell_prior(FVMR.from_pretrained(model_dir), None)
-        splits.append(embed_split(model, data, "val", extra.get("feature_rate")))
-    return splits
+        held = embed_split(model, data, "val", rate)
+        own = (own_train_chunks(model, data, rate, len(held.videos))
+               if config.fit_on == "own-train" else [])
+        pairs.append((held, own))
+    return pairs
+
+
+def own_train_chunks(model, data: Path, feature_rate: float | None, chunk_videos: int
+                     ) -> list[Split]:
+    """The train split of ``data`` through ``model``, cut into video-disjoint chunks of about
+    ``chunk_videos`` videos (each searched over its own videos: corpora the size of those the
+    prior is measured on)."""
+    train = embed_split(model, data, "train", feature_rate)
+    n_chunks = max(1, round(len(train.videos) / chunk_videos))
+    return [train.subset(split_fold(train.corpus, k, n_chunks)[1]) for k in range(n_chunks)]
+
+
+def own_fit(pairs: list[tuple[Split, list[Split]]], strengths: tuple[float, ...]) -> list[dict]:
+    """One row per (fold, setting): each held-out fold measured with a prior fitted on its fold
+    model's own training chunks."""
+    rows = []
+    for fold, (measured, own) in enumerate(pairs):
+        progress(f"held-out fold {fold + 1}/{len(pairs)}")
+        rows += setting_rows(fold, own, measured, strengths)
+    return rows
+
+
+@dataclass
+class Choice:
+    """What the choice was made on, and what the final prior is fitted on."""
+
+    fitted_on: str  # the report's fitted_on
+    splits: list[Split]  # the final prior is fitted on these
+    folds: list[dict]  # one row per (fold, setting)
+    fold_fits: list[list[Split]]  # per fold model: what its fold's prior was fitted on
+    own_bias: list[dict]  # own-train only: each model's bias on its own training chunks
+
+
+def choice_folds(config: PositionBiasConfig, base, rate: float | None) -> Choice:
+    """The folds of the choice (``base``: the model given, without a prior; ``rate``: its
+    feature rate)."""
+    strengths = config.strengths
+    if not config.fold_models:
+        train = embed_split(base, config.data, "train", rate)
+        return Choice(TRAIN, [train], cross_validate(train, strengths), [], [])
+    pairs = fold_splits(config)
+    held = [measured for measured, _ in pairs]
+    if config.fit_on == "held-out":
+        return Choice(HELD_OUT, held, cross_fit(held, strengths),
+                      [held[:k] + held[k + 1:] for k in range(len(held))], [])
+    size = round(float(np.mean([len(h.videos) for h in held])))
+    own = own_train_chunks(base, config.data, rate, size)
+    names = [*map(str, config.fold_models), str(config.model or "the shipped model")]
+    fold_fits = [chunks for _, chunks in pairs]
+    bias = [own_bias(name, chunks) for name, chunks in zip(names, [*fold_fits, own], strict=True)]
+    return Choice(OWN_TRAIN, own, own_fit(pairs, strengths), fold_fits, bias)
+
+
+def own_bias(model: str, chunks: list[Split]) -> dict:
+    """A model's top-1 start-at-0 share without a prior on its own training chunks (mean over
+    chunks, percent), beside the ground truth's."""
+    return {"model": model,
+            "top1_start0": float(np.mean([bias_of(c, search(c, None, 10))["top1_start0"]
+                                          for c in chunks])),
+            "truth_start0": float(np.mean([truth_bias(c)["truth_start0"] for c in chunks]))}
 
 
 def fold_means(rows: list[dict]) -> list[dict]:
@@ -339,13 +273,8 @@ def run(config: PositionBiasConfig) -> dict:
         check_fold_pairs(config, base.n_proposals)
         progress("embedding the sentences and videos")
         val = embed_split(base, config.data, "val", extra.get("feature_rate"))
-        if config.fold_models:
-            fitted_on, splits = HELD_OUT, held_out_splits(config)
-            folds = cross_fit(splits, config.strengths)
-        else:
-            fitted_on = TRAIN
-            splits = [embed_split(base, config.data, "train", extra.get("feature_rate"))]
-            folds = cross_validate(splits[0], config.strengths)
+        choice = choice_folds(config, base, extra.get("feature_rate"))
+    fitted_on, splits, folds = choice.fitted_on, choice.splits, choice.folds
     means = fold_means(folds)
     setting, decided_by = choose(means)
     strength = 0.0 if setting == "none" else setting
@@ -354,6 +283,7 @@ def run(config: PositionBiasConfig) -> dict:
               "rule": PriorConfig(strength=strength).to_dict(), "folds": folds,
               "fold_means": means, "chosen_strength": setting, "decided_by": decided_by,
               "fitted_on": fitted_on, "prior": None if prior is None else prior.tolist(),
+              "own_train_bias": choice.own_bias,
               "n_folds": len({r["fold"] for r in folds}),
               "val_size": {"sentences": len(val.queries), "videos": len(val.videos)},
               "causes": causes(val, base),
@@ -361,10 +291,26 @@ def run(config: PositionBiasConfig) -> dict:
                       "after": measure(val, prior)},
               "machine": machine_info()}
     write_report(config.out, "position_bias", report, markdown(report))
-    if config.write_model:
-        record = {"fitted_on": fitted_on, "strength": strength, "rule": report["rule"],
-                  "report": str(config.out / "position_bias.json")}
-        with torch.inference_mode():
+    record = {"fitted_on": fitted_on, "strength": strength, "rule": report["rule"],
+              "report": str(config.out / "position_bias.json")}
+    with torch.inference_mode():
+        if config.write_model:
             with_cell_prior(base, prior).save_pretrained(config.write_model,
                                                          extra={**extra, "cell_prior": record})
+        if config.write_fold_models:
+            write_fold_models(config, choice.fold_fits, strength, record)
     return report
+
+
+def write_fold_models(config: PositionBiasConfig, fold_fits: list[list[Split]], strength: float,
+                      record: dict) -> None:
+    """Each fold model with the prior its fold was measured with at ``strength`` (none at 0),
+    as ``config.write_fold_models``/fold-K (what ``cascade-cv --search`` takes)."""
+    from ..models.fvmr import FVMR
+
+    for k, (model_dir, fits) in enumerate(zip(config.fold_models, fold_fits, strict=True)):
+        extra = FVMR.read_config(model_dir)[1]
+        model = with_cell_prior(FVMR.from_pretrained(model_dir),
+                                fit(fits, strength) if strength else None)
+        model.save_pretrained(Path(config.write_fold_models) / f"fold-{k}",
+                              extra={**extra, "cell_prior": record})

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from .report import machine_markdown, markdown_table
 
-HELD_OUT = "held-out folds"  # report["fitted_on"] when fold models made the predictions
-TRAIN = "train"  # report["fitted_on"] when the model's own training sentences did
+HELD_OUT = "held-out folds"  # report["fitted_on"]: fold models' predictions on their folds
+OWN_TRAIN = "own training sentences"  # ...: each model's predictions on its own training part
+TRAIN = "train"  # ...: no fold models; the given model's training sentences, choice included
 START_SLACK = 5.0  # points: the aim for the top-1 start-at-0 share vs the ground truth's
 METRICS = ("R1@0.5", "R10@0.5", "R100@0.5", "R1@0.7", "R10@0.7", "R100@0.7")
 
 
 def choice_text(report: dict) -> str:
     """How the folds behind the choice were made."""
+    if report.get("fitted_on") == OWN_TRAIN:
+        return (f"The choice, made on train only: mean over {report['n_folds']} video-disjoint "
+                "folds of train, each fold's sentences searched over its own videos by a search "
+                "checkpoint trained without that fold (sentences it never trained on, as val's), "
+                "with a prior fitted on that checkpoint's own training sentences (searched in "
+                "chunks of videos the size of a fold). The chosen prior is then fitted the same "
+                "way on the checkpoint trained on all of train, for that checkpoint.")
     if report.get("fitted_on") == HELD_OUT:
         return (f"The choice, made on train only: mean over {report['n_folds']} video-disjoint "
                 "folds of train, each fold's sentences searched over its own videos by a search "
@@ -27,6 +35,15 @@ def choice_text(report: dict) -> str:
 
 BIAS = ("truth_start0", "top1_start0", "truth_length", "top1_length", "top10_start0",
         "top10_most_from_one_video")
+
+
+def own_bias_markdown(report: dict) -> list[str]:
+    """Each model's bias on its own training sentences, where the prior was fitted on them."""
+    if not report.get("own_train_bias"):
+        return []
+    return ["Each model's top-1 start-at-0 share without a prior on its own training sentences "
+            "(searched in the chunks its prior is fitted on; mean over chunks, percent):",
+            markdown_table(report["own_train_bias"], ["model", "top1_start0", "truth_start0"])]
 
 
 def markdown(report: dict) -> str:
@@ -52,6 +69,7 @@ def markdown(report: dict) -> str:
         markdown_table(rows, ["setting", *METRICS, "single_R1@0.5", "single_R1@0.7"]),
         choice_text(report),
         markdown_table(report["fold_means"], ["setting", *BIAS, *METRICS]),
+        *own_bias_markdown(report),
         f"Rule: among the settings (no prior, or a strength) whose mean top-1 start-at-0 share "
         f"is within {START_SLACK:g} points of the folds' ground truth, the best mean R10@0.5 + "
         "R10@0.7; if none is, the closest. Chosen: "

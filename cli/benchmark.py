@@ -271,9 +271,15 @@ def position_bias(
                                      "(replaces the folder: fit its relevance calibration again)."),
     fold_model: list[Path] = typer.Option(None, "--fold-model", help="A search checkpoint "
                                           "trained without one fold (repeat, two or more): the "
-                                          "prior is chosen and fitted on their held-out folds."),
+                                          "prior's strength is chosen on their held-out folds."),
     fold_data: list[Path] = typer.Option(None, "--fold-data", help="The fold corpus (`data "
                                          "fold`) each --fold-model holds out, in the same order."),
+    fit_on: str = typer.Option(None, "--fit-on", help="With fold models: own-train (each "
+                               "model's prior fitted on its own training sentences) or held-out "
+                               "(on the other fold models' held-out predictions)."),
+    write_fold_models: Path = typer.Option(None, help="Write each --fold-model with the prior "
+                                           "its fold was measured with (the chosen strength) "
+                                           "here, as fold-K (for cascade-cv --search)."),
 ) -> None:
     """Position/length bias of corpus search; fit the per-cell prior that removes it."""
     from moment_search.benchmarks.position_bias import PositionBiasConfig, run
@@ -282,7 +288,8 @@ def position_bias(
         report = run(_config(PositionBiasConfig, out=out, data=data, model=model,
                              strengths=_items(strengths, float), write_model=write_model,
                              fold_models=tuple(fold_model) if fold_model else None,
-                             fold_data=tuple(fold_data) if fold_data else None))
+                             fold_data=tuple(fold_data) if fold_data else None,
+                             fit_on=fit_on, write_fold_models=write_fold_models))
     before, after, truth = (report["val"][k] for k in ("before", "after", "truth"))
     console.print(f"strength {report['chosen_strength']}; val top-1 starting at 0:00 "
                   f"{before['top1_start0']:.1f}% -> {after['top1_start0']:.1f}% (ground truth "

@@ -14,6 +14,7 @@ from moment_search.indexer.build import BuildConfig, build_index
 from moment_search.indexer.query_encoder import PyTorchFallbackWarning
 
 from moment_search.errors import InputError
+from moment_search.data.corpus_dir import open_corpus
 from moment_search.models.fvmr import FVMR, FVMRConfig
 from moment_search.search.searcher import Searcher
 from moment_search.train.cell_prior import PriorConfig, fit_cell_prior, with_cell_prior
@@ -190,7 +191,7 @@ def test_the_prior_is_chosen_and_fitted_on_held_out_folds(tmp_path, tiny_model_d
         fitted.append((fold, [s.videos for s in fit_on], measured.videos)) or
         rows(fold, fit_on, measured, strengths)))
     config = PositionBiasConfig(out=tmp_path / "report", data=corpus, model=tiny_model_dir,
-                                fold_models=models, fold_data=folds,
+                                fold_models=models, fold_data=folds, fit_on="held-out",
                                 write_model=tmp_path / "with-prior")
     report = run(config)
     base = first_weight(FVMR.from_pretrained(tiny_model_dir))
@@ -208,6 +209,73 @@ def test_the_prior_is_chosen_and_fitted_on_held_out_folds(tmp_path, tiny_model_d
     assert "trained without that fold" in (tmp_path / "report" / "position_bias.md").read_text()
     record = FVMR.read_config(tmp_path / "with-prior")[1]["cell_prior"]
     assert record["fitted_on"] == "held-out folds"
+
+
+def test_each_prior_is_fitted_on_its_own_models_training_sentences(tmp_path, tiny_model_dir,
+                                                                    held_out, monkeypatch):
+    from moment_search.benchmarks import position_bias
+
+    corpus, folds, models = held_out
+    embedded, fitted, final = [], [], []
+    embed, rows, fit = position_bias.embed_split, position_bias.setting_rows, position_bias.fit
+    monkeypatch.setattr(position_bias, "embed_split", lambda model, data, split, rate: (
+        embedded.append((first_weight(model), Path(data).name, split)) or
+        embed(model, data, split, rate)))
+    monkeypatch.setattr(position_bias, "setting_rows", lambda fold, fit_on, measured, strengths: (
+        fitted.append((fold, fit_on, measured)) or rows(fold, fit_on, measured, strengths)))
+    monkeypatch.setattr(position_bias, "choose", lambda means: (1.0, "fixed by the test"))
+    monkeypatch.setattr(position_bias, "fit", lambda splits, strength=1.0: (
+        final.append(splits) or fit(splits, strength)))
+    config = PositionBiasConfig(out=tmp_path / "report", data=corpus, model=tiny_model_dir,
+                                fold_models=models, fold_data=folds,
+                                write_model=tmp_path / "with-prior",
+                                write_fold_models=tmp_path / "fold-priors")
+    assert config.fit_on == "own-train" and config.command().endswith("--fit-on own-train")
+    assert "--write-fold-models" in config.command()
+    report = run(config)
+    base = first_weight(FVMR.from_pretrained(tiny_model_dir))
+    # each fold model embeds its held-out fold and its own training part; the model given
+    # embeds val, then its own training sentences for the prior it ships with
+    assert embedded == [(base, "corpus", "val"),
+                        (pytest.approx(base + 0.1), "f0", "val"),
+                        (pytest.approx(base + 0.1), "f0", "train"),
+                        (pytest.approx(base + 0.2), "f1", "val"),
+                        (pytest.approx(base + 0.2), "f1", "train"),
+                        (base, "corpus", "train")]
+    train_videos = {q.video_id for q in open_corpus(corpus, "train")[0].queries}
+    for fold, (k, chunks, measured) in enumerate(fitted):
+        assert k == fold and chunks  # fitted on chunks of the fold model's own training part
+        seen = [v for c in chunks for v in c.videos]
+        assert len(seen) == len(set(seen)) and not set(seen) & set(measured.videos)
+        # chunks about the size of the fold they are measured on
+        assert all(abs(len(c.videos) - len(measured.videos)) <= len(measured.videos) // 2
+                   for c in chunks)
+    # the fits: one per fold (setting_rows), the shipped prior, then one per fold model written
+    assert len(final) == 2 * len(fitted) + 1
+    assert {v for c in final[len(fitted)] for v in c.videos} == train_videos
+    assert report["fitted_on"] == "own training sentences" and report["n_folds"] == 2
+    assert [r["model"] for r in report["own_train_bias"]] == [*map(str, models),
+                                                               str(tiny_model_dir)]
+    assert all(0 <= r["top1_start0"] <= 100 for r in report["own_train_bias"])
+    assert "own training sentences" in (tmp_path / "report" / "position_bias.md").read_text()
+    record = FVMR.read_config(tmp_path / "with-prior")[1]["cell_prior"]
+    assert record["fitted_on"] == "own training sentences" and record["strength"] == 1.0
+    # each fold model written with the prior its fold was measured with, still its fold's model
+    from moment_search.train.folds import check_fold_checkpoint
+
+    for k, (_, chunks, _) in enumerate(fitted):
+        written = tmp_path / "fold-priors" / f"fold-{k}"
+        check_fold_checkpoint(folds[k], written)
+        model = FVMR.from_pretrained(written)
+        assert model.config.cell_prior and first_weight(model) == pytest.approx(base + 0.1 * (k + 1))
+        np.testing.assert_allclose(model.proposal_prior.numpy(), fit(chunks, 1.0), atol=1e-6)
+
+
+def test_position_bias_refuses_an_unknown_fit_on(tmp_path):
+    with pytest.raises(InputError, match="fit_on must be one of own-train, held-out"):
+        PositionBiasConfig(out=tmp_path, fit_on="val")
+    with pytest.raises(InputError, match="--write-fold-models needs --fold-model"):
+        PositionBiasConfig(out=tmp_path, write_fold_models=tmp_path / "folds")
 
 
 def test_no_prior_chosen_writes_a_checkpoint_without_one(tmp_path, tiny_model_dir, held_out,
@@ -285,7 +353,7 @@ def test_no_prior_is_a_candidate_of_the_rule():
 def test_the_benchmark_fits_each_split_once_and_a_changed_split_afresh(monkeypatch):
     import dataclasses
 
-    from moment_search.benchmarks import position_bias
+    from moment_search.benchmarks import position_bias, position_bias_search
 
     from moment_search.train.cell_prior import best_cell_scores, truth_cells
 
@@ -299,7 +367,7 @@ def test_the_benchmark_fits_each_split_once_and_a_changed_split_afresh(monkeypat
     direct = fit_cell_prior(best_cell_scores(split.queries, split.moments),
                             truth_cells(split.spans[split.own], split.windows))
     calls = []
-    monkeypatch.setattr(position_bias, "best_cell_scores",
+    monkeypatch.setattr(position_bias_search, "best_cell_scores",
                         lambda *args: calls.append(1) or best_cell_scores(*args))
     np.testing.assert_allclose(position_bias.fit([split]), direct)
     np.testing.assert_allclose(position_bias.fit([split], 2.0), 2 * direct, atol=1e-6)

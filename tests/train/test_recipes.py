@@ -112,7 +112,7 @@ def test_fvmr_recipe_is_the_shipped_search_checkpoint():
     report = json.loads((ROOT / prior["report"]).read_text())
     assert prior["strength"] == (0.0 if report["chosen_strength"] == "none"
                                  else report["chosen_strength"])
-    assert prior["fitted_on"] == report["fitted_on"] == "held-out folds"
+    assert prior["fitted_on"] == report["fitted_on"] == "own training sentences"
     fold_models, fold_data = report["config"]["fold_models"], report["config"]["fold_data"]
     assert report["n_folds"] == len(fold_models) == len(set(fold_data)) >= 2
     assert report["model"] not in fold_models
