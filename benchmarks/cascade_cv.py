@@ -12,7 +12,8 @@ reranker trained on all of train (``--model``, e.g. the shipped one) with the ch
 its ``fusion_weight``, the cascade's default for it.
 
     moment-search benchmark cascade-cv --reranker drn --fold-data runs/folds/f0 \\
-        --fold-data runs/folds/f1 --search runs/search-f0 --search runs/search-f1 \\
+        --fold-data runs/folds/f1 --search runs/fold-priors/fold-0 \\
+        --search runs/fold-priors/fold-1 \\
         --fold-model runs/drn-f0/best --fold-model runs/drn-f1/best \\
         --model runs/drn/best --write-model runs/drn-w --out reports/drn_cascade_cv
 """

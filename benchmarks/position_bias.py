@@ -55,7 +55,7 @@ from .position_bias_search import Split, bias_of, causes, embed_split, measure, 
 from .report import machine_info, progress, write_report
 
 FOLDS = 5
-FIT_ON = ("own-train", "held-out")  # PositionBiasConfig.fit_on's values (module docstring)
+FIT_OWN, FIT_HELD_OUT = "own-train", "held-out"  # PositionBiasConfig.fit_on (module docstring)
 
 
 @dataclass
@@ -69,7 +69,7 @@ class PositionBiasConfig:
     write_model: Path | None = None  # write the checkpoint with the chosen prior here
     fold_models: tuple[Path, ...] = ()  # search checkpoints, each trained without one fold
     fold_data: tuple[Path, ...] = ()  # the fold corpora they hold out, in the same order
-    fit_on: str = "own-train"  # with fold models: "own-train" or "held-out" (module docstring)
+    fit_on: str = FIT_OWN  # with fold models: FIT_OWN or FIT_HELD_OUT (module docstring)
     write_fold_models: Path | None = None  # write each fold model with its fold's prior here
 
     def __post_init__(self) -> None:
@@ -81,10 +81,14 @@ class PositionBiasConfig:
                              f"{len(self.fold_models)} models and {len(self.fold_data)} corpora",
                              parameter="fold_models")
         if self.write_fold_models is not None and not self.fold_models:
-            raise InputError("--write-fold-models needs --fold-model", parameter="fold_models")
-        if self.fit_on not in FIT_ON:
-            raise InputError(f"fit_on must be one of {', '.join(FIT_ON)}, got {self.fit_on!r}",
+            raise InputError(f"--write-fold-models {self.write_fold_models} needs --fold-model",
+                             parameter="fold_models")
+        if self.fit_on not in (FIT_OWN, FIT_HELD_OUT):
+            raise InputError(f"fit_on must be {FIT_OWN} or {FIT_HELD_OUT}, got {self.fit_on!r}",
                              parameter="fit_on")
+        if self.fit_on == FIT_HELD_OUT and not self.fold_models:
+            raise InputError(f"fit_on {FIT_HELD_OUT} needs --fold-model (the held-out "
+                             "predictions it fits on)", parameter="fit_on")
 
     def command(self) -> str:
         """The ``moment-search benchmark position-bias`` command line of this run."""
@@ -170,7 +174,7 @@ def fold_splits(config: PositionBiasConfig) -> list[tuple[Split, list[Split]]]:
         model = with_cell_prior(FVMR.from_pretrained(model_dir), None)
         held = embed_split(model, data, "val", rate)
         own = (own_train_chunks(model, data, rate, len(held.videos))
-               if config.fit_on == "own-train" else [])
+               if config.fit_on == FIT_OWN else [])
         pairs.append((held, own))
     return pairs
 
@@ -206,21 +210,22 @@ class Choice:
     own_bias: list[dict]  # own-train only: each model's bias on its own training chunks
 
 
-def choice_folds(config: PositionBiasConfig, base, rate: float | None) -> Choice:
-    """The folds of the choice (``base``: the model given, without a prior; ``rate``: its
-    feature rate)."""
+def choice_folds(config: PositionBiasConfig, base, model_dir: Path, rate: float | None
+                 ) -> Choice:
+    """The folds of the choice (``base``: the model given, from ``model_dir``, without a prior;
+    ``rate``: its feature rate)."""
     strengths = config.strengths
     if not config.fold_models:
         train = embed_split(base, config.data, "train", rate)
         return Choice(TRAIN, [train], cross_validate(train, strengths), [], [])
     pairs = fold_splits(config)
     held = [measured for measured, _ in pairs]
-    if config.fit_on == "held-out":
+    if config.fit_on == FIT_HELD_OUT:
         return Choice(HELD_OUT, held, cross_fit(held, strengths),
                       [held[:k] + held[k + 1:] for k in range(len(held))], [])
     size = round(float(np.mean([len(h.videos) for h in held])))
     own = own_train_chunks(base, config.data, rate, size)
-    names = [*map(str, config.fold_models), str(config.model or "the shipped model")]
+    names = [*map(str, config.fold_models), str(model_dir)]
     fold_fits = [chunks for _, chunks in pairs]
     bias = [own_bias(name, chunks) for name, chunks in zip(names, [*fold_fits, own], strict=True)]
     return Choice(OWN_TRAIN, own, own_fit(pairs, strengths), fold_fits, bias)
@@ -273,7 +278,7 @@ def run(config: PositionBiasConfig) -> dict:
         check_fold_pairs(config, base.n_proposals)
         progress("embedding the sentences and videos")
         val = embed_split(base, config.data, "val", extra.get("feature_rate"))
-        choice = choice_folds(config, base, extra.get("feature_rate"))
+        choice = choice_folds(config, base, model_dir, extra.get("feature_rate"))
     fitted_on, splits, folds = choice.fitted_on, choice.splits, choice.folds
     means = fold_means(folds)
     setting, decided_by = choose(means)

@@ -266,7 +266,8 @@ def position_bias(
     model: Path = typer.Option(None, help="FVMR search checkpoint (default: shipped); a prior "
                                "it carries is dropped and fitted again."),
     strengths: str = typer.Option(None, help="Comma-separated candidate strengths of the prior, "
-                                  "chosen among (with no prior) by cross-validation on train."),
+                                  "chosen among (with no prior) on train folds (those of "
+                                  "--fold-model if given)."),
     write_model: Path = typer.Option(None, help="Write the checkpoint with the chosen prior here "
                                      "(replaces the folder: fit its relevance calibration again)."),
     fold_model: list[Path] = typer.Option(None, "--fold-model", help="A search checkpoint "

@@ -13,8 +13,8 @@ from moment_search.benchmarks.position_bias import PositionBiasConfig, run
 from moment_search.indexer.build import BuildConfig, build_index
 from moment_search.indexer.query_encoder import PyTorchFallbackWarning
 
-from moment_search.errors import InputError
 from moment_search.data.corpus_dir import open_corpus
+from moment_search.errors import InputError
 from moment_search.models.fvmr import FVMR, FVMRConfig
 from moment_search.search.searcher import Searcher
 from moment_search.train.cell_prior import PriorConfig, fit_cell_prior, with_cell_prior
@@ -267,15 +267,49 @@ def test_each_prior_is_fitted_on_its_own_models_training_sentences(tmp_path, tin
         written = tmp_path / "fold-priors" / f"fold-{k}"
         check_fold_checkpoint(folds[k], written)
         model = FVMR.from_pretrained(written)
-        assert model.config.cell_prior and first_weight(model) == pytest.approx(base + 0.1 * (k + 1))
+        assert model.config.cell_prior
+        assert first_weight(model) == pytest.approx(base + 0.1 * (k + 1))
         np.testing.assert_allclose(model.proposal_prior.numpy(), fit(chunks, 1.0), atol=1e-6)
 
 
 def test_position_bias_refuses_an_unknown_fit_on(tmp_path):
-    with pytest.raises(InputError, match="fit_on must be one of own-train, held-out"):
+    with pytest.raises(InputError, match="fit_on must be own-train or held-out, got 'val'"):
         PositionBiasConfig(out=tmp_path, fit_on="val")
-    with pytest.raises(InputError, match="--write-fold-models needs --fold-model"):
+    with pytest.raises(InputError, match="fit_on held-out needs --fold-model"):
+        PositionBiasConfig(out=tmp_path, fit_on="held-out")
+    with pytest.raises(InputError, match="--write-fold-models .*folds needs --fold-model"):
         PositionBiasConfig(out=tmp_path, write_fold_models=tmp_path / "folds")
+
+
+def test_own_training_chunks_are_disjoint_covering_and_fold_sized(tmp_path, tiny_model_dir):
+    from moment_search.benchmarks.position_bias import own_train_chunks
+
+    corpus = write_tiny_corpus(tmp_path / "corpus", n_videos=30)
+    train_videos = set(open_corpus(corpus, "train")[0].videos)
+    model = with_cell_prior(FVMR.from_pretrained(tiny_model_dir), None)
+    with torch.inference_mode():
+        chunks = own_train_chunks(model, corpus, None, chunk_videos=4)
+    seen = [v for c in chunks for v in c.videos]
+    assert len(chunks) == round(len(train_videos) / 4) > 2
+    assert len(seen) == len(set(seen)) and set(seen) == train_videos
+    assert all(abs(len(c.videos) - 4) <= 1 for c in chunks)
+    # each chunk searches its own sentences over its own videos only
+    assert all(set(c.own) <= set(range(len(c.videos))) and len(c.queries) for c in chunks)
+
+
+def test_no_prior_chosen_writes_fold_models_without_one(tmp_path, tiny_model_dir, held_out,
+                                                        monkeypatch):
+    from moment_search.benchmarks import position_bias
+
+    corpus, folds, models = held_out
+    monkeypatch.setattr(position_bias, "choose", lambda means: ("none", "fixed by the test"))
+    run(PositionBiasConfig(out=tmp_path / "report", data=corpus, model=tiny_model_dir,
+                           fold_models=models, fold_data=folds,
+                           write_fold_models=tmp_path / "fold-priors"))
+    for k in range(2):
+        config, extra = FVMR.read_config(tmp_path / "fold-priors" / f"fold-{k}")
+        assert not config.cell_prior and extra["cell_prior"]["strength"] == 0.0
+        assert extra["train_config"]["fold"] == f"{k}/2"
 
 
 def test_no_prior_chosen_writes_a_checkpoint_without_one(tmp_path, tiny_model_dir, held_out,
