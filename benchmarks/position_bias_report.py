@@ -65,8 +65,10 @@ def markdown(report: dict) -> str:
         "carries the hub correction):",
         markdown_table(report["causes"], ["search vectors", "top1_start0", "top1_length",
                                           "top10_start0", "top10_most_from_one_video"]),
-        "Val corpus R@k and single-video R1 of the fast path (percent):",
-        markdown_table(rows, ["setting", *METRICS, "single_R1@0.5", "single_R1@0.7"]),
+        "Val corpus R@k and single-video R1 of the fast path (percent; a search within one video "
+        "leaves the prior out, single_R1; prior_single_R1: with it):",
+        markdown_table(rows, ["setting", *METRICS, "single_R1@0.5", "single_R1@0.7",
+                              "prior_single_R1@0.5", "prior_single_R1@0.7"]),
         choice_text(report),
         markdown_table(report["fold_means"], ["setting", *BIAS, *METRICS]),
         *own_bias_markdown(report),

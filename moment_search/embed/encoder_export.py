@@ -76,7 +76,8 @@ def export_query_encoder(model_dir: str | Path, target: str | Path,
         with torch.no_grad():
             _export_graph(_text_side(tokens, model), staging / GRAPH_FILE)
         meta = EncoderMeta(*model_fingerprint(model_dir), model.embedding_dim, tokens.max_length,
-                           str(extra.get("text_model", tokens.model_path.name)))
+                           str(extra.get("text_model", tokens.model_path.name)),
+                           constant_column=model.constant_column_index)
         meta.write(staging)
         texts = [*dict.fromkeys([*check_texts[:CHECK_LIMIT], *CHECK_SENTENCES])]
         check = agreement(reference, OnnxQueryEncoder(staging), texts)

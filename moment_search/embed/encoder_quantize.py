@@ -26,6 +26,7 @@ onnxruntime's entropy calibrator uses as many histogram bins as quantized bins (
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import logging
 import os
@@ -273,10 +274,8 @@ def _record_int8(folder: Path, record: dict) -> None:
     meta = EncoderMeta.read(folder)
     check = dict(meta.check or {})
     check[PRECISION] = record
-    EncoderMeta(
-        meta.model_id, meta.config_hash, meta.embedding_dim, meta.max_tokens, meta.text_model,
-        meta.default_precision, tuple(dict.fromkeys([*meta.precisions, PRECISION])),
-        check).write(folder)
+    dataclasses.replace(meta, precisions=tuple(dict.fromkeys([*meta.precisions, PRECISION])),
+                        check=check).write(folder)
 
 
 def set_default_precision(folder: str | Path, precision: str) -> EncoderMeta:
@@ -291,8 +290,7 @@ def set_default_precision(folder: str | Path, precision: str) -> EncoderMeta:
     if precision not in meta.precisions:
         raise EncoderError(f"{folder}: no {precision} graph (it holds "
                            f"{', '.join(meta.precisions)}); quantize the encoder first")
-    updated = EncoderMeta(meta.model_id, meta.config_hash, meta.embedding_dim, meta.max_tokens,
-                          meta.text_model, precision, meta.precisions, meta.check)
+    updated = dataclasses.replace(meta, default_precision=precision)
     updated.write(folder)
     return updated
 

@@ -68,6 +68,11 @@ class QueryEncoder:
         """Width of the search vectors."""
         return self.model.embedding_dim
 
+    @property
+    def constant_column(self) -> int | None:
+        """The search vectors' constant-1 column (None: the model has none)."""
+        return self.model.constant_column_index
+
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """B sentences -> (B, embedding_dim) float32 query vectors (phi_s(s) [+ corpus terms]).

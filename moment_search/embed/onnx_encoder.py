@@ -51,6 +51,10 @@ class EncoderMeta:
     default_precision: str = "fp32"  # the graph ``open`` uses unless told otherwise
     precisions: tuple[str, ...] = ("fp32",)
     check: dict | None = None  # agreement with PyTorch measured at export
+    # the query side's constant-1 column (hub correction and per-cell prior; None: none), left
+    # out of a search within one video (``Searcher``); an encoder exported before it was
+    # recorded reads None and keeps the column
+    constant_column: int | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready fields (with the format version)."""
@@ -58,7 +62,8 @@ class EncoderMeta:
                 "config_hash": self.config_hash, "embedding_dim": self.embedding_dim,
                 "max_tokens": self.max_tokens, "text_model": self.text_model,
                 "default_precision": self.default_precision,
-                "precisions": list(self.precisions), "check": self.check}
+                "precisions": list(self.precisions), "check": self.check,
+                "constant_column": self.constant_column}
 
     def write(self, folder: Path) -> None:
         """Write ``folder/encoder.json`` atomically (a temp file, then a rename)."""
@@ -96,7 +101,8 @@ class EncoderMeta:
         return cls(data["model_id"], data["config_hash"], int(data["embedding_dim"]),
                    int(data["max_tokens"]), data.get("text_model", ""),
                    data.get("default_precision", "fp32"),
-                   tuple(data.get("precisions", ["fp32"])), data.get("check"))
+                   tuple(data.get("precisions", ["fp32"])), data.get("check"),
+                   _optional_int(data.get("constant_column")))
 
 
 def graph_file(precision: str) -> str:
@@ -174,6 +180,11 @@ def providers_for(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def _optional_int(value) -> int | None:
+    """None, or ``value`` as an int (a malformed one raises ValueError/TypeError)."""
+    return None if value is None else int(value)
+
+
 class OnnxQueryEncoder:
     """Sentences -> search vectors with the encoder folder of an index (see the module doc).
 
@@ -210,6 +221,11 @@ class OnnxQueryEncoder:
         options.log_severity_level = 3  # errors only: its warnings are not the user's business
         self.session = onnxruntime.InferenceSession(str(graph), options,
                                                     providers=providers_for(device))
+
+    @property
+    def constant_column(self) -> int | None:
+        """The search vectors' constant-1 column (``EncoderMeta.constant_column``)."""
+        return self.meta.constant_column
 
     @property
     def dim(self) -> int:

@@ -23,8 +23,9 @@ from .stepwise import StepwiseLocalizer
 
 class FVMRLocalizer(StepwiseLocalizer):
     """Ranks the proposals of each query's own video by p = phi_m(m_i) . phi_s(s) (plus the
-    corpus terms of a composed checkpoint and its per-cell prior; within a video only the
-    moment-level video term and the prior vary, the hub correction does not)."""
+    video-text term of a composed checkpoint), as a search within one video does: without the
+    constant column, whose per-cell prior only weighs cells across videos and whose hub
+    correction is constant within one (``Searcher._within_one_video``)."""
 
     def __init__(self, model: FVMR, max_tokens: int = 32, nms_threshold: float = 0.5,
                  feature_rate: float | None = None):
@@ -45,8 +46,11 @@ class FVMRLocalizer(StepwiseLocalizer):
                                  self.moments.spans(video.duration))
 
     def encode_query(self, text: str) -> np.ndarray:
-        """TE: MiniLM + BiLSTM + phi_s, a (D,) embedding."""
-        return self.queries.encode([text])[0]
+        """TE: MiniLM + BiLSTM + phi_s, a (D,) embedding (its constant column at 0)."""
+        query = self.queries.encode([text])[0]
+        if self.queries.constant_column is not None:
+            query[self.queries.constant_column] = 0.0
+        return query
 
     def score_video(self, query: np.ndarray, video_id: str) -> np.ndarray:
         """CML: inner products with the video's stored proposal embeddings, (P, 3)."""

@@ -196,6 +196,11 @@ class FVMR(PretrainedMixin, nn.Module):
         return bool(self.config.hub_bank or self.config.cell_prior)
 
     @property
+    def constant_column_index(self) -> int | None:
+        """Where that column sits in the search vectors (None: the model has none)."""
+        return self._unpadded_dim - 1 if self.constant_column else None
+
+    @property
     def _padding(self) -> int:
         """Zero columns that round a width with corpus terms up to ``WIDTH_MULTIPLE``."""
         width = self._unpadded_dim

@@ -267,7 +267,8 @@ class Searcher:
         queries = self.query_cache.encode(self.encoder, list(texts))  # (B, D)
         timings = Timings(encode_ms=1000 * (time.perf_counter() - start))
         start = time.perf_counter()
-        scores, ids = self.index.search(queries, self._candidates(opts), self.params,
+        searched = self._within_one_video(queries, opts)
+        scores, ids = self.index.search(searched, self._candidates(opts), self.params,
                                         self._selector(opts.video_ids))
         timings.search_ms = 1000 * (time.perf_counter() - start)
         start = time.perf_counter()
@@ -280,9 +281,21 @@ class Searcher:
         if opts.rerank:
             start = time.perf_counter()
             results = [self._rerank(text, query, moments, opts) if moments else moments
-                       for text, query, moments in zip(texts, queries, results, strict=True)]
+                       for text, query, moments in zip(texts, searched, results, strict=True)]
             timings.extra["rerank_ms"] = 1000 * (time.perf_counter() - start)
         return results, timings
+
+    def _within_one_video(self, queries: np.ndarray, opts: SearchOptions) -> np.ndarray:
+        """The (B, D) query vectors a search runs with: as encoded, or, for a search within one
+        video, with the constant column (the per-cell prior and the hub correction) at 0. The
+        prior only weighs cells against those of other videos (``train.cell_prior``), and costs
+        single-video accuracy; the hub correction is constant within a video."""
+        column = getattr(self.encoder, "constant_column", None)
+        if column is None or len(set(opts.video_ids or ())) != 1:
+            return queries
+        queries = np.array(queries, copy=True)  # the cache's vectors stay as they are
+        queries[:, column] = 0.0
+        return queries
 
     def _with_relevance(self, query: np.ndarray, moments: list[Moment]) -> list[Moment]:
         """The fast-path moments of one (D,) query with their relevance (unchanged when the

@@ -251,6 +251,25 @@ def test_a_malformed_encoder_json_is_an_encoder_error_naming_the_file(tmp_path):
             EncoderMeta.read(folder)
 
 
+def test_encoder_json_keeps_the_constant_column_through_rewrites(built_index, tmp_path):
+    import dataclasses
+    import json
+
+    from moment_search.embed.encoder_quantize import set_default_precision
+    from moment_search.embed.onnx_encoder import EncoderMeta
+
+    folder = shutil.copytree(built_index / "encoder", tmp_path / "encoder")
+    assert EncoderMeta.read(folder).constant_column is None  # the tiny model has no column
+    dataclasses.replace(EncoderMeta.read(folder), constant_column=5).write(folder)
+    assert set_default_precision(folder, "fp32").constant_column == 5
+    assert EncoderMeta.read(folder).constant_column == 5
+    assert OnnxQueryEncoder(folder).constant_column == 5
+    data = json.loads((folder / "encoder.json").read_text())
+    del data["constant_column"]  # an encoder exported before the field: the column is kept
+    (folder / "encoder.json").write_text(json.dumps(data))
+    assert EncoderMeta.read(folder).constant_column is None
+
+
 def test_export_encoder_replaces_an_encoder_missing_a_graph(built_index, tmp_path):
     from moment_search.cli.app import main
 

@@ -77,6 +77,26 @@ def test_the_prior_is_added_by_the_one_inner_product(hub):
     assert model.embedding_dim % 8 == 0
 
 
+def test_single_video_evaluation_ranks_as_a_search_within_one_video(tmp_path):
+    from moment_search.data.corpus_dir import open_corpus as open_dir
+    from moment_search.eval.fvmr_localizer import FVMRLocalizer
+
+    corpus_dir = write_tiny_corpus(tmp_path / "corpus", n_videos=4)
+    corpus, store = open_dir(corpus_dir, "val")
+    torch.manual_seed(0)
+    base = FVMR(FVMRConfig(feature_dim=8, n_clips=8, hidden_dim=16, space_dim=8,
+                           dropout=0.0)).eval()
+    prior = np.linspace(-3, 3, base.n_proposals).astype(np.float32)  # would reorder cells
+    scored = []
+    for model in (base, with_cell_prior(base, prior)):
+        localizer = FVMRLocalizer(model)
+        localizer.prepare(corpus, store, sorted(corpus.videos))
+        query = localizer.encode_query("a person opens a door")
+        scored.append(np.stack([localizer.score_video(query, v) for v in sorted(corpus.videos)]))
+    np.testing.assert_allclose(scored[1], scored[0], atol=1e-5)  # the prior left out
+    assert localizer.queries.constant_column == model.embedding_dim - 1 - model._padding
+
+
 def test_a_prior_survives_save_and_load(tmp_path):
     base = FVMR(FVMRConfig(feature_dim=8, n_clips=8, hidden_dim=16, space_dim=8)).eval()
     prior = np.arange(base.n_proposals, dtype=np.float32)
@@ -127,6 +147,20 @@ def test_position_bias_benchmark_writes_a_checkpoint_an_index_can_serve(tmp_path
     assert len(moments) == len(base) == every
     for moment in moments:
         cell = moment.proposal_id % len(prior)  # every tiny video has the same dense map
+        assert moment.score == pytest.approx(base[moment.proposal_id] + prior[cell], abs=1e-4)
+    # a search within one video leaves the prior out (it only weighs cells across videos);
+    # within two videos it stays, and the cached query vector is not changed by the first
+    one, two = sorted({m.video_id for m in moments})[:2]
+    within = searcher.search(query, k=every, nms=1.0, candidates=every, video_ids=[one, one])
+    assert within and {m.video_id for m in within} == {one}
+    assert [m.score for m in within] == pytest.approx([base[m.proposal_id] for m in within],
+                                                      abs=1e-4)
+    assert searcher.encoder.constant_column == searcher.encoder.dim - 1 - (
+        FVMR.from_pretrained(tmp_path / "with-prior")._padding)
+    both = searcher.search(query, k=every, nms=1.0, candidates=every, video_ids=[one, two])
+    assert {m.video_id for m in both} == {one, two}
+    for moment in both:
+        cell = moment.proposal_id % len(prior)
         assert moment.score == pytest.approx(base[moment.proposal_id] + prior[cell], abs=1e-4)
 
 
