@@ -10,6 +10,7 @@ answers, through the PyTorch ``QueryEncoder``, after a warning that says how to 
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -23,15 +24,15 @@ from ..embed.onnx_encoder import (
     OnnxQueryEncoder,
     graph_file,
 )
-from ..models.base import model_fingerprint
+from ..models.base import CONFIG_NAME, model_fingerprint
 from .integrity import require_index
 from .lock import writer_lock
 from .store import MODEL_DIR
 
 CHECK_SPLIT = "val"  # the corpus sentences the export is checked on, when the corpus has them
 PYTORCH = "pytorch"  # the precision name of the PyTorch encoder
-EXPORT_HINT = ("add one with 'moment-search index export-encoder {index}' (or build the index "
-               "again)")
+EXPORT_HINT = ("add one with 'moment-search index export-encoder --index {index}' (or build the "
+               "index again)")
 
 
 def has_encoder_of(index_dir: Path, model_dir: Path) -> bool:
@@ -46,7 +47,19 @@ def has_encoder_of(index_dir: Path, model_dir: Path) -> bool:
     files = [TOKENIZER_FILE, *(graph_file(p) for p in meta.precisions)]
     if not all((folder / name).is_file() for name in files):
         return False  # a graph or the tokenizer is gone: export again
+    if column_unrecorded(meta, model_dir):
+        return False  # exported before encoder.json named the constant column: export again
     return (meta.model_id, meta.config_hash) == model_fingerprint(model_dir)
+
+
+def column_unrecorded(meta: EncoderMeta, model_dir: Path) -> bool:
+    """True for an encoder exported before ``encoder.json`` recorded the constant column, of a
+    model whose search vectors have one (the hub correction or the per-cell prior): a search
+    within one video then keeps that column (read from the checkpoint's JSON, no PyTorch)."""
+    if meta.constant_column is not None:
+        return False
+    config = json.loads((Path(model_dir) / CONFIG_NAME).read_text()).get("config", {})
+    return bool(config.get("hub_bank") or config.get("cell_prior"))
 
 
 def check_sentences(corpus_dir: str | Path | None) -> list[str]:
@@ -105,6 +118,10 @@ class PyTorchFallbackWarning(UserWarning):
     """An index without an ONNX query encoder: queries are encoded by PyTorch (slower start)."""
 
 
+class StaleEncoderWarning(UserWarning):
+    """An encoder exported before ``encoder.json`` recorded the constant column."""
+
+
 def open_query_encoder(index_dir: Path, info, device: str = "auto",
                        precision: str | None = None, token_cache: int | None = None):
     """The query encoder of an index.
@@ -140,6 +157,11 @@ def open_query_encoder(index_dir: Path, info, device: str = "auto",
                            f"{meta.config_hash}) but the index was built with {info.model_id} "
                            f"(config {info.config_hash}); "
                            f"{EXPORT_HINT.format(index=index_dir)}")
+    if column_unrecorded(meta, Path(index_dir) / MODEL_DIR):
+        warnings.warn(f"{folder} was exported before encoder.json recorded the search vectors' "
+                      f"constant column, so a search within one video keeps the per-cell prior; "
+                      f"export it again: 'moment-search index export-encoder --index "
+                      f"{index_dir}'", StaleEncoderWarning, stacklevel=3)
     return OnnxQueryEncoder(folder, precision=precision, device=device)
 
 

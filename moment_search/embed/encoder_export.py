@@ -85,6 +85,7 @@ def export_query_encoder(model_dir: str | Path, target: str | Path,
             raise ValueError(f"the ONNX query encoder disagrees with PyTorch: cosine "
                              f"{check['min_cosine']:.6f} < {MIN_COSINE} on {check['worst']!r}")
         meta = dataclasses.replace(meta, check={"fp32": check})
+        _check_constant_column(OnnxQueryEncoder(staging), texts, meta.constant_column)
         meta.write(staging)
         if quantize:
             meta = _add_int8(staging, texts)
@@ -92,6 +93,18 @@ def export_query_encoder(model_dir: str | Path, target: str | Path,
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return meta
+
+
+def _check_constant_column(encoder: OnnxQueryEncoder, texts: list[str],
+                           column: int | None) -> None:
+    """The column ``encoder.json`` names holds the query side's constant 1 (a search within one
+    video sets it to 0, ``Searcher``)."""
+    if column is None:
+        return
+    values = encoder.encode(texts[:8])[:, column]
+    if not (values == 1.0).all():
+        raise ValueError(f"column {column} of the exported query vectors is not the constant 1 "
+                         f"(got {values[:3]}): the model's layout and the export disagree")
 
 
 def _add_int8(folder: Path, texts: list[str]) -> EncoderMeta:

@@ -267,7 +267,7 @@ class Searcher:
         queries = self.query_cache.encode(self.encoder, list(texts))  # (B, D)
         timings = Timings(encode_ms=1000 * (time.perf_counter() - start))
         start = time.perf_counter()
-        searched = self._within_one_video(queries, opts)
+        searched = self._within_one_video(queries, opts.video_ids)
         scores, ids = self.index.search(searched, self._candidates(opts), self.params,
                                         self._selector(opts.video_ids))
         timings.search_ms = 1000 * (time.perf_counter() - start)
@@ -285,13 +285,20 @@ class Searcher:
             timings.extra["rerank_ms"] = 1000 * (time.perf_counter() - start)
         return results, timings
 
-    def _within_one_video(self, queries: np.ndarray, opts: SearchOptions) -> np.ndarray:
+    def query_vector(self, text: str, video_ids: Sequence[str] | None = None) -> np.ndarray:
+        """(D,) the vector a search for ``text`` within ``video_ids`` runs with (what
+        :meth:`video_profile` wants, to match that search's scores)."""
+        queries = self.query_cache.encode(self.encoder, [text])
+        return self._within_one_video(queries, video_ids)[0]
+
+    def _within_one_video(self, queries: np.ndarray, video_ids: Sequence[str] | None
+                          ) -> np.ndarray:
         """The (B, D) query vectors a search runs with: as encoded, or, for a search within one
         video, with the constant column (the per-cell prior and the hub correction) at 0. The
         prior only weighs cells against those of other videos (``train.cell_prior``), and costs
         single-video accuracy; the hub correction is constant within a video."""
         column = getattr(self.encoder, "constant_column", None)
-        if column is None or len(set(opts.video_ids or ())) != 1:
+        if column is None or len(set(video_ids or ())) != 1:
             return queries
         queries = np.array(queries, copy=True)  # the cache's vectors stay as they are
         queries[:, column] = 0.0

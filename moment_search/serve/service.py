@@ -234,7 +234,7 @@ class SearchService:
         for text, moments in zip(texts, found, strict=True):
             rows = [m.to_dict() for m in moments]
             if options.profile:
-                self._add_profiles(searcher, text, rows)
+                self._add_profiles(searcher, text, rows, options.video)
             flag = searcher.no_good_match(moments)
             results.append({"query": text, "moments": rows,
                             **({} if flag is None else {"no_good_match": flag}),
@@ -242,9 +242,10 @@ class SearchService:
                             "index_version": searcher.params.get("version")})
         return results
 
-    def _add_profiles(self, searcher, text: str, rows: list[dict]) -> None:
-        """Each row's video profile, from the version that found the moments."""
-        query = searcher.query_cache.encode(searcher.encoder, [text])[0]
+    def _add_profiles(self, searcher, text: str, rows: list[dict], video_ids) -> None:
+        """Each row's video profile, from the version that found the moments, with the query
+        vector that search ran with (``video_ids``: the videos it was restricted to)."""
+        query = searcher.query_vector(text, list(video_ids) or None)
         profiles: dict[str, list] = {}
         for row in rows:
             video = row["video_id"]
