@@ -131,13 +131,15 @@ def cross_validate(train: Split, strengths: tuple[float, ...]) -> list[dict]:
     return rows
 
 
-def cross_fit(held_out: list[Split], strengths: tuple[float, ...]) -> list[dict]:
-    """One row per (fold, setting): each held-out split measured with the prior fitted on the
-    other held-out splits."""
+def held_out_rows(held_out: list[Split], fold_fits: list[list[Split]],
+                  strengths: tuple[float, ...]) -> list[dict]:
+    """One row per (fold, setting): each held-out split measured with the prior fitted on
+    ``fold_fits`` of its fold (the other held-out splits, or its fold model's own training
+    chunks)."""
     rows = []
-    for fold, measured in enumerate(held_out):
+    for fold, (measured, fits) in enumerate(zip(held_out, fold_fits, strict=True)):
         progress(f"held-out fold {fold + 1}/{len(held_out)}")
-        rows += setting_rows(fold, held_out[:fold] + held_out[fold + 1:], measured, strengths)
+        rows += setting_rows(fold, fits, measured, strengths)
     return rows
 
 
@@ -189,16 +191,6 @@ def own_train_chunks(model, data: Path, feature_rate: float | None, chunk_videos
     return [train.subset(split_fold(train.corpus, k, n_chunks)[1]) for k in range(n_chunks)]
 
 
-def own_fit(pairs: list[tuple[Split, list[Split]]], strengths: tuple[float, ...]) -> list[dict]:
-    """One row per (fold, setting): each held-out fold measured with a prior fitted on its fold
-    model's own training chunks."""
-    rows = []
-    for fold, (measured, own) in enumerate(pairs):
-        progress(f"held-out fold {fold + 1}/{len(pairs)}")
-        rows += setting_rows(fold, own, measured, strengths)
-    return rows
-
-
 @dataclass
 class Choice:
     """What the choice was made on, and what the final prior is fitted on."""
@@ -221,14 +213,14 @@ def choice_folds(config: PositionBiasConfig, base, model_dir: Path, rate: float 
     pairs = fold_splits(config)
     held = [measured for measured, _ in pairs]
     if config.fit_on == FIT_HELD_OUT:
-        return Choice(HELD_OUT, held, cross_fit(held, strengths),
-                      [held[:k] + held[k + 1:] for k in range(len(held))], [])
+        fold_fits = [held[:k] + held[k + 1:] for k in range(len(held))]
+        return Choice(HELD_OUT, held, held_out_rows(held, fold_fits, strengths), fold_fits, [])
     size = round(float(np.mean([len(h.videos) for h in held])))
     own = own_train_chunks(base, config.data, rate, size)
     names = [*map(str, config.fold_models), str(model_dir)]
     fold_fits = [chunks for _, chunks in pairs]
     bias = [own_bias(name, chunks) for name, chunks in zip(names, [*fold_fits, own], strict=True)]
-    return Choice(OWN_TRAIN, own, own_fit(pairs, strengths), fold_fits, bias)
+    return Choice(OWN_TRAIN, own, held_out_rows(held, fold_fits, strengths), fold_fits, bias)
 
 
 def own_bias(model: str, chunks: list[Split]) -> dict:

@@ -80,12 +80,13 @@ def export_query_encoder(model_dir: str | Path, target: str | Path,
                            constant_column=model.constant_column_index)
         meta.write(staging)
         texts = [*dict.fromkeys([*check_texts[:CHECK_LIMIT], *CHECK_SENTENCES])]
-        check = agreement(reference, OnnxQueryEncoder(staging), texts)
+        exported = OnnxQueryEncoder(staging)
+        check = agreement(reference, exported, texts)
         if not check["min_cosine"] >= MIN_COSINE:  # NaN vectors fail too
             raise ValueError(f"the ONNX query encoder disagrees with PyTorch: cosine "
                              f"{check['min_cosine']:.6f} < {MIN_COSINE} on {check['worst']!r}")
         meta = dataclasses.replace(meta, check={"fp32": check})
-        _check_constant_column(OnnxQueryEncoder(staging), texts, meta.constant_column)
+        _check_constant_column(exported, texts, meta.constant_column)
         meta.write(staging)
         if quantize:
             meta = _add_int8(staging, texts)
