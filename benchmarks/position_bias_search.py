@@ -13,6 +13,7 @@ import numpy as np
 
 from ..data.corpus import Corpus
 from ..data.corpus_dir import open_corpus
+from ..embed.one_video import OneVideoWeights
 from ..geometry.spans import temporal_iou_diag
 from ..metrics import corpus_metrics
 from ..search.localize import best_across_videos
@@ -32,6 +33,7 @@ class Split:
     queries: np.ndarray  # (Q, D)
     own: np.ndarray  # (Q,) each query's video number
     windows: np.ndarray  # (Q, 2) ground truth, seconds
+    one_video: OneVideoWeights = OneVideoWeights()  # how a search within one video weighs
 
     @cached_property
     def best_cells(self) -> np.ndarray:
@@ -51,7 +53,7 @@ class Split:
         rows = [i for i, v in enumerate(self.own) if v in number]
         return Split(corpus, sorted(corpus.videos), self.moments[keep], self.spans[keep],
                      self.queries[rows], np.array([number[v] for v in self.own[rows]]),
-                     self.windows[rows])
+                     self.windows[rows], self.one_video)
 
 
 def embed_split(model, data: Path, split: str, feature_rate: float | None) -> Split:
@@ -72,7 +74,7 @@ def embed_split(model, data: Path, split: str, feature_rate: float | None) -> Sp
         np.stack([moments.spans(corpus.video(v).duration) for v in videos]),
         np.concatenate([encoder.encode(texts[i:i + 256]) for i in range(0, len(texts), 256)]),
         np.array([videos.index(q.video_id) for q in queries]),
-        np.array([q.windows[0] for q in queries], dtype=np.float64))
+        np.array([q.windows[0] for q in queries], dtype=np.float64), encoder.one_video)
 
 
 def search(split: Split, prior: np.ndarray | None, k: int = 100) -> list[np.ndarray]:
@@ -121,16 +123,24 @@ def bias_of(split: Split, ranked: list[np.ndarray]) -> dict[str, float]:
 
 def single_video(split: Split, prior: np.ndarray | None) -> dict[str, float]:
     """R1@0.5 / R1@0.7 of the fast path's best proposal in each sentence's own video: as a
-    search within one video ranks (``single_R1@t``: without the prior, which such a search
-    leaves out), and as it would with the prior (``prior_single_R1@t``, what it would cost)."""
-    scores = np.einsum("qpd,qd->qp", split.moments[split.own], split.queries)
+    search within one video ranks (``single_R1@t``: ``embed.one_video``'s rule, the prior left
+    out), and as it would with the prior (``prior_single_R1@t``, what it would cost)."""
+    queries = split.one_video.apply(split.queries)
     row = {}
     for prefix, added in (("", 0.0), ("prior_", 0.0 if prior is None else prior[None])):
-        best = split.spans[split.own, (scores + added).argmax(1)]
-        iou = temporal_iou_diag(best, split.windows)
-        row.update({f"{prefix}single_R1@0.5": 100 * float(np.mean(iou >= 0.5)),
-                    f"{prefix}single_R1@0.7": 100 * float(np.mean(iou >= 0.7))})
+        r1 = own_video_r1(split, queries, added)
+        row.update({f"{prefix}single_{name}": r1[name] for name in ("R1@0.5", "R1@0.7")})
     return row
+
+
+def own_video_r1(split: Split, queries: np.ndarray, added: np.ndarray | float = 0.0
+                 ) -> dict[str, float]:
+    """R1@0.5, R1@0.7 and mIoU (percent) of the best proposal of each sentence's own video,
+    ranked by ``queries`` (Q, D) . its proposals, plus ``added`` (per cell)."""
+    scores = np.einsum("qpd,qd->qp", split.moments[split.own], queries) + added
+    iou = temporal_iou_diag(split.spans[split.own, scores.argmax(1)], split.windows)
+    return {"R1@0.5": 100 * float(np.mean(iou >= 0.5)),
+            "R1@0.7": 100 * float(np.mean(iou >= 0.7)), "mIoU": 100 * float(np.mean(iou))}
 
 
 def causes(split: Split, model) -> list[dict]:

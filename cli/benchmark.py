@@ -6,32 +6,11 @@ from pathlib import Path
 
 import typer
 
-from moment_search.errors import InputError
-
-from .common import console, user_errors
+from .benchmark_one_video import one_video_weight
+from .common import build_config, console, split_items, user_errors
 
 app = typer.Typer(help="Run benchmarks; each writes JSON + Markdown (+ plots).",
                   no_args_is_help=True)
-
-
-def _config(cls: type, **options):
-    """``cls`` built from the options given: an option left at None keeps the dataclass's default
-    (the one place a benchmark's defaults are written)."""
-    return cls(**{name: value for name, value in options.items() if value is not None})
-
-
-def _items(text: str | None, kind: type = str) -> tuple | None:
-    """A comma-separated option as a tuple of ``kind`` (None when not given).
-
-    Raises:
-        InputError: an item ``kind`` cannot read.
-    """
-    if text is None:
-        return None
-    try:
-        return tuple(kind(item) for item in text.split(","))
-    except ValueError as e:
-        raise InputError(f"bad comma-separated list {text!r}: {e}") from e
 
 
 @app.command("corpus-scale")
@@ -47,8 +26,9 @@ def corpus_scale(
     from moment_search.benchmarks.corpus_scale_report import to_markdown
 
     with user_errors():
-        config = _config(ScaleConfig, out=out, preset=preset, sizes=_items(sizes, parse_size),
-                         kinds=_items(kinds), threads=threads)
+        config = build_config(ScaleConfig, out=out, preset=preset,
+                              sizes=split_items(sizes, parse_size), kinds=split_items(kinds),
+                              threads=threads)
         typer.echo(to_markdown(run(config)))
     console.print(f"report written to {out}")
 
@@ -63,7 +43,7 @@ def real_corpus(
     from moment_search.benchmarks.real_corpus import RealCorpusConfig, markdown, run
 
     with user_errors():
-        typer.echo(markdown(run(_config(RealCorpusConfig, data=data, out=out, split=split))))
+        typer.echo(markdown(run(build_config(RealCorpusConfig, data=data, out=out, split=split))))
 
 
 @app.command("fvmr-accuracy")
@@ -83,10 +63,10 @@ def fvmr_accuracy(
     from moment_search.benchmarks.fvmr_eval import AccuracyConfig, markdown, parse_models, run
 
     with user_errors():
-        config = _config(AccuracyConfig, data=data, out=out, models=parse_models(model),
-                         rerankers=parse_models(rerank) if rerank else None,
-                         rerank_videos=_items(rerank_videos, int),
-                         rerank_weight=rerank_weight, split=split)
+        config = build_config(AccuracyConfig, data=data, out=out, models=parse_models(model),
+                              rerankers=parse_models(rerank) if rerank else None,
+                              rerank_videos=split_items(rerank_videos, int),
+                              rerank_weight=rerank_weight, split=split)
         typer.echo(markdown(run(config)))
 
 
@@ -102,8 +82,8 @@ def lpnet_proposals(
     from moment_search.benchmarks.lpnet_proposals import ProposalsConfig, run, to_markdown
 
     with user_errors():
-        config = _config(ProposalsConfig, model=model, before=before, out=out, data=data,
-                         split=split)
+        config = build_config(ProposalsConfig, model=model, before=before, out=out, data=data,
+                              split=split)
         typer.echo(to_markdown(run(config)))
     console.print(f"report written to {out}")
 
@@ -129,9 +109,9 @@ def speed_accuracy(
     from moment_search.benchmarks.speed_accuracy.tables import markdown
 
     with user_errors():
-        config = _config(SpeedAccuracyConfig, data=data, out=out, split=split,
-                         models=parse_models(models) if models else None,
-                         preset=get_preset(preset) if preset else None, device=device)
+        config = build_config(SpeedAccuracyConfig, data=data, out=out, split=split,
+                              models=parse_models(models) if models else None,
+                              preset=get_preset(preset) if preset else None, device=device)
         typer.echo(markdown(run(config)))
 
 
@@ -149,9 +129,9 @@ def devices(
     from moment_search.benchmarks.speed_accuracy.presets import parse_models
 
     with user_errors():
-        config = _config(DevicesConfig, data=data, out=out, split=split,
-                         models=parse_models(models) if models else None,
-                         devices=_items(device_list), sizes=_items(sizes, int))
+        config = build_config(DevicesConfig, data=data, out=out, split=split,
+                              models=parse_models(models) if models else None,
+                              devices=split_items(device_list), sizes=split_items(sizes, int))
         typer.echo(markdown(run(config)))
 
 
@@ -175,11 +155,11 @@ def corpus_eval(
     from moment_search.benchmarks.corpus_eval import CorpusEvalConfig, markdown, run
 
     with user_errors():
-        config = _config(CorpusEvalConfig, data=data, out=out, split=split, fvmr=fvmr,
-                         model=model, video_text=video_text,
-                         video_weights=_items(video_weights, float),
-                         hub_weights=_items(hub_weights, float), hub_bank=hub_bank,
-                         positives=positives)
+        config = build_config(CorpusEvalConfig, data=data, out=out, split=split, fvmr=fvmr,
+                              model=model, video_text=video_text,
+                              video_weights=split_items(video_weights, float),
+                              hub_weights=split_items(hub_weights, float), hub_bank=hub_bank,
+                              positives=positives)
         typer.echo(markdown(run(config)))
     console.print(f"report written to {out}")
 
@@ -199,9 +179,9 @@ def serve_load(
     from moment_search.benchmarks.serve_load import ServeLoadConfig, run
 
     with user_errors():
-        run(_config(ServeLoadConfig, index=index, data=data, out=out,
-                    clients=_items(clients, int), duration=duration,
-                    batches=_items(batches, int), rerank=rerank, split=split))
+        run(build_config(ServeLoadConfig, index=index, data=data, out=out,
+                         clients=split_items(clients, int), duration=duration,
+                         batches=split_items(batches, int), rerank=rerank, split=split))
     console.print(f"report written to {out}")
 
 
@@ -226,11 +206,11 @@ def query_latency(
     from moment_search.benchmarks.query_latency import LatencyConfig, write
 
     with user_errors():
-        write(_config(LatencyConfig, index=index, data=data, out=out, split=split,
-                      encoders=_items(encoders), cold_runs=cold_runs,
-                      warm_queries=warm_queries, clients=_items(clients, int),
-                      duration=duration, skip_serve=skip_serve,
-                      baseline_index=baseline_index))
+        write(build_config(LatencyConfig, index=index, data=data, out=out, split=split,
+                           encoders=split_items(encoders), cold_runs=cold_runs,
+                           warm_queries=warm_queries, clients=split_items(clients, int),
+                           duration=duration, skip_serve=skip_serve,
+                           baseline_index=baseline_index))
     console.print(f"report written to {out}")
 
 
@@ -251,9 +231,9 @@ def relevance(
     from moment_search.benchmarks.relevance import RelevanceConfig, run
 
     with user_errors():
-        report = run(_config(RelevanceConfig, work=work, out=out, data=data,
-                             annotations=annotations, model=model, share=share,
-                             write_model=write_model))
+        report = run(build_config(RelevanceConfig, work=work, out=out, data=data,
+                                  annotations=annotations, model=model, share=share,
+                                  write_model=write_model))
     val = report["val"]
     console.print(f"val AUROC {val['auroc']:.3f}, val sentences marked no good match "
                   f"{val['false_no_match_rate']:.1%}; report written to {out}")
@@ -286,11 +266,11 @@ def position_bias(
     from moment_search.benchmarks.position_bias import PositionBiasConfig, run
 
     with user_errors():
-        report = run(_config(PositionBiasConfig, out=out, data=data, model=model,
-                             strengths=_items(strengths, float), write_model=write_model,
-                             fold_models=tuple(fold_model) if fold_model else None,
-                             fold_data=tuple(fold_data) if fold_data else None,
-                             fit_on=fit_on, write_fold_models=write_fold_models))
+        report = run(build_config(PositionBiasConfig, out=out, data=data, model=model,
+                                  strengths=split_items(strengths, float), write_model=write_model,
+                                  fold_models=tuple(fold_model) if fold_model else None,
+                                  fold_data=tuple(fold_data) if fold_data else None,
+                                  fit_on=fit_on, write_fold_models=write_fold_models))
     before, after, truth = (report["val"][k] for k in ("before", "after", "truth"))
     console.print(f"strength {report['chosen_strength']}; val top-1 starting at 0:00 "
                   f"{before['top1_start0']:.1f}% -> {after['top1_start0']:.1f}% (ground truth "
@@ -310,8 +290,8 @@ def teachers(
     from moment_search.benchmarks.teachers import TeachersConfig, run
 
     with user_errors():
-        report = run(_config(TeachersConfig, out=out, data=data,
-                             configs=tuple(config), fold_data=tuple(fold_data)))
+        report = run(build_config(TeachersConfig, out=out, data=data,
+                                  configs=tuple(config), fold_data=tuple(fold_data)))
     console.print(f"chosen: {report['chosen']}; report written to {out}")
 
 
@@ -329,10 +309,10 @@ def corpus_cv(
     from moment_search.benchmarks.corpus_cv import CorpusCVConfig, run
 
     with user_errors():
-        report = run(_config(CorpusCVConfig, out=out, fold_data=tuple(fold_data),
-                             fvmr=tuple(fvmr), video_text=tuple(video_text),
-                             video_weights=_items(video_weights, float),
-                             hub_weights=_items(hub_weights, float)))
+        report = run(build_config(CorpusCVConfig, out=out, fold_data=tuple(fold_data),
+                                  fvmr=tuple(fvmr), video_text=tuple(video_text),
+                                  video_weights=split_items(video_weights, float),
+                                  hub_weights=split_items(hub_weights, float)))
     console.print(f"chosen: {report['chosen']}; report written to {out}")
 
 
@@ -354,10 +334,11 @@ def cascade_cv(
     from moment_search.benchmarks.cascade_cv import CascadeCVConfig, run
 
     with user_errors():
-        report = run(_config(CascadeCVConfig, out=out, reranker=reranker,
-                             fold_data=tuple(fold_data), search=tuple(search),
-                             fold_models=tuple(fold_model), weights=_items(weights, float),
-                             videos=videos, model=model, write_model=write_model))
+        report = run(build_config(CascadeCVConfig, out=out, reranker=reranker,
+                                  fold_data=tuple(fold_data), search=tuple(search),
+                                  fold_models=tuple(fold_model),
+                                  weights=split_items(weights, float), videos=videos,
+                                  model=model, write_model=write_model))
     console.print(f"chosen: w = {report['chosen_weight']}; report written to {out}")
 
 
@@ -373,10 +354,10 @@ def ensemble_cv(
     from moment_search.benchmarks.ensemble_cv import EnsembleCVConfig, run
 
     with user_errors():
-        members = tuple((name, tuple(Path(d) for d in _items(dirs)))
+        members = tuple((name, tuple(Path(d) for d in split_items(dirs)))
                         for name, _, dirs in (m.partition("=") for m in member))
-        report = run(_config(EnsembleCVConfig, out=out, fold_data=tuple(fold_data),
-                             members=members, write_model=write_model))
+        report = run(build_config(EnsembleCVConfig, out=out, fold_data=tuple(fold_data),
+                                  members=members, write_model=write_model))
     console.print(f"chosen: {' + '.join(report['chosen'])}; report written to {out}")
 
 
@@ -394,7 +375,10 @@ def ray_throughput(
     from moment_search.benchmarks.ray_throughput import RayBenchConfig, run
 
     with user_errors():
-        config = _config(RayBenchConfig, videos=tuple(videos) if videos else None,
-                         copies=copies, data=data, out=out)
+        config = build_config(RayBenchConfig, videos=tuple(videos) if videos else None,
+                              copies=copies, data=data, out=out)
         run(config)
     console.print(f"report written to {config.out}")
+
+
+app.command("one-video-weight")(one_video_weight)

@@ -27,7 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from moment_search.errors import MomentSearchError
+from moment_search.errors import InputError, MomentSearchError
 from moment_search.registry import list_rerankers
 
 # The index folder every command uses when --index is not given.
@@ -155,3 +155,23 @@ class PhaseProgress:
 
     def advance(self, done: int) -> None:
         self.bar.update(self.task, advance=done)
+
+
+def build_config(cls: type, **options):
+    """``cls`` built from the options given: an option left at None keeps the dataclass's default
+    (the one place a benchmark's defaults are written)."""
+    return cls(**{name: value for name, value in options.items() if value is not None})
+
+
+def split_items(text: str | None, kind: type = str) -> tuple | None:
+    """A comma-separated option as a tuple of ``kind`` (None when not given).
+
+    Raises:
+        InputError: an item ``kind`` cannot read.
+    """
+    if text is None:
+        return None
+    try:
+        return tuple(kind(item) for item in text.split(","))
+    except ValueError as e:
+        raise InputError(f"bad comma-separated list {text!r}: {e}") from e

@@ -77,7 +77,9 @@ def export_query_encoder(model_dir: str | Path, target: str | Path,
             _export_graph(_text_side(tokens, model), staging / GRAPH_FILE)
         meta = EncoderMeta(*model_fingerprint(model_dir), model.embedding_dim, tokens.max_length,
                            str(extra.get("text_model", tokens.model_path.name)),
-                           constant_column=model.constant_column_index)
+                           constant_column=model.constant_column_index,
+                           video_text_columns=model.video_text_columns,
+                           one_video_text_scale=model.config.one_video_text_scale)
         meta.write(staging)
         texts = [*dict.fromkeys([*check_texts[:CHECK_LIMIT], *CHECK_SENTENCES])]
         exported = OnnxQueryEncoder(staging)

@@ -23,6 +23,7 @@ from ..device import resolve_device
 from ..geometry.proposals import proposal_spans
 from ..models.fvmr import FVMR
 from ..text.tokens import TokenEncoder
+from .one_video import OneVideoWeights
 
 
 class MomentEncoder:
@@ -69,9 +70,10 @@ class QueryEncoder:
         return self.model.embedding_dim
 
     @property
-    def constant_column(self) -> int | None:
-        """The search vectors' constant-1 column (None: the model has none)."""
-        return self.model.constant_column_index
+    def one_video(self) -> OneVideoWeights:
+        """How a search within one video weighs the query's columns (``embed.one_video``)."""
+        return OneVideoWeights(self.model.constant_column_index, self.model.video_text_columns,
+                               self.model.config.one_video_text_scale)
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:

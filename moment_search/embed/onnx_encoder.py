@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, InputError
+from .one_video import OneVideoWeights
 
 ENCODER_DIR = "encoder"
 GRAPH_FILE = "text.onnx"
@@ -55,6 +56,17 @@ class EncoderMeta:
     # out of a search within one video (``Searcher``); an encoder exported before it was
     # recorded reads None and keeps the column
     constant_column: int | None = None
+    # where the video-text columns sit and what a search within one video multiplies them by
+    # (``one_video``); an encoder exported before they were recorded reads (None, 1.0), which
+    # is what every model made before them does
+    video_text_columns: tuple[int, int] | None = None
+    one_video_text_scale: float = 1.0
+
+    @property
+    def one_video(self) -> OneVideoWeights:
+        """How a search within one video weighs the query's columns (``embed.one_video``)."""
+        return OneVideoWeights(self.constant_column, self.video_text_columns,
+                               self.one_video_text_scale)
 
     def to_dict(self) -> dict:
         """JSON-ready fields (with the format version)."""
@@ -63,7 +75,10 @@ class EncoderMeta:
                 "max_tokens": self.max_tokens, "text_model": self.text_model,
                 "default_precision": self.default_precision,
                 "precisions": list(self.precisions), "check": self.check,
-                "constant_column": self.constant_column}
+                "constant_column": self.constant_column,
+                "video_text_columns": (None if self.video_text_columns is None
+                                       else list(self.video_text_columns)),
+                "one_video_text_scale": self.one_video_text_scale}
 
     def write(self, folder: Path) -> None:
         """Write ``folder/encoder.json`` atomically (a temp file, then a rename)."""
@@ -102,7 +117,9 @@ class EncoderMeta:
                    int(data["max_tokens"]), data.get("text_model", ""),
                    data.get("default_precision", "fp32"),
                    tuple(data.get("precisions", ["fp32"])), data.get("check"),
-                   _optional_int(data.get("constant_column")))
+                   _optional_int(data.get("constant_column")),
+                   _optional_span(data.get("video_text_columns")),
+                   float(data.get("one_video_text_scale", 1.0)))
 
 
 def graph_file(precision: str) -> str:
@@ -185,6 +202,16 @@ def _optional_int(value) -> int | None:
     return None if value is None else int(value)
 
 
+def _optional_span(value) -> tuple[int, int] | None:
+    """None, or ``value`` as a [start, stop) pair of ints (a malformed one raises ValueError)."""
+    if value is None:
+        return None
+    start, stop = (int(v) for v in value)
+    if not 0 <= start < stop:
+        raise ValueError(f"video_text_columns {value!r} is not a [start, stop) pair")
+    return start, stop
+
+
 class OnnxQueryEncoder:
     """Sentences -> search vectors with the encoder folder of an index (see the module doc).
 
@@ -223,9 +250,9 @@ class OnnxQueryEncoder:
                                                     providers=providers_for(device))
 
     @property
-    def constant_column(self) -> int | None:
-        """The search vectors' constant-1 column (``EncoderMeta.constant_column``)."""
-        return self.meta.constant_column
+    def one_video(self) -> OneVideoWeights:
+        """How a search within one video weighs the query's columns (``EncoderMeta``)."""
+        return self.meta.one_video
 
     @property
     def dim(self) -> int:

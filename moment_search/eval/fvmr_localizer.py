@@ -25,7 +25,8 @@ class FVMRLocalizer(StepwiseLocalizer):
     """Ranks the proposals of each query's own video by p = phi_m(m_i) . phi_s(s) (plus the
     video-text term of a composed checkpoint), as a search within one video does: without the
     constant column, whose per-cell prior only weighs cells across videos and whose hub
-    correction is constant within one (``Searcher._within_one_video``)."""
+    correction is constant within one, and with the video-text term at its one-video weight
+    (``embed.one_video``)."""
 
     def __init__(self, model: FVMR, max_tokens: int = 32, nms_threshold: float = 0.5,
                  feature_rate: float | None = None):
@@ -46,11 +47,9 @@ class FVMRLocalizer(StepwiseLocalizer):
                                  self.moments.spans(video.duration))
 
     def encode_query(self, text: str) -> np.ndarray:
-        """TE: MiniLM + BiLSTM + phi_s, a (D,) embedding (its constant column at 0)."""
-        query = self.queries.encode([text])[0]
-        if self.queries.constant_column is not None:
-            query[self.queries.constant_column] = 0.0
-        return query
+        """TE: MiniLM + BiLSTM + phi_s, a (D,) embedding weighed as a search within one video
+        weighs it (``embed.one_video``)."""
+        return self.queries.one_video.apply(self.queries.encode([text]))[0]
 
     def score_video(self, query: np.ndarray, video_id: str) -> np.ndarray:
         """CML: inner products with the video's stored proposal embeddings, (P, 3)."""

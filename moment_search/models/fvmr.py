@@ -65,6 +65,10 @@ class FVMRConfig:
     # undoes the fast path's corpus-level preference for some cells (moments starting at 0:00,
     # long moments), which per-video training never sees. Not in the paper.
     cell_prior: bool = False
+    # Multiplies the query's video-text columns (sqrt(beta) t) in a search within one video,
+    # where beta's job, ranking videos against each other, is gone (``embed.one_video``; chosen
+    # on train folds by ``benchmark one-video-weight``; 1.0: as across videos). Not in the paper.
+    one_video_text_scale: float = 1.0
 
 
 @dataclass
@@ -199,6 +203,14 @@ class FVMR(PretrainedMixin, nn.Module):
     def constant_column_index(self) -> int | None:
         """Where that column sits in the search vectors (None: the model has none)."""
         return self._unpadded_dim - 1 if self.constant_column else None
+
+    @property
+    def video_text_columns(self) -> tuple[int, int] | None:
+        """[start, stop) of the video-text columns sqrt(beta) t in the search vectors (None: the
+        model has no video-text term)."""
+        if self.video_text is None:
+            return None
+        return self.config.space_dim, self.config.space_dim + self.video_text.config.embed_dim
 
     @property
     def _padding(self) -> int:

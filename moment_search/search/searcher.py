@@ -294,15 +294,12 @@ class Searcher:
     def _within_one_video(self, queries: np.ndarray, video_ids: Sequence[str] | None
                           ) -> np.ndarray:
         """The (B, D) query vectors a search runs with: as encoded, or, for a search within one
-        video, with the constant column (the per-cell prior and the hub correction) at 0. The
-        prior only weighs cells against those of other videos (``train.cell_prior``), and costs
-        single-video accuracy; the hub correction is constant within a video."""
-        column = getattr(self.encoder, "constant_column", None)
-        if column is None or len(set(video_ids or ())) != 1:
+        video, weighed by ``embed.one_video``'s rule (the constant column, i.e. the per-cell
+        prior and the hub correction, at 0; the video-text term at its one-video weight)."""
+        weights = getattr(self.encoder, "one_video", None)
+        if weights is None or len(set(video_ids or ())) != 1:
             return queries
-        queries = np.array(queries, copy=True)  # the cache's vectors stay as they are
-        queries[:, column] = 0.0
-        return queries
+        return weights.apply(queries)  # a copy: the cache's vectors stay as they are
 
     def _with_relevance(self, query: np.ndarray, moments: list[Moment]) -> list[Moment]:
         """The fast-path moments of one (D,) query with their relevance (unchanged when the

@@ -68,7 +68,8 @@ def compose(fvmr_dir: str | Path, out_dir: str | Path, video_text_dir: str | Pat
     config = dataclasses.replace(
         config, video_text=dataclasses.asdict(video.config) if video else None,
         video_weight=video_weight if video else 0.0, hub_weight=hub_weight, hub_bank=hub_bank,
-        cell_prior=False)  # a prior was fitted for the old terms: fit one again afterwards
+        # a prior and a one-video scale were chosen for the old terms: choose them again
+        cell_prior=False, one_video_text_scale=1.0)
     model = FVMR(config).eval()
     fast_path = {k: v for k, v in base.state_dict().items()
                  if not k.startswith("video_text.") and k not in ("hub_queries", "proposal_prior")}
@@ -80,7 +81,7 @@ def compose(fvmr_dir: str | Path, out_dir: str | Path, video_text_dir: str | Pat
     if hub_bank:
         texts = bank_sentences(data_dir, split, hub_bank, seed)
         model.hub_queries.copy_(bank_vectors(model, texts, int(extra.get("max_tokens", 32))))
-    extra = {k: v for k, v in extra.items() if k != "cell_prior"}
+    extra = {k: v for k, v in extra.items() if k not in ("cell_prior", "one_video_weight")}
     record = {"fvmr": str(fvmr_dir), "video_text": str(video_text_dir),
               "video_weight": video_weight, "hub_weight": hub_weight, "hub_bank": hub_bank,
               "bank_split": split, "seed": seed}

@@ -263,7 +263,7 @@ def test_encoder_json_keeps_the_constant_column_through_rewrites(built_index, tm
     dataclasses.replace(EncoderMeta.read(folder), constant_column=5).write(folder)
     assert set_default_precision(folder, "fp32").constant_column == 5
     assert EncoderMeta.read(folder).constant_column == 5
-    assert OnnxQueryEncoder(folder).constant_column == 5
+    assert OnnxQueryEncoder(folder).one_video.constant_column == 5
     data = json.loads((folder / "encoder.json").read_text())
     del data["constant_column"]  # an encoder exported before the field: the column is kept
     (folder / "encoder.json").write_text(json.dumps(data))

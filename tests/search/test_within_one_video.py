@@ -54,7 +54,7 @@ def test_one_video_ranks_without_the_prior_several_videos_with_it(indexes):
     searcher, plain = Searcher.open(prior_index, device="cpu", encoder="fp32"), open_torch(
         plain_index)
     model = FVMR.from_pretrained(prior_index / "model")
-    assert searcher.encoder.constant_column == model.constant_column_index
+    assert searcher.encoder.one_video.constant_column == model.constant_column_index
     assert np.all(searcher.encoder.encode([QUERY])[:, model.constant_column_index] == 1.0)
     base = scores(plain)
     one, two = sorted({video for video in searcher.table.video_names})[:2]

@@ -94,7 +94,8 @@ def test_single_video_evaluation_ranks_as_a_search_within_one_video(tmp_path):
         query = localizer.encode_query("a person opens a door")
         scored.append(np.stack([localizer.score_video(query, v) for v in sorted(corpus.videos)]))
     np.testing.assert_allclose(scored[1], scored[0], atol=1e-5)  # the prior left out
-    assert localizer.queries.constant_column == model.embedding_dim - 1 - model._padding
+    assert localizer.queries.one_video.constant_column == (model.embedding_dim - 1
+                                                          - model._padding)
 
 
 def test_a_prior_survives_save_and_load(tmp_path):

@@ -99,7 +99,8 @@ def test_fvmr_recipe_is_the_shipped_search_checkpoint():
     composed = dataclasses.replace(fvmr.model, video_text=dataclasses.asdict(video_text.model),
                                    video_weight=terms["video_weight"],
                                    hub_weight=terms["hub_weight"], hub_bank=terms["hub_bank"],
-                                   cell_prior=True)
+                                   cell_prior=True,
+                                   one_video_text_scale=one_video_scale(checkpoint))
     assert as_json(composed) == checkpoint["config"]
     check_train_config(fvmr.train, checkpoint["extra"]["train_config"])
     check_run(fvmr, checkpoint["extra"])
@@ -122,6 +123,21 @@ def test_fvmr_recipe_is_the_shipped_search_checkpoint():
 
     weights = load_file(SHIPPED / "fvmr-charades-clip" / "model.safetensors")["proposal_prior"]
     np.testing.assert_array_equal(weights, np.array(report["prior"], dtype=np.float32))
+
+
+def one_video_scale(checkpoint: dict) -> float:
+    """The shipped one-video scale, checked against the report that chose it (benchmark
+    one-video-weight --write-model), on the fold models the prior's strength was chosen on."""
+    from moment_search.benchmarks.one_video_weight import OneVideoWeightConfig
+
+    record = checkpoint["extra"]["one_video_weight"]
+    report = json.loads((ROOT / record["report"]).read_text())
+    assert record["scale"] == report["chosen_scale"]
+    assert report["config"]["scales"] == list(OneVideoWeightConfig.scales)
+    prior = json.loads((ROOT / checkpoint["extra"]["cell_prior"]["report"]).read_text())
+    assert report["config"]["fold_models"] == prior["config"]["fold_models"]
+    assert report["config"]["fold_data"] == prior["config"]["fold_data"]
+    return record["scale"]
 
 
 @pytest.mark.parametrize("name", ["pln", "fian", "drn", "lpnet", "ensemble"])
