@@ -53,9 +53,9 @@ class OneVideoWeightConfig:
 
     def __post_init__(self) -> None:
         if not self.scales or any(not 0 <= s <= 100 for s in self.scales) \
-                or 1.0 not in self.scales:
-            raise InputError(f"scales must be numbers in [0, 100] that include 1 (no change), "
-                             f"got {self.scales}", parameter="scales")
+                or 1.0 not in self.scales or len(set(self.scales)) != len(self.scales):
+            raise InputError(f"scales must be different numbers in [0, 100] that include 1 (no "
+                             f"change), got {self.scales}", parameter="scales")
         if len(self.fold_models) != len(self.fold_data) or len(self.fold_models) < 2:
             raise InputError(f"fold models and fold corpora go in pairs, two or more: got "
                              f"{len(self.fold_models)} models and {len(self.fold_data)} corpora",
@@ -72,11 +72,11 @@ class OneVideoWeightConfig:
         return "moment-search benchmark one-video-weight " + " ".join(map(str, options))
 
 
-def load(model_dir: Path):
+def load(model_dir: Path, parameter: str = "model"):
     """``(model, extra)`` of a search checkpoint that has a video-text term.
 
     Raises:
-        InputError: the checkpoint has none (nothing to weigh).
+        InputError: the checkpoint has none (nothing to weigh), naming ``parameter``.
     """
     from ..models.fvmr import FVMR
 
@@ -84,7 +84,7 @@ def load(model_dir: Path):
     if model.video_text_columns is None:
         raise InputError(f"{model_dir} has no video-text term (an FVMR checkpoint not composed "
                          f"with 'train compose'): there is nothing to weigh",
-                         parameter="model")
+                         parameter=parameter)
     return model, FVMR.read_config(model_dir)[1]
 
 
@@ -106,7 +106,7 @@ def fold_rows(config: OneVideoWeightConfig) -> list[dict]:
                                                  strict=True)):
         check_fold_checkpoint(data, model_dir)
         progress(f"held-out fold {fold + 1}/{len(config.fold_models)}")
-        model, extra = load(model_dir)
+        model, extra = load(model_dir, "fold_models")
         split = embed_split(model, data, "val", extra.get("feature_rate"))
         rows += [{"fold": fold, **row} for row in rows_of(split, config.scales)]
     return rows
@@ -123,7 +123,8 @@ def fold_means(rows: list[dict], scales: tuple[float, ...]) -> list[dict]:
 
 
 def choose(means: list[dict]) -> float:
-    """The rule (module docstring): best mean score, ties to the scale nearer 1."""
+    """The rule (module docstring): best mean score, ties to the scale nearer 1 (of two as near,
+    the one listed first)."""
     best = max(m["score"] for m in means)
     tied = [m["scale"] for m in means if m["score"] >= best - 1e-9]
     return min(tied, key=lambda s: abs(s - 1.0))
@@ -158,10 +159,7 @@ def run(config: OneVideoWeightConfig) -> dict:
 
 def write_model(model, extra: dict, scale: float, config: OneVideoWeightConfig) -> None:
     """``model`` with ``one_video_text_scale = scale``, into ``config.write_model``."""
-    from ..models.fvmr import FVMR
-
-    copy = FVMR(dataclasses.replace(model.config, one_video_text_scale=scale)).eval()
-    copy.load_state_dict(model.state_dict())
+    copy = model.reconfigured(one_video_text_scale=scale)
     record = {"scale": scale, "rule": "best mean fold R1@0.5 + R1@0.7",
               "report": str(Path(config.out) / "one_video_weight.json")}
     copy.save_pretrained(config.write_model, extra={**extra, "one_video_weight": record})

@@ -33,7 +33,7 @@ class Split:
     queries: np.ndarray  # (Q, D)
     own: np.ndarray  # (Q,) each query's video number
     windows: np.ndarray  # (Q, 2) ground truth, seconds
-    one_video: OneVideoWeights = OneVideoWeights()  # how a search within one video weighs
+    one_video: OneVideoWeights  # how a search within one video weighs the query vectors
 
     @cached_property
     def best_cells(self) -> np.ndarray:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from .benchmark_one_video import one_video_weight
-from .common import build_config, console, split_items, user_errors
+from .common import console, from_options, split_items, user_errors
 
 app = typer.Typer(help="Run benchmarks; each writes JSON + Markdown (+ plots).",
                   no_args_is_help=True)
@@ -26,7 +26,7 @@ def corpus_scale(
     from moment_search.benchmarks.corpus_scale_report import to_markdown
 
     with user_errors():
-        config = build_config(ScaleConfig, out=out, preset=preset,
+        config = from_options(ScaleConfig, out=out, preset=preset,
                               sizes=split_items(sizes, parse_size), kinds=split_items(kinds),
                               threads=threads)
         typer.echo(to_markdown(run(config)))
@@ -43,7 +43,7 @@ def real_corpus(
     from moment_search.benchmarks.real_corpus import RealCorpusConfig, markdown, run
 
     with user_errors():
-        typer.echo(markdown(run(build_config(RealCorpusConfig, data=data, out=out, split=split))))
+        typer.echo(markdown(run(from_options(RealCorpusConfig, data=data, out=out, split=split))))
 
 
 @app.command("fvmr-accuracy")
@@ -63,7 +63,7 @@ def fvmr_accuracy(
     from moment_search.benchmarks.fvmr_eval import AccuracyConfig, markdown, parse_models, run
 
     with user_errors():
-        config = build_config(AccuracyConfig, data=data, out=out, models=parse_models(model),
+        config = from_options(AccuracyConfig, data=data, out=out, models=parse_models(model),
                               rerankers=parse_models(rerank) if rerank else None,
                               rerank_videos=split_items(rerank_videos, int),
                               rerank_weight=rerank_weight, split=split)
@@ -82,7 +82,7 @@ def lpnet_proposals(
     from moment_search.benchmarks.lpnet_proposals import ProposalsConfig, run, to_markdown
 
     with user_errors():
-        config = build_config(ProposalsConfig, model=model, before=before, out=out, data=data,
+        config = from_options(ProposalsConfig, model=model, before=before, out=out, data=data,
                               split=split)
         typer.echo(to_markdown(run(config)))
     console.print(f"report written to {out}")
@@ -109,7 +109,7 @@ def speed_accuracy(
     from moment_search.benchmarks.speed_accuracy.tables import markdown
 
     with user_errors():
-        config = build_config(SpeedAccuracyConfig, data=data, out=out, split=split,
+        config = from_options(SpeedAccuracyConfig, data=data, out=out, split=split,
                               models=parse_models(models) if models else None,
                               preset=get_preset(preset) if preset else None, device=device)
         typer.echo(markdown(run(config)))
@@ -129,7 +129,7 @@ def devices(
     from moment_search.benchmarks.speed_accuracy.presets import parse_models
 
     with user_errors():
-        config = build_config(DevicesConfig, data=data, out=out, split=split,
+        config = from_options(DevicesConfig, data=data, out=out, split=split,
                               models=parse_models(models) if models else None,
                               devices=split_items(device_list), sizes=split_items(sizes, int))
         typer.echo(markdown(run(config)))
@@ -155,7 +155,7 @@ def corpus_eval(
     from moment_search.benchmarks.corpus_eval import CorpusEvalConfig, markdown, run
 
     with user_errors():
-        config = build_config(CorpusEvalConfig, data=data, out=out, split=split, fvmr=fvmr,
+        config = from_options(CorpusEvalConfig, data=data, out=out, split=split, fvmr=fvmr,
                               model=model, video_text=video_text,
                               video_weights=split_items(video_weights, float),
                               hub_weights=split_items(hub_weights, float), hub_bank=hub_bank,
@@ -179,7 +179,7 @@ def serve_load(
     from moment_search.benchmarks.serve_load import ServeLoadConfig, run
 
     with user_errors():
-        run(build_config(ServeLoadConfig, index=index, data=data, out=out,
+        run(from_options(ServeLoadConfig, index=index, data=data, out=out,
                          clients=split_items(clients, int), duration=duration,
                          batches=split_items(batches, int), rerank=rerank, split=split))
     console.print(f"report written to {out}")
@@ -206,7 +206,7 @@ def query_latency(
     from moment_search.benchmarks.query_latency import LatencyConfig, write
 
     with user_errors():
-        write(build_config(LatencyConfig, index=index, data=data, out=out, split=split,
+        write(from_options(LatencyConfig, index=index, data=data, out=out, split=split,
                            encoders=split_items(encoders), cold_runs=cold_runs,
                            warm_queries=warm_queries, clients=split_items(clients, int),
                            duration=duration, skip_serve=skip_serve,
@@ -231,7 +231,7 @@ def relevance(
     from moment_search.benchmarks.relevance import RelevanceConfig, run
 
     with user_errors():
-        report = run(build_config(RelevanceConfig, work=work, out=out, data=data,
+        report = run(from_options(RelevanceConfig, work=work, out=out, data=data,
                                   annotations=annotations, model=model, share=share,
                                   write_model=write_model))
     val = report["val"]
@@ -266,7 +266,7 @@ def position_bias(
     from moment_search.benchmarks.position_bias import PositionBiasConfig, run
 
     with user_errors():
-        report = run(build_config(PositionBiasConfig, out=out, data=data, model=model,
+        report = run(from_options(PositionBiasConfig, out=out, data=data, model=model,
                                   strengths=split_items(strengths, float), write_model=write_model,
                                   fold_models=tuple(fold_model) if fold_model else None,
                                   fold_data=tuple(fold_data) if fold_data else None,
@@ -290,7 +290,7 @@ def teachers(
     from moment_search.benchmarks.teachers import TeachersConfig, run
 
     with user_errors():
-        report = run(build_config(TeachersConfig, out=out, data=data,
+        report = run(from_options(TeachersConfig, out=out, data=data,
                                   configs=tuple(config), fold_data=tuple(fold_data)))
     console.print(f"chosen: {report['chosen']}; report written to {out}")
 
@@ -309,7 +309,7 @@ def corpus_cv(
     from moment_search.benchmarks.corpus_cv import CorpusCVConfig, run
 
     with user_errors():
-        report = run(build_config(CorpusCVConfig, out=out, fold_data=tuple(fold_data),
+        report = run(from_options(CorpusCVConfig, out=out, fold_data=tuple(fold_data),
                                   fvmr=tuple(fvmr), video_text=tuple(video_text),
                                   video_weights=split_items(video_weights, float),
                                   hub_weights=split_items(hub_weights, float)))
@@ -334,7 +334,7 @@ def cascade_cv(
     from moment_search.benchmarks.cascade_cv import CascadeCVConfig, run
 
     with user_errors():
-        report = run(build_config(CascadeCVConfig, out=out, reranker=reranker,
+        report = run(from_options(CascadeCVConfig, out=out, reranker=reranker,
                                   fold_data=tuple(fold_data), search=tuple(search),
                                   fold_models=tuple(fold_model),
                                   weights=split_items(weights, float), videos=videos,
@@ -356,7 +356,7 @@ def ensemble_cv(
     with user_errors():
         members = tuple((name, tuple(Path(d) for d in split_items(dirs)))
                         for name, _, dirs in (m.partition("=") for m in member))
-        report = run(build_config(EnsembleCVConfig, out=out, fold_data=tuple(fold_data),
+        report = run(from_options(EnsembleCVConfig, out=out, fold_data=tuple(fold_data),
                                   members=members, write_model=write_model))
     console.print(f"chosen: {' + '.join(report['chosen'])}; report written to {out}")
 
@@ -375,7 +375,7 @@ def ray_throughput(
     from moment_search.benchmarks.ray_throughput import RayBenchConfig, run
 
     with user_errors():
-        config = build_config(RayBenchConfig, videos=tuple(videos) if videos else None,
+        config = from_options(RayBenchConfig, videos=tuple(videos) if videos else None,
                               copies=copies, data=data, out=out)
         run(config)
     console.print(f"report written to {config.out}")

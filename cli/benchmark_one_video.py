@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from .common import build_config, console, split_items, user_errors
+from .common import console, from_options, split_items, user_errors
 
 
 def one_video_weight(
@@ -32,7 +32,7 @@ def one_video_weight(
     from moment_search.benchmarks.one_video_weight import OneVideoWeightConfig, run
 
     with user_errors():
-        report = run(build_config(OneVideoWeightConfig, out=out, data=data, model=model,
+        report = run(from_options(OneVideoWeightConfig, out=out, data=data, model=model,
                                   scales=split_items(scales, float), write_model=write_model,
                                   fold_models=tuple(fold_model), fold_data=tuple(fold_data)))
     before, after = report["val"]["before"], report["val"]["after"]

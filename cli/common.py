@@ -157,7 +157,7 @@ class PhaseProgress:
         self.bar.update(self.task, advance=done)
 
 
-def build_config(cls: type, **options):
+def from_options(cls: type, **options):
     """``cls`` built from the options given: an option left at None keeps the dataclass's default
     (the one place a benchmark's defaults are written)."""
     return cls(**{name: value for name, value in options.items() if value is not None})

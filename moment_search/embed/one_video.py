@@ -36,8 +36,9 @@ class OneVideoWeights:
                                                  or self.text_scale == 1.0)
 
     def apply(self, queries: np.ndarray) -> np.ndarray:
-        """(B, D) query vectors -> the (B, D) vectors a search within one video runs with (a
-        copy: the caller's array, e.g. the query cache's, is left as it is)."""
+        """(B, D) query vectors -> the (B, D) vectors a search within one video runs with. The
+        caller's array (e.g. the query cache's) is never changed: a weighed copy is returned, or
+        the array itself when the rule changes nothing."""
         if self.changes_nothing():
             return queries
         weighed = np.array(queries, copy=True)

@@ -17,6 +17,7 @@ does (cosine >= 0.9999 checked at export), imports only numpy, ``tokenizers`` an
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,8 +119,9 @@ class EncoderMeta:
                    data.get("default_precision", "fp32"),
                    tuple(data.get("precisions", ["fp32"])), data.get("check"),
                    _optional_int(data.get("constant_column")),
-                   _optional_span(data.get("video_text_columns")),
-                   float(data.get("one_video_text_scale", 1.0)))
+                   _optional_span(data.get("video_text_columns"), int(data["embedding_dim"]),
+                                  _optional_int(data.get("constant_column"))),
+                   _scale(data.get("one_video_text_scale", 1.0)))
 
 
 def graph_file(precision: str) -> str:
@@ -202,14 +204,27 @@ def _optional_int(value) -> int | None:
     return None if value is None else int(value)
 
 
-def _optional_span(value) -> tuple[int, int] | None:
-    """None, or ``value`` as a [start, stop) pair of ints (a malformed one raises ValueError)."""
+def _optional_span(value, width: int, constant_column: int | None) -> tuple[int, int] | None:
+    """None, or ``value`` as the [start, stop) of the video-text columns: two ints inside the
+    ``width`` columns, clear of the constant column (else ValueError naming the field)."""
     if value is None:
         return None
-    start, stop = (int(v) for v in value)
-    if not 0 <= start < stop:
+    if not isinstance(value, list | tuple) or len(value) != 2:
         raise ValueError(f"video_text_columns {value!r} is not a [start, stop) pair")
+    start, stop = (int(v) for v in value)
+    if not 0 <= start < stop <= width or (constant_column is not None
+                                          and start <= constant_column < stop):
+        raise ValueError(f"video_text_columns {value!r} is not a [start, stop) span of the "
+                         f"{width} columns clear of the constant column {constant_column}")
     return start, stop
+
+
+def _scale(value) -> float:
+    """``value`` as the one-video scale: a finite number >= 0 (else ValueError naming it)."""
+    scale = float(value)
+    if not (math.isfinite(scale) and scale >= 0):
+        raise ValueError(f"one_video_text_scale {value!r} is not a finite number >= 0")
+    return scale
 
 
 class OnnxQueryEncoder:

@@ -17,6 +17,8 @@ At search time only ``encode_moments`` (once per video, by the indexer) and ``en
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -69,6 +71,11 @@ class FVMRConfig:
     # where beta's job, ranking videos against each other, is gone (``embed.one_video``; chosen
     # on train folds by ``benchmark one-video-weight``; 1.0: as across videos). Not in the paper.
     one_video_text_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        scale = self.one_video_text_scale
+        if not (math.isfinite(scale) and scale >= 0):
+            raise ValueError(f"one_video_text_scale must be a finite number >= 0, got {scale!r}")
 
 
 @dataclass
@@ -183,6 +190,13 @@ class FVMR(PretrainedMixin, nn.Module):
         # pi, one per proposal in proposal order (set by train.cell_prior)
         self.register_buffer("proposal_prior", torch.zeros(self.n_proposals),
                              persistent=c.cell_prior)
+
+    def reconfigured(self, **changes) -> FVMR:
+        """A copy with ``changes`` to its config and the same weights (for settings that leave
+        every weight's shape as it is, e.g. ``one_video_text_scale``)."""
+        copy = FVMR(dataclasses.replace(self.config, **changes)).eval()
+        copy.load_state_dict(self.state_dict())
+        return copy.to(next(self.parameters()).device)
 
     @property
     def embedding_dim(self) -> int:

@@ -296,10 +296,9 @@ class Searcher:
         """The (B, D) query vectors a search runs with: as encoded, or, for a search within one
         video, weighed by ``embed.one_video``'s rule (the constant column, i.e. the per-cell
         prior and the hub correction, at 0; the video-text term at its one-video weight)."""
-        weights = getattr(self.encoder, "one_video", None)
-        if weights is None or len(set(video_ids or ())) != 1:
+        if len(set(video_ids or ())) != 1:
             return queries
-        return weights.apply(queries)  # a copy: the cache's vectors stay as they are
+        return self.encoder.one_video.apply(queries)  # never changes the cache's vectors
 
     def _with_relevance(self, query: np.ndarray, moments: list[Moment]) -> list[Moment]:
         """The fast-path moments of one (D,) query with their relevance (unchanged when the

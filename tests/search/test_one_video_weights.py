@@ -39,9 +39,7 @@ def test_the_rule_zeroes_the_constant_column_and_scales_the_text_columns():
 
 
 def with_scale(model: FVMR, scale: float) -> FVMR:
-    copy = FVMR(dataclasses.replace(model.config, one_video_text_scale=scale)).eval()
-    copy.load_state_dict(model.state_dict())
-    return copy
+    return model.reconfigured(one_video_text_scale=scale)
 
 
 @pytest.fixture(scope="module")
@@ -57,58 +55,133 @@ def composed(tmp_path_factory, tiny_model_dir):
     return root, corpus, with_cell_prior(search, prior)
 
 
-def one_video_scores(root, corpus, model: FVMR, name: str, onnx: bool) -> dict[int, float]:
-    """Every proposal's score of QUERY in the corpus's first video, through an index of
-    ``model`` (its ONNX encoder, or the PyTorch one)."""
-    model.save_pretrained(root / f"{name}-model", extra={"feature_rate": 1.0, "max_tokens": 32})
-    index = root / f"{name}-index"
-    build_index(corpus, index, root / f"{name}-model",
-                BuildConfig(device="cpu", index_kind="flat", query_encoder=onnx))
+def open_index(root, corpus, model: FVMR, name: str, onnx: bool) -> Searcher:
+    """A searcher over an index of ``model`` (its ONNX encoder, or the PyTorch one)."""
+    if not (root / f"{name}-index").exists():
+        model.save_pretrained(root / f"{name}-model", extra={"feature_rate": 1.0,
+                                                              "max_tokens": 32})
+        build_index(corpus, root / f"{name}-index", root / f"{name}-model",
+                    BuildConfig(device="cpu", index_kind="flat", query_encoder=onnx))
     if onnx:
-        searcher = Searcher.open(index, device="cpu", encoder="fp32")  # fp32: int8 rounds
-    else:
-        with pytest.warns(PyTorchFallbackWarning):
-            searcher = Searcher.open(index, device="cpu")
+        return Searcher.open(root / f"{name}-index", device="cpu", encoder="fp32")  # int8 rounds
+    with pytest.warns(PyTorchFallbackWarning):
+        return Searcher.open(root / f"{name}-index", device="cpu")
+
+
+def scores(searcher: Searcher, video_ids) -> dict[int, float]:
     every = searcher.n_proposals
-    one = sorted(searcher.table.video_names)[0]
     return {m.proposal_id: m.score for m in searcher.search(
-        QUERY, k=every, nms=1.0, candidates=every, video_ids=[one])}
+        QUERY, k=every, nms=1.0, candidates=every, video_ids=video_ids)}
+
+
+def terms(model: FVMR, corpus_dir, video_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """(P,) the FVMR term phi_m . phi_s and (P,) the video-text term of QUERY over every
+    proposal of one video, worked out from the model's own vectors."""
+    from moment_search.data.corpus_dir import open_corpus
+    from moment_search.embed.encoders import MomentEncoder, QueryEncoder
+    from moment_search.text.tokens import TokenEncoder
+
+    corpus, store = open_corpus(corpus_dir, feature_rate=1.0)
+    moments = MomentEncoder(model).embed_video(store.load(video_id), corpus.video(video_id))
+    query = QueryEncoder(model, TokenEncoder()).encode([QUERY])[0]
+    space = model.config.space_dim
+    start, stop = model.video_text_columns
+    return moments[:, :space] @ query[:space], moments[:, start:stop] @ query[start:stop]
 
 
 @pytest.mark.parametrize("onnx", [True, False], ids=["onnx", "pytorch"])
 def test_a_one_video_search_weighs_the_video_text_term_by_the_scale(composed, onnx):
     root, corpus, model = composed
     name = "onnx" if onnx else "torch"
-    # one-video scores are linear in the scale: fvmr term + scale * video-text term
-    moment_only = one_video_scores(root, corpus, with_scale(model, 0.0), f"{name}-0", onnx)
-    as_across = one_video_scores(root, corpus, with_scale(model, 1.0), f"{name}-1", onnx)
-    half = one_video_scores(root, corpus, with_scale(model, 0.5), f"{name}-half", onnx)
-    assert set(half) == set(as_across) == set(moment_only)
-    expected = {i: moment_only[i] + 0.5 * (as_across[i] - moment_only[i]) for i in half}
-    assert half == pytest.approx(expected, abs=1e-4)
-    assert max(abs(as_across[i] - moment_only[i]) for i in half) > 1e-2  # the term is there
+    half = open_index(root, corpus, with_scale(model, 0.5), f"{name}-half", onnx)
+    as_across = open_index(root, corpus, with_scale(model, 1.0), f"{name}-1", onnx)
+    one, two = sorted(half.table.video_names)[:2]
+    moment, text = terms(model, corpus, one)
+    assert np.abs(text).max() > 1e-2  # the term is there to be weighed
+    cells = model.n_proposals
+    for searcher, scale in ((half, 0.5), (as_across, 1.0)):
+        within = scores(searcher, [one])
+        assert len(within) == cells
+        # the prior (the constant column) is left out, the video-text term weighed
+        assert within == pytest.approx({i: moment[i % cells] + scale * text[i % cells]
+                                        for i in within}, abs=1e-4)
+    # across videos the scale changes nothing
+    assert scores(half, [one, two]) == pytest.approx(scores(as_across, [one, two]), abs=1e-4)
     if onnx:
         meta = EncoderMeta.read(root / f"{name}-half-index" / "encoder")
         assert (meta.video_text_columns, meta.one_video_text_scale) == ((8, 14), 0.5)
 
 
-def test_the_single_video_evaluator_ranks_with_the_same_rule(composed):
+def test_the_served_profile_and_the_cascade_use_the_weighed_vector(composed, tiny_drn_dir,
+                                                                    monkeypatch):
+    from moment_search.search import cascade
+    from moment_search.serve.service import SearchOptions, SearchService
+
+    root, corpus, model = composed
+    open_index(root, corpus, with_scale(model, 0.5), "onnx-half", True)
+    service = SearchService(root / "onnx-half-index", device="cpu")
+    assert service.wait_ready(120)
+    searcher = service.searcher
+    one = sorted(searcher.table.video_names)[0]
+    top = service.search([QUERY], SearchOptions(k=1, video=(one,), profile=True))[0]["moments"][0]
+    assert max(v for v in top["profile"] if v is not None) == pytest.approx(top["score"],
+                                                                           abs=1e-3)
+    seen = []
+    real = cascade.fast_logits
+    monkeypatch.setattr(cascade, "fast_logits", lambda s, query, *rest: (
+        seen.append(query.copy()) or real(s, query, *rest)))
+    searcher.add_reranker("drn", tiny_drn_dir)
+    assert searcher.search(QUERY, k=3, video_ids=[one], rerank="drn", rerank_videos=1)
+    weighed = searcher.encoder.one_video.apply(searcher.encoder.encode([QUERY]))[0]
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], weighed, atol=1e-6)
+    assert not np.allclose(seen[0], searcher.encoder.encode([QUERY])[0], atol=1e-3)
+
+
+def test_the_single_video_evaluator_ranks_as_the_searcher(composed):
+    from moment_search.data.corpus_dir import open_corpus
     from moment_search.eval.fvmr_localizer import FVMRLocalizer
 
-    model = with_scale(composed[2], 0.5)
+    root, corpus, model = composed
+    model = with_scale(model, 0.5)
+    searcher = open_index(root, corpus, model, "onnx-half", True)
+    one = sorted(searcher.table.video_names)[0]
     localizer = FVMRLocalizer(model)
-    encoded = localizer.queries.encode([QUERY])
-    rule = localizer.queries.one_video
-    assert (rule.constant_column, rule.text_columns, rule.text_scale) == (
-        model.constant_column_index, (8, 14), 0.5)
-    np.testing.assert_allclose(localizer.encode_query(QUERY), rule.apply(encoded)[0])
+    split, store = open_corpus(corpus, feature_rate=1.0)
+    localizer.prepare(split, store, [one])
+    evaluated = localizer.score_video(localizer.encode_query(QUERY), one)[:, 2]
+    searched = scores(searcher, [one])
+    assert len(evaluated) == len(searched) == model.n_proposals
+    np.testing.assert_allclose(evaluated, [searched[i] for i in sorted(searched)], atol=1e-4)
+
+
+def test_position_bias_single_video_r1_ranks_by_the_splits_rule():
+    from moment_search.benchmarks.position_bias_search import Split, single_video
+
+    # one video, two cells; columns: FVMR term, video-text term, constant column
+    moments = np.array([[[1.0, 0.0, 0.0], [0.0, 1.5, 0.0]]])
+    spans = np.array([[[0.0, 5.0], [5.0, 10.0]]])
+    split = Split(None, ["v"], moments, spans, np.ones((1, 3)), np.array([0]),
+                  np.array([[0.0, 5.0]]), OneVideoWeights(2, (1, 2), 0.5))
+    # weighed, the first cell (the truth) wins 1 against 0.75; at scale 1 the second, 1.5
+    assert single_video(split, None)["single_R1@0.5"] == 100.0
+    at_one = dataclasses.replace(split, one_video=OneVideoWeights(2, (1, 2), 1.0))
+    assert single_video(at_one, None)["single_R1@0.5"] == 0.0
 
 
 def test_compose_resets_the_scale(composed, tmp_path):
     root, _, model = composed
-    with_scale(model, 0.5).save_pretrained(tmp_path / "scaled")
+    with_scale(model, 0.5).save_pretrained(tmp_path / "scaled",
+                                           extra={"one_video_weight": {"scale": 0.5}})
     again = compose(tmp_path / "scaled", tmp_path / "again", root / "video-text", 0.7)
-    assert FVMR.read_config(again)[0].one_video_text_scale == 1.0
+    config, extra = FVMR.read_config(again)
+    assert config.one_video_text_scale == 1.0 and "one_video_weight" not in extra
+
+
+@pytest.mark.parametrize("scale", [-0.5, float("nan"), float("inf")])
+def test_a_bad_scale_is_refused(composed, scale):
+    with pytest.raises(ValueError, match="one_video_text_scale"):
+        with_scale(composed[2], scale)
 
 
 def test_an_encoder_json_without_the_fields_reads_as_before(built_index, tmp_path):
@@ -120,10 +193,18 @@ def test_an_encoder_json_without_the_fields_reads_as_before(built_index, tmp_pat
         data.pop(key)
     (folder / "encoder.json").write_text(json.dumps(data))
     assert EncoderMeta.read(folder).one_video == OneVideoWeights(None, None, 1.0)
-    data["video_text_columns"] = [5, 2]
-    (folder / "encoder.json").write_text(json.dumps(data))
-    with pytest.raises(EncoderError, match="video_text_columns"):
-        EncoderMeta.read(folder)
+    width = data["embedding_dim"]
+    for bad in ([5, 2], [0, width + 1], [1], "0-3"):
+        data["video_text_columns"] = bad
+        (folder / "encoder.json").write_text(json.dumps(data))
+        with pytest.raises(EncoderError, match="video_text_columns"):
+            EncoderMeta.read(folder)
+    data["video_text_columns"] = [0, 2]
+    for bad in (-1, "NaN", None):
+        data["one_video_text_scale"] = bad
+        (folder / "encoder.json").write_text(json.dumps(data))
+        with pytest.raises(EncoderError, match="one_video_text_scale|malformed"):
+            EncoderMeta.read(folder)
 
 
 @pytest.fixture

@@ -410,6 +410,7 @@ def test_the_benchmark_fits_each_split_once_and_a_changed_split_afresh(monkeypat
 
     from moment_search.benchmarks import position_bias, position_bias_search
 
+    from moment_search.embed.one_video import OneVideoWeights
     from moment_search.train.cell_prior import best_cell_scores, truth_cells
 
     rng = np.random.default_rng(0)
@@ -418,7 +419,8 @@ def test_the_benchmark_fits_each_split_once_and_a_changed_split_afresh(monkeypat
     windows = np.sort(rng.uniform(0, 30, size=(n_queries, 2)), axis=-1)
     split = position_bias.Split(
         None, [f"v{i}" for i in range(n_videos)], rng.normal(size=(n_videos, n_cells, width)),
-        spans, rng.normal(size=(n_queries, width)), rng.integers(0, n_videos, n_queries), windows)
+        spans, rng.normal(size=(n_queries, width)), rng.integers(0, n_videos, n_queries), windows,
+        OneVideoWeights())
     direct = fit_cell_prior(best_cell_scores(split.queries, split.moments),
                             truth_cells(split.spans[split.own], split.windows))
     calls = []
