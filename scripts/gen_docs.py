@@ -46,12 +46,12 @@ STATUS = [
     ("LPNet (reranker)", "lpnet-charades-clip",
      ("reports/accuracy/lpnet_single/seeds.json", "rows", {"recipe": "lpnet", **REAL}),
      ("reports/accuracy/lpnet_seeds/seeds.json", "rows", {"recipe": "lpnet", **REAL}),
-     ("reports/lpnet/cascade/fvmr_eval.json", "corpus", {"model": "fvmr + lpnet (M=10, w=0.75)"})),
+     ("reports/lpnet/cascade/fvmr_eval.json", "corpus", {"model": "fvmr + lpnet (M=10, w=0.5)"})),
     ("Ensemble of DRN + FIAN (reranker)", "ensemble-charades-clip",
      ("reports/accuracy/ensemble_single/seeds.json", "rows", {"recipe": "ensemble", **REAL}),
      ("reports/accuracy/ensemble_seeds/seeds.json", "rows", {"recipe": "ensemble", **REAL}),
      ("reports/ensemble/cascade/fvmr_eval.json", "corpus",
-      {"model": "fvmr + ensemble (M=10, w=0.5)"})),
+      {"model": "fvmr + ensemble (M=10, w=0.25)"})),
 ]
 
 
