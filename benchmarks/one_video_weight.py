@@ -100,11 +100,12 @@ def rows_of(split: Split, scales: tuple[float, ...]) -> list[dict]:
 
 def fold_rows(config: OneVideoWeightConfig) -> list[dict]:
     """Every (fold, scale) row: each fold model on its held-out fold."""
+    pairs = list(zip(config.fold_models, config.fold_data, strict=True))
     check_fold_corpora(config.fold_data, config.data)
-    rows = []
-    for fold, (model_dir, data) in enumerate(zip(config.fold_models, config.fold_data,
-                                                 strict=True)):
+    for model_dir, data in pairs:  # every pair checked before anything is embedded
         check_fold_checkpoint(data, model_dir)
+    rows = []
+    for fold, (model_dir, data) in enumerate(pairs):
         progress(f"held-out fold {fold + 1}/{len(config.fold_models)}")
         model, extra = load(model_dir, "fold_models")
         split = embed_split(model, data, "val", extra.get("feature_rate"))

@@ -114,13 +114,12 @@ class EncoderMeta:
 
     @classmethod
     def _from_dict(cls, data: dict) -> EncoderMeta:
-        return cls(data["model_id"], data["config_hash"], int(data["embedding_dim"]),
+        width, column = int(data["embedding_dim"]), _optional_int(data.get("constant_column"))
+        return cls(data["model_id"], data["config_hash"], width,
                    int(data["max_tokens"]), data.get("text_model", ""),
                    data.get("default_precision", "fp32"),
-                   tuple(data.get("precisions", ["fp32"])), data.get("check"),
-                   _optional_int(data.get("constant_column")),
-                   _optional_span(data.get("video_text_columns"), int(data["embedding_dim"]),
-                                  _optional_int(data.get("constant_column"))),
+                   tuple(data.get("precisions", ["fp32"])), data.get("check"), column,
+                   _optional_span(data.get("video_text_columns"), width, column),
                    _scale(data.get("one_video_text_scale", 1.0)))
 
 
