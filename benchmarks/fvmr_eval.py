@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +61,31 @@ def single_video_rows(name: str, model_dir: Path | None, data: Path, split: str)
     return rows
 
 
+@contextmanager
+def split_searcher(data: Path, split: str, model_dir: Path) -> Iterator[Searcher]:
+    """A searcher over a flat index of the split's videos, built in a temporary directory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        index_dir = Path(tmp) / "index"
+        build_index(data, index_dir, model_dir,
+                    BuildConfig(split=split, index_kind="flat", device="cpu"))
+        yield Searcher.open(index_dir, device="cpu")
+
+
+def corpus_row(searcher: Searcher, data: Path, split: str, queries, label: str,
+               options: dict) -> dict:
+    """One setting's corpus metrics: every sentence of the split answered one at a time (the
+    top 100 moments, or every proposal of a smaller index) with the search ``options``."""
+    k = min(100, searcher.n_proposals)
+    begin = time.perf_counter()
+    results = search_file(searcher, data / f"{split}.jsonl", k=k, batch_size=1, **options)
+    ms = 1000 * (time.perf_counter() - begin) / max(1, len(results))
+    predictions = {qid: [(m.video_id, m.start_s, m.end_s, m.score) for m in moments]
+                   for qid, moments in results.items()}
+    videos = len(searcher.table.video_names)
+    return {"model": label, "videos": videos, "ms_per_query": ms,
+            **corpus_metrics(predictions, queries)}
+
+
 def corpus_rows(name: str, model_dir: Path, data: Path, split: str,
                 rerankers: dict[str, Path] | None = None, rerank_videos: tuple[int, ...] = (10,),
                 rerank_weights: tuple[float | None, ...] = (None,)) -> list[dict]:
@@ -67,12 +94,7 @@ def corpus_rows(name: str, model_dir: Path, data: Path, split: str,
     (None: the reranker checkpoint's own w); each cascade row says its ``rerank_weight``."""
     corpus, _ = open_corpus(data, split=split)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        index_dir = Path(tmp) / "index"
-        build_index(data, index_dir, model_dir,
-                    BuildConfig(split=split, index_kind="flat", device="cpu"))
-        searcher = Searcher.open(index_dir, device="cpu")
-        k = min(100, searcher.n_proposals)
+    with split_searcher(data, split, model_dir) as searcher:
         setups = [(name, {})]
         for rerank, rerank_dir in (rerankers or {}).items():
             searcher.add_reranker(rerank, rerank_dir)
@@ -82,15 +104,10 @@ def corpus_rows(name: str, model_dir: Path, data: Path, split: str,
                             {"rerank": rerank, "rerank_videos": m, "rerank_weight": w})
                            for m in rerank_videos]
         for label, options in setups:
-            begin = time.perf_counter()
-            results = search_file(searcher, data / f"{split}.jsonl", k=k, batch_size=1,
-                                  **options)
-            ms = 1000 * (time.perf_counter() - begin) / max(1, len(results))
-            predictions = {qid: [(m.video_id, m.start_s, m.end_s, m.score) for m in moments]
-                           for qid, moments in results.items()}
-            rows.append({"model": label, "videos": len(corpus), "ms_per_query": ms,
-                         **({"rerank_weight": options["rerank_weight"]} if options else {}),
-                         **corpus_metrics(predictions, corpus.queries)})
+            row = corpus_row(searcher, data, split, corpus.queries, label, options)
+            if options:
+                row["rerank_weight"] = options["rerank_weight"]
+            rows.append(row)
     return rows
 
 

@@ -16,7 +16,7 @@ from ..data.corpus_dir import open_corpus
 from ..embed.one_video import OneVideoWeights
 from ..geometry.spans import temporal_iou_diag
 from ..metrics import corpus_metrics
-from ..search.localize import best_across_videos
+from ..search.localize import best_across_videos, video_cap
 from ..search.searcher import default_candidates
 from ..train.cell_prior import best_cell_scores, truth_cells
 from .position_bias_report import METRICS
@@ -85,12 +85,14 @@ def search(split: Split, prior: np.ndarray | None, k: int = 100) -> list[np.ndar
     videos = np.repeat(np.arange(n_videos), n_cells)
     offset = np.tile(prior, n_videos) if prior is not None else 0.0
     wanted = min(default_candidates(k), len(flat) - 1)
+    cap, fill = video_cap(None, ())  # the searcher's default over the whole corpus
     ranked = []
     for query in split.queries:
         scores = flat @ query + offset
         top = np.argpartition(-scores, wanted)[:wanted]
         top = top[np.argsort(-scores[top], kind="stable")]
-        ranked.append(top[best_across_videos(spans[top], scores[top], videos[top], k, k, 0.5)])
+        ranked.append(top[best_across_videos(spans[top], scores[top], videos[top], k, cap, 0.5,
+                                             fill)])
     return ranked
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from .benchmark_one_video import one_video_weight
+from .benchmark_per_video import per_video_cv
 from .common import console, from_options, split_items, user_errors
 
 app = typer.Typer(help="Run benchmarks; each writes JSON + Markdown (+ plots).",
@@ -382,3 +383,4 @@ def ray_throughput(
 
 
 app.command("one-video-weight")(one_video_weight)
+app.command("per-video-cv")(per_video_cv)

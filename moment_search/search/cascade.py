@@ -9,9 +9,11 @@ cell's prior pi (``train.cell_prior``). The weight w is the caller's (``rerank_w
 one the reranker's checkpoint stores (``fusion_weight``: every shipped reranker stores one;
 ``docs/query.md`` says how each was chosen), else ``rerank.DEFAULT_FUSION_WEIGHT``.
 Reranked videos come first, ranked by the fused score; the fast-path moments of the other videos
-follow, so k may exceed what M videos hold. Each reranked video keeps as many moments as it had
-in the fast path's top k (at least one, or ``per_video`` when set): the reranker re-scores and
-re-places moments, it does not let ten videos crowd out the rest of the corpus.
+follow, so k may exceed what M videos hold. Each reranked video keeps ``per_video`` moments:
+the caller's cap, or, over more than one video, the default one (``localize.CORPUS_PER_VIDEO``,
+raised for a video to what the fast path's top k, filled up to k in a small corpus, held of it);
+within one video, as many as the fast path's top k held (at least one). The reranker re-scores
+and re-places moments; it does not let ten videos crowd out the rest of the corpus.
 """
 
 from __future__ import annotations
@@ -55,9 +57,20 @@ def fast_logits(searcher, query: np.ndarray, videos: list[RerankVideo], records:
     return out
 
 
+def video_budget(per_video: int | None, in_fast_top: int, fill: bool) -> int:
+    """How many moments a reranked video keeps: the cap (the default one raised to what the
+    filled fast path gave the video), else what the video had in the fast path's top k (at least
+    one)."""
+    if per_video is None:
+        return max(1, in_fast_top)
+    return max(per_video, in_fast_top) if fill else per_video
+
+
 def rerank_moments(searcher, reranker: Reranker, text: str, query: np.ndarray, fast: list,
-                   opts) -> list:
-    """Fast-path moments of one query -> the cascade's top ``opts.k`` moments."""
+                   opts, fill: bool = False) -> list:
+    """Fast-path moments of one query -> the cascade's top ``opts.k`` moments (``fill``: the
+    cap ``opts.per_video`` is the default one, which a video may pass where the fast path's own
+    top k, filled up to k, holds more of it)."""
     chosen = list(dict.fromkeys(m.video_id for m in fast))[:opts.rerank_videos]
     budget = Counter(m.video_id for m in fast[:opts.k])
     records = [searcher.catalog.video(video_id) for video_id in chosen]
@@ -69,7 +82,7 @@ def rerank_moments(searcher, reranker: Reranker, text: str, query: np.ndarray, f
                                                fast_logits(searcher, query, videos, records),
                                                strict=True):
         score = fuse(fast_scores_for(moments[:, :2], spans, logits), moments[:, 2], weight)
-        cap = opts.per_video or max(1, budget[video.video_id])
+        cap = video_budget(opts.per_video, budget[video.video_id], fill)
         keep = keep_best(moments[:, :2], score, cap, opts.nms)
         fused += [(video.video_id, moments[i, 0], moments[i, 1], float(score[i])) for i in keep]
     fused.sort(key=lambda hit: -hit[3])

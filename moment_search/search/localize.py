@@ -7,6 +7,24 @@ import numpy as np
 from ..geometry.spans import nms
 
 
+# The per-video cap of a search over more than one video when the caller sets none: at most
+# this many moments of one video, then, when a small corpus leaves fewer than k, the moments held
+# back. Chosen on two train folds (the fast path's mean R10@0.5 + R10@0.7, searched by the fold
+# search checkpoints): ``moment-search benchmark per-video-cv``, reports/per_video_cv.
+CORPUS_PER_VIDEO = 2
+
+
+def video_cap(per_video: int | None, video_ids) -> tuple[int | None, bool]:
+    """``(cap, fill)`` of a search: the caller's ``per_video`` (a hard cap), else, over more
+    than one video (``video_ids`` empty: the whole index), :data:`CORPUS_PER_VIDEO` filled up to
+    k; within one video, none."""
+    if per_video is not None:
+        return per_video, False
+    if len(set(video_ids or ())) == 1:
+        return None, False
+    return CORPUS_PER_VIDEO, True
+
+
 def keep_best(spans: np.ndarray, scores: np.ndarray, k: int, nms_threshold: float
               ) -> np.ndarray:
     """Indices of the best ``k`` spans, best first, after temporal NMS (>= 1 disables it)."""
@@ -42,14 +60,15 @@ def _iou(start: float, end: float, other_start: float, other_end: float) -> floa
 
 
 def best_across_videos(spans: np.ndarray, scores: np.ndarray, videos: np.ndarray, k: int,
-                       per_video: int, nms_threshold: float) -> np.ndarray:
+                       per_video: int, nms_threshold: float, fill: bool = False) -> np.ndarray:
     """Indices of the top ``k`` moments over many videos, best first.
 
     The same as :func:`keep_best` (NMS, at most ``per_video`` kept) in each video and then the
     best ``k`` of all (ties: lower video number, then earlier index), but in one pass over the
     candidates in score order that stops at ``k`` kept: spans of different videos never
     suppress each other, so a candidate needs checking only against the kept spans of its own
-    video.
+    video. ``fill``: when the cap leaves fewer than ``k``, the moments it held back (NMS still
+    applies) follow, best first, up to ``k``: a small corpus still answers ``k`` moments.
 
     Args:
         spans: (C, 2) ``[start, end]``; scores: (C,); videos: (C,) int video numbers.
@@ -61,15 +80,39 @@ def best_across_videos(spans: np.ndarray, scores: np.ndarray, videos: np.ndarray
     order = np.lexsort((np.arange(len(scores)), videos, -scores))
     kept: dict[int, list[tuple[float, float]]] = {}
     out: list[int] = []
-    for index, start, end, video in zip(order.tolist(), spans[order, 0].tolist(),
-                                        spans[order, 1].tolist(), videos[order].tolist(),
-                                        strict=True):
+    held: list[int] = []  # positions in ``order`` the cap alone turned away
+    for position, (start, end, video) in enumerate(zip(spans[order, 0].tolist(),
+                                                       spans[order, 1].tolist(),
+                                                       videos[order].tolist(), strict=True)):
         mine = kept.setdefault(video, [])
-        if len(mine) >= per_video or any(_iou(start, end, a, b) > nms_threshold
-                                         for a, b in mine):
+        if any(_iou(start, end, a, b) > nms_threshold for a, b in mine):
+            continue
+        if len(mine) >= per_video:
+            held.append(position)
+            continue
+        mine.append((start, end))
+        out.append(int(order[position]))
+        if len(out) == k:
+            return np.asarray(out, dtype=np.int64)
+    if fill:
+        out += _held_back(order, spans, videos, held, kept, k - len(out), nms_threshold)
+    return np.asarray(out, dtype=np.int64)
+
+
+def _held_back(order: np.ndarray, spans: np.ndarray, videos: np.ndarray, held: list[int],
+               kept: dict[int, list[tuple[float, float]]], room: int, nms_threshold: float
+               ) -> list[int]:
+    """Up to ``room`` of the moments the per-video cap held back, best first, each checked by
+    NMS against every span kept in its video (``kept`` grows)."""
+    out: list[int] = []
+    for position in held:
+        if len(out) == room:
+            break
+        index = int(order[position])
+        start, end = float(spans[index, 0]), float(spans[index, 1])
+        mine = kept[int(videos[index])]
+        if any(_iou(start, end, a, b) > nms_threshold for a, b in mine):
             continue
         mine.append((start, end))
         out.append(index)
-        if len(out) == k:
-            break
-    return np.asarray(out, dtype=np.int64)
+    return out

@@ -19,7 +19,7 @@ from ..indexer.catalog import Catalog
 from ..indexer.query_encoder import open_query_encoder
 from ..indexer.store import ProposalTable, read_metadata
 from .checks import check_count, check_nms, check_sentence
-from .localize import best_across_videos
+from .localize import best_across_videos, video_cap
 from .query_cache import QUERY_CACHE_SIZE, QueryCache
 from .relevance import RelevanceModel, read_relevance
 from .rerank import same_text_encoder
@@ -61,7 +61,9 @@ class SearchOptions:
 
     k: int = 10  # moments returned
     nms: float = 0.5  # temporal NMS IoU threshold within a video (>= 1 disables it)
-    per_video: int | None = None  # at most this many moments per video
+    # at most this many moments per video; None: localize.CORPUS_PER_VIDEO over more than one
+    # video (then the held-back moments, when fewer than k are left), no cap within one video
+    per_video: int | None = None
     candidates: int | None = None  # proposals fetched from FAISS (default max(200, 20 k))
     video_ids: Sequence[str] | None = None  # restrict the search to these videos
     rerank: str | None = None  # a reranker name (registry.list_rerankers), or None
@@ -263,6 +265,8 @@ class Searcher:
         call from several threads at once (ONNX Runtime and FAISS release the GIL)."""
         opts = SearchOptions(k=k, **options)
         self._check(texts, opts)
+        cap, fill = video_cap(opts.per_video, opts.video_ids)
+        opts = replace(opts, per_video=cap)
         start = time.perf_counter()
         queries = self.query_cache.encode(self.encoder, list(texts))  # (B, D)
         timings = Timings(encode_ms=1000 * (time.perf_counter() - start))
@@ -274,13 +278,14 @@ class Searcher:
         start = time.perf_counter()
         # the cascade needs every fetched video's fast-path moments, not only the top k
         fast_opts = replace(opts, k=len(ids[0])) if opts.rerank else opts
-        results = [self._moments(s, i, fast_opts) for s, i in zip(scores, ids, strict=True)]
+        results = [self._moments(s, i, fast_opts, fill)
+                   for s, i in zip(scores, ids, strict=True)]
         results = [self._with_relevance(q, moments)
                    for q, moments in zip(queries, results, strict=True)]
         timings.post_ms = 1000 * (time.perf_counter() - start)
         if opts.rerank:
             start = time.perf_counter()
-            results = [self._rerank(text, query, moments, opts) if moments else moments
+            results = [self._rerank(text, query, moments, opts, fill) if moments else moments
                        for text, query, moments in zip(texts, searched, results, strict=True)]
             timings.extra["rerank_ms"] = 1000 * (time.perf_counter() - start)
         return results, timings
@@ -317,14 +322,14 @@ class Searcher:
             return None
         return self.relevance.no_good_match(max(found))
 
-    def _rerank(self, text: str, query: np.ndarray, fast: list[Moment], opts: SearchOptions
-                ) -> list[Moment]:
+    def _rerank(self, text: str, query: np.ndarray, fast: list[Moment], opts: SearchOptions,
+                fill: bool = False) -> list[Moment]:
         """Re-score the top ``rerank_videos`` videos of the fast path and fuse (see rerank.py)."""
         from .cascade import rerank_moments
 
         if opts.rerank not in self.rerankers:
             self.add_reranker(opts.rerank)
-        return rerank_moments(self, self.rerankers[opts.rerank], text, query, fast, opts)
+        return rerank_moments(self, self.rerankers[opts.rerank], text, query, fast, opts, fill)
 
     def _check(self, texts: Sequence[str], opts: SearchOptions) -> None:
         for i, text in enumerate(texts):
@@ -368,8 +373,10 @@ class Searcher:
             ranges.append((record.first_id, record.n_proposals))
         return ranges
 
-    def _moments(self, scores: np.ndarray, ids: np.ndarray, opts: SearchOptions) -> list[Moment]:
-        """FAISS hits of one query -> NMS within each video -> per-video cap -> top k."""
+    def _moments(self, scores: np.ndarray, ids: np.ndarray, opts: SearchOptions,
+                 fill: bool = False) -> list[Moment]:
+        """FAISS hits of one query -> NMS within each video -> per-video cap (``fill``: then
+        the held-back moments, when fewer than k are left) -> top k."""
         keep = (ids >= 0) & (ids < len(self.table))  # a Milvus store may hold unpublished ids
         scores, ids = scores[keep], ids[keep]
         videos = self.table.video_index[ids]
@@ -377,7 +384,7 @@ class Searcher:
         scores, ids, videos = scores[alive], ids[alive], videos[alive]
         spans = np.stack([self.table.start_s[ids], self.table.end_s[ids]], axis=1)
         chosen = best_across_videos(spans, scores, videos, opts.k, opts.per_video or opts.k,
-                                    opts.nms)
+                                    opts.nms, fill)
         return [self._moment(rank, int(ids[i]), float(scores[i]))
                 for rank, i in enumerate(chosen, 1)]
 

@@ -160,3 +160,70 @@ def test_cascade_cv_cli_refuses_unpaired_folds(tmp_path, capsys):
                  "--fold-data", str(tmp_path), "--search", str(tmp_path),
                  "--fold-model", str(tmp_path)]) == 2
     assert "two folds or more" in capsys.readouterr().err
+
+
+def test_per_video_cv_means_the_folds_and_chooses_on_the_fast_path(folds, tmp_path,
+                                                                    tiny_pln_dir):
+    from moment_search.benchmarks import per_video_cv
+    from moment_search.registry import shipped_checkpoint
+    from moment_search.search.rerank import stored_fusion_weight
+
+    search = tuple(fvmr_checkpoint(tmp_path / f"fvmr{k}", k, f"{k}/2") for k in (0, 1))
+    rerankers = tuple(as_fold_model(tiny_pln_dir, tmp_path / f"pln{k}", f"{k}/2")
+                      for k in (0, 1))
+    report = per_video_cv.run(per_video_cv.PerVideoCVConfig(
+        tmp_path / "out", folds, search, caps=(None, 1, 2), rerankers={"pln": rerankers}))
+    assert [r["setting"] for r in report["rows"]] == [
+        "fast path, cap none", "pln, cap none", "fast path, cap 1", "pln, cap 1",
+        "fast path, cap 2", "pln, cap 2"]
+    assert_fold_means(report, "R10@0.5+R10@0.7")
+    fast = {r["cap"]: r["score"] for r in report["rows"] if r["path"] == "fast path"}
+    assert len(set(fast.values())) > 1  # else the choice below would test nothing
+    best = max(fast.values())
+    assert fast[per_video_cv.cap_label(report["chosen_cap"])] == best
+    # ties go to the larger cap (none above all)
+    larger = [c for c in (None, 2, 1) if fast[per_video_cv.cap_label(c)] == best][0]
+    assert report["chosen_cap"] == larger
+    shipped = json.loads((shipped_checkpoint("pln") / "config.json").read_text())["extra"]
+    assert report["fusion_weights"] == {"pln": stored_fusion_weight(shipped)}
+    assert "Chosen: **" in (tmp_path / "out" / "per_video_cv.md").read_text()
+
+
+def test_per_video_cv_ties_go_to_the_larger_cap():
+    from moment_search.benchmarks.per_video_cv import FAST_PATH, choose
+
+    rows = [{"cap": c, "path": FAST_PATH, "score": s}
+            for c, s in (("none", 3.0), ("1", 5.0), ("2", 5.0), ("3", 4.0))]
+    assert choose(rows, (None, 1, 2, 3)) == 2
+    rows[0]["score"] = 5.0
+    assert choose(rows, (None, 1, 2, 3)) is None
+
+
+def test_per_video_cv_checks_everything_before_evaluating(folds, tmp_path, tiny_pln_dir):
+    from moment_search.benchmarks import per_video_cv
+
+    search = tuple(fvmr_checkpoint(tmp_path / f"fvmr{k}", k, f"{k}/2") for k in (0, 1))
+    swapped = tuple(as_fold_model(tiny_pln_dir, tmp_path / f"pln{k}", f"{1 - k}/2")
+                    for k in (0, 1))
+    with pytest.raises(InputError, match="holds out fold 0/2"):
+        per_video_cv.run(per_video_cv.PerVideoCVConfig(tmp_path / "out", folds, search,
+                                                       rerankers={"pln": swapped}))
+    with pytest.raises(InputError, match="holds out"):
+        per_video_cv.run(per_video_cv.PerVideoCVConfig(tmp_path / "out", folds, search[::-1]))
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="one --search per --fold-data"):
+        per_video_cv.PerVideoCVConfig(tmp_path / "out", folds, search[:1])
+    with pytest.raises(InputError, match="positive integers or none"):
+        per_video_cv.PerVideoCVConfig(tmp_path / "out", folds, search, caps=(0, 2))
+    with pytest.raises(InputError, match="one checkpoint per fold"):
+        per_video_cv.PerVideoCVConfig(tmp_path / "out", folds, search,
+                                      rerankers={"pln": swapped[:1]})
+
+
+def test_per_video_cv_cli_refuses_a_malformed_rerank(tmp_path, capsys):
+    from moment_search.cli.app import main
+
+    assert main(["benchmark", "per-video-cv", "--out", str(tmp_path / "r"), "--fold-data",
+                 str(tmp_path), "--fold-data", str(tmp_path), "--search", str(tmp_path),
+                 "--search", str(tmp_path), "--rerank", "drn"]) == 2
+    assert "NAME=DIR0,DIR1" in capsys.readouterr().err

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from moment_search.eval.runner import evaluate_model
+from moment_search.search.localize import CORPUS_PER_VIDEO
 from moment_search.search.rerank import fast_scores_for, fuse, load_reranker, log_odds
 
 
@@ -15,10 +16,17 @@ def test_rerank_cascade_end_to_end(searcher, tiny_pln_dir):
     reranked = [m for m in fused if m.stage == "pln+fvmr"]
     assert reranked and {m.video_id for m in reranked} <= {m.video_id for m in fast}
     assert len({m.video_id for m in reranked}) <= 3
-    # each reranked video keeps the number of moments it had in the fast path's top k
-    for video in {m.video_id for m in reranked}:
-        had = sum(m.video_id == video for m in fast)
-        assert sum(m.video_id == video for m in reranked) == max(1, had)
+    # each reranked video keeps the default per-video cap (more where the fast path's top k,
+    # filled up to k, held more of it)
+    kept = {video: sum(m.video_id == video for m in reranked) for video in
+            {m.video_id for m in reranked}}
+    for video, n in kept.items():
+        assert n == max(CORPUS_PER_VIDEO, sum(m.video_id == video for m in fast))
+    assert max(kept.values()) == CORPUS_PER_VIDEO  # the corpus is large enough for the cap
+    # a cap the caller gives is a hard one
+    capped = searcher.search("person does action number 2", k=8, rerank="pln",
+                             rerank_videos=3, per_video=1)
+    assert all(sum(m.video_id == v for m in capped) == 1 for v in {m.video_id for m in capped})
     assert all(np.isfinite(m.score) for m in reranked)
     # the reranked block is sorted by fused score and comes first
     assert fused[:len(reranked)] == reranked
@@ -132,3 +140,19 @@ def test_reranker_shares_the_search_text_encoder(built_index, tmp_path, tiny_pln
     searcher.search("person does action number 3", k=5, rerank="pln", rerank_videos=2)
     info = searcher.encoder.tokens.cache_info()
     assert (info.misses, info.hits) == (1, 1)  # MiniLM ran once for both models
+
+
+def test_a_reranked_video_keeps_the_cap_or_what_the_filled_fast_path_gave_it():
+    from moment_search.search.cascade import video_budget
+
+    assert video_budget(None, 0, False) == 1 and video_budget(None, 3, False) == 3  # one video
+    assert video_budget(2, 5, False) == 2  # the caller's cap is a hard one
+    assert video_budget(2, 1, True) == 2 and video_budget(2, 5, True) == 5  # the default cap
+
+
+def test_the_cascade_fills_k_on_a_small_corpus(searcher, tiny_pln_dir):
+    searcher.add_reranker("pln", tiny_pln_dir)
+    n_videos = len(searcher.table.video_names)
+    k = CORPUS_PER_VIDEO * n_videos + 4
+    fused = searcher.search("a person walks", k=k, rerank="pln", rerank_videos=n_videos)
+    assert len(fused) == k and all(m.stage == "pln+fvmr" for m in fused)

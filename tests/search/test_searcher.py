@@ -56,6 +56,40 @@ def test_results_ranked_nms_and_per_video(searcher):
                 assert inter / union <= 0.3 + 1e-9
 
 
+def per_video_counts(moments):
+    counts = {}
+    for m in moments:
+        counts[m.video_id] = counts.get(m.video_id, 0) + 1
+    return counts
+
+
+def test_a_corpus_search_keeps_the_default_cap_then_fills_up_to_k(searcher):
+    from moment_search.search.localize import CORPUS_PER_VIDEO
+
+    text = "a person walks"
+    n_videos = len(searcher.table.video_names)
+    few = searcher.search(text, k=CORPUS_PER_VIDEO * n_videos)  # the cap alone fills k
+    assert max(per_video_counts(few).values()) <= CORPUS_PER_VIDEO
+    assert all(a.score >= b.score for a, b in itertools.pairwise(few))
+    uncapped = searcher.search(text, k=len(few), per_video=len(few))
+    assert max(per_video_counts(uncapped).values()) > CORPUS_PER_VIDEO  # the cap did work
+    # more than the cap can give: the capped moments first, then the held-back ones by score
+    k = CORPUS_PER_VIDEO * n_videos + 5
+    many = searcher.search(text, k=k)
+    hard = searcher.search(text, k=k, per_video=CORPUS_PER_VIDEO)
+    assert len(hard) == CORPUS_PER_VIDEO * n_videos and len(many) == k
+    assert [(m.video_id, m.start_s) for m in many[:len(hard)]] == \
+        [(m.video_id, m.start_s) for m in hard]
+    rest = many[len(hard):]
+    assert all(a.score >= b.score for a, b in itertools.pairwise(rest))
+    assert [m.rank for m in many] == list(range(1, k + 1))
+
+
+def test_a_search_within_one_video_has_no_default_cap(searcher):
+    moments = searcher.search("a person walks", k=6, video_ids=["vid004"])
+    assert len(moments) == 6 and {m.video_id for m in moments} == {"vid004"}
+
+
 def test_video_restriction(searcher):
     moments = searcher.search("a person walks", k=5, video_ids=["vid004"])
     assert moments and {m.video_id for m in moments} == {"vid004"}

@@ -1,0 +1,53 @@
+"""``moment-search benchmark per-video-cv``: the default per-video cap of a corpus search, chosen
+on train folds.
+
+Registered on the ``benchmark`` app by ``cli.benchmark``; see
+``moment_search.benchmarks.per_video_cv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import console, from_options, split_items, user_errors
+
+
+def parse_cap(text: str) -> int | None:
+    """``"none"`` -> None (no cap); ``"2"`` -> 2."""
+    return None if text.strip().lower() == "none" else int(text)
+
+
+def parse_rerank(values: list[str] | None) -> dict[str, tuple[Path, ...]]:
+    """``NAME=DIR0,DIR1`` items -> ``{name: (dir0, dir1)}``; an InputError names a bad one."""
+    from moment_search.errors import InputError
+
+    out = {}
+    for value in values or ():
+        name, sep, paths = value.partition("=")
+        if not sep or not name or not paths:
+            raise InputError(f"--rerank expects NAME=DIR0,DIR1 (one checkpoint per fold), got "
+                             f"{value!r}", parameter="rerank")
+        out[name] = tuple(Path(p) for p in paths.split(","))
+    return out
+
+
+def per_video_cv(
+    out: Path = typer.Option(..., help="Report directory."),
+    fold_data: list[Path] = typer.Option(..., "--fold-data", help="A fold corpus (`data fold`; "
+                                         "repeat, two or more)."),
+    search: list[Path] = typer.Option(..., "--search", help="The search checkpoint trained "
+                                      "without each fold, in the same order."),
+    caps: str = typer.Option(None, help="Comma-separated candidate caps; `none` is no cap."),
+    rerank: list[str] = typer.Option(None, "--rerank", help="NAME=DIR0,DIR1: a reranker "
+                                     "trained without each fold, reported beside (repeatable)."),
+) -> None:
+    """Choose how many moments of one video a corpus search keeps (on train folds)."""
+    from moment_search.benchmarks.per_video_cv import PerVideoCVConfig, cap_label, run
+
+    with user_errors():
+        report = run(from_options(PerVideoCVConfig, out=out, fold_data=tuple(fold_data),
+                                  search=tuple(search), caps=split_items(caps, parse_cap),
+                                  rerankers=parse_rerank(rerank)))
+    console.print(f"cap {cap_label(report['chosen_cap'])}; report written to {out}")
