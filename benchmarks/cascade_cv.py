@@ -29,6 +29,7 @@ from pathlib import Path
 from ..atomic import staged_dir
 from ..errors import InputError
 from ..models.base import CONFIG_NAME
+from ..search.localize import CORPUS_PER_VIDEO
 from ..search.searcher import SearchOptions
 from ..train.folds import check_fold_checkpoint, check_fold_corpora, trained_fold
 from ..train.loop import selection_score
@@ -110,6 +111,7 @@ def run(config: CascadeCVConfig) -> dict:
     means = [mean_row([fold[k] for fold in per_fold]) for k in range(len(per_fold[0]))]
     chosen = max((m for m in means if m["w"] is not None), key=lambda m: m["score"])
     report = {"reranker": config.reranker, "videos": config.videos, "metric": config.metric,
+              "per_video": CORPUS_PER_VIDEO,  # the searcher's default cap these runs had
               "fold_data": [str(p) for p in config.fold_data],
               "search": [str(p) for p in config.search],
               "fold_models": [str(p) for p in config.fold_models],

@@ -88,6 +88,12 @@ def cap_label(cap: int | None) -> str:
     return "none" if cap is None else str(cap)
 
 
+def cap_options(cap: int | None, k: int) -> dict:
+    """The search options of one cap: a hard cap; "none" as a cap of k, i.e. no cap at all
+    (``per_video=None`` would be the searcher's default cap)."""
+    return {"per_video": k if cap is None else cap}
+
+
 def fold_rows(config: PerVideoCVConfig, i: int, weights: dict[str, float]) -> list[dict]:
     """One fold's rows: for each cap, the fast path, then each reranker's cascade."""
     data = Path(config.fold_data[i])
@@ -98,7 +104,7 @@ def fold_rows(config: PerVideoCVConfig, i: int, weights: dict[str, float]) -> li
         for name, paths in config.rerankers.items():
             searcher.add_reranker(name, paths[i])
         for cap in config.caps:
-            options = {"per_video": k if cap is None else cap}
+            options = cap_options(cap, k)
             setups = [(FAST_PATH, options)] + [
                 (name, {**options, "rerank": name, "rerank_weight": weights[name]})
                 for name in config.rerankers]

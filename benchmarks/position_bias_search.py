@@ -85,7 +85,7 @@ def search(split: Split, prior: np.ndarray | None, k: int = 100) -> list[np.ndar
     videos = np.repeat(np.arange(n_videos), n_cells)
     offset = np.tile(prior, n_videos) if prior is not None else 0.0
     wanted = min(default_candidates(k), len(flat) - 1)
-    cap, fill = video_cap(None, ())  # the searcher's default over the whole corpus
+    cap, fill = video_cap(None, None)  # the searcher's default over the whole corpus
     ranked = []
     for query in split.queries:
         scores = flat @ query + offset

@@ -8,7 +8,7 @@ import typer
 
 from .benchmark_one_video import one_video_weight
 from .benchmark_per_video import per_video_cv
-from .common import console, from_options, split_items, user_errors
+from .common import console, from_options, named_paths, split_items, user_errors
 
 app = typer.Typer(help="Run benchmarks; each writes JSON + Markdown (+ plots).",
                   no_args_is_help=True)
@@ -355,8 +355,7 @@ def ensemble_cv(
     from moment_search.benchmarks.ensemble_cv import EnsembleCVConfig, run
 
     with user_errors():
-        members = tuple((name, tuple(Path(d) for d in split_items(dirs)))
-                        for name, _, dirs in (m.partition("=") for m in member))
+        members = tuple(named_paths(member, "member").items())
         report = run(from_options(EnsembleCVConfig, out=out, fold_data=tuple(fold_data),
                                   members=members, write_model=write_model))
     console.print(f"chosen: {' + '.join(report['chosen'])}; report written to {out}")

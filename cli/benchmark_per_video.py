@@ -11,26 +11,12 @@ from pathlib import Path
 
 import typer
 
-from .common import console, from_options, split_items, user_errors
+from .common import console, from_options, named_paths, split_items, user_errors
 
 
 def parse_cap(text: str) -> int | None:
     """``"none"`` -> None (no cap); ``"2"`` -> 2."""
     return None if text.strip().lower() == "none" else int(text)
-
-
-def parse_rerank(values: list[str] | None) -> dict[str, tuple[Path, ...]]:
-    """``NAME=DIR0,DIR1`` items -> ``{name: (dir0, dir1)}``; an InputError names a bad one."""
-    from moment_search.errors import InputError
-
-    out = {}
-    for value in values or ():
-        name, sep, paths = value.partition("=")
-        if not sep or not name or not paths:
-            raise InputError(f"--rerank expects NAME=DIR0,DIR1 (one checkpoint per fold), got "
-                             f"{value!r}", parameter="rerank")
-        out[name] = tuple(Path(p) for p in paths.split(","))
-    return out
 
 
 def per_video_cv(
@@ -49,5 +35,5 @@ def per_video_cv(
     with user_errors():
         report = run(from_options(PerVideoCVConfig, out=out, fold_data=tuple(fold_data),
                                   search=tuple(search), caps=split_items(caps, parse_cap),
-                                  rerankers=parse_rerank(rerank)))
+                                  rerankers=named_paths(rerank, "rerank")))
     console.print(f"cap {cap_label(report['chosen_cap'])}; report written to {out}")

@@ -175,3 +175,19 @@ def split_items(text: str | None, kind: type = str) -> tuple | None:
         return tuple(kind(item) for item in text.split(","))
     except ValueError as e:
         raise InputError(f"bad comma-separated list {text!r}: {e}") from e
+
+
+def named_paths(values: list[str] | None, option: str) -> dict[str, tuple[Path, ...]]:
+    """``NAME=DIR0,DIR1`` items of a repeatable option -> ``{name: (dir0, dir1)}``.
+
+    Raises:
+        InputError: an item without a name or a directory (names ``--option``).
+    """
+    out = {}
+    for value in values or ():
+        name, sep, paths = value.partition("=")
+        if not sep or not name or not paths:
+            raise InputError(f"--{option} expects NAME=DIR0,DIR1 (one checkpoint per fold), "
+                             f"got {value!r}", parameter=option)
+        out[name] = tuple(Path(p) for p in paths.split(","))
+    return out

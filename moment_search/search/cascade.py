@@ -11,7 +11,8 @@ one the reranker's checkpoint stores (``fusion_weight``: every shipped reranker 
 Reranked videos come first, ranked by the fused score; the fast-path moments of the other videos
 follow, so k may exceed what M videos hold. Each reranked video keeps ``per_video`` moments:
 the caller's cap, or, over more than one video, the default one (``localize.CORPUS_PER_VIDEO``,
-raised for a video to what the fast path's top k, filled up to k in a small corpus, held of it);
+raised for a video to what the fast path's top k, filled up to k where the fetched proposals
+leave fewer, held of it);
 within one video, as many as the fast path's top k held (at least one). The reranker re-scores
 and re-places moments; it does not let ten videos crowd out the rest of the corpus.
 """

@@ -1,26 +1,36 @@
-"""From proposal scores to ranked moments in one video: top scores, temporal NMS, seconds."""
+"""From proposal scores to ranked moments: top scores, temporal NMS within a video, the per-video
+cap across videos."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..geometry.spans import nms
 
-
 # The per-video cap of a search over more than one video when the caller sets none: at most
-# this many moments of one video, then, when a small corpus leaves fewer than k, the moments held
-# back. Chosen on two train folds (the fast path's mean R10@0.5 + R10@0.7, searched by the fold
-# search checkpoints): ``moment-search benchmark per-video-cv``, reports/per_video_cv.
-CORPUS_PER_VIDEO = 2
+# this many moments of one video, then, when the fetched proposals leave fewer than k (a small
+# corpus, or a few videos holding every fetched proposal), the moments held back. Chosen on two
+# train folds (the fast path's mean R10@0.5 + R10@0.7, searched by the fold search
+# checkpoints): ``moment-search benchmark per-video-cv``, reports/per_video_cv.
+CORPUS_PER_VIDEO = 3
 
 
-def video_cap(per_video: int | None, video_ids) -> tuple[int | None, bool]:
+def one_video(video_ids: Sequence[str] | None) -> bool:
+    """Whether a search restricted to ``video_ids`` (None or empty: the whole index) is a
+    search within one video."""
+    return len(set(video_ids or ())) == 1
+
+
+def video_cap(per_video: int | None, video_ids: Sequence[str] | None
+              ) -> tuple[int | None, bool]:
     """``(cap, fill)`` of a search: the caller's ``per_video`` (a hard cap), else, over more
-    than one video (``video_ids`` empty: the whole index), :data:`CORPUS_PER_VIDEO` filled up to
-    k; within one video, none."""
+    than one video, :data:`CORPUS_PER_VIDEO` filled up to k; within one video, none (there the
+    filled cap would give the same moments: it is left out for clarity)."""
     if per_video is not None:
         return per_video, False
-    if len(set(video_ids or ())) == 1:
+    if one_video(video_ids):
         return None, False
     return CORPUS_PER_VIDEO, True
 
@@ -72,9 +82,11 @@ def best_across_videos(spans: np.ndarray, scores: np.ndarray, videos: np.ndarray
 
     Args:
         spans: (C, 2) ``[start, end]``; scores: (C,); videos: (C,) int video numbers.
-        k, per_video: how many to keep in all and per video.
+        k, per_video: how many to keep in all and per video (with ``fill``, per video before
+            the held-back moments).
         nms_threshold: IoU above which a lower-scored span of the same video is dropped
             (>= 1: no NMS).
+        fill: follow the capped moments with the held-back ones when fewer than ``k`` are kept.
     """
     spans = np.asarray(spans, dtype=np.float64)  # plain-float IoU: float32 would round apart
     order = np.lexsort((np.arange(len(scores)), videos, -scores))

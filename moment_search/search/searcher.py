@@ -19,7 +19,7 @@ from ..indexer.catalog import Catalog
 from ..indexer.query_encoder import open_query_encoder
 from ..indexer.store import ProposalTable, read_metadata
 from .checks import check_count, check_nms, check_sentence
-from .localize import best_across_videos, video_cap
+from .localize import best_across_videos, one_video, video_cap
 from .query_cache import QUERY_CACHE_SIZE, QueryCache
 from .relevance import RelevanceModel, read_relevance
 from .rerank import same_text_encoder
@@ -301,7 +301,7 @@ class Searcher:
         """The (B, D) query vectors a search runs with: as encoded, or, for a search within one
         video, weighed by ``embed.one_video``'s rule (the constant column, i.e. the per-cell
         prior and the hub correction, at 0; the video-text term at its one-video weight)."""
-        if len(set(video_ids or ())) != 1:
+        if not one_video(video_ids):
             return queries
         return self.encoder.one_video.apply(queries)  # never changes the cache's vectors
 

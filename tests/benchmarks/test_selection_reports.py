@@ -165,6 +165,9 @@ def test_cascade_cv_cli_refuses_unpaired_folds(tmp_path, capsys):
 def test_per_video_cv_means_the_folds_and_chooses_on_the_fast_path(folds, tmp_path,
                                                                     tiny_pln_dir):
     from moment_search.benchmarks import per_video_cv
+    from moment_search.benchmarks.fvmr_eval import CORPUS_COLUMNS, corpus_row, split_searcher
+
+    from moment_search.data.corpus_dir import open_corpus
     from moment_search.registry import shipped_checkpoint
     from moment_search.search.rerank import stored_fusion_weight
 
@@ -179,6 +182,16 @@ def test_per_video_cv_means_the_folds_and_chooses_on_the_fast_path(folds, tmp_pa
     assert_fold_means(report, "R10@0.5+R10@0.7")
     fast = {r["cap"]: r["score"] for r in report["rows"] if r["path"] == "fast path"}
     assert len(set(fast.values())) > 1  # else the choice below would test nothing
+    # "none" is no cap at all (not the searcher's default one), "2" a hard cap of 2
+    rows = {r["setting"]: r for r in report["folds"][0]}
+    none, two = rows["fast path, cap none"], rows["fast path, cap 2"]
+    assert none["R100@0.5"] != two["R100@0.5"]
+    with split_searcher(folds[0], "val", search[0]) as searcher:
+        corpus, _ = open_corpus(folds[0], split="val")
+        for per_video, row in ((searcher.n_proposals, none), (2, two)):
+            direct = corpus_row(searcher, folds[0], "val", corpus.queries, "x",
+                                {"per_video": per_video})
+            assert all(direct[c] == row[c] for c in CORPUS_COLUMNS)
     best = max(fast.values())
     assert fast[per_video_cv.cap_label(report["chosen_cap"])] == best
     # ties go to the larger cap (none above all)
@@ -187,6 +200,12 @@ def test_per_video_cv_means_the_folds_and_chooses_on_the_fast_path(folds, tmp_pa
     shipped = json.loads((shipped_checkpoint("pln") / "config.json").read_text())["extra"]
     assert report["fusion_weights"] == {"pln": stored_fusion_weight(shipped)}
     assert "Chosen: **" in (tmp_path / "out" / "per_video_cv.md").read_text()
+
+
+def test_per_video_cv_searches_without_a_cap_for_none():
+    from moment_search.benchmarks.per_video_cv import cap_options
+
+    assert cap_options(None, 100) == {"per_video": 100} and cap_options(2, 100) == {"per_video": 2}
 
 
 def test_per_video_cv_ties_go_to_the_larger_cap():

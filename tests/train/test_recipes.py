@@ -147,6 +147,19 @@ def test_each_shipped_reranker_stores_the_fusion_weight_its_folds_chose(name):
     assert stored(f"{name}-charades-clip")["extra"]["fusion_weight"] == report["chosen_weight"]
 
 
+def test_the_default_per_video_cap_is_the_one_its_folds_chose():
+    from moment_search.search.localize import CORPUS_PER_VIDEO
+
+    report = json.loads((ROOT / "reports/per_video_cv/per_video_cv.json").read_text())
+    assert report["chosen_cap"] == CORPUS_PER_VIDEO
+    # chosen on the fold search checkpoints the cascade weights were chosen on
+    for name in ("pln", "fian", "drn", "lpnet", "ensemble"):
+        cascade = json.loads((ROOT / f"reports/{name}_cascade_cv/cascade_cv.json").read_text())
+        assert cascade["search"] == report["search"]
+        assert cascade["fold_data"] == report["fold_data"]
+        assert cascade["per_video"] == CORPUS_PER_VIDEO  # chosen under the cap
+
+
 def test_ensemble_recipe_is_the_shipped_ensemble():
     import tomllib
 
