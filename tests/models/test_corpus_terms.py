@@ -122,7 +122,7 @@ def test_index_of_fused_vectors_equals_exact_fused_scoring(composed_dir, session
     for q, text in enumerate(texts):
         exact = sorted(((float(s[i, q]), vid, *spans[i]) for s, vid, spans in rows
                         for i in range(len(spans))), reverse=True)[:10]
-        found = searcher.search(text, k=10, nms=1.0)
+        found = searcher.search(text, k=10, nms=1.0, per_video=10)  # every moment, no cap
         assert [(m.video_id, m.start_s, m.end_s) for m in found] == \
             [(vid, pytest.approx(a), pytest.approx(b)) for _, vid, a, b in exact]
         np.testing.assert_allclose([m.score for m in found], [e[0] for e in exact], rtol=1e-4)
