@@ -129,10 +129,10 @@ def label(weight: float | None) -> str:
     return INDEX_ALONE if weight is None else f"w = {weight:g}"
 
 
-def mean_row(rows: list[dict]) -> dict:
+def mean_row(rows: list[dict], keep: tuple[str, ...] = ("setting", "w")) -> dict:
     """One setting's mean over folds of the score and every corpus column, with each fold's
-    score beside it."""
-    return {"setting": rows[0]["setting"], "w": rows[0]["w"],
+    score beside it and the fields ``keep`` of its first fold."""
+    return {**{name: rows[0][name] for name in keep},
             "score": statistics.fmean(r["score"] for r in rows),
             **{f"fold {i} score": r["score"] for i, r in enumerate(rows)},
             **{name: statistics.fmean(r[name] for r in rows) for name in CORPUS_COLUMNS}}

@@ -23,18 +23,16 @@ reads the shipped report).
 
 from __future__ import annotations
 
-import json
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.corpus_dir import open_corpus
 from ..errors import InputError
-from ..models.base import CONFIG_NAME
-from ..registry import shipped_checkpoint
+from ..registry import model_class, reranker_class, shipped_checkpoint
 from ..search.searcher import SearchOptions
 from ..train.folds import check_fold_checkpoint, check_fold_corpora
 from ..train.loop import selection_score
+from .cascade_cv import mean_row
 from .corpus_cv import CorpusCVConfig
 from .fvmr_eval import CORPUS_COLUMNS, corpus_row, split_searcher
 from .report import machine_info, markdown_table, progress, write_report
@@ -72,8 +70,6 @@ class PerVideoCVConfig:
 
 def check_inputs(config: PerVideoCVConfig) -> None:
     """Everything that can be checked before any index is built (see ``cascade_cv``)."""
-    from ..registry import model_class, reranker_class
-
     check_fold_corpora(config.fold_data)
     for i, (data, search) in enumerate(zip(config.fold_data, config.search, strict=True)):
         check_fold_checkpoint(data, search)
@@ -117,14 +113,8 @@ def fold_rows(config: PerVideoCVConfig, i: int, weights: dict[str, float]) -> li
 
 def mean_rows(per_fold: list[list[dict]]) -> list[dict]:
     """Each (cap, path)'s mean over folds, with each fold's score beside it."""
-    out = []
-    for same in zip(*per_fold, strict=True):
-        out.append({"setting": same[0]["setting"], "cap": same[0]["cap"],
-                    "path": same[0]["path"],
-                    "score": statistics.fmean(r["score"] for r in same),
-                    **{f"fold {i} score": r["score"] for i, r in enumerate(same)},
-                    **{c: statistics.fmean(r[c] for r in same) for c in CORPUS_COLUMNS}})
-    return out
+    return [mean_row(list(same), ("setting", "cap", "path"))
+            for same in zip(*per_fold, strict=True)]
 
 
 def choose(rows: list[dict], caps: tuple[int | None, ...]) -> int | None:
@@ -159,8 +149,8 @@ def _shipped_weight(name: str) -> float:
     """The fusion weight the shipped checkpoint of reranker ``name`` stores."""
     from ..search.rerank import stored_fusion_weight
 
-    config = json.loads((shipped_checkpoint(name) / CONFIG_NAME).read_text())
-    return stored_fusion_weight(config.get("extra", {}))
+    _, extra = model_class(name).read_config(shipped_checkpoint(name))
+    return stored_fusion_weight(extra)
 
 
 def markdown(report: dict) -> str:

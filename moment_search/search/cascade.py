@@ -26,7 +26,7 @@ import numpy as np
 
 from ..data.corpus import Video
 from ..data.features import load_feature_source
-from .localize import keep_best
+from .localize import keep_best, video_cap
 from .rerank import Reranker, RerankVideo, fast_scores_for, fuse
 
 
@@ -68,12 +68,11 @@ def video_budget(per_video: int | None, in_fast_top: int, fill: bool) -> int:
 
 
 def rerank_moments(searcher, reranker: Reranker, text: str, query: np.ndarray, fast: list,
-                   opts, fill: bool = False) -> list:
-    """Fast-path moments of one query -> the cascade's top ``opts.k`` moments (``fill``: the
-    cap ``opts.per_video`` is the default one, which a video may pass where the fast path's own
-    top k, filled up to k, holds more of it)."""
+                   opts) -> list:
+    """Fast-path moments of one query -> the cascade's top ``opts.k`` moments."""
     chosen = list(dict.fromkeys(m.video_id for m in fast))[:opts.rerank_videos]
     budget = Counter(m.video_id for m in fast[:opts.k])
+    per_video, fill = video_cap(opts.per_video, opts.video_ids)
     records = [searcher.catalog.video(video_id) for video_id in chosen]
     videos = [rerank_video(record) for record in records]
     scored = reranker.score_videos(text, videos)
@@ -83,7 +82,7 @@ def rerank_moments(searcher, reranker: Reranker, text: str, query: np.ndarray, f
                                                fast_logits(searcher, query, videos, records),
                                                strict=True):
         score = fuse(fast_scores_for(moments[:, :2], spans, logits), moments[:, 2], weight)
-        cap = video_budget(opts.per_video, budget[video.video_id], fill)
+        cap = video_budget(per_video, budget[video.video_id], fill)
         keep = keep_best(moments[:, :2], score, cap, opts.nms)
         fused += [(video.video_id, moments[i, 0], moments[i, 1], float(score[i])) for i in keep]
     fused.sort(key=lambda hit: -hit[3])

@@ -265,8 +265,6 @@ class Searcher:
         call from several threads at once (ONNX Runtime and FAISS release the GIL)."""
         opts = SearchOptions(k=k, **options)
         self._check(texts, opts)
-        cap, fill = video_cap(opts.per_video, opts.video_ids)
-        opts = replace(opts, per_video=cap)
         start = time.perf_counter()
         queries = self.query_cache.encode(self.encoder, list(texts))  # (B, D)
         timings = Timings(encode_ms=1000 * (time.perf_counter() - start))
@@ -278,14 +276,13 @@ class Searcher:
         start = time.perf_counter()
         # the cascade needs every fetched video's fast-path moments, not only the top k
         fast_opts = replace(opts, k=len(ids[0])) if opts.rerank else opts
-        results = [self._moments(s, i, fast_opts, fill)
-                   for s, i in zip(scores, ids, strict=True)]
+        results = [self._moments(s, i, fast_opts) for s, i in zip(scores, ids, strict=True)]
         results = [self._with_relevance(q, moments)
                    for q, moments in zip(queries, results, strict=True)]
         timings.post_ms = 1000 * (time.perf_counter() - start)
         if opts.rerank:
             start = time.perf_counter()
-            results = [self._rerank(text, query, moments, opts, fill) if moments else moments
+            results = [self._rerank(text, query, moments, opts) if moments else moments
                        for text, query, moments in zip(texts, searched, results, strict=True)]
             timings.extra["rerank_ms"] = 1000 * (time.perf_counter() - start)
         return results, timings
@@ -322,14 +319,14 @@ class Searcher:
             return None
         return self.relevance.no_good_match(max(found))
 
-    def _rerank(self, text: str, query: np.ndarray, fast: list[Moment], opts: SearchOptions,
-                fill: bool = False) -> list[Moment]:
+    def _rerank(self, text: str, query: np.ndarray, fast: list[Moment], opts: SearchOptions
+                ) -> list[Moment]:
         """Re-score the top ``rerank_videos`` videos of the fast path and fuse (see rerank.py)."""
         from .cascade import rerank_moments
 
         if opts.rerank not in self.rerankers:
             self.add_reranker(opts.rerank)
-        return rerank_moments(self, self.rerankers[opts.rerank], text, query, fast, opts, fill)
+        return rerank_moments(self, self.rerankers[opts.rerank], text, query, fast, opts)
 
     def _check(self, texts: Sequence[str], opts: SearchOptions) -> None:
         for i, text in enumerate(texts):
@@ -373,18 +370,18 @@ class Searcher:
             ranges.append((record.first_id, record.n_proposals))
         return ranges
 
-    def _moments(self, scores: np.ndarray, ids: np.ndarray, opts: SearchOptions,
-                 fill: bool = False) -> list[Moment]:
-        """FAISS hits of one query -> NMS within each video -> per-video cap (``fill``: then
-        the held-back moments, when fewer than k are left) -> top k."""
+    def _moments(self, scores: np.ndarray, ids: np.ndarray, opts: SearchOptions) -> list[Moment]:
+        """FAISS hits of one query -> NMS within each video -> per-video cap (``video_cap``:
+        the default one is followed by the held-back moments when fewer than k are left) -> top
+        k."""
         keep = (ids >= 0) & (ids < len(self.table))  # a Milvus store may hold unpublished ids
         scores, ids = scores[keep], ids[keep]
         videos = self.table.video_index[ids]
         alive = ~self.removed[videos]
         scores, ids, videos = scores[alive], ids[alive], videos[alive]
         spans = np.stack([self.table.start_s[ids], self.table.end_s[ids]], axis=1)
-        chosen = best_across_videos(spans, scores, videos, opts.k, opts.per_video or opts.k,
-                                    opts.nms, fill)
+        cap, fill = video_cap(opts.per_video, opts.video_ids)
+        chosen = best_across_videos(spans, scores, videos, opts.k, cap or opts.k, opts.nms, fill)
         return [self._moment(rank, int(ids[i]), float(scores[i]))
                 for rank, i in enumerate(chosen, 1)]
 
