@@ -28,6 +28,7 @@ from ..eval.runner import evaluate_model
 from ..indexer.build import BuildConfig, build_index
 from ..metrics import corpus_metrics
 from ..search.batch import search_file
+from ..search.localize import CORPUS_PER_VIDEO
 from ..search.searcher import Searcher
 from .report import machine_info, machine_markdown, markdown_table, write_report
 
@@ -124,6 +125,7 @@ def run(config: AccuracyConfig) -> dict:
                               (config.rerank_weight,))
     report = {"data": str(data), "split": split,
               "models": {k: str(v) for k, v in config.models.items()},
+              "per_video": CORPUS_PER_VIDEO,  # the searcher's default cap the corpus rows had
               "single_video": single, "corpus": corpus, "machine": machine_info()}
     write_report(config.out, "fvmr_eval", report, markdown(report))
     return report

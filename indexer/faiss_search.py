@@ -137,12 +137,30 @@ def _exact_hnsw_subset(index, queries: np.ndarray, k: int, sel):
     return scores, ids.astype(np.int64)
 
 
+# The most results FAISS's GPU k-selection returns per query (GPU_MAX_SELECTION_K of its CUDA
+# builds; larger k raises there). A GPU search asks for at most this many and pads the rest.
+GPU_MAX_K = 2048
+
+
+def pad_results(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B, k) results from fewer columns: the missing ones as FAISS marks absent hits (id -1,
+    score -inf)."""
+    missing = k - scores.shape[1]
+    if missing <= 0:
+        return scores, ids
+    rows = scores.shape[0]
+    return (np.concatenate([scores, np.full((rows, missing), -np.inf, scores.dtype)], axis=1),
+            np.concatenate([ids, np.full((rows, missing), -1, ids.dtype)], axis=1))
+
+
 def _search_gpu(index, queries: np.ndarray, k: int, settings: dict):
-    """A GPU index search: IVF gets nprobe through SearchParametersIVF, flat needs nothing."""
+    """A GPU index search: IVF gets nprobe through SearchParametersIVF, flat needs nothing; k
+    above :data:`GPU_MAX_K` gets the best GPU_MAX_K, padded to k."""
+    asked = min(k, GPU_MAX_K)
     if "nprobe" not in settings:
-        return index.search(queries, k)
+        return pad_results(*index.search(queries, asked), k)
     params = import_faiss().SearchParametersIVF(nprobe=settings["nprobe"])
-    return index.search(queries, k, params=params)
+    return pad_results(*index.search(queries, asked, params=params), k)
 
 
 def search(index, queries, k: int, spec: IndexSpec | Mapping[str, Any] | None = None,
@@ -163,7 +181,8 @@ def search(index, queries, k: int, spec: IndexSpec | Mapping[str, Any] | None = 
 
     Returns:
         scores (B, k) float32, ids (B, k) int64, best first; ids are -1 (scores -inf or
-        -3.4e38) where fewer than k vectors are allowed / present.
+        -3.4e38) where fewer than k vectors are allowed / present, and past the first
+        :data:`GPU_MAX_K` on a GPU index.
 
     Raises:
         ValueError: wrong query shape, k < 1, or a selector on a GPU index.

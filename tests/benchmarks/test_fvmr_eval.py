@@ -2,6 +2,7 @@ import json
 
 import pytest
 from moment_search.benchmarks.fvmr_eval import main, parse_models
+from moment_search.search.localize import CORPUS_PER_VIDEO
 
 
 def test_report_on_tiny_corpus(tiny_corpus, tiny_model_dir, tiny_pln_dir, tmp_path):
@@ -13,6 +14,7 @@ def test_report_on_tiny_corpus(tiny_corpus, tiny_model_dir, tiny_pln_dir, tmp_pa
     assert pairings == [("prior", "real"), ("tiny", "real"), ("tiny", "shuffled-video"),
                         ("tiny", "shuffled-query")]
     assert report["corpus"][0]["videos"] == 2 and "R10@0.5" in report["corpus"][0]
+    assert report["per_video"] == CORPUS_PER_VIDEO  # the cap the corpus rows ran under
     assert [r["model"] for r in report["corpus"]][1:] == [
         "tiny + pln (M=1, w=0.5)", "tiny + pln (M=2, w=0.5)"]
     assert "| model | pairing |" in (tmp_path / "out" / "fvmr_eval.md").read_text()

@@ -12,6 +12,7 @@ faiss = pytest.importorskip("faiss")
 
 from moment_search.indexer import faiss_index as fi  # noqa: E402
 from moment_search.indexer.faiss_placement import _gpu_count  # noqa: E402
+from moment_search.indexer.faiss_search import GPU_MAX_K, pad_results  # noqa: E402
 
 DIM = 32
 
@@ -359,6 +360,16 @@ def test_placement_falls_back_to_cpu_with_one_log_line(caplog):
             fi.resolve_placement(bad)
 
 
+def test_pad_results_marks_the_missing_columns_as_absent_hits():
+    scores = np.array([[3.0, 2.0]], np.float32)
+    ids = np.array([[7, 4]], np.int64)
+    padded_scores, padded_ids = pad_results(scores, ids, 4)
+    assert padded_ids.tolist() == [[7, 4, -1, -1]] and padded_ids.dtype == np.int64
+    assert padded_scores[0, :2].tolist() == [3.0, 2.0] and np.isneginf(padded_scores[0, 2:]).all()
+    assert padded_scores.dtype == np.float32
+    assert pad_results(scores, ids, 2)[1] is ids  # nothing missing: unchanged
+
+
 def test_cpu_placement_keeps_the_index(built):
     index = built["flat"]
     assert fi.to_device(index, fi.Placement("cpu")) is index
@@ -379,6 +390,11 @@ def test_gpu_search_matches_cpu(built, corpus, tmp_path, name):
     assert recall(gpu_ids, cpu_ids) >= 0.95
     with pytest.raises(ValueError, match="CPU index"):
         fi.search(gpu, queries, 10, id_selector=[(1000, 10)])
+    wide = GPU_MAX_K + 5  # past the GPU's k-selection: the best GPU_MAX_K, padded
+    if name == "flat" and len(vectors) > wide:
+        scores, wide_ids = fi.search(gpu, queries[:2], wide)
+        assert wide_ids.shape == (2, wide) and (wide_ids[:, GPU_MAX_K:] == -1).all()
+        assert np.isneginf(scores[:, GPU_MAX_K:]).all() and (wide_ids[:, :GPU_MAX_K] >= 0).all()
     fi.write_index(gpu, tmp_path / "gpu.faiss")  # saved in CPU format
     assert not fi._is_gpu(fi.read_index(tmp_path / "gpu.faiss"))
     trained = fi.to_device(fi.new_index(SPECS[name], DIM), placement)
