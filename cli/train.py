@@ -243,6 +243,9 @@ def drn(
     n_segments: int = typer.Option(None, min=4, help="Video segments (official Charades: 32)."),
     min_overlap: float = typer.Option(None, min=0.0, max=1.0, help="Eq. 7 trains on boxes "
                                       "whose IoU exceeds this."),
+    cross_video: float = typer.Option(None, min=0.0, help="Weight of the cross-video term: "
+                                      "each sentence against another video's segments, every "
+                                      "location negative (not in the paper; 0: off)."),
     dropout: float = DROPOUT_OPTION,
     weight_decay: float = WEIGHT_DECAY_OPTION,
     clip_scale: float = CLIP_SCALE_OPTION,

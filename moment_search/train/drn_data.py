@@ -23,6 +23,7 @@ class DRNExample:
     """One query with its video, ready to batch."""
 
     qid: str
+    video_id: str
     duration: float  # seconds
     segments: torch.Tensor  # (T, Dv) video segments (shared by the queries of one video)
     tokens: torch.Tensor  # (L, Dt)
@@ -44,12 +45,13 @@ class DRNBatch:
     windows: torch.Tensor  # (B, W, 2)
     window_mask: torch.Tensor  # (B, W) bool
     weights: torch.Tensor  # (B,)
+    videos: torch.Tensor  # (B,) int64, equal for examples of the same video
 
     def to(self, device: torch.device | str) -> DRNBatch:
         """The batch on ``device``."""
         return DRNBatch(*(getattr(self, name).to(device) for name in
                           ("segments", "tokens", "token_mask", "labels", "distances", "windows",
-                           "window_mask", "weights")))
+                           "window_mask", "weights", "videos")))
 
 
 def location_targets(windows: np.ndarray, centres: np.ndarray, levels: np.ndarray,
@@ -113,7 +115,8 @@ def build_drn_examples(corpus: Corpus, store: FeatureStore, config: DRNConfig,
         windows = np.asarray(query.windows, dtype=np.float64) * (config.n_segments / duration)
         labels, distances = location_targets(windows, centres, levels, config.range_low,
                                              config.range_high)
-        examples.append(DRNExample(query.qid, duration, segments[query.video_id],
+        examples.append(DRNExample(query.qid, query.video_id, duration,
+                                   segments[query.video_id],
                                    tokens[query.text], torch.from_numpy(labels),
                                    torch.from_numpy(distances),
                                    torch.from_numpy(windows.astype(np.float32)),
@@ -129,6 +132,8 @@ def collate_drn(examples: Sequence[DRNExample]) -> DRNBatch:
     """
     tokens, token_mask = pad_with_mask([e.tokens for e in examples])
     windows, window_mask = pad_with_mask([e.windows for e in examples])
+    numbers = {video_id: i for i, video_id in enumerate(dict.fromkeys(e.video_id
+                                                                       for e in examples))}
     return DRNBatch(
         segments=torch.stack([e.segments for e in examples]),
         tokens=tokens,
@@ -138,4 +143,5 @@ def collate_drn(examples: Sequence[DRNExample]) -> DRNBatch:
         windows=windows,
         window_mask=window_mask,
         weights=torch.tensor([e.weight for e in examples], dtype=torch.float32),
+        videos=torch.tensor([numbers[e.video_id] for e in examples], dtype=torch.int64),
     )

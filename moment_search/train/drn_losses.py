@@ -11,6 +11,13 @@
   marked TODO), which never shows the head a poor box. We take "the predictions that overlap the
   ground truth": the head then sees good and poor boxes alike, which is what ranking needs.
 
+Not in the paper, off by default (``cross_video_weight``): a cross-video term, the focal loss of
+Eq. 6 with every location labelled negative, for each query paired with the segments of another
+video of the batch (:func:`other_video`). DRN only ever sees a query with its own video, so
+nothing makes m_t of a video that does not show the sentence low, which is what a cascade over
+many videos ranks by. The term is normalised like Eq. 6 (by the real pairs' N_pos + B), so it
+weighs one unrelated video as much as the query's own negatives.
+
 Per-query weights w_b (``--extra`` pseudo-queries weigh less) count every location of query b
 w_b times in each sum and each count, so all weights 1 give the unweighted losses.
 """
@@ -75,6 +82,30 @@ def matching_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Ten
     per_location = focal_loss(logits, labels)  # (B, A)
     norm = (weights * (labels.sum(1) + 1)).sum()
     return (per_location.sum(1) * weights).sum() / norm.clamp(min=1e-6)
+
+
+def other_video(videos: torch.Tensor) -> torch.Tensor:
+    """(B,) for each example the next one (cyclically) of a different video, -1 where every
+    example of the batch shows the same video as it."""
+    count = len(videos)
+    partner = torch.full((count,), -1, dtype=torch.long)
+    for i in range(count):
+        for step in range(1, count):
+            j = (i + step) % count
+            if videos[j] != videos[i]:
+                partner[i] = j
+                break
+    return partner
+
+
+def cross_video_loss(negative_logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+                     paired: torch.Tensor) -> torch.Tensor:
+    """The cross-video term: focal loss with label 0 over the (N, A) logits of the ``paired``
+    queries (a (B,) bool mask) against another video, weighted by their w_b and divided by
+    Eq. 6's normaliser of the whole batch (N_pos + B over the real pairs)."""
+    per_location = focal_loss(negative_logits, torch.zeros_like(negative_logits))
+    norm = (weights * (labels.sum(1) + 1)).sum()
+    return (per_location.sum(1) * weights[paired]).sum() / norm.clamp(min=1e-6)
 
 
 def location_loss(distances: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,

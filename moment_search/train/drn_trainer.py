@@ -28,7 +28,13 @@ import torch
 from ..errors import InputError
 from ..models.drn import DRN, decode_boxes
 from .drn_data import DRNBatch, build_drn_examples, collate_drn
-from .drn_losses import iou_head_loss, location_loss, matching_loss
+from .drn_losses import (
+    cross_video_loss,
+    iou_head_loss,
+    location_loss,
+    matching_loss,
+    other_video,
+)
 from .localizer_trainer import LocalizerTrainer
 from .loop import RecipeConfig
 
@@ -48,6 +54,8 @@ class DRNTrainConfig(RecipeConfig):
     weight_decay: float = 0.0  # (not in the paper)
     min_overlap: float = 0.0  # Eq. 7 trains on boxes with IoU > this (see drn_losses)
     nms_threshold: float = 0.6  # temporal NMS at inference (official fcos_nms_thr)
+    # > 0: the cross-video term of steps 1 and 3 at this weight (drn_losses; not in the paper)
+    cross_video_weight: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,6 +64,8 @@ class DRNTrainConfig(RecipeConfig):
                 or self.stage_epochs[0] < 1:
             raise InputError(f"stage_epochs must be three counts, the first >= 1, "
                              f"got {self.stage_epochs}")
+        if self.cross_video_weight < 0:
+            raise InputError(f"cross_video_weight must be >= 0, got {self.cross_video_weight}")
 
     @property
     def epochs(self) -> int:
@@ -72,10 +82,11 @@ class DRNTrainConfig(RecipeConfig):
         return (self.lr, self.iou_lr, self.finetune_lr)[stage - 1]
 
 
-def drn_loss(model: DRN, batch: DRNBatch, stage: int, min_overlap: float = 0.0
-             ) -> dict[str, torch.Tensor]:
+def drn_loss(model: DRN, batch: DRNBatch, stage: int, min_overlap: float = 0.0,
+             cross_video_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """Eq. 5-7 on one batch: ``match``, ``location``, ``iou`` and their ``total`` for a step
-    (step 1: match + location; step 2: iou; step 3: all three)."""
+    (step 1: match + location; step 2: iou; step 3: all three), plus, with a
+    ``cross_video_weight`` > 0, the weighted ``cross_video`` term in steps 1 and 3."""
     out = model(batch.segments, batch.tokens, batch.token_mask)
     terms = {"match": matching_loss(out.logits, batch.labels, batch.weights),  # Eq. 6
              "location": location_loss(out.distances, batch.distances, batch.labels,
@@ -84,8 +95,23 @@ def drn_loss(model: DRN, batch: DRNBatch, stage: int, min_overlap: float = 0.0
     terms["iou"] = iou_head_loss(out.iou_logits, boxes, batch.windows, batch.window_mask,
                                  batch.weights, min_overlap)  # Eq. 7
     parts = {1: ("match", "location"), 2: ("iou",), 3: ("match", "location", "iou")}[stage]
+    if cross_video_weight > 0 and stage != 2:
+        terms["cross_video"] = cross_video_weight * cross_video_term(model, batch)
+        parts += ("cross_video",)
     terms["total"] = sum(terms[name] for name in parts)
     return terms
+
+
+def cross_video_term(model: DRN, batch: DRNBatch) -> torch.Tensor:
+    """The cross-video term (``drn_losses.cross_video_loss``): each query against the segments
+    of the next example of another video; 0 when the batch holds one video."""
+    partner = other_video(batch.videos.cpu()).to(batch.videos.device)
+    paired = partner >= 0
+    if not paired.any():
+        return batch.weights.new_zeros(())
+    negative = model(batch.segments[partner[paired]], batch.tokens[paired],
+                     batch.token_mask[paired])
+    return cross_video_loss(negative.logits, batch.labels, batch.weights, paired)
 
 
 def set_stage(model: DRN, stage: int) -> None:
@@ -147,4 +173,5 @@ class DRNTrainer(LocalizerTrainer):
 
     def loss_terms(self, batch: DRNBatch, epoch: int) -> dict[str, torch.Tensor]:
         """The step's loss on one batch."""
-        return drn_loss(self.model, batch, self.stage, self.config.min_overlap)
+        return drn_loss(self.model, batch, self.stage, self.config.min_overlap,
+                        self.config.cross_video_weight)

@@ -1,9 +1,12 @@
+import dataclasses
+
 import pytest
 import torch
 
 from moment_search.data.corpus_dir import open_corpus
 from moment_search.models.drn import DRN, DRNConfig
 from moment_search.train.drn_data import build_drn_examples, collate_drn
+from moment_search.train.drn_losses import other_video
 from moment_search.train.drn_trainer import (
     DRNTrainConfig,
     DRNTrainer,
@@ -73,6 +76,61 @@ def test_a_few_steps_lower_each_steps_loss(tiny_corpus):
         assert losses[-1] < 0.8 * losses[0], (stage, losses)
         moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
         assert all(n.startswith("heads.iou.") for n in moved) == (stage == 2)
+
+
+def test_other_video_pairs_each_example_with_the_next_of_another_video():
+    assert other_video(torch.tensor([0, 0, 1, 2])).tolist() == [2, 2, 3, 0]
+    assert other_video(torch.tensor([1, 0, 0])).tolist() == [1, 0, 0]
+    assert other_video(torch.tensor([5, 5])).tolist() == [-1, -1]
+    with pytest.raises(ValueError, match="cross_video_weight"):
+        DRNTrainConfig(cross_video_weight=-1.0)
+
+
+def test_cross_video_term_joins_steps_1_and_3_only(tiny_corpus):
+    corpus, store = open_corpus(tiny_corpus, split="train", feature_rate=1.0)
+    examples = build_drn_examples(corpus, store, MODEL, FakeEncoder())
+    batch = collate_drn(examples)
+    assert batch.videos.tolist() == list(range(len(examples)))  # one sentence per video here
+    torch.manual_seed(0)
+    model = DRN(MODEL).eval()
+    for stage in (1, 2, 3):
+        set_stage(model, stage)
+        plain = drn_loss(model, batch, stage)
+        crossed = drn_loss(model, batch, stage, cross_video_weight=2.0)
+        if stage == 2:
+            assert "cross_video" not in crossed
+            assert torch.equal(crossed["total"], plain["total"])
+        else:
+            assert float(crossed["cross_video"].detach()) > 0
+            assert torch.allclose(crossed["total"], plain["total"] + crossed["cross_video"])
+    same = collate_drn([examples[0], dataclasses.replace(examples[0], qid="again")])
+    assert same.videos.tolist() == [0, 0]
+    assert float(drn_loss(model, same, 1, cross_video_weight=2.0)["cross_video"]) == 0.0
+
+
+def negative_match(model, batch) -> float:
+    """Mean over sentences of the best matching probability in the next video's segments."""
+    with torch.no_grad():
+        out = model(batch.segments.roll(1, 0), batch.tokens, batch.token_mask)
+    return float(torch.sigmoid(out.logits).amax(1).mean())
+
+
+def test_cross_video_training_lowers_the_match_on_other_videos(tiny_corpus):
+    corpus, store = open_corpus(tiny_corpus, split="train", feature_rate=1.0)
+    batch = collate_drn(build_drn_examples(corpus, store, MODEL, FakeEncoder()))
+    after = {}
+    for weight in (0.0, 5.0):
+        torch.manual_seed(0)
+        model = DRN(MODEL)
+        set_stage(model, 1)
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 1e-2)
+        for _ in range(40):
+            terms = drn_loss(model.train(), batch, 1, cross_video_weight=weight)
+            optimizer.zero_grad()
+            terms["total"].backward()
+            optimizer.step()
+        after[weight] = negative_match(model.eval(), batch)
+    assert after[5.0] < 0.8 * after[0.0], after
 
 
 def trainer(corpus, out, encoder, stages=(1, 1, 0), **overrides):
