@@ -76,8 +76,7 @@ def run(config: QuantBenchConfig) -> dict:
         raise InputError(f"unknown variant(s) {unknown}; expected names of {list(VARIANTS)}")
     calibration = _sentences(config.data, config.calibration_split)
     queries = [q for q in read_split(config.data, config.eval_split).queries if q.windows]
-    full = Searcher.open(config.index, device="cpu")
-    val = Searcher.open(config.val_index, device="cpu")
+    full, val = open_reference(config.index), open_reference(config.val_index)
     reference = _reference_runs(full, val, queries)
     torch_row = _torch_check(full, val, queries, config.val_index, reference)
     rows, encoders = [reference["row"]], {"fp32": full.encoder}
@@ -107,6 +106,12 @@ def run(config: QuantBenchConfig) -> dict:
     write_report(config.out, STEM, report, markdown(report))
     _plot(rows, config.out)
     return report
+
+
+def open_reference(index: Path) -> Searcher:
+    """A searcher of ``index`` with its fp32 graph, the encoder every variant is compared with,
+    whatever precision the index serves by default (int8 where it has one)."""
+    return Searcher.open(index, device="cpu", encoder="fp32")
 
 
 def _sentences(data: Path, split: str) -> list[str]:

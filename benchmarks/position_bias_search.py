@@ -16,7 +16,7 @@ from ..data.corpus_dir import open_corpus
 from ..embed.one_video import OneVideoWeights
 from ..geometry.spans import temporal_iou_diag
 from ..metrics import corpus_metrics
-from ..search.localize import best_across_videos, video_cap
+from ..search.localize import WIDEST_FETCH, best_across_videos, video_cap, widened
 from ..search.searcher import default_candidates
 from ..train.cell_prior import best_cell_scores, truth_cells
 from .position_bias_report import METRICS
@@ -84,16 +84,29 @@ def search(split: Split, prior: np.ndarray | None, k: int = 100) -> list[np.ndar
     spans = split.spans.reshape(-1, 2)
     videos = np.repeat(np.arange(n_videos), n_cells)
     offset = np.tile(prior, n_videos) if prior is not None else 0.0
-    wanted = min(default_candidates(k), len(flat) - 1)
+    first = min(default_candidates(k), len(flat))
+    limit = min(len(flat), WIDEST_FETCH)
     cap, fill = video_cap(None, None)  # the searcher's default over the whole corpus
     ranked = []
     for query in split.queries:
         scores = flat @ query + offset
-        top = np.argpartition(-scores, wanted)[:wanted]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        ranked.append(top[best_across_videos(spans[top], scores[top], videos[top], k, cap, 0.5,
-                                             fill)])
+
+        def answer(wanted: int, scores: np.ndarray = scores) -> np.ndarray:
+            top = best_proposals(scores, wanted)
+            return top[best_across_videos(spans[top], scores[top], videos[top], k, cap, 0.5,
+                                          fill)]
+
+        ranked.append(np.asarray(widened(answer(first), first, limit, k, cap, answer,
+                                         videos.__getitem__)))
     return ranked
+
+
+def best_proposals(scores: np.ndarray, wanted: int) -> np.ndarray:
+    """The numbers of the ``wanted`` highest scores, best first (ties: lower number first)."""
+    top = np.arange(len(scores))
+    if wanted < len(scores):
+        top = np.argpartition(-scores, wanted)[:wanted]
+    return top[np.lexsort((top, -scores[top]))]
 
 
 def measure(split: Split, prior: np.ndarray | None) -> dict[str, float]:

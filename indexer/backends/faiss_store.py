@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import faiss_index
+from ..faiss_core import _is_gpu
+from ..faiss_search import GPU_MAX_K
 
 
 class FaissStore:
@@ -33,6 +35,11 @@ class FaissStore:
 
     def count(self) -> int:
         return int(self.faiss.ntotal)
+
+    @property
+    def max_k(self) -> int | None:
+        """The most results one search returns (a GPU index's k-selection limit), or None."""
+        return GPU_MAX_K if _is_gpu(self.faiss) else None
 
     def search(self, queries: np.ndarray, k: int, params: dict | None = None,
                ranges: list[tuple[int, int]] | None = None) -> tuple[np.ndarray, np.ndarray]:

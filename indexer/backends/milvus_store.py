@@ -106,6 +106,7 @@ class MilvusStore:
     """One index's collection (see the module doc)."""
 
     kind = "milvus"
+    max_k = MAX_TOPK  # the most results one search returns
 
     def __init__(self, client, uri: str, collection: str, spec_kind: str, params: dict):
         self.client, self.uri, self.collection = client, uri, collection

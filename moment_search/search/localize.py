@@ -3,7 +3,8 @@ cap across videos."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -15,6 +16,12 @@ from ..geometry.spans import nms
 # train folds (the fast path's mean R10@0.5 + R10@0.7, searched by the fold search
 # checkpoints): ``moment-search benchmark per-video-cv``, reports/per_video_cv.
 CORPUS_PER_VIDEO = 3
+
+# When the default cap comes up short of what it promises (``short_of_cap``), a search fetches
+# again, this many times more proposals each time, up to WIDEST_FETCH (or the whole index, or
+# what the vector store returns at most).
+WIDEN_FACTOR = 4
+WIDEST_FETCH = 16384
 
 
 def one_video(video_ids: Sequence[str] | None) -> bool:
@@ -33,6 +40,25 @@ def video_cap(per_video: int | None, video_ids: Sequence[str] | None
     if one_video(video_ids):
         return None, False
     return CORPUS_PER_VIDEO, True
+
+
+def short_of_cap(videos: Sequence, k: int, cap: int | None) -> bool:
+    """Whether an answer (the video of each moment, best first) falls short of a filled cap:
+    fewer than ``k`` moments, or a video holding more than ``cap`` (the fill reached into the
+    moments the cap held back). A wider fetch may then find moments of other videos."""
+    if len(videos) < k:
+        return True
+    return cap is not None and max(Counter(videos).values(), default=0) > cap
+
+
+def widened(answer: list, fetched: int, limit: int, k: int, cap: int | None,
+            fetch: Callable[[int], list], video_of: Callable) -> list:
+    """``answer`` (from the best ``fetched`` proposals), or, while it is :func:`short_of_cap`,
+    ``fetch(n)`` for n :data:`WIDEN_FACTOR` times larger each time, up to ``limit``."""
+    while fetched < limit and short_of_cap([video_of(item) for item in answer], k, cap):
+        fetched = min(limit, fetched * WIDEN_FACTOR)
+        answer = fetch(fetched)
+    return answer
 
 
 def keep_best(spans: np.ndarray, scores: np.ndarray, k: int, nms_threshold: float

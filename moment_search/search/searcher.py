@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,69 +19,11 @@ from ..indexer.catalog import Catalog
 from ..indexer.query_encoder import open_query_encoder
 from ..indexer.store import ProposalTable, read_metadata
 from .checks import check_count, check_nms, check_sentence
-from .localize import best_across_videos, one_video, video_cap
+from .localize import WIDEST_FETCH, best_across_videos, one_video, video_cap, widened
+from .options import Moment, SearchOptions, Timings, default_candidates  # re-exported
 from .query_cache import QUERY_CACHE_SIZE, QueryCache
 from .relevance import RelevanceModel, read_relevance
 from .rerank import same_text_encoder
-
-
-@dataclass(frozen=True)
-class Moment:
-    """One search result: a moment of a video, with the score of the stage that ranked it and
-    its relevance, a probability in [0, 1] that it is a real match (``search.relevance``; None
-    when the index's model carries no calibration)."""
-
-    rank: int
-    video_id: str
-    start_s: float
-    end_s: float
-    score: float
-    stage: str = "fvmr"
-    proposal_id: int = -1
-    relevance: float | None = None
-
-    def to_dict(self) -> dict:
-        """JSON-ready fields (``relevance`` only when the index is calibrated)."""
-        fields = {"rank": self.rank, "video_id": self.video_id,
-                  "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
-                  "score": round(self.score, 6), "stage": self.stage}
-        if self.relevance is not None:
-            fields["relevance"] = round(self.relevance, 4)
-        return fields
-
-
-def default_candidates(k: int) -> int:
-    """Proposals fetched from FAISS for k moments: NMS and the per-video cap drop many."""
-    return max(200, 20 * k)
-
-
-@dataclass
-class SearchOptions:
-    """How hits become moments."""
-
-    k: int = 10  # moments returned
-    nms: float = 0.5  # temporal NMS IoU threshold within a video (>= 1 disables it)
-    # at most this many moments per video; None: localize.CORPUS_PER_VIDEO over more than one
-    # video (then the held-back moments, when fewer than k are left), no cap within one video
-    per_video: int | None = None
-    candidates: int | None = None  # proposals fetched from FAISS (default max(200, 20 k))
-    video_ids: Sequence[str] | None = None  # restrict the search to these videos
-    rerank: str | None = None  # a reranker name (registry.list_rerankers), or None
-    rerank_videos: int = 10  # M: the top videos of the fast path that the reranker re-scores
-    # fused = w * fast-path score + (1 - w) * logit(reranker's probability) (rerank.fuse);
-    # None: the reranker's own w
-    # (stored with its checkpoint, 0.5 when it stores none)
-    rerank_weight: float | None = None
-
-
-@dataclass
-class Timings:
-    """Milliseconds spent in each step of the last search call."""
-
-    encode_ms: float = 0.0
-    search_ms: float = 0.0
-    post_ms: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class Searcher:
@@ -93,6 +35,7 @@ class Searcher:
         self.n_stored = index.count()
         self.table = table
         self.catalog = catalog
+        self.query_cache = QueryCache(QUERY_CACHE_SIZE)
         self.encoder = encoder  # OnnxQueryEncoder, or the PyTorch QueryEncoder of an old index
         self.params = params
         self.index_dir = index_dir
@@ -105,8 +48,17 @@ class Searcher:
         self.rerankers: dict[str, object] = {}
         self.device = "cpu"
         self._moment_encoder = None
-        self.query_cache = QueryCache(QUERY_CACHE_SIZE)
         self.relevance: RelevanceModel | None = None  # the model's calibration, if it has one
+
+    @property
+    def encoder(self):
+        """The query encoder; setting another one forgets the cached search vectors."""
+        return self._encoder
+
+    @encoder.setter
+    def encoder(self, encoder) -> None:
+        self._encoder = encoder
+        self.query_cache.clear()
 
     @classmethod
     def open(cls, index_dir: str | Path, device: str = "auto", catalog_url: str | None = None,
@@ -277,6 +229,7 @@ class Searcher:
         # the cascade needs every fetched video's fast-path moments, not only the top k
         fast_opts = replace(opts, k=len(ids[0])) if opts.rerank else opts
         results = [self._moments(s, i, fast_opts) for s, i in zip(scores, ids, strict=True)]
+        results = self._widened(searched, opts, len(ids[0]), results)
         results = [self._with_relevance(q, moments)
                    for q, moments in zip(queries, results, strict=True)]
         timings.post_ms = 1000 * (time.perf_counter() - start)
@@ -384,6 +337,28 @@ class Searcher:
         chosen = best_across_videos(spans, scores, videos, opts.k, cap or opts.k, opts.nms, fill)
         return [self._moment(rank, int(ids[i]), float(scores[i]))
                 for rank, i in enumerate(chosen, 1)]
+
+    def _widened(self, queries: np.ndarray, opts: SearchOptions, fetched: int,
+                 results: list[list[Moment]]) -> list[list[Moment]]:
+        """A default search's answers whose filled cap came up short (``localize.widened``),
+        fetched again wider; the cascade takes every fetched moment and a set ``candidates``
+        is kept as given."""
+        cap, fill = video_cap(opts.per_video, opts.video_ids)
+        if not fill or opts.rerank or opts.candidates is not None:
+            return results
+        selector = self._selector(opts.video_ids)
+        allowed = sum(count for _, count in selector) if selector else self.n_stored
+        limit = min(allowed, WIDEST_FETCH, getattr(self.index, "max_k", None) or WIDEST_FETCH)
+
+        def video_of(moment: Moment) -> str:
+            return moment.video_id
+
+        def fetcher(query: np.ndarray):
+            return lambda n: self._moments(*(found[0] for found in self.index.search(
+                query[None], n, self.params, selector)), opts)
+
+        return [widened(moments, fetched, limit, opts.k, cap, fetcher(query), video_of)
+                for query, moments in zip(queries, results, strict=True)]
 
     def _moment(self, rank: int, proposal_id: int, score: float) -> Moment:
         video = self.table.video_names[self.table.video_index[proposal_id]]

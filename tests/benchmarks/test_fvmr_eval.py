@@ -2,6 +2,7 @@ import json
 
 import pytest
 from moment_search.benchmarks.fvmr_eval import main, parse_models
+
 from moment_search.search.localize import CORPUS_PER_VIDEO
 
 

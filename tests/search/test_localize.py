@@ -4,9 +4,12 @@ from hypothesis import strategies as st
 
 from moment_search.search.localize import (
     CORPUS_PER_VIDEO,
+    WIDEN_FACTOR,
     best_across_videos,
     keep_best,
+    short_of_cap,
     video_cap,
+    widened,
 )
 
 
@@ -105,3 +108,33 @@ def test_the_default_cap_holds_over_many_videos_only():
     assert video_cap(None, ["a", "b"]) == (CORPUS_PER_VIDEO, True)
     assert video_cap(None, ["a", "a"]) == (None, False)  # one video
     assert video_cap(3, None) == (3, False) and video_cap(1, ["a"]) == (1, False)
+
+
+def test_short_of_cap_means_too_few_moments_or_a_video_past_the_cap():
+    assert not short_of_cap(["a", "b", "a"], 3, 2)
+    assert short_of_cap(["a", "b", "a", "a"], 4, 2)  # the fill reached a held-back moment
+    assert short_of_cap(["a", "b"], 3, 2)  # fewer than k
+    assert not short_of_cap(["a"] * 4, 4, None)  # no cap: only the count matters
+    assert short_of_cap([], 1, 2) and not short_of_cap([], 0, 2)
+
+
+def test_widened_fetches_wider_until_the_cap_holds_or_the_limit():
+    # 12 proposals of video 0 score highest, then videos 1-3 alternate; spans never overlap
+    videos = np.array([0] * 12 + [1, 2, 3] * 20)
+    scores = -np.arange(len(videos), dtype=np.float64)
+    spans = np.stack([np.arange(len(videos)), np.arange(len(videos)) + 1.0], axis=1)
+    calls = []
+
+    def fetch(n):  # the filled cap's answer from the best n proposals
+        calls.append(n)
+        return best_across_videos(spans[:n], scores[:n], videos[:n], 6, 2, 0.5, True).tolist()
+
+    start = fetch(2)  # two moments of video 0: fewer than k
+    assert widened(start, 2, 1000, 6, 2, fetch, videos.__getitem__) == [0, 1, 12, 13, 14, 15]
+    assert calls == [2, 2 * WIDEN_FACTOR, 2 * WIDEN_FACTOR ** 2]  # 8: six of video 0; 32: met
+    calls.clear()
+    assert widened(start, 2, 8, 6, 2, fetch, videos.__getitem__) == [0, 1, 2, 3, 4, 5]
+    assert calls == [8]  # never past the limit: the held-back moments of video 0 fill it
+    calls.clear()
+    assert widened([0, 12], 2, 1000, 2, 2, fetch, videos.__getitem__) == [0, 12]
+    assert calls == []  # nothing short: no fetch

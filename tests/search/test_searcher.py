@@ -147,3 +147,46 @@ def test_cli_query_json(built_index, capsys):
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
     assert [x["rank"] for x in lines] == [1, 2, 3]
     assert main(["query", "", "--index", str(built_index), "--device", "cpu"]) == 2
+
+
+def test_a_short_default_cap_is_fetched_again_wider(searcher, monkeypatch):
+    from moment_search.search import searcher as searcher_module
+    from moment_search.search.localize import CORPUS_PER_VIDEO, short_of_cap
+
+    text, k = "a person walks", 8
+    everything = searcher.n_stored
+    exact = searcher.search(text, k=k, candidates=everything)  # one fetch of every proposal
+    first = searcher.search(text, k=k, candidates=k)  # a first fetch of only k proposals
+    assert short_of_cap([m.video_id for m in first], k, CORPUS_PER_VIDEO)  # it falls short
+    monkeypatch.setattr(searcher_module, "default_candidates", lambda wanted: wanted)
+    widened = searcher.search(text, k=k)  # default: starts from k proposals, then widens
+    assert [(m.video_id, m.start_s, m.end_s) for m in widened] == \
+        [(m.video_id, m.start_s, m.end_s) for m in exact]
+    assert max(per_video_counts(widened).values()) <= CORPUS_PER_VIDEO
+    # a caller's candidates are kept as given: no wider fetch
+    assert searcher.search(text, k=k, candidates=k) == first
+
+
+class ScaledEncoder:
+    """The index's own query encoder with its vectors doubled (another encoder to swap in)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode(self, texts):
+        return 2.0 * self.inner.encode(texts)
+
+
+def test_setting_another_encoder_forgets_the_cached_search_vectors(searcher):
+    text = "a person opens the door"
+    original = searcher.encoder
+    before = searcher.query_vector(text)  # now cached
+    try:
+        searcher.encoder = ScaledEncoder(original)
+        assert np.allclose(searcher.query_vector(text), 2.0 * before)
+    finally:
+        searcher.encoder = original
+    assert np.allclose(searcher.query_vector(text), before)
