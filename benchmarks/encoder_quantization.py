@@ -100,6 +100,7 @@ def run(config: QuantBenchConfig) -> dict:
     _judge(rows)
     report = {"config": {k: str(v) if isinstance(v, Path) else v
                          for k, v in asdict(config).items()},
+              "reference_precision": full.encoder.precision,
               "n_queries": len(queries), "n_calibration": len(calibration),
               "pytorch": torch_row, "rows": rows, "recommended": _recommend(rows),
               "machine": machine_info()}

@@ -29,7 +29,8 @@ Which predictions the prior is fitted on:
   val (fold R10@0.5 ~75 vs ~20 on val).
 
 Search here is the searcher's own rule over exact scores (``best_across_videos``: the top
-``default_candidates(k)`` proposals, NMS 0.5 within a video, the default per-video cap
+``default_candidates(k)`` proposals, fetched wider where the cap comes up short as the
+searcher does, NMS 0.5 within a video, the default per-video cap
 ``localize.CORPUS_PER_VIDEO``, top k), metrics are
 ``metrics.corpus_metrics``. Sentences are encoded by the PyTorch model (fp32), so a figure can
 differ by a query or two from an index answering with its 8-bit ONNX encoder.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from ..embed.one_video import OneVideoWeights
 from ..geometry.spans import temporal_iou_diag
 from ..metrics import corpus_metrics
 from ..search.localize import WIDEST_FETCH, best_across_videos, video_cap, widened
-from ..search.searcher import default_candidates
+from ..search.options import default_candidates
 from ..train.cell_prior import best_cell_scores, truth_cells
 from .position_bias_report import METRICS
 
@@ -89,16 +89,17 @@ def search(split: Split, prior: np.ndarray | None, k: int = 100) -> list[np.ndar
     cap, fill = video_cap(None, None)  # the searcher's default over the whole corpus
     ranked = []
     for query in split.queries:
-        scores = flat @ query + offset
-
-        def answer(wanted: int, scores: np.ndarray = scores) -> np.ndarray:
-            top = best_proposals(scores, wanted)
-            return top[best_across_videos(spans[top], scores[top], videos[top], k, cap, 0.5,
-                                          fill)]
-
+        answer = partial(capped_answer, flat @ query + offset, spans, videos, k, cap, fill)
         ranked.append(np.asarray(widened(answer(first), first, limit, k, cap, answer,
                                          videos.__getitem__)))
     return ranked
+
+
+def capped_answer(scores: np.ndarray, spans: np.ndarray, videos: np.ndarray, k: int,
+                  cap: int | None, fill: bool, wanted: int) -> np.ndarray:
+    """The searcher's answer (proposal numbers) from the ``wanted`` best proposals."""
+    top = best_proposals(scores, wanted)
+    return top[best_across_videos(spans[top], scores[top], videos[top], k, cap, 0.5, fill)]
 
 
 def best_proposals(scores: np.ndarray, wanted: int) -> np.ndarray:

@@ -115,9 +115,9 @@ def query(
     nms: float = typer.Option(0.5, callback=check_nms,
                               help="Temporal NMS IoU threshold within a video, in (0, 1]."),
     per_video: int = typer.Option(None, help="At most this many moments per video (default: "
-                                   f"{CORPUS_PER_VIDEO} over more than one video, then the "
-                                   "held-back ones where fewer than k are left; none within "
-                                   "one video)."),
+                                   f"{CORPUS_PER_VIDEO} over more than one video, fetching "
+                                   "wider, then the held-back ones, where fewer than k are "
+                                   "left; none within one video)."),
     file: Path = typer.Option(None, help="Answer every query of a .txt (a sentence a line) or "
                               ".jsonl (query/qid or TVR's desc/desc_id) file; prints the "
                               "results unless --predictions is given."),

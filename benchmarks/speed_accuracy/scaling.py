@@ -27,7 +27,7 @@ from ...embed.encoders import MomentEncoder, QueryEncoder
 from ...eval.fvmr_localizer import load_checkpoint
 from ...indexer import faiss_index as fi
 from ...indexer.build import ShardEmbedder
-from ...search.searcher import default_candidates
+from ...search.options import default_candidates
 from ...text.tokens import TokenEncoder
 from ..corpus_scale import build_measured, exact_neighbours, latency_ms, recall_at
 from ..report import progress

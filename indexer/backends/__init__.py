@@ -7,7 +7,9 @@ One interface, two implementations:
             here), a Milvus server or cluster for ``http://host:19530`` (milvus_store)
 
 A store answers ``d`` (width), ``count()``, ``search(queries, k, params, ranges)`` -> (scores,
-ids) best first (-1 ids where fewer hits), ``vectors(ids)`` -> (stored vectors, exact?), and
+ids) best first (-1 ids where fewer hits; at most ``max_k`` columns hold hits: a GPU FAISS index
+pads the rest with -1, Milvus returns only those columns), ``max_k`` (the most hits one search
+returns, None for no limit), ``vectors(ids)`` -> (stored vectors, exact?), and
 ``supports_remove()``. Writing differs (a FAISS version is a new file; a Milvus collection is
 changed in place) and lives in publish.py / edit.py; the catalog records which backend an index
 uses in its published params (``backend``, and for Milvus ``uri`` and ``collection``).

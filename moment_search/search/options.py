@@ -47,7 +47,8 @@ class SearchOptions:
     # video (fetched wider, then the held-back moments, when fewer than k are left; see
     # localize.widened), no cap within one video
     per_video: int | None = None
-    # proposals fetched from FAISS (default max(200, 20 k), wider where the default cap needs it)
+    # proposals fetched from the index (default: default_candidates(k), then wider where the
+    # default cap needs it; given, fetched once as given)
     candidates: int | None = None
     video_ids: Sequence[str] | None = None  # restrict the search to these videos
     rerank: str | None = None  # a reranker name (registry.list_rerankers), or None

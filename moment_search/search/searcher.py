@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,14 @@ from ..indexer.catalog import Catalog
 from ..indexer.query_encoder import open_query_encoder
 from ..indexer.store import ProposalTable, read_metadata
 from .checks import check_count, check_nms, check_sentence
-from .localize import WIDEST_FETCH, best_across_videos, one_video, video_cap, widened
+from .localize import (
+    WIDEST_FETCH,
+    best_across_videos,
+    one_video,
+    short_of_cap,
+    video_cap,
+    widened,
+)
 from .options import Moment, SearchOptions, Timings, default_candidates  # re-exported
 from .query_cache import QUERY_CACHE_SIZE, QueryCache
 from .relevance import RelevanceModel, read_relevance
@@ -35,7 +44,7 @@ class Searcher:
         self.n_stored = index.count()
         self.table = table
         self.catalog = catalog
-        self.query_cache = QueryCache(QUERY_CACHE_SIZE)
+        self.query_cache = QueryCache(QUERY_CACHE_SIZE)  # first: setting the encoder renews it
         self.encoder = encoder  # OnnxQueryEncoder, or the PyTorch QueryEncoder of an old index
         self.params = params
         self.index_dir = index_dir
@@ -57,8 +66,10 @@ class Searcher:
 
     @encoder.setter
     def encoder(self, encoder) -> None:
+        # a new cache rather than a cleared one: a search already under way puts what it encodes
+        # into the cache it read, which is then no longer the searcher's
         self._encoder = encoder
-        self.query_cache.clear()
+        self.query_cache = QueryCache(self.query_cache.size)
 
     @classmethod
     def open(cls, index_dir: str | Path, device: str = "auto", catalog_url: str | None = None,
@@ -229,10 +240,13 @@ class Searcher:
         # the cascade needs every fetched video's fast-path moments, not only the top k
         fast_opts = replace(opts, k=len(ids[0])) if opts.rerank else opts
         results = [self._moments(s, i, fast_opts) for s, i in zip(scores, ids, strict=True)]
+        widen = time.perf_counter()
         results = self._widened(searched, opts, len(ids[0]), results)
+        widen_ms = 1000 * (time.perf_counter() - widen)  # fetching again: search time
         results = [self._with_relevance(q, moments)
                    for q, moments in zip(queries, results, strict=True)]
-        timings.post_ms = 1000 * (time.perf_counter() - start)
+        timings.search_ms += widen_ms
+        timings.post_ms = 1000 * (time.perf_counter() - start) - widen_ms
         if opts.rerank:
             start = time.perf_counter()
             results = [self._rerank(text, query, moments, opts) if moments else moments
@@ -346,19 +360,30 @@ class Searcher:
         cap, fill = video_cap(opts.per_video, opts.video_ids)
         if not fill or opts.rerank or opts.candidates is not None:
             return results
+        if self._videos_in_scope(opts.video_ids) * cap < opts.k:
+            cap = None  # the cap cannot hold: only fewer than k moments calls for more
+        short = [row for row, moments in enumerate(results)
+                 if short_of_cap([m.video_id for m in moments], opts.k, cap)]
+        if not short:
+            return results
         selector = self._selector(opts.video_ids)
         allowed = sum(count for _, count in selector) if selector else self.n_stored
-        limit = min(allowed, WIDEST_FETCH, getattr(self.index, "max_k", None) or WIDEST_FETCH)
+        limit = min(allowed, WIDEST_FETCH, self.index.max_k or WIDEST_FETCH)
+        for row in short:
+            fetch = partial(self._fetch_moments, queries[row], selector, opts)
+            results[row] = widened(results[row], fetched, limit, opts.k, cap, fetch,
+                                   attrgetter("video_id"))
+        return results
 
-        def video_of(moment: Moment) -> str:
-            return moment.video_id
+    def _fetch_moments(self, query: np.ndarray, selector, opts: SearchOptions, n: int
+                       ) -> list[Moment]:
+        """The answer to one (D,) query from its best ``n`` proposals."""
+        scores, ids = self.index.search(query[None], n, self.params, selector)
+        return self._moments(scores[0], ids[0], opts)
 
-        def fetcher(query: np.ndarray):
-            return lambda n: self._moments(*(found[0] for found in self.index.search(
-                query[None], n, self.params, selector)), opts)
-
-        return [widened(moments, fetched, limit, opts.k, cap, fetcher(query), video_of)
-                for query, moments in zip(queries, results, strict=True)]
+    def _videos_in_scope(self, video_ids: Sequence[str] | None) -> int:
+        """How many videos a search may answer from: the chosen ones, else every live one."""
+        return len(set(video_ids)) if video_ids else int((~self.removed).sum())
 
     def _moment(self, rank: int, proposal_id: int, score: float) -> Moment:
         video = self.table.video_names[self.table.video_index[proposal_id]]

@@ -13,7 +13,8 @@
 
 Not in the paper, off by default (``cross_video_weight``): a cross-video term, the focal loss of
 Eq. 6 with every location labelled negative, for each query paired with the segments of another
-video of the batch (:func:`other_video`). DRN only ever sees a query with its own video, so
+video of the batch (:func:`other_video`), in the same forward pass as the real pairs (so that
+BatchNorm normalises both together). DRN only ever sees a query with its own video, so
 nothing makes m_t of a video that does not show the sentence low, which is what a cascade over
 many videos ranks by. The term is normalised like Eq. 6 (by the real pairs' N_pos + B), so it
 weighs one unrelated video as much as the query's own negatives.
@@ -84,28 +85,25 @@ def matching_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Ten
     return (per_location.sum(1) * weights).sum() / norm.clamp(min=1e-6)
 
 
-def other_video(videos: torch.Tensor) -> torch.Tensor:
-    """(B,) for each example the next one (cyclically) of a different video, -1 where every
-    example of the batch shows the same video as it."""
+def other_video(videos: list[int]) -> list[int]:
+    """For each example, the next one (cyclically) of a different video; -1 where every
+    example of the batch shows the same video as it (then all are -1)."""
     count = len(videos)
-    partner = torch.full((count,), -1, dtype=torch.long)
+    partner = []
     for i in range(count):
-        for step in range(1, count):
-            j = (i + step) % count
-            if videos[j] != videos[i]:
-                partner[i] = j
-                break
+        others = [(i + step) % count for step in range(1, count)]
+        partner.append(next((j for j in others if videos[j] != videos[i]), -1))
     return partner
 
 
-def cross_video_loss(negative_logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
-                     paired: torch.Tensor) -> torch.Tensor:
-    """The cross-video term: focal loss with label 0 over the (N, A) logits of the ``paired``
-    queries (a (B,) bool mask) against another video, weighted by their w_b and divided by
-    Eq. 6's normaliser of the whole batch (N_pos + B over the real pairs)."""
+def cross_video_loss(negative_logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
+                     ) -> torch.Tensor:
+    """The cross-video term: focal loss with label 0 over the (B, A) logits of each query
+    against another video, weighted by its w_b and divided by Eq. 6's normaliser of the real
+    pairs (N_pos + B)."""
     per_location = focal_loss(negative_logits, torch.zeros_like(negative_logits))
     norm = (weights * (labels.sum(1) + 1)).sum()
-    return (per_location.sum(1) * weights[paired]).sum() / norm.clamp(min=1e-6)
+    return (per_location.sum(1) * weights).sum() / norm.clamp(min=1e-6)
 
 
 def location_loss(distances: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InputError
-from ..models.drn import DRN, decode_boxes
+from ..models.drn import DRN, DRNOutput, EncodedQuery, decode_boxes
 from .drn_data import DRNBatch, build_drn_examples, collate_drn
 from .drn_losses import (
     cross_video_loss,
@@ -87,7 +87,7 @@ def drn_loss(model: DRN, batch: DRNBatch, stage: int, min_overlap: float = 0.0,
     """Eq. 5-7 on one batch: ``match``, ``location``, ``iou`` and their ``total`` for a step
     (step 1: match + location; step 2: iou; step 3: all three), plus, with a
     ``cross_video_weight`` > 0, the weighted ``cross_video`` term in steps 1 and 3."""
-    out = model(batch.segments, batch.tokens, batch.token_mask)
+    out, negative = forward_pairs(model, batch, cross_video_weight > 0 and stage != 2)
     terms = {"match": matching_loss(out.logits, batch.labels, batch.weights),  # Eq. 6
              "location": location_loss(out.distances, batch.distances, batch.labels,
                                        batch.weights)}  # Eq. 5
@@ -95,23 +95,30 @@ def drn_loss(model: DRN, batch: DRNBatch, stage: int, min_overlap: float = 0.0,
     terms["iou"] = iou_head_loss(out.iou_logits, boxes, batch.windows, batch.window_mask,
                                  batch.weights, min_overlap)  # Eq. 7
     parts = {1: ("match", "location"), 2: ("iou",), 3: ("match", "location", "iou")}[stage]
-    if cross_video_weight > 0 and stage != 2:
-        terms["cross_video"] = cross_video_weight * cross_video_term(model, batch)
+    if negative is not None:
+        terms["cross_video"] = cross_video_weight * cross_video_loss(negative, batch.labels,
+                                                                     batch.weights)
         parts += ("cross_video",)
     terms["total"] = sum(terms[name] for name in parts)
     return terms
 
 
-def cross_video_term(model: DRN, batch: DRNBatch) -> torch.Tensor:
-    """The cross-video term (``drn_losses.cross_video_loss``): each query against the segments
-    of the next example of another video; 0 when the batch holds one video."""
-    partner = other_video(batch.videos.cpu()).to(batch.videos.device)
-    paired = partner >= 0
-    if not paired.any():
-        return batch.weights.new_zeros(())
-    negative = model(batch.segments[partner[paired]], batch.tokens[paired],
-                     batch.token_mask[paired])
-    return cross_video_loss(negative.logits, batch.labels, batch.weights, paired)
+def forward_pairs(model: DRN, batch: DRNBatch, crossed: bool
+                  ) -> tuple[DRNOutput, torch.Tensor | None]:
+    """The real pairs' outputs and, with ``crossed``, the (B, A) matching logits of each query
+    against the segments of another video of the batch (``drn_losses.other_video``): one
+    forward pass over both, so that BatchNorm normalises them together, and one query encoding.
+    None for the second when ``crossed`` is off or the batch holds one video."""
+    partner = other_video(batch.videos.tolist()) if crossed else [-1]
+    if min(partner) < 0:
+        return model(batch.segments, batch.tokens, batch.token_mask), None
+    query = model.encode_query(batch.tokens, batch.token_mask)
+    doubled = EncodedQuery(tuple(torch.cat([level, level]) for level in query.levels))
+    others = batch.segments[torch.tensor(partner, device=batch.segments.device)]
+    joined = model.localize(torch.cat([batch.segments, others]), doubled)
+    real = len(partner)
+    out = DRNOutput(joined.logits[:real], joined.distances[:real], joined.iou_logits[:real])
+    return out, joined.logits[real:]
 
 
 def set_stage(model: DRN, stage: int) -> None:

@@ -22,6 +22,7 @@ def test_the_reference_is_fp32_whatever_precision_the_index_serves(built_index, 
     report = run(QuantBenchConfig(index=index, val_index=index, data=session_corpus,
                                   out=tmp_path / "out", variants=("weight-only-b32",),
                                   latency_sentences=3, warmup=1))
+    assert report["reference_precision"] == "fp32"  # what run() compared every variant with
     assert report["pytorch"]["cos_min"] > 0.999  # the export agrees with PyTorch
     reference, variant = report["rows"]
     assert reference["variant"] == "fp32" and reference["top10_overlap"] == 1.0

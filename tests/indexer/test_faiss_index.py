@@ -12,7 +12,7 @@ faiss = pytest.importorskip("faiss")
 
 from moment_search.indexer import faiss_index as fi  # noqa: E402
 from moment_search.indexer.faiss_placement import _gpu_count  # noqa: E402
-from moment_search.indexer.faiss_search import GPU_MAX_K, pad_results  # noqa: E402
+from moment_search.indexer.faiss_search import GPU_MAX_K  # noqa: E402
 
 DIM = 32
 
@@ -358,16 +358,6 @@ def test_placement_falls_back_to_cpu_with_one_log_line(caplog):
     for bad in ("gpu", "cuda:x", "cpu:1", ""):
         with pytest.raises(ValueError, match="bad device"):
             fi.resolve_placement(bad)
-
-
-def test_pad_results_marks_the_missing_columns_as_absent_hits():
-    scores = np.array([[3.0, 2.0]], np.float32)
-    ids = np.array([[7, 4]], np.int64)
-    padded_scores, padded_ids = pad_results(scores, ids, 4)
-    assert padded_ids.tolist() == [[7, 4, -1, -1]] and padded_ids.dtype == np.int64
-    assert padded_scores[0, :2].tolist() == [3.0, 2.0] and np.isneginf(padded_scores[0, 2:]).all()
-    assert padded_scores.dtype == np.float32
-    assert pad_results(scores, ids, 2)[1] is ids  # nothing missing: unchanged
 
 
 def test_cpu_placement_keeps_the_index(built):

@@ -190,3 +190,20 @@ def test_setting_another_encoder_forgets_the_cached_search_vectors(searcher):
     finally:
         searcher.encoder = original
     assert np.allclose(searcher.query_vector(text), before)
+
+
+def test_the_wider_fetch_keeps_to_the_chosen_videos(searcher, monkeypatch):
+    from moment_search.search import searcher as searcher_module
+
+    text, k = "a person walks", 8
+    chosen = list(searcher.table.video_names[:4])
+    every = sum(searcher.catalog.video(v).n_proposals for v in chosen)
+    exact = searcher.search(text, k=k, video_ids=chosen, candidates=every)
+    monkeypatch.setattr(searcher_module, "default_candidates", lambda wanted: wanted)
+    widened = searcher.search(text, k=k, video_ids=chosen)
+    assert [(m.video_id, m.start_s) for m in widened] == [(m.video_id, m.start_s) for m in exact]
+    assert {m.video_id for m in widened} <= set(chosen)
+    # two videos cannot give k = 8 under a cap of 3: the answer fills up to k from them
+    two = chosen[:2]
+    filled = searcher.search(text, k=k, video_ids=two)
+    assert len(filled) == k and {m.video_id for m in filled} <= set(two)

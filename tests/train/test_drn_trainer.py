@@ -6,7 +6,7 @@ import torch
 from moment_search.data.corpus_dir import open_corpus
 from moment_search.models.drn import DRN, DRNConfig
 from moment_search.train.drn_data import build_drn_examples, collate_drn
-from moment_search.train.drn_losses import other_video
+from moment_search.train.drn_losses import focal_loss, other_video
 from moment_search.train.drn_trainer import (
     DRNTrainConfig,
     DRNTrainer,
@@ -79,9 +79,9 @@ def test_a_few_steps_lower_each_steps_loss(tiny_corpus):
 
 
 def test_other_video_pairs_each_example_with_the_next_of_another_video():
-    assert other_video(torch.tensor([0, 0, 1, 2])).tolist() == [2, 2, 3, 0]
-    assert other_video(torch.tensor([1, 0, 0])).tolist() == [1, 0, 0]
-    assert other_video(torch.tensor([5, 5])).tolist() == [-1, -1]
+    assert other_video([0, 0, 1, 2]) == [2, 2, 3, 0]
+    assert other_video([1, 0, 0]) == [1, 0, 0]
+    assert other_video([5, 5]) == [-1, -1] and other_video([]) == []
     with pytest.raises(ValueError, match="cross_video_weight"):
         DRNTrainConfig(cross_video_weight=-1.0)
 
@@ -103,9 +103,29 @@ def test_cross_video_term_joins_steps_1_and_3_only(tiny_corpus):
         else:
             assert float(crossed["cross_video"].detach()) > 0
             assert torch.allclose(crossed["total"], plain["total"] + crossed["cross_video"])
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    before = int(norm.num_batches_tracked)
+    drn_loss(model.train(), batch, 1, cross_video_weight=2.0)
+    assert int(norm.num_batches_tracked) == before + 1  # real and crossed pairs: one pass
+    model.eval()
     same = collate_drn([examples[0], dataclasses.replace(examples[0], qid="again")])
     assert same.videos.tolist() == [0, 0]
-    assert float(drn_loss(model, same, 1, cross_video_weight=2.0)["cross_video"]) == 0.0
+    assert "cross_video" not in drn_loss(model, same, 1, cross_video_weight=2.0)  # no other video
+
+
+def test_cross_video_term_is_the_weighted_focal_loss_against_the_partner_video(tiny_corpus):
+    corpus, store = open_corpus(tiny_corpus, split="train", feature_rate=1.0)
+    batch = collate_drn(build_drn_examples(corpus, store, MODEL, FakeEncoder()))
+    batch.weights = torch.linspace(0.5, 1.5, len(batch.weights))
+    torch.manual_seed(0)
+    model = DRN(MODEL).eval()
+    partner = other_video(batch.videos.tolist())
+    with torch.no_grad():
+        term = drn_loss(model, batch, 1, cross_video_weight=3.0)["cross_video"]
+        logits = model(batch.segments[partner], batch.tokens, batch.token_mask).logits
+    focal = focal_loss(logits, torch.zeros_like(logits)).sum(1)
+    expected = (focal * batch.weights).sum() / (batch.weights * (batch.labels.sum(1) + 1)).sum()
+    assert torch.allclose(term, 3.0 * expected, rtol=1e-5)
 
 
 def negative_match(model, batch) -> float:
