@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ...registry import list_rerankers
+from ...search.localize import CORPUS_PER_VIDEO
 from ...search.rerank import load_reranker
 from ..report import machine_info, write_json, write_markdown
 from . import scaling
@@ -118,6 +119,7 @@ def run(config: SpeedAccuracyConfig) -> dict:
                f"{p['recall_at_100']:.4f} against an exact scan" for p in scale["index"]]
     report = {"command": config.command(), "data": str(data), "split": split, "preset": preset.name,
               "preset_settings": asdict(preset), "device": device_description(device),
+              "per_video": CORPUS_PER_VIDEO,  # the searcher's default cap the corpus rows had
               "models": {k: str(v) if v else "shipped" for k, v in models.items()},
               "single_video": single, "corpus": {"about": about, "rows": rows},
               "scaling": scale, "checks": checks, "machine": machine_info(),

@@ -13,6 +13,8 @@ from moment_search.benchmarks.speed_accuracy.presets import (
 from moment_search.benchmarks.speed_accuracy.scaling import ReplicatedEmbeddings, linear_fit
 from moment_search.cli.app import main
 
+from moment_search.search.localize import CORPUS_PER_VIDEO
+
 TINY = Preset("tiny", corpus_queries=None, rerank_videos=(1, 2), rerank_weight=0.5,
               scale_videos=(3, 20), scale_queries=4, scan_videos=(2, 6), scan_queries=2,
               warmup=1)
@@ -49,6 +51,7 @@ def test_single_video_rows_have_steps_and_accuracy(report):
 
 def test_corpus_rows_cover_index_cascades_and_scan(report):
     rows = report[1]["corpus"]["rows"]
+    assert report[1]["per_video"] == CORPUS_PER_VIDEO  # the cap the corpus rows ran under
     assert [r["strategy"] for r in rows] == ["index", "cascade", "cascade", "scan"]
     assert [r.get("M") for r in rows[1:3]] == [1, 2]
     assert rows[-1]["videos_scored_per_query"] == report[1]["corpus"]["about"]["videos"] == 3
