@@ -115,7 +115,13 @@ def test_cross_video_term_joins_steps_1_and_3_only(tiny_corpus):
 
 def test_cross_video_term_is_the_weighted_focal_loss_against_the_partner_video(tiny_corpus):
     corpus, store = open_corpus(tiny_corpus, split="train", feature_rate=1.0)
-    batch = collate_drn(build_drn_examples(corpus, store, MODEL, FakeEncoder()))
+    examples = build_drn_examples(corpus, store, MODEL, FakeEncoder())
+    # a second sentence of the first video: its partner is not simply the next example
+    batch = collate_drn([examples[0], dataclasses.replace(examples[1], qid="same",
+                                                          video_id=examples[0].video_id,
+                                                          segments=examples[0].segments),
+                         *examples[1:]])
+    assert other_video(batch.videos.tolist())[:2] == [2, 2]
     batch.weights = torch.linspace(0.5, 1.5, len(batch.weights))
     torch.manual_seed(0)
     model = DRN(MODEL).eval()
