@@ -360,12 +360,12 @@ class Searcher:
         cap, fill = video_cap(opts.per_video, opts.video_ids)
         if not fill or opts.rerank or opts.candidates is not None:
             return results
-        if self._videos_in_scope(opts.video_ids) * cap < opts.k:
-            cap = None  # the cap cannot hold: only fewer than k moments calls for more
         short = [row for row, moments in enumerate(results)
                  if short_of_cap([m.video_id for m in moments], opts.k, cap)]
-        if not short:
+        if not short:  # the usual case: nothing more to do on the hot path
             return results
+        if self._videos_in_scope(opts.video_ids) * cap < opts.k:
+            cap = None  # the cap cannot hold: only fewer than k moments calls for more
         selector = self._selector(opts.video_ids)
         allowed = sum(count for _, count in selector) if selector else self.n_stored
         limit = min(allowed, WIDEST_FETCH, self.index.max_k or WIDEST_FETCH)
