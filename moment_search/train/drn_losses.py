@@ -80,7 +80,13 @@ def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 def matching_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
                   ) -> torch.Tensor:
     """Eq. 6: focal loss summed over (B, A) locations / (N_pos + B), weighted by (B,) w_b."""
-    per_location = focal_loss(logits, labels)  # (B, A)
+    return eq6_normalised(focal_loss(logits, labels), labels, weights)
+
+
+def eq6_normalised(per_location: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
+                   ) -> torch.Tensor:
+    """(B, A) per-location losses summed, weighted by (B,) w_b, over Eq. 6's normaliser of the
+    real pairs' (B, A) labels: sum_b w_b (N_pos,b + 1)."""
     norm = (weights * (labels.sum(1) + 1)).sum()
     return (per_location.sum(1) * weights).sum() / norm.clamp(min=1e-6)
 
@@ -101,9 +107,8 @@ def cross_video_loss(negative_logits: torch.Tensor, labels: torch.Tensor, weight
     """The cross-video term: focal loss with label 0 over the (B, A) logits of each query
     against another video, weighted by its w_b and divided by Eq. 6's normaliser of the real
     pairs (N_pos + B)."""
-    per_location = focal_loss(negative_logits, torch.zeros_like(negative_logits))
-    norm = (weights * (labels.sum(1) + 1)).sum()
-    return (per_location.sum(1) * weights).sum() / norm.clamp(min=1e-6)
+    return eq6_normalised(focal_loss(negative_logits, torch.zeros_like(negative_logits)),
+                          labels, weights)
 
 
 def location_loss(distances: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,
