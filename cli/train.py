@@ -36,6 +36,7 @@ from .train_options import (
     given_options,
     sort_options,
 )
+from .train_ship import ship
 from .train_teachers import teacher_maps
 
 app = typer.Typer(help="Train models.", no_args_is_help=True)
@@ -318,6 +319,7 @@ def lpnet(
 
 app.command("teacher-maps")(teacher_maps)
 app.command("ensemble")(ensemble)
+app.command("ship")(ship)
 
 
 @app.command("video-text")
