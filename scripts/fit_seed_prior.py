@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from moment_search.benchmarks.position_bias import fit, own_train_chunks
+
 from moment_search.models.fvmr import FVMR
 from moment_search.pretrained import default_model_dir
 from moment_search.train.cell_prior import with_cell_prior
