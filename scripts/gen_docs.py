@@ -42,7 +42,7 @@ STATUS = [
     ("DRN (reranker)", "drn-charades-clip",
      ("reports/accuracy/drn_single/seeds.json", "rows", {"recipe": "drn", **REAL}),
      ("reports/accuracy/drn_seeds/seeds.json", "rows", {"recipe": "drn", **REAL}),
-     ("reports/drn_cascade/fvmr_eval.json", "corpus", {"model": "fvmr + drn (M=10, w=0.75)"})),
+     ("reports/drn_cascade/fvmr_eval.json", "corpus", {"model": "fvmr + drn (M=10, w=0.5)"})),
     ("LPNet (reranker)", "lpnet-charades-clip",
      ("reports/accuracy/lpnet_single/seeds.json", "rows", {"recipe": "lpnet", **REAL}),
      ("reports/accuracy/lpnet_seeds/seeds.json", "rows", {"recipe": "lpnet", **REAL}),

@@ -142,9 +142,27 @@ def one_video_scale(checkpoint: dict) -> float:
 
 @pytest.mark.parametrize("name", ["pln", "fian", "drn", "lpnet", "ensemble"])
 def test_each_shipped_reranker_stores_the_fusion_weight_its_folds_chose(name):
-    report = json.loads((ROOT / f"reports/{name}_cascade_cv/cascade_cv.json").read_text())
+    extra = stored(f"{name}-charades-clip")["extra"]
+    source = extra.get("fusion_weight_report", f"reports/{name}_cascade_cv/cascade_cv.json")
+    report = json.loads((ROOT / source).read_text())
     assert report["reranker"] == name
-    assert stored(f"{name}-charades-clip")["extra"]["fusion_weight"] == report["chosen_weight"]
+    assert extra["fusion_weight"] == report["chosen_weight"]
+
+
+def test_the_shipped_drn_is_its_recipe_with_the_term_and_the_ensemble_keeps_the_one_before():
+    """The ensemble's DRN and the search checkpoint's teacher: the DRN its choices were made
+    with (no cross-video term, the w its own cascade table chose), not the shipped one."""
+    shipped = stored("drn-charades-clip")["extra"]
+    assert recipe_of("drn-charades-clip", "drn").train.cross_video_weight > 0
+    assert shipped["train_config"]["cross_video_weight"] > 0
+    assert shipped["fusion_weight_report"] == "reports/drn_cross_video_cv/cascade_cv.json"
+    member = json.loads((SHIPPED / "ensemble-charades-clip" / "drn" / "config.json").read_text())
+    assert member["model_type"] == "drn"
+    assert member["extra"]["train_config"].get("cross_video_weight", 0.0) == 0.0
+    before = json.loads((ROOT / "reports/drn_cascade_cv/cascade_cv.json").read_text())
+    assert member["extra"]["fusion_weight"] == before["chosen_weight"]
+    assert "--model moment_search/pretrained/ensemble-charades-clip/drn" in \
+        (RECIPES / "fvmr-charades-clip.toml").read_text()
 
 
 def test_the_default_per_video_cap_is_the_one_its_folds_chose():
@@ -167,7 +185,7 @@ def test_ensemble_recipe_is_the_shipped_ensemble():
     members = tomllib.loads((RECIPES / "ensemble-charades-clip.toml").read_text())["ensemble"][
         "members"]
     assert checkpoint["model_type"] == "ensemble"
-    assert checkpoint["config"] == {"members": members, "checkpoints": [None] * len(members)}
+    assert checkpoint["config"] == {"members": members, "checkpoints": ["drn", None]}
     chosen = json.loads((ROOT / "reports/ensemble_cv/ensemble_cv.json").read_text())
     assert chosen["chosen"] == members and checkpoint["extra"]["chosen_by"]["benchmark"] == \
         "ensemble-cv"

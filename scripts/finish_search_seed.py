@@ -1,14 +1,17 @@
-"""Give a search checkpoint of another seed the per-cell prior the shipped one has, without the
-fold models: the strength the folds chose (``reports/position_bias``: 1.5), fitted on the model's
-own training sentences in video-disjoint chunks the size of a held-out fold (850 / 5 = 170
-videos), as ``benchmark position-bias --fold-model ... --write-model`` does once it has chosen.
+"""Finish a search checkpoint of another seed as the shipped one was finished, without the fold
+models that made the choices: the per-cell prior at the strength the folds chose
+(``reports/position_bias``: 1.5), fitted on the model's own training sentences in video-disjoint
+chunks the size of a held-out fold (850 / 5 = 170 videos), as ``benchmark position-bias
+--fold-model ... --write-model`` does once it has chosen; then the one-video scale the folds chose
+(``reports/one_video_weight``: 0.75), as ``benchmark one-video-weight --write-model`` writes it.
+The relevance calibration is not fitted (it does not change any ranking).
 
-Used for the search recipe's seeds 1 and 2 in the corpus seed tables, whose fold models (FIAN's
-take ~50 min each) were not at hand. Checked on seed 0: run on the shipped checkpoint, it writes
-the shipped prior (--check).
+Used for the search recipe's seeds 1 and 2 when their fold models (FIAN's take ~50 min each)
+were not at hand. Checked on seed 0: run on the shipped checkpoint, it refits the shipped prior
+(--check).
 
-    python scripts/fit_seed_prior.py --model runs/search-s1 --out runs/prior-s1
-    python scripts/fit_seed_prior.py --check   # the shipped checkpoint's own prior, refitted
+    python scripts/finish_search_seed.py --model runs/search-s1 --out runs/final-s1
+    python scripts/finish_search_seed.py --check   # the shipped checkpoint's own prior, refitted
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ from moment_search.train.cell_prior import with_cell_prior
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "reports/position_bias/position_bias.json"
+SCALE_REPORT = ROOT / "reports/one_video_weight/one_video_weight.json"
 DATA = ROOT.parent / "shared/data/charades-sta-clip"
 CHUNK_VIDEOS = 170  # a held-out fold of the 850 train videos cut in 5
 
 
 def refit(model_dir: Path) -> tuple[FVMR, np.ndarray, dict]:
-    """``model_dir``'s FVMR without a prior, and the prior fitted as the shipped one was."""
+    """``model_dir``'s FVMR without a prior, the prior fitted as the shipped one was, and the
+    extras to store with it."""
     report = json.loads(REPORT.read_text())
     strength = float(report["chosen_strength"])
     _, extra = FVMR.read_config(model_dir)
@@ -57,9 +62,13 @@ def main() -> None:
         print("max |refit - shipped| =", float(np.abs(prior - shipped).max()))
         return
     base, prior, extra = refit(args.model)
+    scale = float(json.loads(SCALE_REPORT.read_text())["chosen_scale"])
+    record = {"scale": scale, "rule": "best mean fold R1@0.5 + R1@0.7",
+              "report": "reports/one_video_weight/one_video_weight.json"}
     with torch.inference_mode():
-        with_cell_prior(base, prior).save_pretrained(args.out, extra=extra)
-    print(f"{args.model} with the prior written to {args.out}")
+        model = with_cell_prior(base, prior).reconfigured(one_video_text_scale=scale)
+        model.save_pretrained(args.out, extra={**extra, "one_video_weight": record})
+    print(f"{args.model} with the prior and one-video scale {scale} written to {args.out}")
 
 
 if __name__ == "__main__":
