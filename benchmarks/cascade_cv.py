@@ -20,19 +20,16 @@ its ``fusion_weight``, the cascade's default for it.
 
 from __future__ import annotations
 
-import json
-import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import staged_dir
 from ..errors import InputError
-from ..models.base import CONFIG_NAME
 from ..search.localize import CORPUS_PER_VIDEO
 from ..search.searcher import SearchOptions
 from ..train.folds import check_fold_checkpoint, check_fold_corpora, trained_fold
 from ..train.loop import selection_score
+from ..train.ship import write_shipped
 from .corpus_cv import CorpusCVConfig
 from .fvmr_eval import CORPUS_COLUMNS, corpus_rows
 from .report import machine_info, markdown_table, progress, write_report
@@ -141,12 +138,7 @@ def mean_row(rows: list[dict], keep: tuple[str, ...] = ("setting", "w")) -> dict
 def write_with_weight(model: Path, out: Path, weight: float) -> Path:
     """``model`` copied to ``out`` (replaced) with ``fusion_weight`` = ``weight`` in its stored
     settings, written in a staging folder (removed on failure) and renamed."""
-    with staged_dir(out) as staging:
-        shutil.copytree(model, staging, dirs_exist_ok=True)
-        config = json.loads((staging / CONFIG_NAME).read_text())
-        config.setdefault("extra", {})["fusion_weight"] = weight
-        (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2))  # as save_pretrained
-    return out
+    return write_shipped(model, out, weight)
 
 
 def markdown(report: dict) -> str:

@@ -18,9 +18,10 @@ def ship(
     out: Path = typer.Option(..., help="The folder to write."),
     cascade_report: Path = typer.Option(None, help="A `benchmark cascade-cv` JSON report: its "
                                         "chosen w is stored as the checkpoint's fusion_weight."),
-    half: bool = typer.Option(True, help="Store the weights in float16 (as the shipped ones)."),
+    half: bool = typer.Option(True, help="Store the weights in float16 (as the shipped DRN, FIAN "
+                              "and LPNet); --no-half copies them as they are."),
 ) -> None:
-    """Write a checkpoint as it ships: float16, with the cascade w its folds chose."""
+    """Write a checkpoint as it ships: float16 weights, with the cascade w its folds chose."""
     from moment_search.train.ship import ship as write_shipped
 
     with user_errors():

@@ -11,7 +11,7 @@
   marked TODO), which never shows the head a poor box. We take "the predictions that overlap the
   ground truth": the head then sees good and poor boxes alike, which is what ranking needs.
 
-Not in the paper, off by default (``cross_video_weight``): a cross-video term, the focal loss of
+Not in the paper, off by default and on in the shipped recipe (``cross_video_weight``): a cross-video term, the focal loss of
 Eq. 6 with every location labelled negative, for each query paired with the segments of another
 video of the batch (:func:`other_video`), in the same forward pass as the real pairs (so that
 BatchNorm normalises both together). DRN only ever sees a query with its own video, so
