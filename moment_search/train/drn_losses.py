@@ -11,14 +11,13 @@
   marked TODO), which never shows the head a poor box. We take "the predictions that overlap the
   ground truth": the head then sees good and poor boxes alike, which is what ranking needs.
 
-Not in the paper, off by default and on in the shipped recipe (``cross_video_weight``): a cross-video term, the focal loss of
-Eq. 6 with every location labelled negative, for each query paired with the segments of another
-video of the batch (:func:`other_video`), in the same forward pass as the real pairs (so that
-BatchNorm normalises both together). DRN only ever sees a query with its own video, so
-nothing makes m_t of a video that does not show the sentence low, which is what a cascade over
-many videos ranks by. The term is normalised like Eq. 6 (by the real pairs' N_pos + B), so it
-weighs one unrelated video as much as the query's own negatives.
-
+Not in the paper, off by default and on in the shipped recipe (``cross_video_weight``): a
+cross-video term, the focal loss of Eq. 6 with every location labelled negative, for each query
+paired with the segments of another video of the batch (:func:`other_video`), in the same
+forward pass as the real pairs (so that BatchNorm normalises both together). DRN only ever sees
+a query with its own video, so nothing makes m_t of a video that does not show the sentence low,
+which is what a cascade over many videos ranks by. The term is normalised like Eq. 6 (by the
+real pairs' N_pos + B), so it weighs one unrelated video as much as the query's own negatives.
 Per-query weights w_b (``--extra`` pseudo-queries weigh less) count every location of query b
 w_b times in each sum and each count, so all weights 1 give the unweighted losses.
 """
