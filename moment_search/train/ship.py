@@ -19,17 +19,20 @@ from pathlib import Path
 from ..atomic import staged_dir
 from ..errors import InputError
 from ..models.base import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
+from ..models.ensemble import MODEL_TYPE as ENSEMBLE  # the one type without weights of its own
 
 REPORT_OPTION = "--cascade-report"
 
 
 def stored_model_type(model: Path) -> str:
-    """The ``model_type`` in ``model``'s config.json, a registered model type.
+    """The ``model_type`` in ``model``'s config.json, a registered model type, once the
+    checkpoint reads as one of that type (its config, its extras, its weights unless it has none).
 
     Raises:
-        CheckpointError: no readable config.json there, or a model_type that is not one.
+        CheckpointError: no readable config.json there, a model_type that is not one, a config
+            its model does not read, or no weights file.
     """
-    from ..registry import list_models
+    from ..registry import list_models, model_class
 
     path = Path(model) / CONFIG_NAME
     try:
@@ -40,6 +43,11 @@ def stored_model_type(model: Path) -> str:
     if not isinstance(model_type, str) or model_type not in list_models():
         raise CheckpointError(f"{path}: model_type {model_type!r}, expected one of "
                               f"{list_models()}")
+    _, extra = model_class(model_type).read_config(model)  # refuses another model's config
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"{path}: 'extra' is {type(extra).__name__}, expected an object")
+    if model_type != ENSEMBLE and not (Path(model) / WEIGHTS_NAME).is_file():
+        raise CheckpointError(f"{model}: no {WEIGHTS_NAME}; not a complete checkpoint")
     return model_type
 
 
@@ -86,15 +94,17 @@ def recorded_path(path: Path) -> str:
 
 
 def check_ship(model: Path, out: Path, half: bool) -> None:
-    """Refuse ``out`` = ``model`` (the training checkpoint would be lost) and halving a folder
-    that holds more than the config and the weights.
+    """Refuse an ``out`` that is ``model``, holds it or lies in it (the training run would be
+    lost, or the copy would copy itself) and halving a folder that holds more than the config
+    and the weights.
 
     Raises:
         InputError: naming the folder and what is wrong.
     """
-    if Path(out).resolve() == Path(model).resolve():
-        raise InputError(f"--out {out} is --model: write the shipped copy to another folder",
-                         parameter="--out")
+    source, target = Path(model).resolve(), Path(out).resolve()
+    if source.is_relative_to(target) or target.is_relative_to(source):
+        raise InputError(f"--out {out} is, holds or lies in --model {model}: write the shipped "
+                         f"copy to a folder of its own", parameter="--out")
     others = sorted(p.name for p in Path(model).iterdir()
                     if p.name not in (CONFIG_NAME, WEIGHTS_NAME) and not p.is_dir())
     if half and others:
@@ -110,6 +120,7 @@ def halve_weights(path: Path) -> None:
 
     state = load_file(str(path))
     save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(path))
+    path.chmod(0o644)  # safetensors writes it private; as save_pretrained leaves it
 
 
 def write_shipped(model: Path, out: Path, fusion_weight: float | None = None,

@@ -22,8 +22,11 @@ def cascade_report(tmp_path, reranker="drn", weight=0.25, name="cascade_cv.json"
 
 
 def test_ship_stores_the_reports_w_keeps_the_settings_and_halves_the_weights(tmp_path,
-                                                                              tiny_drn_dir):
+                                                                              tiny_drn_dir,
+                                                                              monkeypatch):
     report = cascade_report(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     out = ship(tiny_drn_dir, tmp_path / "shipped", report)
     config, extra = DRN.read_config(out)
     original_config, original_extra = DRN.read_config(tiny_drn_dir)
@@ -37,6 +40,7 @@ def test_ship_stores_the_reports_w_keeps_the_settings_and_halves_the_weights(tmp
         if value.is_floating_point():
             assert value.dtype == torch.float16
             torch.testing.assert_close(value.float(), original[key].half().float())
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o644
     loaded = DRN.from_pretrained(out).state_dict()
     assert all(v.dtype == torch.float32 for v in loaded.values() if v.is_floating_point())
 
@@ -105,11 +109,26 @@ def test_a_config_without_a_known_model_type_is_refused_naming_it(tmp_path, mode
     assert not (tmp_path / "out").exists()
 
 
+def test_a_checkpoint_without_weights_or_with_bad_extras_is_refused(tmp_path, tiny_drn_dir):
+    folder = ship(tiny_drn_dir, tmp_path / "m", half=False)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "extra": None}))
+    with pytest.raises(CheckpointError, match="'extra' is NoneType"):
+        ship(folder, tmp_path / "out", cascade_report(tmp_path))
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        ship(folder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_out_on_model_and_halving_beside_other_files_are_refused(tmp_path, tiny_drn_dir):
     copy = ship(tiny_drn_dir, tmp_path / "copy", half=False)
     before = (copy / "model.safetensors").read_bytes()
-    with pytest.raises(InputError, match="is --model"):
-        ship(copy, copy)
+    for out in (copy, copy / "inside", tmp_path):
+        with pytest.raises(InputError, match="is, holds or lies in --model"):
+            ship(copy, out)
+    assert not (copy / "inside").exists()
     (copy / "relevance.json").write_text("{}")
     with pytest.raises(InputError, match=r"holds \['relevance.json'\].*--no-half"):
         ship(copy, tmp_path / "half")
