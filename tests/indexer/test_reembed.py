@@ -1,7 +1,8 @@
 """Re-embedding in place (issue 23, item 8): ``index add`` brings a removed video back and
 ``index update`` re-embeds changed features, for every index kind and Milvus, answering as a
-fresh build of the same corpus (exactly for flat, within ANN tolerance otherwise); a kill at any
-crash point of an update leaves the old published state."""
+fresh build of the same corpus (exactly for flat; for Milvus's exact index the same moments, scores
+within 2e-4; within ANN tolerance otherwise); a kill at any crash point of an update leaves the old
+published state."""
 
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ def change_features(corpus, video_id: str) -> None:
 def assert_same_answers(kind: str, got, want) -> None:
     if kind == "flat":
         assert got == want
+    elif kind == "milvus":  # exact search in another engine: its float sums differ in the 5th digit
+        for g, w in zip(got, want, strict=True):
+            scores, reference = dict((m[:3], m[3]) for m in g), dict((m[:3], m[3]) for m in w)
+            assert scores.keys() == reference.keys()
+            assert all(abs(scores[m] - reference[m]) <= 2e-4 for m in scores)
     else:  # approximate: the same moments, nearly
         assert overlap(got, want) >= 0.9
 
@@ -62,7 +68,7 @@ def assert_same_answers(kind: str, got, want) -> None:
 def test_readd_and_update_answer_as_a_fresh_build(kind, tmp_path, tiny_model_dir):
     backend = {"backend": "milvus", "milvus_uri": str(tmp_path / "m.db")} \
         if kind == "milvus" else {}
-    kind_of = "flat" if kind == "milvus" else kind
+    kind_of = "flat" if kind == "milvus" else kind  # Milvus builds its FLAT (exact) index
     corpus = write_tiny_corpus(tmp_path / "corpus", n_videos=9)
     out, fresh = tmp_path / "idx", tmp_path / "fresh"
     build_index(corpus, out, tiny_model_dir, config(kind_of, **backend))
@@ -73,7 +79,7 @@ def test_readd_and_update_answer_as_a_fresh_build(kind, tmp_path, tiny_model_dir
     assert verify_index(out) == []
     summary = index_summary(out)
     assert (summary["videos_indexed"], summary["videos_removed"]) == (9, 0)
-    assert_same_answers(kind_of, answers(out), answers(fresh))
+    assert_same_answers(kind, answers(out), answers(fresh))
 
     change_features(corpus, "vid005")
     report = add_videos(corpus, out, config(kind_of))
@@ -83,7 +89,7 @@ def test_readd_and_update_answer_as_a_fresh_build(kind, tmp_path, tiny_model_dir
     assert verify_index(out) == []
     changed = tmp_path / "changed"
     build_index(corpus, changed, tiny_model_dir, config(kind_of))
-    assert_same_answers(kind_of, answers(out), answers(changed))
+    assert_same_answers(kind, answers(out), answers(changed))
     catalog = Catalog.open(out / "catalog.sqlite")
     assert len(catalog.retired_ranges()) == 3  # vid003, vid006, then vid005's first ids
     searcher = Searcher.open(out, device="cpu")
