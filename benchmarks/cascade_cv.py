@@ -117,7 +117,7 @@ def run(config: CascadeCVConfig) -> dict:
               "machine": machine_info()}
     write_report(config.out, "cascade_cv", report, markdown(report))
     if config.write_model:
-        write_with_weight(Path(config.model), Path(config.write_model), chosen["w"])
+        write_shipped(Path(config.model), Path(config.write_model), chosen["w"])
     return report
 
 
@@ -133,12 +133,6 @@ def mean_row(rows: list[dict], keep: tuple[str, ...] = ("setting", "w")) -> dict
             "score": statistics.fmean(r["score"] for r in rows),
             **{f"fold {i} score": r["score"] for i, r in enumerate(rows)},
             **{name: statistics.fmean(r[name] for r in rows) for name in CORPUS_COLUMNS}}
-
-
-def write_with_weight(model: Path, out: Path, weight: float) -> Path:
-    """``model`` copied to ``out`` (replaced) with ``fusion_weight`` = ``weight`` in its stored
-    settings, written in a staging folder (removed on failure) and renamed."""
-    return write_shipped(model, out, weight)
 
 
 def markdown(report: dict) -> str:

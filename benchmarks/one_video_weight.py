@@ -161,9 +161,13 @@ def run(config: OneVideoWeightConfig) -> dict:
 def write_model(model, extra: dict, scale: float, config: OneVideoWeightConfig) -> None:
     """``model`` with ``one_video_text_scale = scale``, into ``config.write_model``."""
     copy = model.reconfigured(one_video_text_scale=scale)
-    record = {"scale": scale, "rule": "best mean fold R1@0.5 + R1@0.7",
-              "report": str(Path(config.out) / "one_video_weight.json")}
+    record = scale_record(scale, str(Path(config.out) / "one_video_weight.json"))
     copy.save_pretrained(config.write_model, extra={**extra, "one_video_weight": record})
+
+
+def scale_record(scale: float, report: str) -> dict:
+    """What a checkpoint stores of its one-video scale: the scale, the rule and the report."""
+    return {"scale": scale, "rule": "best mean fold R1@0.5 + R1@0.7", "report": report}
 
 
 def markdown(report: dict) -> str:

@@ -290,8 +290,8 @@ def run(config: PositionBiasConfig) -> dict:
                       "after": measure(val, prior)},
               "machine": machine_info()}
     write_report(config.out, "position_bias", report, markdown(report))
-    record = {"fitted_on": fitted_on, "strength": strength, "rule": report["rule"],
-              "report": str(config.out / "position_bias.json")}
+    record = prior_record(fitted_on, strength, report["rule"],
+                          str(config.out / "position_bias.json"))
     with torch.inference_mode():
         if config.write_model:
             with_cell_prior(base, prior).save_pretrained(config.write_model,
@@ -299,6 +299,12 @@ def run(config: PositionBiasConfig) -> dict:
         if config.write_fold_models:
             write_fold_models(config, choice.fold_fits, strength, record)
     return report
+
+
+def prior_record(fitted_on: str, strength: float, rule: dict, report: str) -> dict:
+    """What a checkpoint stores of its per-cell prior: what it was fitted on, its strength, the
+    rule and the report."""
+    return {"fitted_on": fitted_on, "strength": strength, "rule": rule, "report": report}
 
 
 def write_fold_models(config: PositionBiasConfig, fold_fits: list[list[Split]], strength: float,

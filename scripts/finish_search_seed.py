@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from moment_search.benchmarks.position_bias import fit, own_train_chunks
+from moment_search.benchmarks.one_video_weight import scale_record
+from moment_search.benchmarks.position_bias import fit, own_train_chunks, prior_record
 from moment_search.cli.train_options import check_out
 
 from moment_search.models.fvmr import FVMR
@@ -47,8 +48,8 @@ def refit(model_dir: Path, data: Path) -> tuple[FVMR, np.ndarray, dict]:
     with torch.inference_mode():
         base = with_cell_prior(FVMR.from_pretrained(model_dir), None)
         chunks = own_train_chunks(base, data, extra.get("feature_rate"), CHUNK_VIDEOS)
-    record = {"fitted_on": report["fitted_on"], "strength": strength, "rule": report["rule"],
-              "report": "reports/position_bias/position_bias.json"}
+    record = prior_record(report["fitted_on"], strength, report["rule"],
+                          "reports/position_bias/position_bias.json")
     return base, fit(chunks, strength), {**extra, "cell_prior": record}
 
 
@@ -56,8 +57,7 @@ def finish(model_dir: Path, out: Path, data: Path) -> None:
     """``model_dir`` with the shipped prior rule and one-video scale, written to ``out``."""
     base, prior, extra = refit(model_dir, data)
     scale = float(json.loads(SCALE_REPORT.read_text())["chosen_scale"])
-    record = {"scale": scale, "rule": "best mean fold R1@0.5 + R1@0.7",
-              "report": "reports/one_video_weight/one_video_weight.json"}
+    record = scale_record(scale, "reports/one_video_weight/one_video_weight.json")
     with torch.inference_mode():
         model = with_cell_prior(base, prior).reconfigured(one_video_text_scale=scale)
         model.save_pretrained(out, extra={**extra, "one_video_weight": record})
@@ -72,8 +72,8 @@ def check(data: Path) -> bool:
     shipped = default_model_dir("fvmr")
     with tempfile.TemporaryDirectory() as tmp:
         finish(shipped, Path(tmp) / "again", data)
-        same = {name: json.loads((Path(tmp) / "again" / name).read_text())
-                == json.loads((shipped / name).read_text()) for name in ("config.json",)}
+        same = {"config.json": json.loads((Path(tmp) / "again" / "config.json").read_text())
+                == json.loads((shipped / "config.json").read_text())}
         a, b = (load_file(str(d / "model.safetensors")) for d in (shipped, Path(tmp) / "again"))
     same["weights"] = a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     print(f"finished again, equal to {shipped}: {same}")

@@ -18,6 +18,7 @@ forward pass as the real pairs (so that BatchNorm normalises both together). DRN
 a query with its own video, so nothing makes m_t of a video that does not show the sentence low,
 which is what a cascade over many videos ranks by. The term is normalised like Eq. 6 (by the
 real pairs' N_pos + B), so it weighs one unrelated video as much as the query's own negatives.
+
 Per-query weights w_b (``--extra`` pseudo-queries weigh less) count every location of query b
 w_b times in each sum and each count, so all weights 1 give the unweighted losses.
 """
