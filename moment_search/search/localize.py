@@ -55,10 +55,24 @@ def widened(answer: list, fetched: int, limit: int, k: int, cap: int | None,
             fetch: Callable[[int], list], video_of: Callable) -> list:
     """``answer`` (from the best ``fetched`` proposals), or, while it is :func:`short_of_cap`,
     ``fetch(n)`` for n :data:`WIDEN_FACTOR` times larger each time, up to ``limit``."""
-    while fetched < limit and short_of_cap([video_of(item) for item in answer], k, cap):
+    return widened_many({0: answer}, fetched, limit, k, cap,
+                        lambda rows, n: [fetch(n) for _ in rows], video_of)[0]
+
+
+def widened_many(answers: dict, fetched: int, limit: int, k: int, cap: int | None,
+                 fetch_many: Callable[[list, int], list], video_of: Callable) -> dict:
+    """:func:`widened` for many answers at once (row -> answer, each from the best ``fetched``
+    proposals): each round, ``fetch_many(rows, n)`` answers every row still short in one
+    call, so a batch that widens costs one wider search per round, not one per sentence."""
+    answers = dict(answers)
+    short = [row for row, answer in answers.items()
+             if short_of_cap([video_of(item) for item in answer], k, cap)]
+    while fetched < limit and short:
         fetched = min(limit, fetched * WIDEN_FACTOR)
-        answer = fetch(fetched)
-    return answer
+        answers.update(zip(short, fetch_many(short, fetched), strict=True))
+        short = [row for row in short
+                 if short_of_cap([video_of(item) for item in answers[row]], k, cap)]
+    return answers
 
 
 def keep_best(spans: np.ndarray, scores: np.ndarray, k: int, nms_threshold: float

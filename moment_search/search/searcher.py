@@ -27,7 +27,7 @@ from .localize import (
     one_video,
     short_of_cap,
     video_cap,
-    widened,
+    widened_many,
 )
 from .options import Moment, SearchOptions, Timings, default_candidates  # re-exported
 from .query_cache import QUERY_CACHE_SIZE, QueryCache
@@ -360,8 +360,8 @@ class Searcher:
         cap, fill = video_cap(opts.per_video, opts.video_ids)
         if not fill or opts.rerank or opts.candidates is not None:
             return results
-        short = [row for row, moments in enumerate(results)
-                 if short_of_cap([m.video_id for m in moments], opts.k, cap)]
+        short = {row: moments for row, moments in enumerate(results)
+                 if short_of_cap([m.video_id for m in moments], opts.k, cap)}
         if not short:  # the usual case: nothing more to do on the hot path
             return results
         if self._videos_in_scope(opts.video_ids) * cap < opts.k:
@@ -369,17 +369,18 @@ class Searcher:
         selector = self._selector(opts.video_ids)
         allowed = sum(count for _, count in selector) if selector else self.n_stored
         limit = min(allowed, WIDEST_FETCH, self.index.max_k or WIDEST_FETCH)
-        for row in short:
-            fetch = partial(self._fetch_moments, queries[row], selector, opts)
-            results[row] = widened(results[row], fetched, limit, opts.k, cap, fetch,
-                                   attrgetter("video_id"))
+        fetch = partial(self._fetch_moments, queries, selector, opts)
+        for row, moments in widened_many(short, fetched, limit, opts.k, cap, fetch,
+                                         attrgetter("video_id")).items():
+            results[row] = moments
         return results
 
-    def _fetch_moments(self, query: np.ndarray, selector, opts: SearchOptions, n: int
-                       ) -> list[Moment]:
-        """The answer to one (D,) query from its best ``n`` proposals."""
-        scores, ids = self.index.search(query[None], n, self.params, selector)
-        return self._moments(scores[0], ids[0], opts)
+    def _fetch_moments(self, queries: np.ndarray, selector, opts: SearchOptions,
+                       rows: list[int], n: int) -> list[list[Moment]]:
+        """The answers to ``queries[rows]`` from each one's best ``n`` proposals, in one
+        search."""
+        scores, ids = self.index.search(queries[rows], n, self.params, selector)
+        return [self._moments(s, i, opts) for s, i in zip(scores, ids, strict=True)]
 
     def _videos_in_scope(self, video_ids: Sequence[str] | None) -> int:
         """How many videos a search may answer from: the chosen ones, else every live one."""

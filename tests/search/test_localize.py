@@ -10,6 +10,7 @@ from moment_search.search.localize import (
     short_of_cap,
     video_cap,
     widened,
+    widened_many,
 )
 
 
@@ -138,3 +139,27 @@ def test_widened_fetches_wider_until_the_cap_holds_or_the_limit():
     calls.clear()
     assert widened([0, 12], 2, 1000, 2, 2, fetch, videos.__getitem__) == [0, 12]
     assert calls == []  # nothing short: no fetch
+
+
+def test_widened_many_fetches_only_the_short_rows_once_a_round():
+    # each row's videos, best proposal first; k = 2 moments, at most 1 of a video, then filled
+    rankings = {0: [0] * 64, 1: [1, 2] * 32, 2: [5] * 4 + [6, 7] * 30}
+    rounds = []
+
+    def answer(row, n):
+        kept, held = [], []
+        for video in rankings[row][:n]:
+            (held if video in kept else kept).append(video)
+        return (kept + held)[:2]
+
+    def fetch_many(rows, n):
+        rounds.append((list(rows), n))
+        return [answer(row, n) for row in rows]
+
+    start = {row: answer(row, 2) for row in rankings}
+    got = widened_many(start, 2, 32, 2, 1, fetch_many, lambda video: video)
+    assert got == {0: [0, 0], 1: [1, 2], 2: [5, 6]}  # row 0 still short at the limit
+    assert rounds == [([0, 2], 8), ([0], 32)]  # one call a round, for the short rows only
+    rounds.clear()
+    assert widened_many({1: [1, 2]}, 2, 32, 2, 1, fetch_many, lambda video: video) == {1: [1, 2]}
+    assert rounds == []

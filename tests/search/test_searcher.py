@@ -167,6 +167,28 @@ def test_a_short_default_cap_is_fetched_again_wider(searcher, monkeypatch):
     assert searcher.search(text, k=k, candidates=k) == first
 
 
+def test_a_batch_widens_its_short_answers_in_one_search_a_round(searcher, monkeypatch):
+    from moment_search.search import searcher as searcher_module
+
+    texts, k = ["a person walks", "person does action number 3", "a person walks"], 8
+    alone = [searcher.search(text, k=k, candidates=searcher.n_stored) for text in texts]
+    monkeypatch.setattr(searcher_module, "default_candidates", lambda wanted: wanted)
+    batches = []
+    search = searcher.index.search
+
+    def counted(queries, n, *args):  # the real index, its calls recorded
+        batches.append((len(queries), n))
+        return search(queries, n, *args)
+
+    monkeypatch.setattr(searcher.index, "search", counted)
+    together = searcher.search_many(texts, k=k)
+    assert [[(m.video_id, m.start_s) for m in answer] for answer in together] == \
+        [[(m.video_id, m.start_s) for m in answer] for answer in alone]
+    assert batches[0] == (3, k)  # the first fetch, then one search a round for the short ones
+    assert len(batches) > 1 and all(rows <= 3 for rows, _ in batches[1:])
+    assert len({n for _, n in batches}) == len(batches)  # never two searches at one width
+
+
 class ScaledEncoder:
     """The index's own query encoder with its vectors doubled (another encoder to swap in)."""
 
