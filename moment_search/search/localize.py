@@ -65,14 +65,17 @@ def widened_many(answers: dict, fetched: int, limit: int, k: int, cap: int | Non
     proposals): each round, ``fetch_many(rows, n)`` answers every row still short in one
     call, so a batch that widens costs one wider search per round, not one per sentence."""
     answers = dict(answers)
-    short = [row for row, answer in answers.items()
-             if short_of_cap([video_of(item) for item in answer], k, cap)]
+    short = [row for row in answers if _short(answers[row], k, cap, video_of)]
     while fetched < limit and short:
         fetched = min(limit, fetched * WIDEN_FACTOR)
         answers.update(zip(short, fetch_many(short, fetched), strict=True))
-        short = [row for row in short
-                 if short_of_cap([video_of(item) for item in answers[row]], k, cap)]
+        short = [row for row in short if _short(answers[row], k, cap, video_of)]
     return answers
+
+
+def _short(answer: list, k: int, cap: int | None, video_of: Callable) -> bool:
+    """:func:`short_of_cap` of an answer's items, their videos read by ``video_of``."""
+    return short_of_cap([video_of(item) for item in answer], k, cap)
 
 
 def keep_best(spans: np.ndarray, scores: np.ndarray, k: int, nms_threshold: float

@@ -354,7 +354,7 @@ class Searcher:
 
     def _widened(self, queries: np.ndarray, opts: SearchOptions, fetched: int,
                  results: list[list[Moment]]) -> list[list[Moment]]:
-        """A default search's answers whose filled cap came up short (``localize.widened``),
+        """A default search's answers whose filled cap came up short (``localize.widened_many``),
         fetched again wider; the cascade takes every fetched moment and a set ``candidates``
         is kept as given."""
         cap, fill = video_cap(opts.per_video, opts.video_ids)

@@ -184,8 +184,10 @@ def test_a_batch_widens_its_short_answers_in_one_search_a_round(searcher, monkey
     together = searcher.search_many(texts, k=k)
     assert [[(m.video_id, m.start_s) for m in answer] for answer in together] == \
         [[(m.video_id, m.start_s) for m in answer] for answer in alone]
-    assert batches[0] == (3, k)  # the first fetch, then one search a round for the short ones
-    assert len(batches) > 1 and all(rows <= 3 for rows, _ in batches[1:])
+    assert batches[0] == (3, k)  # the first fetch; every answer here is short at k
+    assert batches[1] == (3, 4 * k)  # the first wider round: all three in one search
+    rows = [count for count, _ in batches]
+    assert rows == sorted(rows, reverse=True)  # later rounds: only the rows still short
     assert len({n for _, n in batches}) == len(batches)  # never two searches at one width
 
 
