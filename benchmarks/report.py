@@ -40,6 +40,8 @@ _DISTRIBUTIONS = {
     "faiss": ("faiss-cpu", "faiss-gpu-cu12", "faiss-gpu", "faiss"),
     "torch": ("torch",),
     "matplotlib": ("matplotlib",),
+    "pymilvus": ("pymilvus",),  # the Milvus client and its embedded server, where installed
+    "milvus-lite": ("milvus-lite",),
 }
 
 
