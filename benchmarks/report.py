@@ -40,8 +40,8 @@ _DISTRIBUTIONS = {
     "faiss": ("faiss-cpu", "faiss-gpu-cu12", "faiss-gpu", "faiss"),
     "torch": ("torch",),
     "matplotlib": ("matplotlib",),
-    "pymilvus": ("pymilvus",),  # the Milvus client and its embedded server, where installed
-    "milvus-lite": ("milvus-lite",),
+    "pymilvus": ("pymilvus",),  # the Milvus client, where installed
+    "milvus-lite": ("milvus-lite",),  # the embedded Milvus, where installed
 }
 
 
@@ -89,7 +89,8 @@ def machine_info() -> dict[str, Any]:
         dict with ``cpu_model``, ``logical_cores`` (os.cpu_count), ``usable_cores`` (this
         process's CPU affinity), ``faiss_threads`` (OpenMP threads FAISS uses),
         ``omp_num_threads`` (the environment variable, if set), ``platform``, ``versions``
-        (python, numpy, faiss, torch, matplotlib; None when absent), ``load_average_1m`` (other
+        (python, numpy, faiss, torch, matplotlib, pymilvus, milvus-lite; None when
+        absent), ``load_average_1m`` (other
         work competing for the cores) and ``timestamp`` (UTC)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = {lib: package_version(*names) for lib, names in _DISTRIBUTIONS.items()}

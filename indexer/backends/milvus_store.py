@@ -88,6 +88,15 @@ def index_params(kind: str, params: dict) -> tuple[str, dict]:
     return "FLAT", {}
 
 
+def wire_build_params(build: dict) -> dict:
+    """``build`` as ``add_index(params=...)`` must get it: nested under one ``params`` entry,
+    which pymilvus sends as a single JSON value (the wire format of its older
+    ``Collection.create_index``, which Milvus servers read). Given flat, pymilvus sends each
+    key alone, and milvus-lite 3.x drops them without a word: its index then takes its own
+    defaults (nlist 128, M 16, efConstruction 200). Only milvus-lite is tested here."""
+    return {"params": build} if build else {}
+
+
 def search_params(kind: str, params: dict, k: int) -> dict:
     if kind == "hnsw":
         return {"params": {"ef": max(int(k), int(params.get("ef_search", 1024)))}}
@@ -145,7 +154,7 @@ class MilvusStore:
             milvus_type, build = index_params(spec.kind, spec.params)
             indexes = client.prepare_index_params()
             indexes.add_index(field_name="vector", index_type=milvus_type, metric_type="IP",
-                              params=build)
+                              params=wire_build_params(build))
             client.create_collection(collection, schema=schema, index_params=indexes)
         return cls(client, uri, collection, spec.kind, spec.params)
 

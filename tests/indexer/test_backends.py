@@ -70,6 +70,25 @@ def test_milvus_params_are_recorded(tmp_path, corpus, tiny_model_dir):
     assert params["collection"].startswith("moment_search_")
 
 
+@pytest.mark.parametrize("kind, params, built", [
+    ("ivf", {"nlist": 4, "nprobe": 2}, {"nlist": 4}),
+    ("hnsw", {"M": 8, "ef_construction": 24}, {"M": 8, "efConstruction": 24}),
+])
+def test_milvus_builds_with_the_asked_params(tmp_path, kind, params, built):
+    """The collection's index is built with the spec's params, not milvus-lite's defaults
+    (milvus-lite 3.x silently dropped them when pymilvus sent them flat)."""
+    from types import SimpleNamespace
+
+    from moment_search.indexer.backends.milvus_store import MilvusStore
+
+    spec = SimpleNamespace(kind=kind, params=params)
+    store = MilvusStore.create(str(tmp_path / "m.db"), "c", 8, spec, fresh=True)
+    name = store.client.list_indexes("c")[0]
+    described = store.client.describe_index("c", name)
+    stored = described.get("params", described)  # nested (milvus-lite 3.x) or flat
+    assert {key: int(stored[key]) for key in built} == built
+
+
 def test_killed_milvus_build_resumes(tmp_path, corpus, reference, tiny_model_dir):
     zygote = Zygote(tmp_path)
     try:
