@@ -89,9 +89,8 @@ def machine_info() -> dict[str, Any]:
         dict with ``cpu_model``, ``logical_cores`` (os.cpu_count), ``usable_cores`` (this
         process's CPU affinity), ``faiss_threads`` (OpenMP threads FAISS uses),
         ``omp_num_threads`` (the environment variable, if set), ``platform``, ``versions``
-        (python, numpy, faiss, torch, matplotlib, pymilvus, milvus-lite; None when
-        absent), ``load_average_1m`` (other
-        work competing for the cores) and ``timestamp`` (UTC)."""
+        (python, numpy, faiss, torch, matplotlib, pymilvus, milvus-lite; None when absent),
+        ``load_average_1m`` (other work competing for the cores) and ``timestamp`` (UTC)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     versions = {lib: package_version(*names) for lib, names in _DISTRIBUTIONS.items()}
     versions["python"] = platform.python_version()

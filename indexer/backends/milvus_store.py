@@ -90,8 +90,8 @@ def index_params(kind: str, params: dict) -> tuple[str, dict]:
 
 def wire_build_params(build: dict) -> dict:
     """``build`` as ``add_index(params=...)`` must get it: nested under one ``params`` entry,
-    which pymilvus sends as a single JSON value (the wire format of its older
-    ``Collection.create_index``, which Milvus servers read). Given flat, pymilvus sends each
+    which pymilvus sends as a single JSON value (the shape its ORM ``Collection.create_index``,
+    deprecated in pymilvus 3.0, sends, and Milvus servers read). Given flat, pymilvus sends each
     key alone, and milvus-lite 3.x drops them without a word: its index then takes its own
     defaults (nlist 128, M 16, efConstruction 200). Only milvus-lite is tested here."""
     return {"params": build} if build else {}
